@@ -1,0 +1,82 @@
+"""Runtime defaults in one place, overridable by ``ULTRARUN_<NAME>`` environment variables.
+
+Constructor arguments win over these; these win over the built-in defaults. Setting a name that
+does not exist raises, so a typo cannot silently do nothing.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from .errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+_DEFAULTS: dict[str, Any] = {
+    # Address every listener binds to unless a host or interface is given (closed by default).
+    "HOST": "127.0.0.1",
+    # Seconds any remote call may take before it counts as failed.
+    "COMMTIMEOUT": 5.0,
+    # Seconds between the dispatcher's pings of its workers (and name-server re-discovery).
+    "PING_INTERVAL": 10.0,
+    # The run secret (HMAC key) when none is passed explicitly.
+    "SECRET": None,
+    # Per-user fallback secret, created with mode 0600 on first use.
+    "SECRET_FILE": os.path.join("~", ".ultrarun", "secret"),
+}
+
+
+class Config:
+    """Settings object; read the live values from :data:`config`."""
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_values", {})
+        self.reset()
+
+    def reset(self, use_environment: bool = True) -> None:
+        """Back to the defaults, then apply ``ULTRARUN_*`` environment variables."""
+        values = dict(_DEFAULTS)
+        if use_environment:
+            for key, raw in os.environ.items():
+                if not key.startswith("ULTRARUN_"):
+                    continue
+                name = key[len("ULTRARUN_"):]
+                if name not in _DEFAULTS:
+                    log.warning("ignoring unknown setting %s (known: %s)", key,
+                                ", ".join("ULTRARUN_" + k for k in _DEFAULTS))
+                    continue
+                values[name] = self._convert(name, raw)
+        object.__setattr__(self, "_values", values)
+
+    @staticmethod
+    def _convert(name: str, raw: Any) -> Any:
+        default = _DEFAULTS[name]
+        if isinstance(default, float):
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                raise ConfigurationError(f"setting {name} must be a number, got {raw!r}") from None
+            if value <= 0:
+                raise ConfigurationError(f"setting {name} must be > 0, got {value}")
+            return value
+        return raw
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"unknown setting {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in _DEFAULTS:
+            raise ConfigurationError(f"unknown setting {name!r}; known: {', '.join(_DEFAULTS)}")
+        self._values[name] = self._convert(name, value)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+config = Config()
+
+__all__ = ["Config", "config"]

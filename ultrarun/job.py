@@ -1,0 +1,151 @@
+"""Jobs, their lifecycle states, and the rules for what may travel between processes.
+
+A job is one evaluation of a configuration at a budget. The dispatcher, the runners and the
+master all speak in these objects, so one status enum serves every backend.
+"""
+from __future__ import annotations
+
+import enum
+import itertools
+import math
+import numbers
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from .errors import ResultError
+
+
+class JobStatus(enum.Enum):
+    """Lifecycle of a job: QUEUED -> RUNNING -> one of the final states."""
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    CRASHED = "CRASHED"  # compute raised, or returned junk (the user's failure: not retried)
+    TIMEOUT = "TIMEOUT"  # hard time limit hit
+    MEMOUT = "MEMOUT"  # hard memory limit hit
+    LOST = "LOST"  # the worker vanished more than max_retries times (infrastructure failure)
+    CANCELLED = "CANCELLED"  # never ran to the end because the run was stopped
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+    @property
+    def failed(self) -> bool:
+        return self.is_final and self is not JobStatus.SUCCESS
+
+
+#: SMAC3 calls the same enum StatusType.
+StatusType = JobStatus
+
+_tokens = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Job:
+    """One evaluation, as the dispatcher hands it to the ``new_result_callback``.
+
+    ``id`` is the caller's identifier (a config id for the master); ``token`` is unique per
+    dispatcher and, with ``attempt``, tells a current result from a stale one.
+    """
+
+    id: Any
+    kwargs: dict[str, Any]
+    token: int = field(default_factory=lambda: next(_tokens))
+    attempt: int = 1
+    status: JobStatus = JobStatus.QUEUED
+    result: dict[str, Any] | None = None
+    exception: str | None = None
+    worker_name: str | None = None
+    timestamps: dict[str, float] = field(default_factory=dict)
+
+    def time_it(self, which: str) -> None:
+        """Record a timestamp ('submitted', 'started', 'finished')."""
+        self.timestamps[which] = time.time()
+
+    @property
+    def loss(self) -> float | None:
+        return None if self.result is None else self.result.get("loss")
+
+    def __repr__(self) -> str:
+        return (f"Job(id={self.id!r}, status={self.status.name}, attempt={self.attempt}, "
+                f"worker={self.worker_name!r}, loss={self.loss!r})")
+
+
+_SCALARS = (str, bool, int, type(None))
+
+
+def to_plain(obj: Any, where: str = "value") -> Any:
+    """Return ``obj`` as plain Python data that serpent carries faithfully.
+
+    numpy scalars and arrays become Python numbers and lists, numpy strings become ``str``,
+    mappings become dicts and NaN becomes None (serpent cannot carry NaN). Anything else raises
+    :class:`ResultError` naming the offending field, so the message says what to fix.
+    """
+    if isinstance(obj, _SCALARS):
+        return obj
+    if isinstance(obj, float):
+        return None if math.isnan(obj) else obj
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in "biufUSO":
+            raise ResultError(f"{where} is a numpy array of dtype {obj.dtype}, which cannot travel")
+        return to_plain(obj.tolist(), where)
+    if isinstance(obj, np.generic):
+        return to_plain(obj.item(), where)
+    if isinstance(obj, Mapping):
+        out = {}
+        for key, value in obj.items():
+            plain_key = to_plain(key, f"{where} key {key!r}")
+            if isinstance(plain_key, (list, dict)):
+                raise ResultError(f"{where} has an unhashable key {key!r}")
+            out[plain_key] = to_plain(value, f"{where}[{key!r}]")
+        return out
+    if isinstance(obj, (list, tuple)):
+        items = [to_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return items if isinstance(obj, list) else tuple(items)
+    if isinstance(obj, (set, frozenset)):
+        return [to_plain(v, f"{where} item") for v in obj]
+    if isinstance(obj, numbers.Integral):
+        return int(obj)
+    if isinstance(obj, numbers.Real):
+        return to_plain(float(obj), where)
+    raise ResultError(f"{where} is of type {type(obj).__module__}.{type(obj).__qualname__}, "
+                      "which cannot travel; use plain Python values (numbers, str, lists, dicts)")
+
+
+def validate_result(raw: Any) -> dict[str, Any]:
+    """Check a compute's return value and return it as plain data: ``{'loss': float, 'info': ...}``.
+
+    A bare real number is taken as the loss. Raises :class:`ResultError` with a message naming
+    what is wrong (not a dict, no loss, a loss that is not a finite number, a field that cannot
+    travel).
+    """
+    if isinstance(raw, (numbers.Real, np.number)) and not isinstance(raw, bool):
+        raw = {"loss": raw, "info": {}}
+    if not isinstance(raw, Mapping):
+        raise ResultError(f"compute returned {type(raw).__name__} {_short(raw)}; expected a dict "
+                          "with 'loss' (a finite number, minimised) and 'info' (plain data)")
+    if "loss" not in raw:
+        raise ResultError(f"compute returned a dict without 'loss' (keys: {sorted(map(str, raw))})")
+    loss = raw["loss"]
+    if isinstance(loss, (bool, np.bool_)) or not isinstance(loss, (numbers.Real, np.number)):
+        raise ResultError(f"result['loss'] is {type(loss).__name__} {_short(loss)}; it must be a number")
+    loss = float(loss)
+    if not math.isfinite(loss):
+        raise ResultError(f"result['loss'] is {loss}; it must be a finite number")
+    plain = to_plain(dict(raw), "result")
+    plain["loss"] = loss
+    plain.setdefault("info", {})
+    return plain
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+__all__ = ["Job", "JobStatus", "StatusType", "to_plain", "validate_result"]
