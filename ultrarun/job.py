@@ -76,7 +76,7 @@ class Job:
                 f"worker={self.worker_name!r}, loss={self.loss!r})")
 
 
-_SCALARS = (str, bool, int, type(None))
+_SCALARS = frozenset((str, bool, int, type(None)))
 
 
 def to_plain(obj: Any, where: str = "value") -> Any:
@@ -86,9 +86,10 @@ def to_plain(obj: Any, where: str = "value") -> Any:
     mappings become dicts and NaN becomes None (serpent cannot carry NaN). Anything else raises
     :class:`ResultError` naming the offending field, so the message says what to fix.
     """
-    if isinstance(obj, _SCALARS):
+    kind = type(obj)
+    if kind in _SCALARS:  # exact types: numpy's str_ and float64 subclass str and float
         return obj
-    if isinstance(obj, float):
+    if kind is float:
         return None if math.isnan(obj) else obj
     if isinstance(obj, np.ndarray):
         if obj.dtype.kind not in "biufUSO":
@@ -109,6 +110,8 @@ def to_plain(obj: Any, where: str = "value") -> Any:
         return items if isinstance(obj, list) else tuple(items)
     if isinstance(obj, (set, frozenset)):
         return [to_plain(v, f"{where} item") for v in obj]
+    if isinstance(obj, str):
+        return str(obj)
     if isinstance(obj, numbers.Integral):
         return int(obj)
     if isinstance(obj, numbers.Real):

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import re
 import threading
+import time
 from typing import Any, Callable, Iterator
 
 import Pyro4
@@ -250,6 +251,22 @@ class NameServerClient:
     def ping(self) -> None:
         self._call("ping")
 
+    def wait(self, timeout: float) -> None:
+        """Ping until the name server answers (parties may start before it), or raise
+        :class:`NameServerError` after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        waiter = threading.Event()
+        while True:
+            try:
+                self.ping()
+                return
+            except (AuthenticationError, CommunicationTimeout):
+                raise
+            except CommunicationError:
+                if time.monotonic() >= deadline:
+                    raise NameServerError(f"no name server at {self.host}:{self.port}") from None
+                waiter.wait(0.1)
+
     def register(self, name: str, uri: str) -> None:
         self._call("register", name, str(uri))
 
@@ -276,3 +293,26 @@ class NameServerClient:
 __all__ = ["Server", "NameServerClient", "start_nameserver", "make_proxy", "close_proxy",
            "remote_call", "expose", "oneway", "check_run_id", "dispatcher_name", "worker_prefix",
            "worker_name", "parse_worker_name", "DEFAULT_NAMESERVER_PORT"]
+
+
+def local_address_towards(host: str) -> str:
+    """The local IP address a connection to ``host`` leaves from (no packet is sent).
+
+    A worker told only where the name server is binds here, so a name server on another node
+    can reach it; a loopback name server keeps everything on loopback.
+    """
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, 9, type=socket.SOCK_DGRAM)
+    except socket.gaierror as exc:
+        raise ConfigurationError(f"cannot resolve host {host!r}: {exc}") from None
+    family, _, _, _, sockaddr = infos[0]
+    if family == socket.AF_INET and sockaddr[0].startswith("127."):
+        return sockaddr[0]
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(sockaddr)
+            return sock.getsockname()[0]
+        except OSError:
+            return config.HOST

@@ -1,0 +1,171 @@
+"""Fixtures that start real name servers, worker processes and dispatchers, and always stop them."""
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+# Every process of the test session (workers included) shares a per-user secret file of its own,
+# so tests never touch the real home directory.
+_SECRET_DIR = tempfile.mkdtemp(prefix="ultrarun-test-secret-")
+os.environ["ULTRARUN_SECRET_FILE"] = os.path.join(_SECRET_DIR, "secret")
+os.environ.pop("ULTRARUN_SECRET", None)
+
+from ultrarun.config import config  # noqa: E402
+from ultrarun.dispatcher import Dispatcher  # noqa: E402
+from ultrarun.nameserver import NameServer  # noqa: E402
+
+config.reset()
+
+TESTS = Path(__file__).resolve().parent
+WORKERS = TESTS / "workers_for_tests.py"
+_run_ids = itertools.count()
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01,
+               message: str = "condition") -> Any:
+    """Poll ``predicate`` until it is truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    waiter = threading.Event()
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        waiter.wait(interval)
+
+
+class Collector:
+    """A result callback that tests can wait on."""
+
+    def __init__(self) -> None:
+        self.jobs: list = []
+        self.pool_sizes: list[int] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, job: Any) -> None:
+        with self._cond:
+            self.jobs.append(job)
+            self._cond.notify_all()
+
+    def on_pool(self, n: int) -> None:
+        with self._cond:
+            self.pool_sizes.append(n)
+            self._cond.notify_all()
+
+    def wait_for(self, n: int, timeout: float = 20.0) -> list:
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.jobs) >= n, timeout=timeout):
+                raise AssertionError(f"got {len(self.jobs)} results, expected {n} within {timeout}s")
+            return list(self.jobs)
+
+    def by_id(self) -> dict:
+        with self._cond:
+            return {tuple(j.id) if isinstance(j.id, (list, tuple)) else j.id: j for j in self.jobs}
+
+
+class WorkerProcess:
+    def __init__(self, proc: subprocess.Popen, log_path: Path):
+        self.proc = proc
+        self.pid = proc.pid
+        self.log_path = log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+
+class Cluster:
+    """A run: a real name server, worker processes started with ``ultrarun worker``, dispatchers."""
+
+    def __init__(self, tmp_path: Path):
+        self.run_id = f"t{os.getpid()}x{next(_run_ids)}"
+        self.dir = tmp_path
+        self.nameserver = NameServer(self.run_id, working_directory=tmp_path)
+        self.host, self.port = self.nameserver.start()
+        self.workers: list[WorkerProcess] = []
+        self.dispatchers: list[Dispatcher] = []
+        self.markers = tmp_path / "markers"
+        self.markers.mkdir()
+
+    def start_workers(self, n: int, cls: str = "TestWorker", *extra: str,
+                      wait: bool = True) -> list[WorkerProcess]:
+        started = []
+        for _ in range(n):
+            log_path = self.dir / f"worker-{len(self.workers)}.log"
+            cmd = [sys.executable, "-m", "ultrarun", "worker", f"{WORKERS}:{cls}",
+                   "--run-id", self.run_id, "--working-dir", str(self.dir), "-v", *extra]
+            with open(log_path, "w") as fh:
+                proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+            wp = WorkerProcess(proc, log_path)
+            self.workers.append(wp)
+            started.append(wp)
+        if wait:
+            client = self.nameserver.client()
+            try:
+                pids = {w.pid for w in started}
+                wait_until(lambda: pids <= {int(n.split(".")[4]) for n in
+                                            client.list(f"ultrarun.{self.run_id}.worker.")},
+                           timeout=30, message=f"{n} workers to register")
+            finally:
+                client.close()
+        return started
+
+    def dispatcher(self, collector: Collector | None = None, **kwargs: Any) -> tuple[Dispatcher, Collector]:
+        collector = collector or Collector()
+        kwargs.setdefault("ping_interval", 0.25)
+        kwargs.setdefault("timeout", 2.0)
+        d = Dispatcher(collector, run_id=self.run_id, nameserver=self.host,
+                       nameserver_port=self.port, queue_callback=collector.on_pool, **kwargs)
+        self.dispatchers.append(d)
+        d.start()
+        return d, collector
+
+    def marker(self, tag: str) -> Path:
+        return self.markers / f"{tag}.started"
+
+    def close(self) -> None:
+        for d in self.dispatchers:
+            d.shutdown()
+        for w in self.workers:
+            if w.proc.poll() is None:
+                try:
+                    os.kill(w.pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+                w.proc.terminate()
+        for w in self.workers:
+            try:
+                w.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                w.proc.kill()
+                w.proc.wait(timeout=10)
+        self.nameserver.shutdown()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path):
+    c = Cluster(tmp_path)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def nameserver(tmp_path: Path):
+    ns = NameServer(f"ns{next(_run_ids)}", working_directory=tmp_path)
+    try:
+        ns.start()
+        yield ns
+    finally:
+        ns.shutdown()

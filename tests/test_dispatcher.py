@@ -1,0 +1,254 @@
+"""End to end: a real name server, worker processes started with ``ultrarun worker``, a dispatcher."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import Collector, wait_until
+from ultrarun.dispatcher import Dispatcher
+from ultrarun.errors import ConfigurationError, ResultError, UltrarunError
+from ultrarun.job import JobStatus
+
+pytestmark = pytest.mark.slow
+
+
+def test_jobs_flow_through_worker_processes(cluster):
+    workers = cluster.start_workers(2)
+    d, results = cluster.dispatcher()
+    for i in range(20):
+        d.submit_job((0, 0, i), config={"x": i}, budget=3.0, working_directory=str(cluster.dir))
+    jobs = results.wait_for(20)
+    assert sorted(j.id for j in jobs) == [(0, 0, i) for i in range(20)]
+    for job in jobs:
+        assert job.status is JobStatus.SUCCESS and job.exception is None
+        assert job.result["loss"] == job.kwargs["config"]["x"] * 3.0
+        assert job.attempt == 1
+        assert job.worker_name.startswith(f"ultrarun.{cluster.run_id}.worker.")
+        ts = job.timestamps
+        assert ts["submitted"] <= ts["started"] <= ts["finished"]
+    used = {j.result["info"]["pid"] for j in jobs}
+    assert used == {w.pid for w in workers}, "both workers should get work"
+    assert d.number_of_workers() == 2
+    assert results.pool_sizes and results.pool_sizes[-1] == 2
+
+
+def test_workers_started_first_are_discovered_at_once(cluster):
+    cluster.start_workers(3)
+    t0 = time.monotonic()
+    d, results = cluster.dispatcher(ping_interval=60)  # discovery must not wait for a ping
+    wait_until(lambda: d.number_of_workers() == 3, timeout=5, message="3 workers")
+    assert time.monotonic() - t0 < 1.0
+    d.submit_job("a", config={"x": 1}, budget=1.0)
+    assert results.wait_for(1, timeout=5)[0].status is JobStatus.SUCCESS
+
+
+def test_workers_started_later_say_hello_and_get_work(cluster):
+    d, results = cluster.dispatcher(ping_interval=60)
+    d.submit_job("a", config={"x": 2}, budget=1.0)
+    cluster.start_workers(1, wait=False)
+    job = results.wait_for(1, timeout=30)[0]
+    assert job.status is JobStatus.SUCCESS and job.result["loss"] == 2.0
+    # Registration to first job took a fraction of a second, not a ping interval.
+    with_ns = cluster.nameserver.client()
+    try:
+        assert d.number_of_workers() == 1
+    finally:
+        with_ns.close()
+    assert job.timestamps["finished"] - job.timestamps["started"] < 1.0
+
+
+def test_compute_that_raises_is_crashed_not_retried(cluster):
+    cluster.start_workers(1)
+    d, results = cluster.dispatcher()
+    d.submit_job("bad", config={"raise": "boom 42"}, budget=1.0)
+    d.submit_job("good", config={"x": 1}, budget=1.0)
+    jobs = results.wait_for(2)
+    by_id = results.by_id()
+    bad = by_id["bad"]
+    assert bad.status is JobStatus.CRASHED and bad.result is None
+    assert "ValueError: boom 42" in bad.exception and "Traceback" in bad.exception
+    assert bad.attempt == 1
+    assert by_id["good"].status is JobStatus.SUCCESS
+    assert len(jobs) == 2
+
+
+@pytest.mark.parametrize("junk, words", [
+    ("string", "expected a dict"),
+    ("noloss", "without 'loss'"),
+    ("nan", "finite number"),
+    ("strloss", "must be a number"),
+    ("object", "result['info']['model']"),
+])
+def test_junk_results_are_crashed_with_a_message_naming_the_problem(cluster, junk, words):
+    cluster.start_workers(1)
+    d, results = cluster.dispatcher()
+    d.submit_job(junk, config={"junk": junk}, budget=1.0)
+    d.submit_job("after", config={"x": 1}, budget=1.0)
+    results.wait_for(2)
+    job = results.by_id()[junk]
+    assert job.status is JobStatus.CRASHED
+    assert words in job.exception
+    assert results.by_id()["after"].status is JobStatus.SUCCESS
+
+
+def test_numpy_values_travel_as_plain_python(cluster):
+    cluster.start_workers(1)
+    d, results = cluster.dispatcher()
+    d.submit_job("np-result", config={"numpy": True}, budget=1.0)
+    d.submit_job("np-kwargs", config={"x": np.float64(2.0), "kind": np.str_("rbf"),
+                                      "n": np.int64(3)}, budget=np.float32(9.0))
+    results.wait_for(2)
+    out = results.by_id()["np-result"]
+    assert out.status is JobStatus.SUCCESS
+    assert out.result == {"loss": 0.5, "info": {"curve": [0, 1, 2], "best": 0.25, "name": "x"}}
+    assert type(out.result["info"]["curve"][0]) is int
+    sent = results.by_id()["np-kwargs"]
+    assert sent.status is JobStatus.SUCCESS, sent.exception
+    assert sent.result["info"]["types"] == {"x": "float", "kind": "str", "n": "int"}
+    assert sent.result["info"]["budget_type"] == "float"
+    assert sent.result["loss"] == 18.0
+
+
+def test_kwargs_that_cannot_travel_are_refused_at_submit(cluster):
+    d, _ = cluster.dispatcher()
+    with pytest.raises(ResultError, match=r"job kwargs\['config'\]\['f'\]"):
+        d.submit_job("x", config={"f": object()}, budget=1.0)
+
+
+def test_sigkill_mid_job_reruns_the_job_on_another_worker(cluster):
+    cluster.start_workers(2)
+    d, results = cluster.dispatcher()
+    marker = cluster.marker("kill")
+    d.submit_job("victim", config={"marker": str(marker), "sleep": 1.0, "x": 5}, budget=1.0)
+    wait_until(marker.exists, message="the job to start")
+    pid = int(wait_until(lambda: marker.read_text()))
+    os.kill(pid, signal.SIGKILL)
+    job = results.wait_for(1, timeout=30)[0]
+    assert job.status is JobStatus.SUCCESS and job.result["loss"] == 5.0
+    assert job.attempt == 2
+    assert job.result["info"]["pid"] != pid
+    d.submit_job("next", config={"x": 1}, budget=1.0)
+    results.wait_for(2)
+    assert [j.id for j in results.jobs].count("victim") == 1
+
+
+def test_job_is_lost_after_max_retries(cluster):
+    cluster.start_workers(1)
+    d, results = cluster.dispatcher(max_retries=0)
+    marker = cluster.marker("lost")
+    d.submit_job("doomed", config={"marker": str(marker), "sleep": 30}, budget=1.0)
+    pid = int(wait_until(lambda: marker.exists() and marker.read_text()))
+    os.kill(pid, signal.SIGKILL)
+    job = results.wait_for(1, timeout=30)[0]
+    assert job.status is JobStatus.LOST
+    assert "lost 1 times" in job.exception
+    assert d.number_of_workers() == 0
+
+
+def test_sigstop_loses_the_lease_others_keep_working_late_result_dropped(cluster, caplog):
+    caplog.set_level(logging.WARNING, logger="ultrarun.dispatcher")
+    cluster.start_workers(2)
+    d, results = cluster.dispatcher(ping_interval=0.2, timeout=1.0)
+    wait_until(lambda: d.number_of_workers() == 2, message="2 workers")
+    marker = cluster.marker("stop")
+    d.submit_job("stopped", config={"marker": str(marker), "sleep": 1.5, "x": 7}, budget=1.0)
+    pid = int(wait_until(lambda: marker.exists() and marker.read_text()))
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        for i in range(5):  # the other worker keeps receiving jobs meanwhile
+            d.submit_job(("quick", i), config={"x": i}, budget=1.0)
+        wait_until(lambda: sum(1 for j in results.jobs if j.id[0] == "quick") == 5, timeout=10,
+                   message="quick jobs on the healthy worker")
+        quick_done = time.monotonic() - t0
+        job = wait_until(lambda: results.by_id().get("stopped"), timeout=30,
+                         message="the stopped worker's job to be re-run")
+        assert job.status is JobStatus.SUCCESS and job.attempt == 2
+        assert job.result["info"]["pid"] != pid
+        assert quick_done < 1.0, f"quick jobs took {quick_done:.2f}s: the dispatcher stalled"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_until(lambda: "dropping a late result" in caplog.text, timeout=20,
+               message="the late result to be dropped")
+    assert [j.id for j in results.jobs].count("stopped") == 1
+    # The resumed worker is taken back and gets work again.
+    wait_until(lambda: d.number_of_workers() == 2, timeout=10, message="the worker to come back")
+
+
+def test_shutdown_with_workers_ends_the_worker_processes(cluster):
+    workers = cluster.start_workers(2)
+    d, results = cluster.dispatcher()
+    wait_until(lambda: d.number_of_workers() == 2, message="2 workers")
+    d.shutdown(shutdown_workers=True)
+    for w in workers:
+        assert w.proc.wait(timeout=15) == 0
+
+
+def test_shutdown_cancels_queued_jobs_exactly_once(cluster):
+    d, results = cluster.dispatcher()
+    for i in range(3):
+        d.submit_job(i, config={"x": i}, budget=1.0)
+    d.shutdown()
+    jobs = results.wait_for(3, timeout=5)
+    assert sorted(j.id for j in jobs) == [0, 1, 2]
+    assert {j.status for j in jobs} == {JobStatus.CANCELLED}
+    with pytest.raises(UltrarunError):
+        d.submit_job(9, config={}, budget=1.0)
+
+
+def test_idle_timeout_stops_the_worker_process(cluster):
+    (worker,) = cluster.start_workers(1, "TestWorker", "--timeout", "0.5")
+    assert worker.proc.wait(timeout=15) == 0
+    client = cluster.nameserver.client()
+    try:
+        assert client.list(f"ultrarun.{cluster.run_id}.worker.") == {}
+    finally:
+        client.close()
+
+
+def test_n_workers_supervisor_starts_and_stops_its_processes(cluster):
+    cmd = [sys.executable, "-m", "ultrarun", "worker", "tests/workers_for_tests.py:TestWorker",
+           "--run-id", cluster.run_id, "--working-dir", str(cluster.dir), "--n-workers", "2"]
+    proc = subprocess.Popen(cmd, cwd=os.path.dirname(os.path.dirname(__file__)))
+    try:
+        d, results = cluster.dispatcher()
+        wait_until(lambda: d.number_of_workers() == 2, timeout=30, message="2 workers")
+        for i in range(4):
+            d.submit_job(i, config={"x": i}, budget=1.0)
+        assert len({j.result["info"]["pid"] for j in results.wait_for(4)}) >= 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        wait_until(lambda: d.number_of_workers() == 0, timeout=10, message="workers gone")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_signatures_of_hpbandster_ultraopt_and_kwargs_workers(cluster):
+    cluster.start_workers(1, "UltraoptWorker")
+    cluster.start_workers(1, "KwargsWorker")
+    d, results = cluster.dispatcher()
+    wait_until(lambda: d.number_of_workers() == 2, message="2 workers")
+    for i in range(6):
+        d.submit_job(i, config={"x": 3}, config_info={"model_based_pick": False}, budget=2.0,
+                     working_directory=".")
+    jobs = results.wait_for(6)
+    assert all(j.status is JobStatus.SUCCESS for j in jobs), [j.exception for j in jobs]
+    infos = [j.result["info"] for j in jobs]
+    assert {"config_info": {"model_based_pick": False}} in infos
+    assert {"kwargs": ["config_id", "config_info", "working_directory"]} in infos
+
+
+def test_dispatcher_arguments_are_validated():
+    with pytest.raises(ConfigurationError, match="ping_interval"):
+        Dispatcher(lambda job: None, ping_interval=0)
+    with pytest.raises(ConfigurationError, match="run_id"):
+        Dispatcher(lambda job: None, run_id="a.b")

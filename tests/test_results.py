@@ -1,0 +1,272 @@
+"""Result, Run, the JSON-lines logger and loading logs back (ours and HpBandSter's)."""
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+
+import ConfigSpace as CS
+import numpy as np
+import pytest
+
+from ultrarun.job import Job, JobStatus
+from ultrarun.results import (Datum, Result, Run, extract_HBS_learning_curves, json_result_logger,
+                              logged_results_to_HBS_result)
+
+T0 = 1000.0  # absolute time of the first submission in the hand-built result
+
+# (config_id, budget, loss or None, finished - T0): the trajectory test below is worked out by hand.
+HAND_RUNS = [
+    ((0, 0, 0), 1, 0.5, 1), ((0, 0, 1), 1, 0.3, 2), ((0, 0, 2), 1, None, 3),
+    ((0, 0, 0), 3, 0.4, 4), ((0, 0, 1), 3, 0.45, 5), ((1, 0, 0), 3, 0.2, 8),
+    ((0, 0, 0), 9, 0.35, 10), ((1, 0, 2), 1, 0.1, 11), ((1, 0, 1), 9, 0.6, 12),
+]
+
+
+def hand_result(HB_config: dict | None = None) -> Result:
+    runs = [Run(cid, b, loss, None if loss is None else {"n": i},
+                {"submitted": T0 + t - 1, "started": T0 + t - 0.5, "finished": T0 + t},
+                None if loss is not None else "Traceback: boom")
+            for i, (cid, b, loss, t) in enumerate(HAND_RUNS)]
+    configs = {cid: ({"x": i / 10, "c": "a" if i % 2 else "b"}, {"model_based_pick": False})
+               for i, cid in enumerate(dict.fromkeys(r.config_id for r in runs))}
+    return Result.from_runs(runs, configs, HB_config)
+
+
+def make_job(config_id, budget, status=JobStatus.SUCCESS, loss=None, info=None, exception=None,
+             t=0.0, config=None) -> Job:
+    result = {"loss": loss, "info": info if info is not None else {}} if status is JobStatus.SUCCESS else None
+    return Job(id=config_id, kwargs={"config": config or {"x": 0.5}, "budget": budget, "working_directory": "."},
+               status=status, result=result, exception=exception,
+               timestamps={"submitted": T0 + t, "started": T0 + t + 0.25, "finished": T0 + t + 1})
+
+
+@pytest.fixture
+def logged(tmp_path):
+    """A logged run with every final status, numpy values and non-finite numbers."""
+    log = json_result_logger(tmp_path)
+    log.new_config((0, 0, 0), {"x": 0.1, "c": "a"}, {"model_based_pick": True})
+    log.new_config((0, 0, 1), {"x": np.float32(0.25), "c": "b"}, {"model_based_pick": False})
+    log.new_config((0, 0, 2), {"x": 0.9, "c": "a"}, {})
+    log.new_config((0, 0, 2), {"x": 123, "c": "ignored"}, {})  # second call for an id: ignored
+    jobs = [
+        make_job((0, 0, 0), 1, loss=0.5, info={"acc": np.float64(0.5), "curve": np.arange(3), "nan": math.nan},
+                 t=0),
+        make_job((0, 0, 1), 1, JobStatus.CRASHED, exception="Traceback (most recent call last):\nValueError: x", t=1),
+        make_job((0, 0, 2), 1, JobStatus.TIMEOUT, exception="hard time limit of 1 s hit", t=2),
+        make_job((0, 0, 0), 3, loss=0.25, info={"inf": math.inf}, t=3),
+        make_job((0, 0, 2), 3, JobStatus.LOST, exception="worker lost 3 times", t=4),
+        make_job((0, 0, 1), 3, JobStatus.MEMOUT, exception="memory limit", t=5),
+    ]
+    for job in jobs:
+        log(job)
+    return tmp_path, jobs
+
+
+def test_round_trip_keeps_runs_configs_and_statuses(logged):
+    directory, jobs = logged
+    result = logged_results_to_HBS_result(directory)
+    assert set(result.data) == {(0, 0, 0), (0, 0, 1), (0, 0, 2)}
+    id2conf = result.get_id2config_mapping()
+    assert id2conf[(0, 0, 1)] == {"config": {"x": 0.25, "c": "b"}, "config_info": {"model_based_pick": False}}
+    assert id2conf[(0, 0, 2)]["config"] == {"x": 0.9, "c": "a"}
+    runs = {(r.config_id, r.budget): r for r in result.get_all_runs()}
+    assert len(runs) == len(jobs)
+    for job in jobs:
+        run = runs[(job.id, job.kwargs["budget"])]
+        assert run.status is job.status
+        assert run.error_logs == job.exception
+        assert run.loss == (job.result["loss"] if job.result else None)
+        assert run.time_stamps["finished"] - run.time_stamps["submitted"] == pytest.approx(1)
+    assert runs[((0, 0, 0), 1)].info == {"acc": 0.5, "curve": [0, 1, 2], "nan": None}
+    assert runs[((0, 0, 0), 3)].info == {"inf": None}
+    assert runs[((0, 0, 0), 1)].time_stamps["submitted"] == 0  # relative to the first submission
+    assert "ValueError" in runs[((0, 0, 1), 1)].error_logs
+    assert result.HB_config["budgets"] == [1, 3] and result.HB_config["time_ref"] == T0
+    assert result.get_incumbent_id() == (0, 0, 0)
+
+
+def test_files_are_strict_json_in_hpbandster_shape(logged):
+    directory, jobs = logged
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}"))
+
+    config_lines = [strict(line) for line in (directory / "configs.json").read_text().splitlines()]
+    assert [line[0] for line in config_lines] == [[0, 0, 0], [0, 0, 1], [0, 0, 2]]
+    assert all(len(line) == 3 for line in config_lines)
+    result_lines = (directory / "results.json").read_text().splitlines()
+    assert len(result_lines) == len(jobs)
+    for text in result_lines:  # how HpBandSter's own reader unpacks a line
+        config_id, budget, time_stamps, result, exception = strict(text)
+        assert isinstance(config_id, list) and set(time_stamps) == {"submitted", "started", "finished"}
+        assert (result is None) == (exception is not None)
+    statuses = [strict(line)[2]["status"] for line in (directory / "statuses.json").read_text().splitlines()]
+    assert statuses == [job.status.name for job in jobs]
+
+
+def test_logs_written_by_hpbandster_load(tmp_path):
+    configs = [[[0, 0, 0], {"x": 1}, {"model_based_pick": False}], [[0, 0, 1], {"x": 2}],
+               [[0, 0, 2], {"x": 3}, {}]]
+    ts = {"submitted": 50.0, "started": 51.0, "finished": 52.0}
+    results = [[[0, 0, 0], 1.0, ts, {"loss": 0.3, "info": {}}, None],
+               [[0, 0, 1], 1.0, ts, None, "Traceback ... RuntimeError"],
+               [[0, 0, 0], 3.0, ts, {"loss": 0.2, "info": {"a": 1}}, None],
+               [[0, 0, 2], 3.0, ts, None, None]]
+    (tmp_path / "configs.json").write_text("".join(json.dumps(c) + "\n" for c in configs))
+    (tmp_path / "results.json").write_text("".join(json.dumps(r) + "\n" for r in results))
+    result = logged_results_to_HBS_result(tmp_path)
+    assert result.get_id2config_mapping()[(0, 0, 1)]["config_info"] == "N/A"  # as HpBandSter
+    assert result.get_id2config_mapping()[(0, 0, 0)]["config_info"] == {"model_based_pick": False}
+    statuses = {(r.config_id, r.budget): r.status for r in result.get_all_runs()}
+    assert statuses == {((0, 0, 0), 1.0): JobStatus.SUCCESS, ((0, 0, 1), 1.0): JobStatus.CRASHED,
+                        ((0, 0, 0), 3.0): JobStatus.SUCCESS, ((0, 0, 2), 3.0): JobStatus.CRASHED}
+    assert result.get_runs_by_id((0, 0, 1))[0].error_logs == "Traceback ... RuntimeError"
+    assert result.HB_config == {"budgets": [1.0, 3.0], "eta": 3.0, "min_budget": 1.0, "max_budget": 3.0,
+                                "max_SH_iter": 2, "time_ref": 50.0}
+    assert result.get_incumbent_id() == (0, 0, 0)
+
+
+def test_logger_refuses_existing_files_unless_overwrite(logged):
+    directory, _ = logged
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        json_result_logger(directory)
+    assert (directory / "results.json").read_text()  # untouched
+    json_result_logger(directory, overwrite=True)
+    assert (directory / "results.json").read_text() == ""
+
+
+def test_crash_while_logging_loses_nothing_written_before(tmp_path):
+    log = json_result_logger(tmp_path)
+    log.new_config((0, 0, 0), {"x": 1}, {})
+    log(make_job((0, 0, 0), 1, loss=0.4))
+    log(make_job((0, 0, 1), 1, loss=0.3, t=1))  # config never announced: logged on the fly
+    live = logged_results_to_HBS_result(tmp_path)  # the logger is still "open"
+    assert len(live.get_all_runs()) == 2
+    with open(tmp_path / "results.json", "a") as fh:  # the master dies in the middle of a line
+        fh.write('[[0, 0, 2], 1, {"submitted": 10')
+    with open(tmp_path / "statuses.json", "a") as fh:
+        fh.write("[[0, 0")
+    after = logged_results_to_HBS_result(tmp_path)
+    assert [(r.config_id, r.loss) for r in after.get_all_runs()] == [((0, 0, 0), 0.4), ((0, 0, 1), 0.3)]
+
+
+def test_logger_completes_job_without_final_status_or_timestamps(tmp_path):
+    log = json_result_logger(tmp_path)
+    job = Job(id=(0, 0, 0), kwargs={"config": {"x": 1}, "budget": 1}, result={"loss": 1.0, "info": {}},
+              timestamps={"submitted": 5.0})
+    log(job)  # HpBandSter-style job: no status, only a submission time
+    run = logged_results_to_HBS_result(tmp_path).get_all_runs()[0]
+    assert run.status is JobStatus.SUCCESS and run.loss == 1.0
+    assert set(run.time_stamps) == {"submitted", "started", "finished"}
+
+
+def test_incumbent_and_trajectory_match_hpbandster():
+    result = hand_result()
+    assert result.get_incumbent_id() == (0, 0, 0)  # best on budget 9, although (1,0,2) is lower on 1
+    assert result.get_incumbents_per_budget() == {1: ((1, 0, 2), 0.1), 3: ((1, 0, 0), 0.2), 9: ((0, 0, 0), 0.35)}
+    assert result.num_iterations() == 2
+    assert result.get_incumbent_trajectory() == {
+        "config_ids": [(0, 0, 0), (0, 0, 1), (0, 0, 0), (1, 0, 0), (0, 0, 0), (0, 0, 0)],
+        "times_finished": [1, 2, 4, 8, 10, 12], "budgets": [1, 1, 3, 3, 9, 9],
+        "losses": [0.5, 0.3, 0.4, 0.2, 0.35, 0.35]}
+
+
+@pytest.mark.parametrize("kwargs, ids, times, losses", [
+    ({"bigger_is_better": False}, [(0, 0, 0), (0, 0, 1), (1, 0, 0), (1, 0, 0)], [1, 2, 8, 12], [0.5, 0.3, 0.2, 0.2]),
+    ({"bigger_is_better": False, "non_decreasing_budget": False},
+     [(0, 0, 0), (0, 0, 1), (1, 0, 0), (1, 0, 2), (1, 0, 2)], [1, 2, 8, 11, 12], [0.5, 0.3, 0.2, 0.1, 0.1]),
+    ({"non_decreasing_budget": False},  # a budget-9 run after a budget-1 incumbent wins on budget
+     [(0, 0, 0), (0, 0, 1), (0, 0, 0), (1, 0, 0), (0, 0, 0), (1, 0, 2), (1, 0, 1)],
+     [1, 2, 4, 8, 10, 11, 12], [0.5, 0.3, 0.4, 0.2, 0.35, 0.1, 0.6]),
+    ({"all_budgets": False}, [(0, 0, 0), (0, 0, 0)], [10, 12], [0.35, 0.35]),
+])
+def test_trajectory_flags(kwargs, ids, times, losses):
+    trajectory = hand_result().get_incumbent_trajectory(**kwargs)
+    assert (trajectory["config_ids"], trajectory["times_finished"], trajectory["losses"]) == (ids, times, losses)
+
+
+def test_no_incumbent_when_nothing_reached_the_max_budget():
+    result = hand_result({"budgets": [1, 3, 9, 27], "min_budget": 1, "max_budget": 27})
+    assert result.get_incumbent_id() is None
+    assert result.get_incumbent_trajectory(all_budgets=False)["config_ids"] == []
+    assert list(result.get_incumbents_per_budget()) == [1, 3, 9]
+
+
+def test_empty_result_answers_without_errors():
+    result = Result([{}])
+    assert result.get_incumbent_id() is None
+    assert result.get_incumbent_trajectory()["losses"] == []
+    assert result.get_all_runs() == [] and result.num_iterations() == 0
+    assert result.HB_config["budgets"] == [] and result.HB_config["max_budget"] is None
+
+
+def test_runs_learning_curves_and_mapping():
+    result = hand_result()
+    runs = result.get_runs_by_id((0, 0, 0))
+    assert [r.budget for r in runs] == [1, 3, 9] and runs[-1]["loss"] == 0.35
+    assert [r.budget for r in result.get_all_runs(only_largest_budget=True)] == [9, 3, 1, 3, 1, 9]
+    crashed = result.get_runs_by_id((0, 0, 2))[0]
+    assert crashed.status is JobStatus.CRASHED and crashed.error_logs == "Traceback: boom"
+    curves = result.get_learning_curves(config_ids=[(0, 0, 0), (0, 0, 2)])
+    assert curves == {(0, 0, 0): [[(1, 0.5), (3, 0.4), (9, 0.35)]], (0, 0, 2): [[]]}
+    assert extract_HBS_learning_curves(runs) == curves[(0, 0, 0)]
+    assert result[(0, 0, 0)].config_info == {"model_based_pick": False}
+
+
+def test_constructor_copies_hpbandster_style_iteration_data():
+    datum = Datum(config={"x": 1}, config_info={}, results={1: {"loss": 0.1, "info": {}}},
+                  time_stamps={1: {"submitted": 10.0, "started": 11.0, "finished": 12.0}}, exceptions={1: None})
+    before = copy.deepcopy(datum)
+    result = Result([{(0, 0, 0): datum}], {"time_ref": 5.0, "budgets": np.array([1.0, 3.0]), "max_budget": 3.0})
+    assert datum == before  # HpBandSter changed the caller's time stamps in place; we do not
+    run = result.get_all_runs()[0]
+    assert run.time_stamps == {"submitted": 5.0, "started": 6.0, "finished": 7.0}
+    assert run.status is JobStatus.SUCCESS and result.HB_config["budgets"] == [1.0, 3.0]
+    assert result.get_incumbent_id() is None
+
+
+def test_from_jobs_in_memory():
+    jobs = [make_job((0, 0, 0), 1, loss=0.2), make_job((0, 0, 1), 1, JobStatus.TIMEOUT, exception="t", t=2)]
+    result = Result.from_runs([Run.from_job(j) for j in jobs], {(0, 0, 0): {"x": 0.5}},
+                              {"time_ref": T0 - 10})
+    runs = result.get_all_runs()
+    assert [r.status for r in runs] == [JobStatus.SUCCESS, JobStatus.TIMEOUT]
+    assert runs[0].time_stamps["submitted"] == 10
+    assert result.get_id2config_mapping()[(0, 0, 1)]["config"] == {}
+
+
+def test_csv_export_parses_back(tmp_path):
+    result = hand_result()
+    path = result.to_csv(tmp_path / "runs.csv")
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(HAND_RUNS)
+    assert {"config_id", "budget", "loss", "status", "submitted", "started", "finished", "config.x",
+            "config.c"} <= set(rows[0])
+    by_key = {(tuple(json.loads(r["config_id"])), float(r["budget"])): r for r in rows}
+    crashed = by_key[((0, 0, 2), 1.0)]
+    assert crashed["status"] == "CRASHED" and crashed["loss"] == ""
+    best = by_key[((1, 0, 2), 1.0)]
+    assert float(best["loss"]) == 0.1 and float(best["finished"]) == 11.0 and best["status"] == "SUCCESS"
+
+
+def test_pandas_dataframe():
+    df_x, df_y = hand_result().get_pandas_dataframe(budgets=[1, 9])
+    assert list(df_y["loss"]) == [0.5, 0.35, 0.3, 0.1, 0.6]  # crashed run left out
+    assert list(df_x.columns) == ["x", "c", "budget"] and list(df_x["budget"]) == [1, 9, 1, 1, 9]
+    df_x, df_y = hand_result().get_pandas_dataframe(budgets=[3], loss_fn=lambda r: -r.loss)
+    assert "budget" not in df_x.columns and list(df_y["loss"]) == [-0.4, -0.45, -0.2]
+
+
+def test_fanova_data_leaves_the_callers_space_alone():
+    space = CS.ConfigurationSpace()
+    space.add(CS.UniformFloatHyperparameter("x", 0.0, 1.0), CS.CategoricalHyperparameter("c", ["a", "b"]))
+    X, y, with_budget = hand_result().get_fANOVA_data(space)
+    assert "budget" not in space and "budget" in with_budget
+    assert X.shape == (8, 3) and list(y) == [0.5, 0.4, 0.35, 0.3, 0.45, 0.2, 0.1, 0.6]
+    names = list(with_budget.keys())
+    assert set(X[:, names.index("c")]) <= {0.0, 1.0} and X[0, names.index("budget")] == 1.0
+    X, y, same = hand_result().get_fANOVA_data(space, budgets=[1], failed_loss=1.0)
+    assert X.shape == (4, 2) and list(y) == [0.5, 0.3, 1.0, 0.1]

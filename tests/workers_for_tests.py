@@ -1,0 +1,63 @@
+"""Worker classes the end-to-end tests start as real processes (``ultrarun worker``)."""
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ultrarun.worker import Worker
+
+
+class TestWorker(Worker):
+    """Behaviour chosen per job by the config, so one worker class covers every test."""
+
+    __test__ = False  # not a pytest class
+
+    def compute(self, config_id, config, budget, working_directory, **kwargs):
+        if "marker" in config:  # tell the test which process runs this job, then work
+            Path(config["marker"]).write_text(str(os.getpid()))
+        if "sleep" in config:
+            time.sleep(config["sleep"])
+        if "raise" in config:
+            raise ValueError(config["raise"])
+        if "exit" in config:
+            os._exit(config["exit"])
+        if "alloc_mb" in config:
+            block = np.ones(int(config["alloc_mb"]) * 1024 * 1024 // 8)
+            return {"loss": float(block.sum()), "info": {}}
+        junk = config.get("junk")
+        if junk == "string":
+            return "not a dict"
+        if junk == "noloss":
+            return {"info": {}}
+        if junk == "nan":
+            return {"loss": math.nan, "info": {}}
+        if junk == "strloss":
+            return {"loss": "low", "info": {}}
+        if junk == "object":
+            return {"loss": 1.0, "info": {"model": object()}}
+        if config.get("numpy"):
+            return {"loss": np.float32(0.5), "info": {"curve": np.arange(3, dtype=np.int64),
+                                                       "best": np.float64(0.25),
+                                                       "name": np.str_("x")}}
+        return {"loss": float(config.get("x", 0.0)) * float(budget),
+                "info": {"pid": os.getpid(), "config_id": config_id,
+                         "types": {k: type(v).__name__ for k, v in config.items()},
+                         "budget_type": type(budget).__name__, "kwargs": sorted(kwargs)}}
+
+
+class UltraoptWorker(Worker):
+    """ultraopt's signature, with config_info."""
+
+    def compute(self, config_id, config, config_info, budget, working_directory):
+        return {"loss": float(budget), "info": {"config_info": config_info}}
+
+
+class KwargsWorker(Worker):
+    """HpBandSter examples write compute(self, config, budget, **kwargs)."""
+
+    def compute(self, config, budget, **kwargs):
+        return {"loss": config["x"] ** 2, "info": {"kwargs": sorted(kwargs)}}

@@ -1,0 +1,287 @@
+"""The ``ultrarun`` command: ``nameserver``, ``worker``, ``demo``, ``status`` and ``report``.
+
+Only this module configures logging handlers; the library just creates loggers.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import importlib.util
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__, transport
+from .errors import ConfigurationError, UltrarunError
+
+log = logging.getLogger("ultrarun.cli")
+
+
+# ------------------------------------------------------------------------------- helpers
+def _setup_logging(args: argparse.Namespace) -> None:
+    level = logging.WARNING - 10 * (args.verbose or 0) + 10 * (args.quiet or 0)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if args.log_file:
+        handlers.append(logging.FileHandler(args.log_file))
+    logging.basicConfig(level=max(logging.DEBUG, min(level, logging.CRITICAL)), handlers=handlers,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+
+
+def _host_port(text: str) -> tuple[str, int | None]:
+    host, _, port = text.rpartition(":")
+    if not host:
+        return text, None
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}") from None
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    try:
+        return key, ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return key, raw
+
+
+def load_object(spec: str) -> Any:
+    """``package.module:Name`` or ``path/to/file.py:Name`` -> the object."""
+    target, sep, name = spec.partition(":")
+    if not sep or not name:
+        raise ConfigurationError(f"expected module:Name or file.py:Name, got {spec!r}")
+    if target.endswith(".py"):
+        path = Path(target).resolve()
+        if not path.is_file():
+            raise ConfigurationError(f"no such file: {target}")
+        if str(path.parent) not in sys.path:
+            sys.path.insert(0, str(path.parent))  # so compute processes can import it too
+        module = importlib.import_module(path.stem)
+    else:
+        if "" not in sys.path and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        module = importlib.import_module(target)
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        raise ConfigurationError(f"{target} has no attribute {name!r}") from None
+
+
+def _wait_for_signal(stop: threading.Event) -> None:
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+    while not stop.wait(1.0):
+        pass
+
+
+# ------------------------------------------------------------------------------ commands
+def cmd_nameserver(args: argparse.Namespace) -> int:
+    from .nameserver import NameServer
+
+    ns = NameServer(args.run_id, working_directory=args.working_dir, host=args.host,
+                    port=args.port, nic_name=args.nic, secret=args.secret)
+    stop = threading.Event()
+    with ns:
+        print(f"ultrarun name server for run {ns.run_id} listening on {ns.host}:{ns.port}",
+              flush=True)
+        if ns.credentials_file:
+            print(f"credentials: {ns.credentials_file}", flush=True)
+        _wait_for_signal(stop)
+    print("name server stopped", flush=True)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    if args.n_workers < 1:
+        raise ConfigurationError("--n-workers must be >= 1")
+    if args.n_workers > 1:
+        return _supervise_workers(args)
+    cls = load_object(args.worker_class)
+    kwargs = dict(args.arg or [])
+    worker = cls(run_id=args.run_id, nameserver=args.nameserver[0] if args.nameserver else None,
+                 nameserver_port=args.nameserver[1] if args.nameserver else None,
+                 host=args.host, worker_id=args.worker_id, timeout=args.timeout,
+                 secret=args.secret, time_limit=args.time_limit, memory_limit=args.memory_limit,
+                 **kwargs)
+    if args.working_dir:
+        worker.load_nameserver_credentials(args.working_dir, num_tries=args.wait_credentials,
+                                           interval=1)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: worker.shutdown())
+    worker.run(background=False, concurrent_type=args.concurrent_type)
+    return 0
+
+
+def _supervise_workers(args: argparse.Namespace) -> int:
+    """Start K single-worker processes and stop them together."""
+    base = [sys.executable, "-m", "ultrarun"] + _passthrough(args)
+    procs = [subprocess.Popen(base + ["--worker-id", str(i)]) for i in range(args.n_workers)]
+
+    def forward(signum: int, frame: Any) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, forward)
+    codes = [proc.wait() for proc in procs]
+    return max((abs(c) for c in codes), default=0)
+
+
+def _passthrough(args: argparse.Namespace) -> list[str]:
+    argv = ["worker", args.worker_class, "--run-id", args.run_id, "--n-workers", "1",
+            "--concurrent-type", args.concurrent_type]
+    if args.working_dir:
+        argv += ["--working-dir", str(args.working_dir), "--wait-credentials",
+                 str(args.wait_credentials)]
+    if args.nameserver:
+        host, port = args.nameserver
+        argv += ["--nameserver", f"{host}:{port}" if port else host]
+    for flag, value in (("--host", args.host), ("--timeout", args.timeout),
+                        ("--time-limit", args.time_limit), ("--memory-limit", args.memory_limit)):
+        if value is not None:
+            argv += [flag, str(value)]
+    for key, value in args.arg or []:
+        argv += ["--arg", f"{key}={value!r}"]
+    argv += ["-v"] * (args.verbose or 0) + ["-q"] * (args.quiet or 0)
+    if args.log_file:
+        argv += ["--log-file", args.log_file]
+    return argv
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import print_status
+
+    return print_status(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    path = write_report(args.directory, output_dir=args.output)
+    print(f"report written to {path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args)
+
+
+# -------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    common.add_argument("-q", "--quiet", action="count", default=0, help="less log output")
+    common.add_argument("--log-file", help="also write the log to this file")
+
+    parser = argparse.ArgumentParser(
+        prog="ultrarun",
+        description="Hyperparameter optimisation on many machines: name server, workers, "
+                    "dispatcher and multi-fidelity masters over Pyro4.")
+    parser.add_argument("--version", action="version", version=f"ultrarun {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add_secret(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--secret", help="the run secret (default: ULTRARUN_SECRET, the "
+                                        "credentials file, or your per-user secret)")
+
+    p = sub.add_parser("nameserver", parents=[common], help="run a name server in the foreground",
+                       description="Run the run's Pyro name server until Ctrl-C or SIGTERM. "
+                                   "With --working-dir, write the credentials file there "
+                                   "(JSON, mode 0600) for workers on other nodes.")
+    p.add_argument("--run-id", required=True)
+    p.add_argument("--working-dir", help="shared directory for the credentials file")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    where.add_argument("--nic", help="listen on this network interface's address (e.g. eth0)")
+    p.add_argument("--port", type=int, default=0, help="port (default: any free port)")
+    add_secret(p)
+    p.set_defaults(func=cmd_nameserver)
+
+    p = sub.add_parser("worker", parents=[common], help="run long-lived worker process(es)",
+                       description="Start K worker processes of WORKER_CLASS that serve the "
+                                   "run's jobs until shut down (run this on each cluster node).")
+    p.add_argument("worker_class", metavar="WORKER_CLASS",
+                   help="package.module:WorkerClass or path/to/file.py:WorkerClass")
+    p.add_argument("--run-id", required=True)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--working-dir", help="directory holding the name server's credentials")
+    where.add_argument("--nameserver", type=_host_port, metavar="HOST:PORT")
+    p.add_argument("--n-workers", type=int, default=1, help="worker processes to start")
+    p.add_argument("--timeout", type=float, help="shut down after this many idle seconds")
+    p.add_argument("--concurrent-type", choices=["thread", "process"], default="thread",
+                   help="run compute in the worker's thread or in a child process")
+    p.add_argument("--time-limit", type=float, help="hard seconds per job (process mode)")
+    p.add_argument("--memory-limit", type=float, help="hard MiB per job (process mode)")
+    p.add_argument("--host", help="address to listen on (default: the one facing the name server)")
+    p.add_argument("--worker-id", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--wait-credentials", type=int, default=60,
+                   help="seconds to wait for the credentials file")
+    p.add_argument("--arg", type=_key_value, action="append", metavar="KEY=VALUE",
+                   help="constructor argument for WORKER_CLASS (repeatable)")
+    add_secret(p)
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("status", parents=[common], help="show a run's workers, queue and jobs",
+                       description="Show the workers of a run (name, host, pid, state, current "
+                                   "job, jobs done, last seen), its queue and finished jobs.")
+    p.add_argument("--run-id", required=True)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--working-dir", help="directory holding the name server's credentials")
+    where.add_argument("--nameserver", type=_host_port, metavar="HOST:PORT")
+    p.add_argument("--watch", nargs="?", type=float, const=2.0, metavar="SECONDS",
+                   help="refresh every SECONDS (default 2) until Ctrl-C")
+    p.add_argument("--count", type=int, default=None, help="with --watch: stop after N refreshes")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    add_secret(p)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("report", parents=[common], help="write an HTML report with plots",
+                       description="Read a logged run (configs.json, results.json) and write "
+                                   "PNG figures and an index.html.")
+    p.add_argument("directory", help="the run's result directory")
+    p.add_argument("--output", help="where to write the report (default: DIRECTORY/report)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("demo", parents=[common], help="run a local optimisation end to end",
+                       description="Start an embedded name server and local worker processes, "
+                                   "optimise a multi-fidelity benchmark, print the incumbent "
+                                   "and write results and a report.")
+    p.add_argument("--n-workers", type=int, default=4)
+    p.add_argument("--output", default="demo_output", help="result directory")
+    p.add_argument("--n-iterations", type=int, default=4)
+    p.add_argument("--optimizer", choices=["bohb", "hyperband", "random"], default="bohb")
+    p.add_argument("--asha", action="store_true", help="asynchronous successive halving")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args)
+    try:
+        return int(args.func(args) or 0)
+    except UltrarunError as exc:
+        log.debug("failed", exc_info=True)
+        print(f"ultrarun {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,538 @@
+"""The dispatcher: owns the worker pool and the job queue, and reports every job exactly once.
+
+Workers are found two ways: they say hello when they start (so they get work at once), and the
+dispatcher lists the name server when it starts and at every ping interval (so workers that were
+there first are found too). A free worker gets one job at a time; in steady state the answer to a
+worker's ``register_result`` already carries its next job, so a job costs one round trip.
+
+Threads and the rules they keep (DESIGN.md, invariants 1-4):
+- the Pyro daemon thread serves hello/register_result: bookkeeping under the lock, no remote call;
+- the runner thread hands queued jobs to idle workers; its remote calls are made outside the lock,
+  and a call that may block (first contact with a worker) goes through a small thread pool;
+- the monitor thread pings workers and re-lists the name server; a worker that does not answer
+  within ``timeout`` is lost and its job re-queued (up to ``max_retries``, then LOST);
+- the callback thread calls ``new_result_callback`` and ``queue_callback``, so user code never
+  runs in the daemon's thread or under the lock.
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from . import transport
+from .config import config
+from .errors import AuthenticationError, CommunicationError, ConfigurationError, UltrarunError
+from .job import Job, JobStatus, to_plain
+from .security import resolve_secret
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _WorkerRecord:
+    name: str
+    uri: str
+    job: Job | None = None
+    foreign_busy: bool = False  # busy with a job of an earlier dispatcher
+    jobs_done: int = 0
+    last_seen: float = field(default_factory=time.time)
+    proxy: Any = None  # used by the runner thread (and its pool) only
+
+
+class Dispatcher:
+    """Hands jobs to the run's workers and calls ``new_result_callback(job)`` once per job.
+
+    Args:
+        new_result_callback: called with each finished :class:`~ultrarun.job.Job`.
+        run_id: the run whose workers to use.
+        ping_interval: seconds between pings of the workers and re-listings of the name server.
+        nameserver, nameserver_port: the run's name server.
+        host: address the dispatcher listens on (default: the one facing the name server).
+        queue_callback: called with the number of workers whenever the pool changes.
+        max_retries: how often a job whose worker vanished is re-run before it is LOST.
+        timeout: seconds a remote call (a ping) may take before the worker counts as lost.
+    """
+
+    def __init__(self, new_result_callback: Callable[[Job], Any], run_id: Any = "0",
+                 ping_interval: float = 10, nameserver: str = "localhost",
+                 nameserver_port: int | None = None, host: str | None = None,
+                 queue_callback: Callable[[int], Any] | None = None, *, secret: str | None = None,
+                 max_retries: int = 3, timeout: float | None = None,
+                 logger: logging.Logger | None = None):
+        if not ping_interval > 0:
+            raise ConfigurationError(f"ping_interval must be > 0, got {ping_interval!r}")
+        if int(max_retries) < 0:
+            raise ConfigurationError(f"max_retries must be >= 0, got {max_retries!r}")
+        self.new_result_callback = new_result_callback
+        self.queue_callback = queue_callback
+        self.run_id = transport.check_run_id(run_id)
+        self.ping_interval = float(ping_interval)
+        self.nameserver = nameserver
+        self.nameserver_port = nameserver_port
+        self.host = host
+        self.secret = secret
+        self.max_retries = int(max_retries)
+        self.timeout = float(timeout) if timeout else config.COMMTIMEOUT
+        self.logger = logger or log
+
+        self._cond = threading.Condition()
+        self._queue: collections.deque[Job] = collections.deque()
+        self._workers: dict[str, _WorkerRecord] = {}
+        self._idle: dict[str, None] = {}  # insertion-ordered set of idle worker names
+        self._running: dict[int, Job] = {}
+        self._counts: collections.Counter = collections.Counter()
+        self._callbacks: queue.SimpleQueue = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._discover_now = threading.Event()
+        self._started = False
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+        self._server: transport.Server | None = None
+        self._ns: transport.NameServerClient | None = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._monitor_proxies: dict[str, Any] = {}
+        self._suspects: dict[str, float] = {}  # name -> next time to probe again
+        self.uri: str | None = None
+
+    # ------------------------------------------------------------------------ lifecycle
+    def start(self) -> "Dispatcher":
+        """Listen, register with the name server and start the threads; returns at once."""
+        with self._cond:
+            if self._started:
+                return self
+            self._started = True
+        secret = resolve_secret(self.secret, self.nameserver_port)
+        self._ns = transport.NameServerClient(self.nameserver, self.nameserver_port, secret,
+                                              self.timeout)
+        try:
+            self._ns.wait(timeout=10)
+            bind = self.host or transport.local_address_towards(self._ns.host)
+            self._secret = secret
+            self._server = transport.Server(DispatcherService(self), secret, host=bind)
+            self.uri = self._server.start()
+            self._ns.register(transport.dispatcher_name(self.run_id), self.uri)
+        except BaseException:
+            self.shutdown()
+            raise
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8,
+                                                           thread_name_prefix="dispatch-send")
+        for target, name in ((self._callback_loop, "dispatcher-callbacks"),
+                             (self.job_runner, "dispatcher-runner"),
+                             (self._monitor_loop, "dispatcher-monitor")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self.logger.info("dispatcher of run %s at %s", self.run_id, self.uri)
+        return self
+
+    def run(self) -> None:
+        """Start (if needed) and block until :meth:`shutdown` (HpBandSter runs this in a thread)."""
+        self.start()
+        self._stop.wait()
+
+    def shutdown(self, shutdown_workers: bool = False) -> None:
+        """Stop dispatching; queued and running jobs are reported as CANCELLED. Idempotent."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._stop.set()
+            self._cond.notify_all()
+        self._discover_now.set()
+        if shutdown_workers:
+            self.shutdown_all_workers()
+        if self._ns is not None and self.uri is not None:
+            try:
+                name = transport.dispatcher_name(self.run_id)
+                if self._ns.lookup(name) == self.uri:
+                    self._ns.remove(name)
+            except CommunicationError as exc:
+                self.logger.debug("could not unregister the dispatcher: %s", exc)
+        if self._server is not None:
+            self._server.shutdown()
+        for thread in self._threads:
+            if thread.name != "dispatcher-callbacks" and thread is not threading.current_thread():
+                thread.join(timeout=10)
+        with self._cond:
+            leftovers = list(self._queue) + list(self._running.values())
+            self._queue.clear()
+            self._running.clear()
+            for job in leftovers:
+                self._finish(job, JobStatus.CANCELLED, None, "the dispatcher was shut down")
+            records = list(self._workers.values())
+            self._workers.clear()
+            self._idle.clear()
+        self._callbacks.put(None)
+        for thread in self._threads:
+            if thread.name == "dispatcher-callbacks" and thread is not threading.current_thread():
+                thread.join(timeout=10)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        for proxy in [r.proxy for r in records if r.proxy] + list(self._monitor_proxies.values()):
+            transport.close_proxy(proxy)
+        if self._ns is not None:
+            self._ns.close()
+        self.logger.info("dispatcher of run %s shut down", self.run_id)
+
+    def __enter__(self) -> "Dispatcher":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown()
+
+    # ----------------------------------------------------------------------------- jobs
+    def submit_job(self, id: Any, **kwargs: Any) -> Job:
+        """Queue a job (``config``, ``budget``, ``working_directory``, ...); an idle worker gets
+        it at once. kwargs are converted to plain data here: numpy values never travel."""
+        job = Job(id=to_plain(id, "job id"), kwargs=to_plain(kwargs, "job kwargs"))
+        job.time_it("submitted")
+        with self._cond:
+            if self._closed:
+                raise UltrarunError("the dispatcher is shut down")
+            self._queue.append(job)
+            self._cond.notify_all()
+        return job
+
+    def number_of_workers(self) -> int:
+        with self._cond:
+            return len(self._workers)
+
+    def number_of_idle_workers(self) -> int:
+        with self._cond:
+            return len(self._idle)
+
+    def queue_length(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+    def number_of_running_jobs(self) -> int:
+        with self._cond:
+            return len(self._running)
+
+    def job_runner(self) -> None:
+        """The dispatch loop: pair queued jobs with idle workers until shutdown."""
+        while True:
+            with self._cond:
+                while not self._stop.is_set() and not (self._queue and self._idle):
+                    self._cond.wait()
+                if self._stop.is_set():
+                    return
+                assignments = []
+                while self._queue and self._idle:
+                    record = self._workers[next(iter(self._idle))]
+                    assignments.append((record, self._assign(self._queue.popleft(), record)))
+            for record, message in assignments:
+                if record.proxy is not None and record.proxy._pyroConnection is not None:
+                    self._send(record, message)
+                else:  # first contact may block until the timeout: not in this thread
+                    self._pool.submit(self._send, record, message)
+
+    def _send(self, record: _WorkerRecord, message: dict) -> None:
+        try:
+            if record.proxy is None:
+                record.proxy = transport.make_proxy(record.uri, self._secret, self.timeout)
+            with transport.remote_call(f"start_computation on {record.name}"):
+                record.proxy.start_computation(message)
+        except CommunicationError as exc:
+            self._lost(record.name, f"could not hand it a job: {exc}", job_started=False)
+        except Exception:  # never let the pool swallow a bug silently
+            self.logger.exception("sending a job to %s failed", record.name)
+            self._lost(record.name, "sending failed", job_started=False)
+
+    # -------------------------------------------------- called by workers (daemon thread)
+    def hello(self, name: str, uri: str) -> dict | None:
+        """A worker is up and free; the answer may carry its first job."""
+        with self._cond:
+            if self._closed:
+                return None
+            record = self._workers.get(name)
+            if record is None:
+                record = self._add_worker(name, uri)
+            elif record.job is not None:
+                # It forgot its job (it restarted under the same name): run the job again.
+                self._requeue(record, "it said hello while holding a job", count=True)
+            record.foreign_busy = False
+            record.last_seen = time.time()
+            return self._next_job_for(record)
+
+    def register_result(self, id: Any = None, result: dict | None = None) -> dict | None:
+        """A worker's result for job ``id = (token, attempt)``; the answer may carry its next
+        job. A result for a job that was re-queued or finished meanwhile is dropped and logged."""
+        token, attempt = id
+        payload = result or {}
+        name = payload.get("worker")
+        with self._cond:
+            record = self._workers.get(name)
+            job = self._running.get(token)
+            if job is None or job.attempt != attempt or job.worker_name != name:
+                self.logger.warning("dropping a late result from %s for job token %s attempt %s "
+                                    "(it was re-queued or finished meanwhile)", name, token,
+                                    attempt)
+                if self._closed:
+                    return None
+                if record is None and payload.get("uri"):
+                    record = self._add_worker(name, payload["uri"])  # it is alive after all
+                if record is None or record.job is not None:
+                    return None
+                record.foreign_busy = False
+                return self._next_job_for(record)
+            del self._running[token]
+            record.job = None
+            record.jobs_done += 1
+            record.last_seen = time.time()
+            status = _status(payload.get("status"))
+            self._finish(job, status, payload.get("result"), payload.get("exception"))
+            if self._closed:
+                return None
+            return self._next_job_for(record)
+
+    def status(self) -> dict:
+        """A snapshot for ``ultrarun status``: workers, queue and job counts."""
+        with self._cond:
+            workers = [{"name": r.name, "uri": r.uri,
+                        "busy": r.job is not None or r.foreign_busy,
+                        "job": None if r.job is None else {"id": r.job.id,
+                                                           "budget": r.job.kwargs.get("budget")},
+                        "jobs_done": r.jobs_done, "last_seen": r.last_seen}
+                       for r in self._workers.values()]
+            return {"run_id": self.run_id, "uri": self.uri, "workers": workers,
+                    "queued": len(self._queue), "running": len(self._running),
+                    "finished": {s.name: n for s, n in self._counts.items()}}
+
+    # --------------------------------------------------------------- pool bookkeeping
+    def _add_worker(self, name: str, uri: str, busy: bool = False) -> _WorkerRecord:
+        """Caller holds the lock."""
+        record = _WorkerRecord(name, uri, foreign_busy=busy)
+        self._workers[name] = record
+        self._suspects.pop(name, None)
+        if not busy:
+            self._idle[name] = None
+            self._cond.notify_all()
+        self.logger.info("worker %s joined (%d workers)", name, len(self._workers))
+        self._callbacks.put(("pool", len(self._workers)))
+        return record
+
+    def _assign(self, job: Job, record: _WorkerRecord) -> dict:
+        """Caller holds the lock: the job now runs on the record's worker."""
+        self._idle.pop(record.name, None)
+        job.status = JobStatus.RUNNING
+        job.worker_name = record.name
+        job.time_it("started")
+        record.job = job
+        self._running[job.token] = job
+        return {"token": job.token, "attempt": job.attempt, "id": job.id, "kwargs": job.kwargs,
+                "dispatcher": self.uri}
+
+    def _next_job_for(self, record: _WorkerRecord) -> dict | None:
+        """Caller holds the lock: give the free worker the next job, or mark it idle."""
+        if self._queue and not self._stop.is_set():
+            return self._assign(self._queue.popleft(), record)
+        self._idle[record.name] = None
+        self._cond.notify_all()
+        return None
+
+    def _requeue(self, record: _WorkerRecord, reason: str, count: bool) -> None:
+        """Caller holds the lock: take the record's job back (LOST after max_retries)."""
+        job, record.job = record.job, None
+        if job is None:
+            return
+        self._running.pop(job.token, None)
+        if count:
+            job.attempt += 1
+        if job.attempt > self.max_retries + 1:
+            self.logger.error("job %s is LOST: its worker vanished %d times", job.id,
+                              job.attempt - 1)
+            self._finish(job, JobStatus.LOST, None,
+                         f"the worker running it was lost {job.attempt - 1} times; last: "
+                         f"{record.name}: {reason}")
+            return
+        self.logger.warning("re-queueing job %s (attempt %d): worker %s %s", job.id, job.attempt,
+                            record.name, reason)
+        job.status = JobStatus.QUEUED
+        job.worker_name = None
+        self._queue.appendleft(job)
+        self._cond.notify_all()
+
+    def _lost(self, name: str, reason: str, job_started: bool = True) -> None:
+        with self._cond:
+            record = self._workers.pop(name, None)
+            if record is None:
+                return
+            self._idle.pop(name, None)
+            self.logger.warning("worker %s is lost: %s", name, reason)
+            self._requeue(record, reason, count=job_started)
+            self._callbacks.put(("pool", len(self._workers)))
+        if record.proxy is not None:
+            transport.close_proxy(record.proxy)
+
+    def _finish(self, job: Job, status: JobStatus, result: Any, exception: str | None) -> None:
+        """Caller holds the lock: a final state, reported exactly once."""
+        job.status = status
+        job.result = result if status is JobStatus.SUCCESS else None
+        job.exception = exception
+        job.time_it("finished")
+        self._counts[status] += 1
+        self._callbacks.put(("job", job))
+
+    # ------------------------------------------------------------- discovery and pings
+    def trigger_discover_worker(self) -> None:
+        """Look for new workers now instead of at the next ping interval."""
+        self._discover_now.set()
+
+    def discover_workers(self) -> int:
+        """List the name server for this run's workers and add the new ones that answer."""
+        try:
+            listed = self._ns.list(transport.worker_prefix(self.run_id))
+        except CommunicationError as exc:
+            self.logger.warning("cannot list workers: %s", exc)
+            return 0
+        now = time.monotonic()
+        with self._cond:
+            new = {n: u for n, u in listed.items()
+                   if n not in self._workers and self._suspects.get(n, 0) <= now}
+        added = 0
+        for name, uri in new.items():
+            state = self._probe(name, uri)
+            if state is None:
+                continue
+            with self._cond:
+                if name not in self._workers and not self._closed:
+                    self._add_worker(name, uri, busy=bool(state.get("busy")))
+                    added += 1
+        return added
+
+    def _probe(self, name: str, uri: str) -> dict | None:
+        try:
+            return self._ping(name, uri)
+        except AuthenticationError as exc:
+            self.logger.error("worker %s refused us: %s", name, exc)
+        except CommunicationError as exc:
+            self._drop_monitor_proxy(name)
+            if "refused" in str(exc).lower():  # the process is gone: clean the phone book
+                self.logger.info("removing stale worker %s from the name server", name)
+                try:
+                    self._ns.remove(name)
+                except CommunicationError:
+                    pass
+            else:
+                self._suspects[name] = time.monotonic() + 6 * self.ping_interval
+        return None
+
+    def _ping(self, name: str, uri: str) -> dict:
+        proxy = self._monitor_proxies.get(name)
+        if proxy is None:
+            proxy = self._monitor_proxies[name] = transport.make_proxy(uri, self._secret,
+                                                                       self.timeout)
+        with transport.remote_call(f"ping {name}"):
+            return proxy.ping()
+
+    def _drop_monitor_proxy(self, name: str) -> None:
+        proxy = self._monitor_proxies.pop(name, None)
+        if proxy is not None:
+            transport.close_proxy(proxy)
+
+    def _ping_workers(self) -> None:
+        with self._cond:
+            known = [(r.name, r.uri) for r in self._workers.values()]
+        for name in set(self._monitor_proxies) - {n for n, _ in known}:
+            self._drop_monitor_proxy(name)
+        for name, uri in known:
+            if self._stop.is_set():
+                return
+            try:
+                state = self._ping(name, uri)
+            except CommunicationError as exc:
+                self._drop_monitor_proxy(name)
+                self._lost(name, f"did not answer a ping: {exc}")
+                continue
+            with self._cond:
+                record = self._workers.get(name)
+                if record is None:
+                    continue
+                record.last_seen = time.time()
+                if record.foreign_busy and not state.get("busy"):
+                    record.foreign_busy = False
+                    if record.job is None:
+                        self._next_job_for_idle(record)
+
+    def _next_job_for_idle(self, record: _WorkerRecord) -> None:
+        """Caller holds the lock: mark idle; the runner thread sends it work."""
+        self._idle[record.name] = None
+        self._cond.notify_all()
+
+    def _monitor_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.discover_workers()
+                self._ping_workers()
+            except Exception:
+                self.logger.exception("worker monitor failed; retrying")
+            self._discover_now.wait(self.ping_interval)
+            self._discover_now.clear()
+        for name in list(self._monitor_proxies):
+            self._drop_monitor_proxy(name)
+
+    def _callback_loop(self) -> None:
+        while True:
+            item = self._callbacks.get()
+            if item is None:
+                return
+            kind, value = item
+            try:
+                if kind == "job":
+                    self.new_result_callback(value)
+                elif self.queue_callback is not None:
+                    self.queue_callback(value)
+            except Exception:
+                self.logger.exception("the %s callback raised; continuing", kind)
+
+    # ---------------------------------------------------------------------- workers
+    def shutdown_all_workers(self, rediscover: bool = False) -> None:
+        """Ask every worker of the pool to shut down (their processes then exit)."""
+        with self._cond:
+            records = list(self._workers.values())
+        for record in records:
+            proxy = transport.make_proxy(record.uri, self._secret, self.timeout)
+            try:
+                with transport.remote_call(f"shutdown {record.name}"):
+                    proxy.shutdown()
+            except CommunicationError as exc:
+                self.logger.debug("could not shut down %s: %s", record.name, exc)
+            finally:
+                transport.close_proxy(proxy)
+            self._lost(record.name, "was shut down", job_started=True)
+        if rediscover:
+            self.trigger_discover_worker()
+
+
+@transport.expose
+class DispatcherService:
+    """What workers (and ``ultrarun status``) may call on the dispatcher."""
+
+    def __init__(self, dispatcher: Dispatcher):
+        self._dispatcher = dispatcher
+
+    def hello(self, name: str, uri: str) -> dict | None:
+        return self._dispatcher.hello(name, uri)
+
+    def register_result(self, id: Any = None, result: dict | None = None) -> dict | None:
+        return self._dispatcher.register_result(id=tuple(id), result=result)
+
+    def status(self) -> dict:
+        return self._dispatcher.status()
+
+
+def _status(value: Any) -> JobStatus:
+    try:
+        return JobStatus(value)
+    except ValueError:
+        return JobStatus.CRASHED
+
+
+__all__ = ["Dispatcher"]

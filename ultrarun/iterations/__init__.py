@@ -1,0 +1,21 @@
+"""Budget schedules (successive halving, Hyperband, ASHA) as state machines the master drives.
+
+The Hyperband budget formula lives in :mod:`ultrarun.iterations._budgets`; see
+``docs/iterations.md``.
+"""
+from __future__ import annotations
+
+from ._asha import ASHA, ASHAIterGenerator
+from ._base import BaseIteration, BaseIterGenerator, ConfigId, ConfigStatus, Datum, Sampler
+from ._budgets import Bracket, bracket, hyperband_brackets, max_bracket_index
+from ._hyperband import HyperBandIterGenerator
+from ._successive_halving import (BracketIterGenerator, CustomIterGenerator, SuccessiveHalving,
+                                  SuccessiveHalvingIterGenerator)
+
+__all__ = [
+    "BaseIteration", "BaseIterGenerator", "BracketIterGenerator",
+    "SuccessiveHalving", "SuccessiveHalvingIterGenerator", "HyperBandIterGenerator",
+    "CustomIterGenerator", "ASHA", "ASHAIterGenerator",
+    "ConfigId", "ConfigStatus", "Datum", "Sampler",
+    "Bracket", "bracket", "hyperband_brackets", "max_bracket_index",
+]

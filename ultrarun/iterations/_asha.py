@@ -1,0 +1,135 @@
+"""Asynchronous successive halving (ASHA): promote as soon as a config is good enough.
+
+Li, Jamieson, Rostamizadeh, Gonina, Ben-Tzur, Hardt, Recht and Talwalkar, "A System for Massively
+Parallel Hyperparameter Tuning", MLSys 2020, Algorithm 2.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from numbers import Integral
+from typing import Sequence
+
+from ..errors import ConfigurationError
+from ._base import BaseIteration, BaseIterGenerator, ConfigId, ConfigStatus, Datum, Run, Sampler, top_k
+from ._budgets import bracket, max_bracket_index, validate_eta
+
+logger = logging.getLogger(__name__)
+
+
+def _validate_limit(name: str, value: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise ConfigurationError(f"{name} is {value!r}; it must be a positive integer or None "
+                                 "(no limit)")
+    return int(value)
+
+
+class ASHA(BaseIteration):
+    """One never-blocking ASHA run over the rungs ``budgets``.
+
+    :meth:`get_next_run` promotes a configuration one rung up as soon as it is among the best
+    ``1/eta`` of the results at its rung (highest rung first); otherwise it samples a new
+    configuration at the lowest rung. It returns None only once ``max_configs`` or ``max_jobs``
+    stop it from growing; it is finished when that is so and nothing is running.
+    """
+
+    def __init__(self, iteration: int, budgets: Sequence[float], sampler: Sampler,
+                 eta: float = 3, max_configs: int | None = None,
+                 max_jobs: int | None = None) -> None:
+        super().__init__(iteration, sampler)
+        self.eta = validate_eta(eta)
+        self.budgets = [float(b) for b in budgets]
+        if not self.budgets or any(b <= a for a, b in zip(self.budgets, self.budgets[1:])):
+            raise ConfigurationError(f"budgets is {budgets!r}; give at least one rung, "
+                                     "strictly increasing")
+        self.max_configs = _validate_limit("max_configs", max_configs)
+        self.max_jobs = _validate_limit("max_jobs", max_jobs)
+        #: finished results per rung: config id -> loss (+inf for failures)
+        self.rungs: list[dict[ConfigId, float]] = [{} for _ in self.budgets]
+        self.promoted: list[set[ConfigId]] = [set() for _ in self.budgets]
+        self.num_sampled = 0
+        self.num_started = 0
+
+    def get_next_run(self) -> Run | None:
+        if self.is_finished or not self._may_start:
+            return None
+        candidate = self._promotable()
+        if candidate is not None:
+            config_id, rung = candidate
+            self.promoted[rung].add(config_id)
+            datum = self.data[config_id]
+            datum.budget, datum.status = self.budgets[rung + 1], ConfigStatus.QUEUED
+            logger.debug("ASHA %s: promote %s to budget %s", self.iteration, config_id,
+                         datum.budget)
+        elif self._may_sample:
+            config_id = (self.iteration, 0, self.num_sampled)
+            self.num_sampled += 1
+            self._sample(self.budgets[0], config_id)
+        else:
+            return None
+        self.num_started += 1
+        return self._start(config_id)
+
+    @property
+    def is_blocked(self) -> bool:
+        return not self.is_finished and not (
+            self._may_start and (self._may_sample or self._promotable() is not None))
+
+    @property
+    def _may_start(self) -> bool:
+        return self.max_jobs is None or self.num_started < self.max_jobs
+
+    @property
+    def _may_sample(self) -> bool:
+        return self.max_configs is None or self.num_sampled < self.max_configs
+
+    def _promotable(self) -> tuple[ConfigId, int] | None:
+        """The best not yet promoted config in the top 1/eta of a rung, highest rung first."""
+        for rung in range(len(self.budgets) - 2, -1, -1):
+            results = self.rungs[rung]
+            for config_id in top_k(results.items(), math.floor(len(results) / self.eta)):
+                if config_id not in self.promoted[rung]:
+                    return config_id, rung
+        return None
+
+    def _on_result(self, config_id: ConfigId, datum: Datum) -> None:
+        rung = self.budgets.index(datum.budget)
+        self.rungs[rung][config_id] = datum.loss_for_ranking(datum.budget)
+        if rung == len(self.budgets) - 1 and datum.status is ConfigStatus.REVIEW:
+            datum.status = ConfigStatus.COMPLETED
+        if self.num_running == 0 and self.is_blocked:
+            self._finish()
+
+
+class ASHAIterGenerator(BaseIterGenerator):
+    """Makes :class:`ASHA` iterations with the rungs of the most aggressive Hyperband bracket.
+
+    A master usually runs a single ASHA iteration; give ``max_configs`` or ``max_jobs`` so that
+    it ends by itself.
+    """
+
+    def __init__(self, min_budget: float, max_budget: float, eta: float = 3,
+                 max_configs: int | None = None, max_jobs: int | None = None) -> None:
+        self.eta = validate_eta(eta)
+        self.s_max = max_bracket_index(min_budget, max_budget, eta)
+        self._budgets = list(bracket(self.s_max, self.s_max, max_budget, eta, min_budget).budgets)
+        self.max_configs = _validate_limit("max_configs", max_configs)
+        self.max_jobs = _validate_limit("max_jobs", max_jobs)
+
+    @property
+    def budgets(self) -> list[float]:
+        return list(self._budgets)
+
+    def get_next_iteration(self, iteration: int, sampler: Sampler, **iteration_kwargs) -> ASHA:
+        kwargs = {"eta": self.eta, "max_configs": self.max_configs, "max_jobs": self.max_jobs}
+        kwargs.update(iteration_kwargs)
+        return ASHA(iteration, self._budgets, sampler, **kwargs)
+
+    def num_jobs(self, iteration: int) -> int | None:
+        """``max_jobs``: ASHA's job count depends on the order in which results arrive."""
+        return self.max_jobs
+
+
+__all__ = ["ASHA", "ASHAIterGenerator"]

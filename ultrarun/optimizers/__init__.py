@@ -1,0 +1,11 @@
+"""Optimizers that suggest configurations: ask/tell over a ConfigSpace ``ConfigurationSpace``.
+
+They know nothing about workers or budgets schedules; see ``docs/optimizers.md``.
+"""
+from __future__ import annotations
+
+from ._base import BaseOptimizer, Suggestion
+from ._bohb import BOHB
+from ._random import RandomSearch
+
+__all__ = ["BaseOptimizer", "RandomSearch", "BOHB", "Suggestion"]

@@ -1,0 +1,116 @@
+"""The ask/tell interface every optimizer offers the master."""
+from __future__ import annotations
+
+import abc
+import logging
+import math
+from numbers import Integral, Real
+from typing import Any, Mapping
+
+import numpy as np
+from ConfigSpace import ConfigurationSpace
+
+from ..errors import ConfigurationError
+from ._space import VectorSpace, copy_space
+
+logger = logging.getLogger(__name__)
+
+#: what ``ask`` returns for each configuration
+Suggestion = tuple[dict[str, Any], dict[str, Any]]
+
+
+def _config_key(config: Mapping[str, Any], budget: float) -> tuple:
+    return tuple(sorted(config.items(), key=lambda item: item[0])), float(budget)
+
+
+class BaseOptimizer(abc.ABC):
+    """Suggests configurations of a ConfigSpace ``ConfigurationSpace`` and learns from losses.
+
+    ``ask(budget, n_points)`` returns plain-Python config dicts with a ``config_info`` dict;
+    ``tell(config, loss, budget)`` reports a loss (None when the run failed). A configuration
+    returned by ``ask`` counts as *in flight* until it is told or :meth:`cancel`\\ ed, so
+    optimizers that model results can keep parallel picks apart. The same ``seed`` and the same
+    sequence of calls give the same configurations. Optimizers sample from a private, seeded copy
+    of the space, so the user's ``configspace`` object is not touched.
+    """
+
+    def __init__(self, configspace: ConfigurationSpace, seed: int | None = None) -> None:
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, Integral)
+                                 or seed < 0):
+            raise ConfigurationError(f"seed is {seed!r}; it must be a non-negative integer or None")
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.configspace = configspace
+        self._space = copy_space(configspace, int(self.rng.integers(2 ** 31 - 1)))
+        self.vectors = VectorSpace(self._space)
+        #: configs in flight: (config key, budget) -> vector
+        self._pending: dict[tuple, np.ndarray] = {}
+
+    # -- public API -------------------------------------------------------------------------
+    def ask(self, budget: float, n_points: int = 1) -> list[Suggestion]:
+        """``n_points`` new configurations to evaluate at ``budget``, marked as in flight."""
+        budget = _check_budget(budget)
+        if isinstance(n_points, bool) or not isinstance(n_points, Integral) or n_points < 1:
+            raise ConfigurationError(f"n_points is {n_points!r}; it must be a positive integer")
+        suggestions = []
+        for _ in range(int(n_points)):
+            config, info, vector = self._suggest(budget)
+            self._pending[_config_key(config, budget)] = vector
+            suggestions.append((config, info))
+        return suggestions
+
+    def tell(self, config: Mapping[str, Any], loss: float | None, budget: float) -> None:
+        """Report the ``loss`` (lower is better; None or NaN when the run failed) at ``budget``."""
+        budget = _check_budget(budget)
+        if loss is not None and (isinstance(loss, bool) or not isinstance(loss, Real)):
+            raise ConfigurationError(f"loss is {loss!r}; it must be a number, or None for a "
+                                     "failed run")
+        value = math.inf if loss is None or math.isnan(loss) else float(loss)
+        self._pending.pop(_config_key(config, budget), None)
+        self._observe(self.vectors.to_vector(config), value, budget)
+
+    def mark_running(self, config: Mapping[str, Any], budget: float) -> None:
+        """Count a configuration the optimizer did not ``ask`` for (a promotion) as in flight."""
+        budget = _check_budget(budget)
+        key = _config_key(config, budget)
+        if key not in self._pending:
+            self._pending[key] = self._pending_vector(self.vectors.to_vector(config))
+
+    def cancel(self, config: Mapping[str, Any], budget: float) -> None:
+        """Forget an in-flight configuration that will never report (a cancelled job)."""
+        self._pending.pop(_config_key(config, _check_budget(budget)), None)
+
+    @property
+    def num_pending(self) -> int:
+        """Configurations in flight (asked or marked running, not yet told)."""
+        return len(self._pending)
+
+    # -- for subclasses ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def _suggest(self, budget: float) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
+        """One ``(config, config_info, vector)``; the vector is what counts as in flight."""
+
+    def _observe(self, vector: np.ndarray, loss: float, budget: float) -> None:
+        """Learn from a result (loss is +inf for failures); random search ignores it."""
+
+    def _pending_vector(self, vector: np.ndarray) -> np.ndarray:
+        """How an in-flight configuration is stored; models override this to impute."""
+        return vector
+
+    def _random_suggestion(self) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
+        configuration = self._space.sample_configuration()
+        vector = configuration.get_array().copy()
+        config = self.vectors.to_config(vector)
+        return config, {"model_based_pick": False}, self._pending_vector(vector)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(hyperparameters={len(self._space)}, seed={self.seed})"
+
+
+def _check_budget(budget: float) -> float:
+    if isinstance(budget, bool) or not isinstance(budget, Real) or not 0 < budget < math.inf:
+        raise ConfigurationError(f"budget is {budget!r}; it must be a finite positive number")
+    return float(budget)
+
+
+__all__ = ["BaseOptimizer", "Suggestion"]

@@ -1,0 +1,32 @@
+"""Runners: submit trials, collect results, on the backend of your choice.
+
+The interface has the shape of SMAC3's runners (``submit_trial``, ``iter_results``, ``wait``,
+``is_running``, ``count_available_workers``) and the evaluators the shape of DeepHyper's
+(``Evaluator.create(run_function, method=...)``, ``submit``, ``gather``). Every backend has the
+same job semantics as the Pyro dispatcher: one result per trial, statuses from
+:class:`ultrarun.job.JobStatus`, user failures reported, infrastructure failures retried.
+"""
+from __future__ import annotations
+
+from ._base import (AbstractParallelRunner, AbstractRunner, AbstractSerialRunner, TrialInfo,
+                    TrialValue, WorkerLost)
+from ._dask import DaskParallelRunner
+from ._evaluator import (Callback, CSVLoggerCallback, Evaluator, TqdmCallback, evaluator_names,
+                         register_evaluator)
+from ._mpi import MPICommEvaluator, MPICommRunner
+from ._process import ProcessRunner
+from ._registry import make_runner, register_runner, runner_names
+from ._script import ScriptRunner, TargetFunctionScriptRunner
+from ._serial import SerialRunner
+from ._target_function import TargetFunctionRunner
+from ._thread import ExecutorRunner, ThreadRunner
+
+__all__ = [
+    "AbstractRunner", "AbstractSerialRunner", "AbstractParallelRunner", "ExecutorRunner",
+    "TrialInfo", "TrialValue", "WorkerLost",
+    "TargetFunctionRunner", "ScriptRunner", "TargetFunctionScriptRunner",
+    "SerialRunner", "ThreadRunner", "ProcessRunner", "DaskParallelRunner", "MPICommRunner",
+    "make_runner", "register_runner", "runner_names",
+    "Evaluator", "MPICommEvaluator", "Callback", "TqdmCallback", "CSVLoggerCallback",
+    "register_evaluator", "evaluator_names",
+]

@@ -1,0 +1,279 @@
+"""Hard time and memory limits: the target runs in a child process that can be killed.
+
+A limit can only be enforced from outside the code it limits, so a limited target runs in a
+child interpreter (``python -m ultrarun.runners._limits``) that is reused from trial to trial and
+killed and replaced when it hits a limit. The child is started with :mod:`subprocess`, not
+:mod:`multiprocessing`, so it can be started from anywhere, including daemonic pool processes
+and Dask workers.
+
+Parent and child talk over the child's stdin/stdout with length-prefixed pickles. That is a
+private pipe between two processes of the same user, never a network socket; the child moves
+the user's prints from stdout to stderr so they cannot corrupt the channel.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import select
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Callable, cast
+
+from ..errors import ConfigurationError, TargetAlgorithmAbortException
+from ..job import JobStatus
+
+logger = logging.getLogger(__name__)
+
+_HEADER = struct.Struct(">Q")
+
+
+def check_limits(walltime_limit: float | None, memory_limit: int | None) -> None:
+    """Validate the limit arguments shared by the target-function and script runners."""
+    if walltime_limit is not None and (isinstance(walltime_limit, bool) or not
+                                       isinstance(walltime_limit, (int, float)) or walltime_limit <= 0):
+        raise ConfigurationError(f"walltime_limit must be a number of seconds > 0 or None, "
+                                 f"got {walltime_limit!r}")
+    if memory_limit is not None and (isinstance(memory_limit, bool) or not
+                                     isinstance(memory_limit, int) or memory_limit <= 0):
+        raise ConfigurationError(f"memory_limit must be an int number of MB > 0 or None, "
+                                 f"got {memory_limit!r}")
+
+
+def exit_status(returncode: int, memory_limit: int | None) -> tuple[JobStatus, dict[str, Any]]:
+    """Classify a child that ended without a result.
+
+    Killed by SIGKILL while a memory limit is set is taken as the OOM killer: MEMOUT. Any other
+    signal or exit code is the target's failure: CRASHED, with the signal or code in the info.
+    """
+    if returncode < 0:
+        name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else str(-returncode)
+        if -returncode == signal.SIGKILL and memory_limit is not None:
+            return JobStatus.MEMOUT, {"error": f"the target was killed by {name} (memory limit "
+                                      f"{memory_limit} MB, probably the OOM killer)", "signal": name}
+        return JobStatus.CRASHED, {"error": f"the target process was killed by {name}",
+                                   "signal": name}
+    return JobStatus.CRASHED, {"error": f"the target process exited with code {returncode}",
+                               "returncode": returncode}
+
+
+def child_env(memory_limit: int | None) -> dict[str, str]:
+    """Environment of a child: the parent's import path; one BLAS thread under a memory limit.
+
+    BLAS thread pools reserve address space per thread, which RLIMIT_AS counts, so under a
+    memory limit we keep the default of one thread unless the user set another.
+    """
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] +
+                                        ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    if memory_limit is not None:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(var, "1")
+    return env
+
+
+def set_memory_limit(memory_limit_mb: int | None) -> None:
+    """Cap this process's address space (RLIMIT_AS) at ``memory_limit_mb`` megabytes."""
+    if memory_limit_mb is None:
+        return
+    import resource  # POSIX only, so imported where it is needed
+
+    limit = memory_limit_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _dumps(obj: Any) -> bytes:
+    try:
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        import cloudpickle  # closures and lambdas: comes with dask, optional otherwise
+
+        return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _write(stream: BinaryIO, payload: bytes) -> None:
+    stream.write(_HEADER.pack(len(payload)) + payload)
+    stream.flush()
+
+
+def _read_exact(fd: int, n: int, deadline: float | None) -> bytes | None:
+    """Read ``n`` bytes from ``fd``; None on EOF or when the deadline passes."""
+    chunks, got = [], 0
+    while got < n:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                return None
+        chunk = os.read(fd, n - got)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+@dataclass
+class ChildResult:
+    """What a limited call produced: a status, and the return value or failure info."""
+
+    status: JobStatus
+    value: Any = None
+    runtime: float = 0.0
+    cpu_time: float = 0.0
+    info: dict[str, Any] | None = None
+
+
+class _Child:
+    """One child interpreter that calls the target again and again."""
+
+    def __init__(self, target_bytes: bytes, memory_limit: int | None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ultrarun.runners._limits", str(memory_limit or 0)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=child_env(memory_limit))
+        self.stdin = cast(BinaryIO, self.proc.stdin)
+        self.stdout = cast(BinaryIO, self.proc.stdout)
+        _write(self.stdin, target_bytes)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.stdin, self.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+class LimitedCaller:
+    """Calls ``target(*args, **kwargs)`` in reusable child processes under hard limits.
+
+    Safe to use from several threads: each call borrows an idle child or starts a new one. A
+    child that hit a limit, died or raised MemoryError is killed and not reused.
+    """
+
+    def __init__(self, target: Callable[..., Any], walltime_limit: float | None,
+                 memory_limit: int | None) -> None:
+        check_limits(walltime_limit, memory_limit)
+        self._target = target
+        self._walltime_limit = walltime_limit
+        self._memory_limit = memory_limit
+        self._target_bytes: bytes | None = None
+        self._idle: list[_Child] = []
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Children and locks belong to this process; a copy elsewhere starts its own.
+        state = self.__dict__.copy()
+        state.update(_idle=[], _lock=None, _target_bytes=None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def _borrow(self) -> _Child:
+        with self._lock:
+            while self._idle:
+                child = self._idle.pop()
+                if child.alive():
+                    return child
+                child.kill()
+            if self._target_bytes is None:
+                self._target_bytes = _dumps(self._target)
+            target_bytes = self._target_bytes
+        return _Child(target_bytes, self._memory_limit)
+
+    def call(self, *args: Any, **kwargs: Any) -> ChildResult:
+        """Run the target once in a child; TargetAlgorithmAbortException is re-raised here."""
+        child = self._borrow()
+        start = time.monotonic()
+        deadline = None if self._walltime_limit is None else start + self._walltime_limit
+        try:
+            _write(child.stdin, _dumps((args, kwargs)))
+        except BrokenPipeError:
+            pass  # the child is already dead; reading below tells why
+        header = _read_exact(child.stdout.fileno(), _HEADER.size, deadline)
+        payload = None if header is None else _read_exact(
+            child.stdout.fileno(), _HEADER.unpack(header)[0], None)
+        if payload is None:
+            return self._ended_without_result(child, start, timed_out=deadline is not None
+                                              and time.monotonic() >= deadline)
+        kind, value, runtime, cpu_time = pickle.loads(payload)
+        if kind == "ok":
+            with self._lock:
+                self._idle.append(child)
+            return ChildResult(JobStatus.SUCCESS, value, runtime, cpu_time)
+        child.kill()  # after an exception the child's state is unknown: start afresh
+        if kind == "abort":
+            raise TargetAlgorithmAbortException(value)
+        status = JobStatus.MEMOUT if kind == "memout" else JobStatus.CRASHED
+        return ChildResult(status, None, runtime, cpu_time, value)
+
+    def _ended_without_result(self, child: _Child, start: float, timed_out: bool) -> ChildResult:
+        runtime = time.monotonic() - start
+        if timed_out and child.alive():
+            child.kill()
+            return ChildResult(JobStatus.TIMEOUT, runtime=runtime, info={
+                "error": f"the target exceeded the walltime limit of {self._walltime_limit} s"})
+        child.kill()
+        status, info = exit_status(child.proc.returncode, self._memory_limit)
+        return ChildResult(status, runtime=runtime, info=info)
+
+    def close(self) -> None:
+        """Kill the idle children; idempotent. A later call starts a new child."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for child in idle:
+            child.kill()
+
+
+def _child_main(memory_limit_mb: int) -> None:
+    """Loop of the child: read the target once, then calls, and answer each one."""
+    channel_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # the user's prints go to stderr, never into the channel
+    channel_in = sys.stdin.buffer
+    set_memory_limit(memory_limit_mb or None)
+
+    def read() -> Any:
+        header = channel_in.read(_HEADER.size)
+        if len(header) < _HEADER.size:
+            return None
+        return pickle.loads(channel_in.read(_HEADER.unpack(header)[0]))
+
+    target = read()
+    while True:
+        message = read()
+        if message is None:  # the parent closed the pipe: it is done with us
+            return
+        args, kwargs = message
+        start, cpu_start = time.monotonic(), time.process_time()
+        try:
+            reply = ("ok", target(*args, **kwargs))
+        except TargetAlgorithmAbortException as exc:
+            reply = ("abort", str(exc))
+        except MemoryError as exc:
+            reply = ("memout" if memory_limit_mb else "error",
+                     {"error": repr(exc), "traceback": traceback.format_exc()})
+        except Exception as exc:  # reported to the parent as CRASHED
+            reply = ("error", {"error": repr(exc), "traceback": traceback.format_exc()})
+        reply = (*reply, time.monotonic() - start, time.process_time() - cpu_start)
+        try:
+            data = _dumps(reply)
+        except Exception as exc:  # the return value cannot travel back
+            data = _dumps(("error", {"error": f"the result cannot be pickled: {exc!r}",
+                                     "traceback": traceback.format_exc()}, reply[2], reply[3]))
+        _write(channel_out, data)
+
+
+if __name__ == "__main__":
+    _child_main(int(sys.argv[1]))

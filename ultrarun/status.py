@@ -1,0 +1,101 @@
+"""What ``ultrarun status`` shows: a live run's workers, queue and finished jobs.
+
+It asks the name server for the run's dispatcher and workers and each of them for its state, so
+it works from any machine that reaches the name server and holds the run secret.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from typing import Any
+
+from . import transport
+from .errors import CommunicationError, NameServerError
+from .security import Credentials, resolve_secret
+
+
+def collect_status(run_id: str, nameserver: str, nameserver_port: int | None,
+                   secret: str | None = None, timeout: float = 2.0) -> dict[str, Any]:
+    """The run's state as plain data: ``{'dispatcher': ..., 'workers': [...]}``."""
+    secret = resolve_secret(secret, nameserver_port)
+    with transport.NameServerClient(nameserver, nameserver_port, secret, timeout) as ns:
+        listed = ns.list(transport.worker_prefix(run_id))
+        try:
+            dispatcher_uri = ns.lookup(transport.dispatcher_name(run_id))
+        except NameServerError:
+            dispatcher_uri = None
+    dispatcher = None
+    if dispatcher_uri:
+        dispatcher = _call(dispatcher_uri, secret, timeout, "status")
+    known = {w["name"]: w for w in (dispatcher or {}).get("workers", [])}
+    workers = []
+    for name, uri in sorted(listed.items()):
+        state = _call(uri, secret, timeout, "status") or {}
+        parts = transport.parse_worker_name(name)
+        seen = known.get(name, {})
+        workers.append({
+            "name": name, "host": state.get("host", parts["host"]),
+            "pid": state.get("pid", parts["pid"]),
+            "state": ("unreachable" if not state else "busy" if state.get("busy") else "idle"),
+            "job": state.get("job"), "jobs_done": state.get("jobs_done"),
+            "in_pool": name in known, "last_seen": seen.get("last_seen")})
+    return {"run_id": run_id, "dispatcher": dispatcher, "workers": workers}
+
+
+def _call(uri: str, secret: str, timeout: float, method: str) -> Any:
+    proxy = transport.make_proxy(uri, secret, timeout)
+    try:
+        with transport.remote_call(method):
+            return getattr(proxy, method)()
+    except CommunicationError:
+        return None
+    finally:
+        transport.close_proxy(proxy)
+
+
+def format_status(status: dict[str, Any], incumbent: str | None = None) -> str:
+    """A plain-text table for terminals."""
+    lines = [f"run {status['run_id']}"]
+    d = status["dispatcher"]
+    if d is None:
+        lines.append("dispatcher: none registered (no master running)")
+    else:
+        finished = d.get("finished", {})
+        failed = sum(n for s, n in finished.items() if s != "SUCCESS")
+        lines.append(f"dispatcher: {d['uri']}  queued {d['queued']}  running {d['running']}  "
+                     f"finished {sum(finished.values())} (failed {failed})")
+        if d.get("incumbent"):
+            lines.append(f"incumbent: {d['incumbent']}")
+    header = f"{'worker':<48} {'host':<16} {'pid':>7} {'state':<11} {'job':<22} {'done':>5} {'last seen':>9}"
+    lines += ["", header, "-" * len(header)]
+    now = time.time()
+    for w in status["workers"]:
+        job = w["job"]
+        job_text = "" if not job else f"{tuple(job['id']) if isinstance(job['id'], list) else job['id']} b={job.get('budget')}"
+        seen = "" if not w.get("last_seen") else f"{now - w['last_seen']:.1f}s"
+        lines.append(f"{w['name']:<48} {str(w['host'])[:16]:<16} {w['pid']:>7} {w['state']:<11} "
+                     f"{job_text[:22]:<22} {w['jobs_done'] if w['jobs_done'] is not None else '-':>5} {seen:>9}")
+    if not status["workers"]:
+        lines.append("(no workers registered)")
+    return "\n".join(lines)
+
+
+def print_status(args: argparse.Namespace) -> int:
+    if args.working_dir:
+        creds = Credentials.read(args.working_dir, args.run_id)
+        host, port, secret = creds.host, creds.port, args.secret or creds.secret
+    else:
+        (host, port), secret = args.nameserver, args.secret
+    stop = threading.Event()
+    shown = 0
+    while True:
+        status = collect_status(args.run_id, host, port, secret)
+        print(json.dumps(status) if args.json else format_status(status), flush=True)
+        shown += 1
+        if args.watch is None or (args.count is not None and shown >= args.count):
+            return 0
+        print(flush=True)
+        if stop.wait(args.watch):
+            return 0
