@@ -7,7 +7,7 @@ import random
 from collections import Counter
 
 import pytest
-from ConfigSpace import ConfigurationSpace, Float
+from ConfigSpace import ConfigurationSpace
 
 from ultrarun.errors import ConfigurationError, JobError
 from ultrarun.iterations import (ASHA, ASHAIterGenerator, ConfigStatus, CustomIterGenerator,
@@ -15,7 +15,7 @@ from ultrarun.iterations import (ASHA, ASHAIterGenerator, ConfigStatus, CustomIt
                                  SuccessiveHalvingIterGenerator, bracket, hyperband_brackets,
                                  max_bracket_index)
 from ultrarun.job import JobStatus
-from ultrarun.optimizers import RandomSearch
+from ultrarun.optimizers import BOHB, RandomSearch
 
 
 class CountingSampler:
@@ -91,9 +91,10 @@ def test_hyperband_jobs_match_the_formula(min_budget, max_budget, eta):
 
 
 def test_smallest_budget_is_min_budget_exactly_despite_float_noise():
-    assert 0.9 / 9 != 0.1
-    assert bracket(2, 2, 0.9, 3, min_budget=0.1).budgets == (0.1, 0.3, 0.9)
-    assert SuccessiveHalvingIterGenerator(0.1, 0.9, 3).budgets[0] == 0.1
+    assert 8.1 / 3 ** 4 == 0.09999999999999999
+    assert bracket(4, 4, 8.1, 3, min_budget=0.1).budgets[0] == 0.1
+    assert SuccessiveHalvingIterGenerator(0.1, 8.1, 3).budgets[0] == 0.1
+    assert SuccessiveHalvingIterGenerator(0.03, 0.27, 3).budgets == [0.03, 0.09, 0.27]
 
 
 def test_budgets_are_plain_floats_for_integer_arguments():
@@ -309,3 +310,24 @@ def test_an_optimizer_is_a_sampler():
     jobs = drive(iteration, loss=tell)
     assert len(jobs) == 13 and optimizer.num_pending == 0
     assert all(d.config_info == {"model_based_pick": False} for d in iteration.data.values())
+
+
+def test_asha_with_bohb_uses_the_model():
+    space = ConfigurationSpace({"lr": (1e-4, 1.0), "wd": (1e-4, 1.0)})
+    optimizer = BOHB(space, seed=0)
+    iteration = ASHAIterGenerator(1, 9, 3, max_configs=40).get_next_iteration(0, optimizer.ask)
+
+    def tell(config, budget):
+        loss = (config["lr"] - 0.1) ** 2 + config["wd"] / budget
+        optimizer.mark_running(config, budget)  # a no-op for configs it asked for itself
+        optimizer.tell(config, loss, budget)
+        return loss
+    running = []
+    while not iteration.is_finished:  # 4 workers; the oldest job finishes first
+        while len(running) < 4 and (run := iteration.get_next_run()) is not None:
+            running.append(run)
+        config_id, config, budget = running.pop(0)
+        iteration.register_result(config_id, budget, tell(config, budget))
+    assert optimizer.num_pending == 0
+    picks = [d.config_info["model_based_pick"] for d in iteration.data.values()]
+    assert len(picks) == 40 and sum(picks) >= 10

@@ -228,13 +228,16 @@ def test_constructor_copies_hpbandster_style_iteration_data():
 
 
 def test_from_jobs_in_memory():
-    jobs = [make_job((0, 0, 0), 1, loss=0.2), make_job((0, 0, 1), 1, JobStatus.TIMEOUT, exception="t", t=2)]
-    result = Result.from_runs([Run.from_job(j) for j in jobs], {(0, 0, 0): {"x": 0.5}},
-                              {"time_ref": T0 - 10})
+    jobs = [make_job((0, 0, 0), 1, loss=0.2), make_job((0, 0, 1), 1, JobStatus.TIMEOUT, exception="t", t=2),
+            make_job((0, 0, 2), 1, loss=0.1, t=3)]
+    configs = {(0, 0, 0): {"x": 0.5}, (0, 0, 1): Datum(config={"x": 0.7}, config_info={"model_based_pick": True})}
+    result = Result.from_runs([Run.from_job(j) for j in jobs[:2]] + jobs[2:], configs, {"time_ref": T0 - 10})
     runs = result.get_all_runs()
-    assert [r.status for r in runs] == [JobStatus.SUCCESS, JobStatus.TIMEOUT]
-    assert runs[0].time_stamps["submitted"] == 10
-    assert result.get_id2config_mapping()[(0, 0, 1)]["config"] == {}
+    assert [r.status for r in runs] == [JobStatus.SUCCESS, JobStatus.TIMEOUT, JobStatus.SUCCESS]
+    assert runs[0].time_stamps["submitted"] == 10 and runs[1].error_logs == "t"
+    id2conf = result.get_id2config_mapping()
+    assert id2conf[(0, 0, 1)] == {"config": {"x": 0.7}, "config_info": {"model_based_pick": True}}
+    assert id2conf[(0, 0, 2)]["config"] == {}
 
 
 def test_csv_export_parses_back(tmp_path):

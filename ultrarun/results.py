@@ -148,19 +148,26 @@ class Result:
                         stamps[key] = value - time_ref
 
     @classmethod
-    def from_runs(cls, runs: Iterable[Run], configs: Mapping[ConfigId, Any] | None = None,
+    def from_runs(cls, runs: Iterable[Run | Job], configs: Mapping[ConfigId, Any] | None = None,
                   HB_config: Mapping[str, Any] | None = None) -> "Result":
-        """Build a result from runs with absolute time stamps (e.g. ``Run.from_job(job)``).
+        """Build a result from runs, or finished jobs, with absolute time stamps.
 
-        ``configs`` maps a config id to its config dict, or to ``(config, config_info)``; ids that
+        ``configs`` maps a config id to its config dict, to ``(config, config_info)``, or to any
+        object with ``config`` and ``config_info`` attributes (an iteration's datum); ids that
         only appear in ``runs`` get an empty config.
         """
-        configs = configs or {}
         data: dict[ConfigId, Datum] = {}
-        for config_id, entry in configs.items():
-            config, info = entry if isinstance(entry, tuple) else (entry, {})
-            data[config_id] = Datum(config=dict(config), config_info=info)
+        for config_id, entry in (configs or {}).items():
+            if isinstance(entry, tuple):
+                config, info = entry
+            elif hasattr(entry, "config"):
+                config, info = entry.config, getattr(entry, "config_info", {})
+            else:
+                config, info = entry, {}
+            data[config_id] = Datum(config=dict(config), config_info=copy.deepcopy(info))
         for run in runs:
+            if isinstance(run, Job):
+                run = Run.from_job(run)
             datum = data.setdefault(run.config_id, Datum(config={}))
             result = None if run.loss is None else {"loss": run.loss, "info": run.info}
             datum.add(run.budget, run.time_stamps, result, run.error_logs, run.status)
@@ -507,7 +514,9 @@ def _copy_datum(datum: Any) -> Datum:
 def _complete_HB_config(given: Mapping[str, Any], data: Mapping[ConfigId, Datum]) -> dict[str, Any]:
     """HB_config with the keys HpBandSter's reader would infer filled in from the data."""
     seen = sorted({b for datum in data.values() for b in datum.results})
-    budgets = [float(b) for b in given["budgets"]] if given.get("budgets") is not None else seen
+    given_budgets = given.get("budgets")  # may be a numpy array (HpBandSter's masters pass one)
+    budgets = [float(b) for b in given_budgets] if given_budgets is not None else []
+    budgets = budgets or seen
     submitted = [ts["submitted"] for datum in data.values() for ts in datum.time_stamps.values()
                  if ts.get("submitted") is not None]
     out = dict(given)

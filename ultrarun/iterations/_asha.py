@@ -5,13 +5,14 @@ Parallel Hyperparameter Tuning", MLSys 2020, Algorithm 2.
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 from numbers import Integral
 from typing import Sequence
 
 from ..errors import ConfigurationError
-from ._base import BaseIteration, BaseIterGenerator, ConfigId, ConfigStatus, Datum, Run, Sampler, top_k
+from ._base import BaseIteration, BaseIterGenerator, ConfigId, ConfigStatus, Datum, Run, Sampler
 from ._budgets import bracket, max_bracket_index, validate_eta
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,10 @@ class ASHA(BaseIteration):
         self.max_jobs = _validate_limit("max_jobs", max_jobs)
         #: finished results per rung: config id -> loss (+inf for failures)
         self.rungs: list[dict[ConfigId, float]] = [{} for _ in self.budgets]
+        #: successful results per rung, sorted by (loss, config id): ties break the same way
+        self._ranked: list[list[tuple[float, ConfigId]]] = [[] for _ in self.budgets]
+        #: the same, without those already promoted
+        self._waiting: list[list[tuple[float, ConfigId]]] = [[] for _ in self.budgets]
         self.promoted: list[set[ConfigId]] = [set() for _ in self.budgets]
         self.num_sampled = 0
         self.num_started = 0
@@ -59,6 +64,7 @@ class ASHA(BaseIteration):
         if candidate is not None:
             config_id, rung = candidate
             self.promoted[rung].add(config_id)
+            del self._waiting[rung][0]
             datum = self.data[config_id]
             datum.budget, datum.status = self.budgets[rung + 1], ConfigStatus.QUEUED
             logger.debug("ASHA %s: promote %s to budget %s", self.iteration, config_id,
@@ -88,15 +94,23 @@ class ASHA(BaseIteration):
     def _promotable(self) -> tuple[ConfigId, int] | None:
         """The best not yet promoted config in the top 1/eta of a rung, highest rung first."""
         for rung in range(len(self.budgets) - 2, -1, -1):
-            results = self.rungs[rung]
-            for config_id in top_k(results.items(), math.floor(len(results) / self.eta)):
-                if config_id not in self.promoted[rung]:
-                    return config_id, rung
+            if not self._waiting[rung]:
+                continue
+            best_waiting = self._waiting[rung][0]
+            top = math.floor(len(self.rungs[rung]) / self.eta)  # failures count in the rung size
+            # its rank among all results of the rung, promoted or not
+            if bisect.bisect_left(self._ranked[rung], best_waiting) < top:
+                return best_waiting[1], rung
         return None
 
     def _on_result(self, config_id: ConfigId, datum: Datum) -> None:
         rung = self.budgets.index(datum.budget)
-        self.rungs[rung][config_id] = datum.loss_for_ranking(datum.budget)
+        loss = datum.loss_for_ranking(datum.budget)
+        self.rungs[rung][config_id] = loss
+        if math.isfinite(loss):  # failures are never promoted
+            bisect.insort(self._ranked[rung], (loss, config_id))
+            if rung < len(self.budgets) - 1:
+                bisect.insort(self._waiting[rung], (loss, config_id))
         if rung == len(self.budgets) - 1 and datum.status is ConfigStatus.REVIEW:
             datum.status = ConfigStatus.COMPLETED
         if self.num_running == 0 and self.is_blocked:

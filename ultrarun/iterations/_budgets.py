@@ -70,8 +70,9 @@ def bracket(s: int, s_max: int, max_budget: float, eta: float,
             min_budget: float | None = None) -> Bracket:
     """Bracket ``s`` (0 <= s <= s_max) of Hyperband, with plain Python ints and floats.
 
-    A budget within float noise of ``min_budget`` is returned as ``min_budget`` exactly, so
-    ``(0.1, 0.9, eta=3)`` starts at ``0.1``, not ``0.09999999999999999``.
+    The last budget is ``max_budget`` exactly; one within float noise of ``min_budget`` is
+    ``min_budget`` exactly, so ``(0.1, 8.1, eta=3)`` starts at ``0.1``, not
+    ``0.09999999999999999``.
     """
     if not 0 <= s <= s_max:
         raise ConfigurationError(f"bracket index s={s!r}; it must be between 0 and s_max={s_max}")
@@ -80,10 +81,13 @@ def bracket(s: int, s_max: int, max_budget: float, eta: float,
     num_configs = tuple(math.floor(n0 / eta_q ** i) for i in range(s + 1))
     budgets = []
     for i in range(s + 1):
-        budget = float(max_budget) / float(eta) ** (s - i)
-        if min_budget is not None and math.isclose(budget, min_budget, rel_tol=BUDGET_RTOL):
+        # 12 significant digits drop float noise (0.09000000000000001 -> 0.09) for logs and keys
+        budget = float(f"{float(max_budget) / float(eta) ** (s - i):.12g}")
+        if i == s:
+            budget = float(max_budget)
+        elif min_budget is not None and math.isclose(budget, min_budget, rel_tol=BUDGET_RTOL):
             budget = float(min_budget)
-        budgets.append(float(budget))
+        budgets.append(budget)
     return Bracket(num_configs=num_configs, budgets=tuple(budgets))
 
 

@@ -1,0 +1,217 @@
+"""Optimizers: valid plain configs, reproducibility, BOHB's model and parallel asks."""
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+import pytest
+from ConfigSpace import (Categorical, Configuration, ConfigurationSpace, Constant, EqualsCondition,
+                         Float, ForbiddenAndConjunction, ForbiddenEqualsClause, InCondition,
+                         Integer, OrdinalHyperparameter)
+
+from ultrarun.errors import ConfigurationError
+from ultrarun.optimizers import BOHB, BaseOptimizer, RandomSearch
+
+PLAIN = (float, int, str, bool)
+
+
+def mixed_space() -> ConfigurationSpace:
+    """Every kind of hyperparameter, nested conditions and a forbidden combination."""
+    space = ConfigurationSpace()
+    space.add([
+        Float("lr", (1e-5, 1.0), log=True),
+        Float("dropout", (0.0, 0.9)),
+        Integer("layers", (1, 8)),
+        Integer("units", (16, 1024), log=True),
+        Categorical("optimizer", ["adam", "sgd", "rmsprop"]),
+        Categorical("nesterov", [True, False]),
+        Float("momentum", (0.0, 0.99)),
+        Categorical("schedule", ["none", "cosine"]),
+        Integer("warmup", (0, 10)),
+        OrdinalHyperparameter("batch", [16, 32, 64, 128]),
+        Constant("seed", "fixed"),
+    ])
+    space.add([
+        InCondition(space["momentum"], space["optimizer"], ["sgd", "rmsprop"]),
+        EqualsCondition(space["nesterov"], space["optimizer"], "sgd"),
+        EqualsCondition(space["schedule"], space["optimizer"], "sgd"),
+        EqualsCondition(space["warmup"], space["schedule"], "cosine"),  # a grandchild
+    ])
+    space.add(ForbiddenAndConjunction(ForbiddenEqualsClause(space["optimizer"], "adam"),
+                                      ForbiddenEqualsClause(space["batch"], 128)))
+    return space
+
+
+def mixed_loss(config: dict) -> float:
+    loss = (np.log10(config["lr"]) + 3) ** 2 + config["dropout"] + abs(config["layers"] - 3)
+    loss += {"adam": 0.0, "sgd": 0.5, "rmsprop": 1.0}[config["optimizer"]]
+    return float(loss + config.get("warmup", 0) / 10 + (config["batch"] == 64) * -0.5)
+
+
+def assert_valid_and_plain(space: ConfigurationSpace, config: dict) -> None:
+    assert type(config) is dict
+    assert all(type(value) in PLAIN for value in config.values()), config
+    Configuration(space, values=config).check_valid_configuration()  # conditions + forbiddens
+    active = space.get_active_hyperparameters(Configuration(space, values=config))
+    assert set(config) == active, "inactive hyperparameters must be absent"
+
+
+def run(optimizer: BaseOptimizer, loss, evaluations: int, budget: float = 1.0):
+    history = []
+    for _ in range(evaluations):
+        (config, info), = optimizer.ask(budget)
+        value = loss(config)
+        optimizer.tell(config, value, budget)
+        history.append((config, info, value))
+    return history
+
+
+@pytest.mark.parametrize("cls", [RandomSearch, BOHB])
+def test_same_seed_same_configs(cls):
+    first = run(cls(mixed_space(), seed=3), mixed_loss, 60)
+    second = run(cls(mixed_space(), seed=3), mixed_loss, 60)
+    other = run(cls(mixed_space(), seed=4), mixed_loss, 60)
+    assert first == second
+    assert [c for c, _, _ in first] != [c for c, _, _ in other]
+
+
+@pytest.mark.parametrize("cls", [RandomSearch, BOHB])
+def test_every_kind_of_hyperparameter_is_sampled_validly_as_plain_python(cls):
+    space = mixed_space()
+    history = run(cls(space, seed=0), mixed_loss, 150)
+    for config, info, _ in history:
+        assert_valid_and_plain(space, config)
+        assert type(info["model_based_pick"]) is bool
+    configs = [c for c, _, _ in history]
+    assert {c["optimizer"] for c in configs} == {"adam", "sgd", "rmsprop"}
+    assert any("warmup" in c for c in configs) and any("warmup" not in c for c in configs)
+    assert not any(c["optimizer"] == "adam" and c["batch"] == 128 for c in configs)
+    assert {type(c["batch"]) for c in configs} == {int}
+    if cls is BOHB:
+        model_picks = [c for c, info, _ in history if info["model_based_pick"]]
+        assert len(model_picks) > 50, "the model is used once it has enough results"
+
+
+def test_user_space_is_left_untouched():
+    space = mixed_space()
+    state = space.random.get_state()[1].copy()
+    run(BOHB(space, seed=0), mixed_loss, 30)
+    assert np.array_equal(space.random.get_state()[1], state)
+
+
+def test_bohb_samples_from_the_model_only_once_it_has_enough_points():
+    space = ConfigurationSpace({"x": (-2.0, 2.0), "y": (-2.0, 2.0)})
+    optimizer = BOHB(space, seed=1, random_fraction=0.0)
+    assert optimizer.min_points_in_model == 3  # dimensions + 1
+    history = run(optimizer, lambda c: c["x"] ** 2 + c["y"] ** 2, 12)
+    picks = [info["model_based_pick"] for _, info, _ in history]
+    assert picks == [False] * 6 + [True] * 6  # good and bad sets need 3 points each
+
+
+def test_bohb_beats_random_search_on_a_quadratic():
+    names = [f"x{i}" for i in range(4)]
+
+    def quadratic(config):
+        return sum((config[n] - 0.3) ** 2 for n in names)
+
+    bohb, rand = [], []
+    for seed in range(8):
+        space = ConfigurationSpace({n: (-2.0, 2.0) for n in names})
+        bohb.append(min(v for _, _, v in run(BOHB(space, seed=seed), quadratic, 60)))
+        rand.append(min(v for _, _, v in run(RandomSearch(space, seed=seed), quadratic, 60)))
+    assert statistics.median(bohb) < 0.6 * statistics.median(rand)
+    assert sum(b < r for b, r in zip(bohb, rand)) >= 6
+
+
+def test_bohb_uses_the_largest_budget_with_enough_results():
+    space = ConfigurationSpace({"x": (0.0, 1.0)})
+    optimizer = BOHB(space, seed=0, random_fraction=0.0)
+    for budget, n in ((1.0, 20), (3.0, 4), (9.0, 2)):
+        for config, _ in optimizer.ask(budget, n):
+            optimizer.tell(config, config["x"], budget)
+    assert optimizer.current_model_budget() == 3.0
+    (config, info), = optimizer.ask(9.0)
+    assert info == {"model_based_pick": True, "model_budget": 3.0}
+
+
+def test_parallel_asks_use_the_model_and_stay_diverse():
+    """16 workers ask before any result of their batch is in (HpBandSter gave 0 model picks)."""
+    def first_batch_told(seed):
+        space = ConfigurationSpace({"x": (-2.0, 2.0), "y": (-2.0, 2.0), "z": (-2.0, 2.0)})
+        optimizer = BOHB(space, seed=seed)
+        for config, _ in optimizer.ask(1.0, 16):  # first batch: random, no model yet
+            optimizer.tell(config, config["x"] ** 2 + config["y"] ** 2 + config["z"] ** 2, 1.0)
+        return optimizer
+
+    def median_distance(batch):
+        points = np.array([[c["x"], c["y"], c["z"]] for c, info in batch
+                           if info["model_based_pick"]])
+        return np.median(np.linalg.norm(points[:, None] - points[None, :], axis=2)[
+            np.triu_indices(len(points), 1)])
+
+    for seed in range(3):
+        optimizer = first_batch_told(seed)
+        start = time.perf_counter()
+        in_flight = [optimizer.ask(1.0)[0] for _ in range(16)]
+        elapsed = time.perf_counter() - start
+        assert optimizer.num_pending == 16
+        model_based = [config for config, info in in_flight if info["model_based_pick"]]
+        assert len(model_based) >= 6  # about 2/3 of 16 with random_fraction = 1/3
+        assert len({tuple(sorted(c.items())) for c, _ in in_flight}) == 16
+        assert elapsed < 1.0, "asking with a fitted model is cheap"
+        # the same picks if each were forgotten at once: the in-flight ones spread out more
+        optimizer = first_batch_told(seed)
+        forgotten = []
+        for _ in range(16):
+            forgotten.append(optimizer.ask(1.0)[0])
+            optimizer.cancel(forgotten[-1][0], 1.0)
+        assert median_distance(in_flight) > 1.2 * median_distance(forgotten)
+
+
+def test_failed_runs_count_as_bad_and_do_not_break_the_model():
+    space = ConfigurationSpace({"x": (0.0, 1.0), "y": (0.0, 1.0)})
+    optimizer = BOHB(space, seed=2, random_fraction=0.0)
+    for i, (config, _) in enumerate(optimizer.ask(1.0, 30)):
+        optimizer.tell(config, None if config["x"] > 0.5 else config["x"], 1.0)
+    picks = [optimizer.ask(1.0)[0] for _ in range(20)]
+    assert all(info["model_based_pick"] for _, info in picks)
+    assert statistics.mean(c["x"] for c, _ in picks) < 0.4
+    optimizer.tell(picks[0][0], float("nan"), 1.0)  # NaN is a failure too
+
+
+def test_pending_accounting():
+    optimizer = RandomSearch(ConfigurationSpace({"x": (0.0, 1.0)}), seed=0)
+    (a, _), (b, _) = optimizer.ask(1.0, 2)
+    assert optimizer.num_pending == 2
+    optimizer.tell(a, 0.5, 1.0)
+    optimizer.cancel(b, 1.0)
+    optimizer.mark_running(a, 3.0)  # promoted to a larger budget by the iteration
+    assert optimizer.num_pending == 1
+    optimizer.tell(a, 0.4, 3.0)
+    assert optimizer.num_pending == 0
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: BOHB("not a space"), r"must be a ConfigSpace.ConfigurationSpace"),
+    (lambda: BOHB(ConfigurationSpace()), r"no hyperparameters"),
+    (lambda: BOHB(ConfigurationSpace({"x": (0.0, 1.0)}), top_n_percent=0),
+     r"top_n_percent is 0; it must be a number strictly between 0 and 100"),
+    (lambda: BOHB(ConfigurationSpace({"x": (0.0, 1.0)}), random_fraction=2),
+     r"random_fraction is 2; it must be a number between 0 and 1"),
+    (lambda: BOHB(ConfigurationSpace({"x": (0.0, 1.0)}), min_points_in_model=1),
+     r"min_points_in_model is 1; it must be an integer >= 2"),
+    (lambda: RandomSearch(ConfigurationSpace({"x": (0.0, 1.0)}), seed=-1),
+     r"seed is -1; it must be a non-negative integer"),
+    (lambda: RandomSearch(ConfigurationSpace({"x": (0.0, 1.0)})).ask(1.0, 0),
+     r"n_points is 0; it must be a positive integer"),
+    (lambda: RandomSearch(ConfigurationSpace({"x": (0.0, 1.0)})).ask(-1.0),
+     r"budget is -1.0; it must be a finite positive number"),
+    (lambda: RandomSearch(ConfigurationSpace({"x": (0.0, 1.0)})).tell({"x": 0.5}, "bad", 1.0),
+     r"loss is 'bad'; it must be a number, or None"),
+    (lambda: RandomSearch(ConfigurationSpace({"x": (0.0, 1.0)})).tell({"x": 7.0}, 1.0, 1.0),
+     r"configuration \{'x': 7.0\} is not valid"),
+])
+def test_invalid_arguments_say_what_is_allowed(call, message):
+    with pytest.raises(ConfigurationError, match=message):
+        call()
