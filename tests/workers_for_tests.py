@@ -21,6 +21,8 @@ class TestWorker(Worker):
             Path(config["marker"]).write_text(str(os.getpid()))
         if "sleep" in config:
             time.sleep(config["sleep"])
+        if config.get("mode") == "crash":
+            raise ValueError("crash on purpose")
         if "raise" in config:
             raise ValueError(config["raise"])
         if "exit" in config:

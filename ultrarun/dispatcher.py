@@ -199,6 +199,15 @@ class Dispatcher:
             self._cond.notify_all()
         return job
 
+    def cancel_queued_jobs(self) -> int:
+        """Report every job that has not started yet as CANCELLED; returns how many."""
+        with self._cond:
+            jobs = list(self._queue)
+            self._queue.clear()
+            for job in jobs:
+                self._finish(job, JobStatus.CANCELLED, None, "cancelled before it started")
+        return len(jobs)
+
     def number_of_workers(self) -> int:
         with self._cond:
             return len(self._workers)
@@ -359,13 +368,14 @@ class Dispatcher:
         self._queue.appendleft(job)
         self._cond.notify_all()
 
-    def _lost(self, name: str, reason: str, job_started: bool = True) -> None:
+    def _lost(self, name: str, reason: str, job_started: bool = True,
+              level: int = logging.WARNING) -> None:
         with self._cond:
             record = self._workers.pop(name, None)
             if record is None:
                 return
             self._idle.pop(name, None)
-            self.logger.warning("worker %s is lost: %s", name, reason)
+            self.logger.log(level, "worker %s left the pool: %s", name, reason)
             self._requeue(record, reason, count=job_started)
             self._callbacks.put(("pool", len(self._workers)))
         if record.proxy is not None:
@@ -396,9 +406,9 @@ class Dispatcher:
         with self._cond:
             new = {n: u for n, u in listed.items()
                    if n not in self._workers and self._suspects.get(n, 0) <= now}
+        probes = list(self._pool.map(lambda item: (item, self._probe(*item)), new.items()))
         added = 0
-        for name, uri in new.items():
-            state = self._probe(name, uri)
+        for (name, uri), state in probes:
             if state is None:
                 continue
             with self._cond:
@@ -408,12 +418,14 @@ class Dispatcher:
         return added
 
     def _probe(self, name: str, uri: str) -> dict | None:
+        """Ask a listed worker for its state (from the pool: probes run in parallel)."""
+        proxy = transport.make_proxy(uri, self._secret, self.timeout)
         try:
-            return self._ping(name, uri)
+            with transport.remote_call(f"ping {name}"):
+                return proxy.ping()
         except AuthenticationError as exc:
             self.logger.error("worker %s refused us: %s", name, exc)
         except CommunicationError as exc:
-            self._drop_monitor_proxy(name)
             if "refused" in str(exc).lower():  # the process is gone: clean the phone book
                 self.logger.info("removing stale worker %s from the name server", name)
                 try:
@@ -421,7 +433,10 @@ class Dispatcher:
                 except CommunicationError:
                     pass
             else:
-                self._suspects[name] = time.monotonic() + 6 * self.ping_interval
+                with self._cond:
+                    self._suspects[name] = time.monotonic() + 6 * self.ping_interval
+        finally:
+            transport.close_proxy(proxy)
         return None
 
     def _ping(self, name: str, uri: str) -> dict:
@@ -506,7 +521,7 @@ class Dispatcher:
                 self.logger.debug("could not shut down %s: %s", record.name, exc)
             finally:
                 transport.close_proxy(proxy)
-            self._lost(record.name, "was shut down", job_started=True)
+            self._lost(record.name, "it was shut down", job_started=True, level=logging.INFO)
         if rediscover:
             self.trigger_discover_worker()
 

@@ -1,0 +1,202 @@
+"""The master end to end: real worker processes, Hyperband, ASHA, deadlines, warm starts, resume."""
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import pytest
+from ConfigSpace import Categorical, ConfigurationSpace, Float
+
+from ultrarun.benchmarks import BraninWorker, branin_space
+from ultrarun.errors import ConfigurationError
+from ultrarun.frontends import BOHB, HyperBand, RandomSearch, minimize
+from ultrarun.iterations import HyperBandIterGenerator
+from ultrarun.job import JobStatus
+from ultrarun.local import LocalCluster
+from ultrarun.master import Master
+from ultrarun.optimizers import RandomSearch as RandomSampler
+from ultrarun.results import logged_results_to_HBS_result, json_result_logger
+from workers_for_tests import TestWorker
+
+pytestmark = pytest.mark.slow
+
+
+def quadratic(config, budget):
+    """Module level, so worker processes can import it."""
+    return (config["x"] - 0.3) ** 2 + 1.0 / budget
+
+
+@pytest.fixture(scope="module")
+def branin_cluster(tmp_path_factory):
+    """Two Branin worker processes shared by the tests of this module."""
+    cluster = LocalCluster(n_workers=2, worker_class=BraninWorker,
+                           worker_kwargs={"max_budget": 9.0},
+                           working_directory=tmp_path_factory.mktemp("branin"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.shutdown()
+
+
+def front(cls, cluster, tmp_path, **kwargs):
+    kwargs.setdefault("min_budget", 1)
+    kwargs.setdefault("max_budget", 9)
+    return cls(branin_space(), run_id=cluster.run_id, nameserver=cluster.nameserver.host,
+               nameserver_port=cluster.nameserver_port, secret=cluster.secret,
+               working_directory=tmp_path, ping_interval=1, **kwargs)
+
+
+def test_hyperband_run_matches_the_schedule_and_finds_an_incumbent(branin_cluster, tmp_path):
+    master = front(HyperBand, branin_cluster, tmp_path, eta=3, seed=1,
+                   result_logger=json_result_logger(tmp_path / "logs"))
+    try:
+        result = master.run(n_iterations=3, min_n_workers=2)
+    finally:
+        master.shutdown(shutdown_workers=False)
+    gen = HyperBandIterGenerator(1, 9, 3)
+    runs = result.get_all_runs()
+    assert len(runs) == sum(gen.num_jobs(i) for i in range(3)) == 9 + 3 + 1 + 5 + 1 + 3
+    assert sorted({r.budget for r in runs}) == [1.0, 3.0, 9.0]
+    assert all(r.status is JobStatus.SUCCESS for r in runs)
+    incumbent = result.get_incumbent_id()
+    assert incumbent is not None
+    best = min(r.loss for r in runs if r.budget == 9.0)
+    assert [r.loss for r in result.get_runs_by_id(incumbent) if r.budget == 9.0] == [best]
+    assert master.incumbent_performances[9.0] == best
+    # Everything was logged as it arrived, and loads back.
+    logged = logged_results_to_HBS_result(tmp_path / "logs")
+    assert len(logged.get_all_runs()) == len(runs)
+    # Budgets and configs reached the workers as plain values and promotions kept the best.
+    for it in master.iterations:
+        for cid, datum in it.data.items():
+            assert all(type(v) is float for v in datum.config.values())
+
+
+def test_asha_keeps_going_without_barriers(branin_cluster, tmp_path):
+    master = front(BOHB, branin_cluster, tmp_path, eta=3, seed=2, asha=True)
+    try:
+        result = master.run(n_iterations=2, min_n_workers=2)
+    finally:
+        master.shutdown()
+    runs = result.get_all_runs()
+    assert len(result.get_id2config_mapping()) == 2 * 9  # max_configs per ASHA iteration
+    assert {r.budget for r in runs} >= {1.0, 3.0}
+    assert result.get_incumbents_per_budget()[1.0][1] == min(r.loss for r in runs if r.budget == 1.0)
+
+
+def test_time_left_stops_launching_and_returns_what_finished(tmp_path):
+    with LocalCluster(n_workers=2, worker_class=TestWorker, working_directory=tmp_path) as cluster:
+        space = ConfigurationSpace(seed=0, space=[Float("sleep", (0.2, 0.3))])
+        master = Master(cluster.run_id, RandomSampler(space, seed=0),
+                        HyperBandIterGenerator(1, 27, 3), nameserver=cluster.nameserver.host,
+                        nameserver_port=cluster.nameserver_port, secret=cluster.secret,
+                        working_directory=tmp_path, time_left_for_this_task=1.5)
+        t0 = time.monotonic()
+        try:
+            result = master.run(n_iterations=10, min_n_workers=2)
+        finally:
+            master.shutdown(shutdown_workers=True)
+        elapsed = time.monotonic() - t0
+    runs = result.get_all_runs()
+    assert 2 <= len(runs) < 46
+    assert elapsed < 1.5 + 3.0, f"run took {elapsed:.1f}s for a 1.5s budget"
+    assert master.num_running_jobs == 0
+
+
+def test_crashed_jobs_do_not_stall_an_iteration(tmp_path):
+    with LocalCluster(n_workers=2, worker_class=TestWorker, working_directory=tmp_path) as cluster:
+        space = ConfigurationSpace(seed=0, space=[Float("x", (0.0, 1.0)),
+                                                  Categorical("mode", ["crash", "fine"])])
+        master = Master(cluster.run_id, RandomSampler(space, seed=0),
+                        HyperBandIterGenerator(1, 9, 3), nameserver=cluster.nameserver.host,
+                        nameserver_port=cluster.nameserver_port, secret=cluster.secret,
+                        working_directory=tmp_path)
+        try:
+            result = master.run(n_iterations=1, min_n_workers=1)
+        finally:
+            master.shutdown(shutdown_workers=True)
+    runs = result.get_all_runs()
+    crashed = [r for r in runs if r.status is JobStatus.CRASHED]
+    assert crashed and all("crash on purpose" in r.error_logs for r in crashed)
+    assert master.iterations[0].is_finished
+    assert all(r.status is JobStatus.SUCCESS for r in runs if r.budget > 1.0)
+
+
+def test_warm_start_tells_the_optimizer_the_previous_result(branin_cluster, tmp_path):
+    first = front(BOHB, branin_cluster, tmp_path / "a", seed=3, min_points_in_model=3)
+    try:
+        previous = first.run(n_iterations=1, min_n_workers=2)
+    finally:
+        first.shutdown()
+    second = front(BOHB, branin_cluster, tmp_path / "b", seed=4, min_points_in_model=3,
+                   previous_result=previous)
+    try:
+        result = second.run(n_iterations=1, min_n_workers=2)
+    finally:
+        second.shutdown()
+    infos = [d["config_info"] for d in result.get_id2config_mapping().values()]
+    assert any(info.get("model_based_pick") for info in infos), \
+        "with the previous result, BOHB should sample from its model at once"
+    assert set(second.incumbent_performances) >= set(first.incumbent_performances)
+
+
+def test_resume_from_the_journal_reruns_only_unfinished_jobs(branin_cluster, tmp_path):
+    journal = tmp_path / "journal.jsonl"
+    first = front(HyperBand, branin_cluster, tmp_path, seed=5, checkpoint_file=journal)
+    try:
+        full = first.run(n_iterations=1, min_n_workers=2)
+    finally:
+        first.shutdown()
+    lines = journal.read_text().splitlines()
+    results = [i for i, line in enumerate(lines) if json.loads(line)["t"] == "result"]
+    keep = results[5]  # the master "died" after 6 results
+    journal.write_text("\n".join(lines[:keep + 1]) + "\n")
+    restart = time.time()
+    second = front(HyperBand, branin_cluster, tmp_path, seed=5, checkpoint_file=journal,
+                   resume=True)
+    try:
+        resumed = second.run(n_iterations=1, min_n_workers=2)
+    finally:
+        second.shutdown()
+    runs = resumed.get_all_runs()
+    assert len(runs) == len(full.get_all_runs()) == 13
+    rerun = [j for j in second.jobs if j.timestamps["submitted"] >= restart]
+    assert len(rerun) == 13 - 6, "only the jobs without a journaled result run again"
+    first_configs = full.get_id2config_mapping()
+    replayed = {tuple(j.id) for j in second.jobs if j.timestamps["submitted"] < restart}
+    assert len(replayed) >= 1
+    for cid in replayed:
+        assert resumed.get_id2config_mapping()[cid]["config"] == first_configs[cid]["config"]
+
+
+def test_minimize_runs_a_plain_function_on_local_processes(tmp_path):
+    space = ConfigurationSpace(seed=0, space=[Float("x", (0.0, 1.0))])
+    result = minimize(quadratic, space, min_budget=1, max_budget=9, n_workers=2, n_iterations=2,
+                      method="hyperband", seed=0, result_directory=tmp_path)
+    runs = result.get_all_runs()
+    assert len(runs) == 13 + 5 + 1 and all(r.status is JobStatus.SUCCESS for r in runs)
+    best = result.get_incumbents_per_budget()[9.0][1]
+    assert best < 0.2 + 1 / 9
+    assert (tmp_path / "results.json").exists()
+    with pytest.raises(ConfigurationError, match="method must be one of"):
+        minimize(quadratic, space, 1, 9, method="grid")
+
+
+def test_random_search_front_evaluates_at_the_largest_budget(branin_cluster, tmp_path):
+    master = front(RandomSearch, branin_cluster, tmp_path, seed=0)
+    try:
+        result = master.run(n_iterations=2, min_n_workers=1)
+    finally:
+        master.shutdown()
+    assert {r.budget for r in result.get_all_runs()} == {9.0}
+    assert len(result.get_all_runs()) == 2 * 3
+
+
+def test_master_validates_its_arguments():
+    space = branin_space()
+    with pytest.raises(ConfigurationError, match="job_queue_sizes"):
+        Master("x", RandomSampler(space), HyperBandIterGenerator(1, 9), job_queue_sizes=(2, 1))
+    with pytest.raises(ConfigurationError, match="optimizer must be"):
+        Master("x", object(), HyperBandIterGenerator(1, 9))

@@ -1,0 +1,426 @@
+"""The master: drives multi-fidelity iterations over a dispatcher and records every result.
+
+It asks the optimizer for configurations (through the iterations' sampler), keeps the job queue
+filled relative to the number of workers, and gets results back by callback. Every finished
+result is appended and flushed to the journal before the master acts on it, so a master that
+dies can be restarted with ``resume=True`` and re-runs only the jobs that had not finished.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .dispatcher import Dispatcher
+from .errors import ConfigurationError, UltrarunError
+from .iterations import BaseIteration, BaseIterGenerator
+from .job import Job, JobStatus, to_plain
+from .optimizers import BaseOptimizer
+from .results import Result
+
+log = logging.getLogger(__name__)
+
+ConfigId = tuple
+
+
+class Journal:
+    """Append-only JSON lines: one line per configuration and per finished job.
+
+    Lines are flushed as they are written and fsync'ed every ``fsync_every`` results; a torn last
+    line (the master died mid-write) is skipped on reading.
+    """
+
+    def __init__(self, path: str | os.PathLike, fsync_every: int = 1):
+        self.path = Path(path)
+        self.fsync_every = max(1, int(fsync_every))
+        self._fh: Any = None
+        self._since_sync = 0
+        self._lock = threading.Lock()
+
+    def open(self, append: bool) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a" if append else "w", encoding="utf-8")
+
+    def write(self, record: dict, sync: bool = False) -> None:
+        line = json.dumps(to_plain(record, "journal record")) + "\n"
+        with self._lock:
+            if self._fh is None:
+                return
+            self._fh.write(line)
+            self._fh.flush()
+            self._since_sync += 1
+            if sync and self._since_sync >= self.fsync_every:
+                os.fsync(self._fh.fileno())
+                self._since_sync = 0
+
+    def read(self) -> tuple[dict[ConfigId, dict], dict[tuple[ConfigId, float], dict]]:
+        """``(configs by id, results by (id, budget))`` from an earlier run."""
+        configs: dict[ConfigId, dict] = {}
+        results: dict[tuple[ConfigId, float], dict] = {}
+        if not self.path.exists():
+            return configs, results
+        with open(self.path, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    log.warning("journal %s: skipping unreadable line %d", self.path, number)
+                    continue
+                key = tuple(record["id"])
+                if record["t"] == "config":
+                    configs[key] = record
+                elif record["t"] == "result":
+                    results[(key, float(record["budget"]))] = record
+        return configs, results
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fh is not None:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+                self._fh.close()
+                self._fh = None
+
+
+class Master:
+    """Runs iterations of a budget schedule with an optimizer on the run's workers.
+
+    The parameters mean what they mean in HpBandSter and ultraopt. ``job_queue_sizes`` are
+    (min, max) jobs in flight, relative to the number of workers when ``dynamic_queue_size``;
+    ``time_left_for_this_task`` (seconds) stops launching jobs when it is used up;
+    ``previous_result`` warm-starts the optimizer; ``checkpoint_file`` is the journal's path
+    (default ``<working_directory>/ultrarun-<run_id>.journal.jsonl``) and ``checkpoint_freq`` how
+    many results may pass between fsyncs of it. ``dispatcher`` lets another executor with the
+    dispatcher's interface (``start``, ``submit_job``, ``number_of_workers``, ``shutdown``) run the
+    jobs; by default a :class:`~ultrarun.dispatcher.Dispatcher` on the name server is used.
+    """
+
+    def __init__(self, run_id: Any, optimizer: BaseOptimizer, iter_generator: BaseIterGenerator,
+                 progress_callback: Callable[[Job, "Master"], Any] | None = None,
+                 checkpoint_file: str | os.PathLike | None = None, checkpoint_freq: int = 10,
+                 working_directory: str | os.PathLike = ".", ping_interval: float = 60,
+                 time_left_for_this_task: float = math.inf, nameserver: str = "127.0.0.1",
+                 nameserver_port: int | None = None, host: str | None = None,
+                 shutdown_workers: bool = True, job_queue_sizes: tuple[int, int] = (-1, 0),
+                 dynamic_queue_size: bool = True, result_logger: Any = None,
+                 previous_result: Result | None = None,
+                 incumbents: dict[float, dict] | None = None,
+                 incumbent_performances: dict[float, float] | None = None, *,
+                 resume: bool = False, show_progress: bool | None = None,
+                 secret: str | None = None, dispatcher: Any = None,
+                 logger: logging.Logger | None = None):
+        if not isinstance(optimizer, BaseOptimizer):
+            raise ConfigurationError("optimizer must be an ultrarun.optimizers.BaseOptimizer, "
+                                     f"got {type(optimizer).__name__}")
+        if not isinstance(iter_generator, BaseIterGenerator):
+            raise ConfigurationError("iter_generator must be an ultrarun.iterations generator, "
+                                     f"got {type(iter_generator).__name__}")
+        if len(job_queue_sizes) != 2 or job_queue_sizes[0] > job_queue_sizes[1]:
+            raise ConfigurationError(f"job_queue_sizes must be (min, max) with min <= max, got "
+                                     f"{job_queue_sizes!r}")
+        if not time_left_for_this_task > 0:
+            raise ConfigurationError("time_left_for_this_task must be > 0 seconds")
+        self.run_id = run_id
+        self.optimizer = optimizer
+        self.iter_generator = iter_generator
+        self.progress_callback = progress_callback
+        self.working_directory = Path(working_directory)
+        self.time_left_for_this_task = float(time_left_for_this_task)
+        self.shutdown_workers = shutdown_workers
+        self.user_job_queue_sizes = tuple(job_queue_sizes)
+        self.job_queue_sizes = tuple(job_queue_sizes)
+        self.dynamic_queue_size = dynamic_queue_size
+        self.result_logger = result_logger
+        self.incumbents: dict[float, dict] = dict(incumbents or {})
+        self.incumbent_performances: dict[float, float] = dict(incumbent_performances or {})
+        self.show_progress = show_progress
+        self.logger = logger or log
+        self.journal = Journal(checkpoint_file or self.working_directory /
+                               f"ultrarun-{run_id}.journal.jsonl", fsync_every=checkpoint_freq)
+        self.resume = resume
+
+        self.iterations: list[BaseIteration] = []
+        self.jobs: list[Job] = []
+        self.num_running_jobs = 0
+        self.num_failed = 0
+        self.thread_cond = threading.Condition()
+        self.config: dict[str, Any] = {"time_ref": None}
+        self._replay_configs: dict[ConfigId, dict] = {}
+        self._replay_results: dict[tuple[ConfigId, float], dict] = {}
+        self._progress: Any = None
+        self._closed = False
+
+        if dispatcher is None:
+            dispatcher = Dispatcher(self.job_callback, run_id=run_id, ping_interval=ping_interval,
+                                    nameserver=nameserver, nameserver_port=nameserver_port,
+                                    host=host, queue_callback=self.adjust_queue_size,
+                                    secret=secret)
+        else:
+            dispatcher.new_result_callback = self.job_callback
+            dispatcher.queue_callback = self.adjust_queue_size
+        self.dispatcher = dispatcher
+        if previous_result is not None:
+            self._warm_start(previous_result)
+
+    # ------------------------------------------------------------------------ running
+    def run(self, n_iterations: int = 1, min_n_workers: int = 1,
+            iteration_kwargs: dict | None = None) -> Result:
+        """Run ``n_iterations`` more iterations; returns the :class:`Result` of all of them.
+
+        Returns once every job it started has finished (or was cancelled); crashed, timed-out and
+        lost jobs count as failed and never stall an iteration.
+        """
+        if n_iterations < 1:
+            raise ConfigurationError(f"n_iterations must be >= 1, got {n_iterations}")
+        iteration_kwargs = dict(iteration_kwargs or {})
+        self.dispatcher.start()
+        if self.journal._fh is None:
+            if self.resume:
+                self._replay_configs, self._replay_results = self.journal.read()
+                self.logger.info("resuming from %s: %d configurations, %d results",
+                                 self.journal.path, len(self._replay_configs),
+                                 len(self._replay_results))
+            self.journal.open(append=self.resume)
+        self.wait_for_workers(min_n_workers)
+        if self.config["time_ref"] is None:
+            self.config["time_ref"] = time.time()
+        deadline = time.monotonic() + self.time_left_for_this_task
+        to_start = n_iterations
+        self._open_progress()
+        try:
+            with self.thread_cond:
+                while True:
+                    if time.monotonic() >= deadline:
+                        self.logger.info("time is up: no new jobs; cancelling the queued ones and "
+                                         "waiting for %d running", self.num_running_jobs)
+                        self.dispatcher.cancel_queued_jobs()
+                        self._wait_for_running()
+                        break
+                    self._queue_wait(deadline)
+                    if time.monotonic() >= deadline:
+                        continue
+                    run = None
+                    for i in self.active_iterations():
+                        run = self.iterations[i].get_next_run()
+                        if run is not None:
+                            break
+                    if run is not None:
+                        self._submit_job(*run)
+                        continue
+                    if to_start > 0:
+                        self.iterations.append(self.get_next_iteration(len(self.iterations),
+                                                                       iteration_kwargs))
+                        to_start -= 1
+                        continue
+                    if not self.active_iterations() and self.num_running_jobs == 0:
+                        break
+                    self.thread_cond.wait(timeout=_remaining(deadline))
+        finally:
+            self._close_progress()
+        return self.get_result()
+
+    def wait_for_workers(self, min_n_workers: int = 1, timeout: float | None = None) -> None:
+        """Block until at least ``min_n_workers`` workers are in the pool."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.logger.info("waiting for %d worker(s)", min_n_workers)
+        with self.thread_cond:
+            while self.dispatcher.number_of_workers() < min_n_workers:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise UltrarunError(f"only {self.dispatcher.number_of_workers()} of "
+                                        f"{min_n_workers} workers after {timeout}s")
+                self.dispatcher.trigger_discover_worker()
+                self.thread_cond.wait(1.0)
+        self.adjust_queue_size()
+
+    def active_iterations(self) -> list[int]:
+        """Indices of the iterations that are not finished."""
+        return [i for i, it in enumerate(self.iterations) if not it.is_finished]
+
+    def get_next_iteration(self, iteration: int, iteration_kwargs: dict | None = None) -> BaseIteration:
+        return self.iter_generator.get_next_iteration(iteration, self._sample,
+                                                      **(iteration_kwargs or {}))
+
+    def adjust_queue_size(self, number_of_workers: int | None = None) -> None:
+        """Keep (min, max) jobs in flight relative to the number of workers (when dynamic)."""
+        with self.thread_cond:
+            if self.dynamic_queue_size:
+                nw = (self.dispatcher.number_of_workers() if number_of_workers is None
+                      else number_of_workers)
+                self.job_queue_sizes = (self.user_job_queue_sizes[0] + nw,
+                                        self.user_job_queue_sizes[1] + nw)
+            self.thread_cond.notify_all()
+
+    def _queue_wait(self, deadline: float) -> None:
+        if self.num_running_jobs >= self.job_queue_sizes[1]:
+            while (self.num_running_jobs > self.job_queue_sizes[0]
+                   and time.monotonic() < deadline):
+                self.thread_cond.wait(timeout=_remaining(deadline))
+
+    def _wait_for_running(self) -> None:
+        while self.num_running_jobs > 0:
+            self.thread_cond.wait(timeout=1.0)
+
+    # ------------------------------------------------------------------- jobs
+    def _sample(self, budget: float, n: int) -> list[tuple[dict, dict]]:
+        return self.optimizer.ask(budget, n)
+
+    def _submit_job(self, config_id: ConfigId, config: dict, budget: float) -> None:
+        """Caller holds thread_cond."""
+        config_id = tuple(config_id)
+        iteration = self.iterations[config_id[0]]
+        datum = iteration.data[config_id]
+        earlier = self._replay_configs.get(config_id)
+        if earlier is not None and earlier["config"] != config:
+            # Resuming: this id was sampled before; run what the journal says it was.
+            self.optimizer.cancel(config, budget)
+            datum.config, datum.config_info = earlier["config"], earlier.get("info", {})
+            config = datum.config
+        new = budget == _first_budget(datum)
+        if not new or earlier is not None:
+            self.optimizer.mark_running(config, budget)
+        if new:
+            self.journal.write({"t": "config", "id": config_id, "config": config,
+                                "info": datum.config_info})
+            if self.result_logger is not None:
+                self.result_logger.new_config(config_id, config, datum.config_info)
+        self.num_running_jobs += 1
+        kwargs = {"config": config, "budget": budget, "config_info": datum.config_info,
+                  "working_directory": str(self.working_directory)}
+        done = self._replay_results.get((config_id, float(budget)))
+        if done is not None:
+            self.job_callback(_replayed_job(config_id, kwargs, done), replayed=True)
+        else:
+            self.dispatcher.submit_job(config_id, **kwargs)
+
+    def job_callback(self, job: Job, replayed: bool = False) -> None:
+        """A finished job: journal it, then tell the iteration and the optimizer."""
+        with self.thread_cond:
+            config_id = tuple(job.id)
+            budget = job.kwargs["budget"]
+            if not replayed:
+                self.journal.write({"t": "result", "id": config_id, "budget": budget,
+                                    "status": job.status.value, "result": job.result,
+                                    "exception": job.exception, "timestamps": job.timestamps,
+                                    "attempt": job.attempt, "worker": job.worker_name},
+                                   sync=True)
+            if self.result_logger is not None:
+                self.result_logger(job)
+            self.jobs.append(job)
+            self.num_running_jobs -= 1
+            loss = job.result["loss"] if job.status is JobStatus.SUCCESS and job.result else None
+            if job.status.failed:
+                self.num_failed += 1
+            config = job.kwargs["config"]
+            if loss is not None and loss < self.incumbent_performances.get(budget, math.inf):
+                self.incumbents[budget] = config
+                self.incumbent_performances[budget] = loss
+            try:
+                self.iterations[config_id[0]].register_result(
+                    config_id, budget, loss, job.status,
+                    None if job.result is None else job.result.get("info"))
+            except (IndexError, UltrarunError):
+                self.logger.exception("result of %s does not fit any iteration; ignored", job.id)
+            try:
+                if job.status is JobStatus.CANCELLED:
+                    self.optimizer.cancel(config, budget)
+                else:
+                    self.optimizer.tell(config, loss, budget)
+            except Exception:  # a broken optimizer must not lose the result or stall the run
+                self.logger.exception("the optimizer could not take the result of %s", job.id)
+            self._update_progress(job)
+            self.thread_cond.notify_all()
+        if self.progress_callback is not None:
+            try:
+                self.progress_callback(job, self)
+            except Exception:
+                self.logger.exception("progress_callback raised; continuing")
+
+    # ------------------------------------------------------------------- results
+    def get_result(self) -> Result:
+        configs = {cid: d for it in self.iterations for cid, d in it.data.items()}
+        budgets = sorted({float(j.kwargs["budget"]) for j in self.jobs})
+        hb_config = {"time_ref": self.config["time_ref"], "budgets": budgets,
+                     "max_budget": max(self.iter_generator.budgets or budgets or [0.0]),
+                     "min_budget": min(self.iter_generator.budgets or budgets or [0.0])}
+        return Result.from_runs(self.jobs, configs, hb_config)
+
+    def _warm_start(self, previous: Result) -> None:
+        id2conf = previous.get_id2config_mapping()
+        told = 0
+        for run in previous.get_all_runs():
+            config = id2conf.get(run.config_id, {}).get("config")
+            if config is None:
+                continue
+            self.optimizer.tell(config, run.loss, run.budget)
+            told += 1
+            if run.loss is not None and run.loss < self.incumbent_performances.get(run.budget, math.inf):
+                self.incumbents[run.budget] = config
+                self.incumbent_performances[run.budget] = run.loss
+        self.logger.info("warm start: told the optimizer %d earlier results", told)
+
+    # ------------------------------------------------------------------- progress
+    def _open_progress(self) -> None:
+        show = self.show_progress
+        if show is None:
+            show = sys.stderr.isatty()
+        if show:
+            from tqdm import tqdm
+
+            self._progress = tqdm(unit="job", desc=f"run {self.run_id}",
+                                  dynamic_ncols=True)
+
+    def _update_progress(self, job: Job) -> None:
+        if self._progress is None:
+            return
+        best = min(self.incumbent_performances.values(), default=None)
+        self._progress.update(1)
+        self._progress.set_postfix(running=self.num_running_jobs, failed=self.num_failed,
+                                   best=None if best is None else f"{best:.4g}", refresh=False)
+
+    def _close_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+
+    # ------------------------------------------------------------------- lifecycle
+    def shutdown(self, shutdown_workers: bool = False) -> None:
+        """Stop the dispatcher (and the workers, if asked) and close the journal. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.dispatcher.shutdown(shutdown_workers=shutdown_workers)
+        self.journal.close()
+        self._close_progress()
+
+    def __enter__(self) -> "Master":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown(shutdown_workers=self.shutdown_workers)
+
+
+def _remaining(deadline: float) -> float | None:
+    """Seconds until ``deadline`` for Condition.wait (None: no deadline)."""
+    return None if math.isinf(deadline) else max(0.0, deadline - time.monotonic())
+
+
+def _first_budget(datum: Any) -> float:
+    """The budget a configuration started at (its first job)."""
+    return min(datum.losses, default=datum.budget)
+
+
+def _replayed_job(config_id: ConfigId, kwargs: dict, record: dict) -> Job:
+    job = Job(id=config_id, kwargs=kwargs, status=JobStatus(record["status"]),
+              result=record.get("result"), exception=record.get("exception"),
+              worker_name=record.get("worker"), attempt=int(record.get("attempt", 1)))
+    job.timestamps = dict(record.get("timestamps") or {})
+    return job
+
+
+__all__ = ["Master", "Journal"]
