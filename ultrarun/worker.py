@@ -239,9 +239,13 @@ class Worker:
     def shutdown(self) -> None:
         """Stop serving, unregister and stop the compute process. Idempotent."""
         rt = self._rt
-        if rt is None or rt.closed:
+        if rt is None:
             return
-        rt.closed = True
+        with rt.lock:
+            first, rt.closed = not rt.closed, True
+        if not first:  # another thread is shutting down: return when it is done
+            rt.done.wait(timeout=30)
+            return
         rt.stop.set()
         rt.jobs.put(None)
         if rt.ns is not None and self.worker_name is not None:
@@ -255,6 +259,7 @@ class Worker:
         if rt.child is not None:
             rt.child.close()
         rt.stopped.set()
+        rt.done.set()
         self.logger.info("worker %s shut down", self.worker_name)
 
     def __enter__(self) -> "Worker":
@@ -288,7 +293,9 @@ class _Runtime:
         self.thread: threading.Thread | None = None
         self.jobs: queue.Queue = queue.Queue()
         self.stop = threading.Event()
-        self.stopped = threading.Event()
+        self.stopped = threading.Event()  # the loop has ended
+        self.done = threading.Event()  # shutdown() has finished
+        self.lock = threading.Lock()
         self.closed = False
         self.current: dict | None = None
         self.jobs_done = 0

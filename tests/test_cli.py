@@ -1,0 +1,113 @@
+"""The ``ultrarun`` command: help, demo, status and report, as a user runs them."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import wait_until
+from ultrarun.cli import build_parser, load_object, main
+from ultrarun.errors import ConfigurationError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ultrarun(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ultrarun", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT, **kwargs)
+
+
+@pytest.mark.parametrize("command", ["nameserver", "worker", "status", "report", "demo"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert f"usage: ultrarun {command}" in out and "--log-file" in out
+
+
+def test_load_object_reports_bad_specs(tmp_path):
+    assert load_object("ultrarun.worker:Worker").__name__ == "Worker"
+    with pytest.raises(ConfigurationError, match="module:Name"):
+        load_object("ultrarun.worker")
+    with pytest.raises(ConfigurationError, match="no attribute 'Nope'"):
+        load_object("ultrarun.worker:Nope")
+    with pytest.raises(ConfigurationError, match="no such file"):
+        load_object(str(tmp_path / "missing.py") + ":W")
+
+
+def test_worker_arguments_are_parsed():
+    args = build_parser().parse_args(["worker", "m:W", "--run-id", "r", "--nameserver",
+                                      "10.0.0.1:9090", "--arg", "lr=0.1", "--arg", "name=abc"])
+    assert args.nameserver == ("10.0.0.1", 9090)
+    assert dict(args.arg) == {"lr": 0.1, "name": "abc"}
+
+
+@pytest.mark.slow
+def test_demo_runs_an_optimisation_and_writes_results_and_a_report(tmp_path):
+    out = ultrarun("demo", "--n-workers", "2", "--n-iterations", "2", "--output",
+                   str(tmp_path), timeout=240)
+    assert out.returncode == 0, out.stderr
+    assert "incumbent per budget" in out.stdout
+    assert "budget    27: loss" in out.stdout
+    assert (tmp_path / "results.json").read_text().count("\n") == 40 + 17
+    report = tmp_path / "report" / "index.html"
+    assert report.exists() and f"report: {report}" in out.stdout
+    pngs = list((tmp_path / "report").glob("*.png"))
+    assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+@pytest.mark.slow
+def test_status_shows_the_live_workers_and_their_states(cluster):
+    cluster.start_workers(2)
+    d, results = cluster.dispatcher()
+    wait_until(lambda: d.number_of_workers() == 2, message="2 workers")
+    marker = cluster.marker("status")
+    d.submit_job((0, 0, 7), config={"marker": str(marker), "sleep": 30}, budget=9.0)
+    for i in range(3):
+        d.submit_job(i, config={"x": i}, budget=1.0)
+    wait_until(marker.exists, message="the long job to start")
+    wait_until(lambda: len(results.jobs) == 3, message="the quick jobs")
+    out = ultrarun("status", "--run-id", cluster.run_id, "--working-dir", str(cluster.dir))
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "finished 3 (failed 0)" in text and "running 1" in text
+    busy = [line for line in text.splitlines() if " busy " in line]
+    idle = [line for line in text.splitlines() if " idle " in line]
+    assert len(busy) == 1 and len(idle) == 1
+    assert "(0, 0, 7) b=9.0" in busy[0]
+    assert marker.read_text() in busy[0]  # the pid of the process running the job
+    as_json = json.loads(ultrarun("status", "--run-id", cluster.run_id, "--nameserver",
+                                  f"{cluster.host}:{cluster.port}", "--json",
+                                  env=dict(os.environ, ULTRARUN_SECRET=cluster.nameserver.secret)
+                                  ).stdout)
+    assert {w["state"] for w in as_json["workers"]} == {"busy", "idle"}
+    assert as_json["dispatcher"]["queued"] == 0
+
+
+def test_status_without_a_run_says_so(nameserver):
+    out = ultrarun("status", "--run-id", nameserver.run_id, "--working-dir",
+                   str(nameserver.working_directory), "--watch", "0.01", "--count", "2")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("no master running") == 2
+    assert "(no workers registered)" in out.stdout
+
+
+def test_errors_are_reported_without_a_traceback(tmp_path):
+    out = ultrarun("status", "--run-id", "r", "--nameserver", "127.0.0.1:1",
+                   env=dict(os.environ, ULTRARUN_COMMTIMEOUT="1"))
+    assert out.returncode == 2
+    assert "ultrarun status: error:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_log_file_and_verbosity(tmp_path, nameserver):
+    log = tmp_path / "ns.log"
+    out = ultrarun("worker", "ultrarun.worker:Worker", "--run-id", nameserver.run_id,
+                   "--working-dir", str(nameserver.working_directory), "--timeout", "0.2", "-v",
+                   "--log-file", str(log))
+    assert out.returncode == 0, out.stderr
+    assert "idle for 0.2s: shutting down" in log.read_text()
