@@ -16,8 +16,10 @@ import pytest
 
 # Every process of the test session (workers included) shares a per-user secret file of its own,
 # so tests never touch the real home directory.
-_SECRET_DIR = tempfile.mkdtemp(prefix="ultrarun-test-secret-")
-os.environ["ULTRARUN_SECRET_FILE"] = os.path.join(_SECRET_DIR, "secret")
+if "ULTRARUNTEST_SECRET_FILE" not in os.environ:  # set once, inherited by child processes
+    _dir = tempfile.mkdtemp(prefix="ultrarun-test-secret-")
+    os.environ["ULTRARUNTEST_SECRET_FILE"] = os.path.join(_dir, "secret")
+os.environ["ULTRARUN_SECRET_FILE"] = os.environ["ULTRARUNTEST_SECRET_FILE"]
 os.environ.pop("ULTRARUN_SECRET", None)
 
 from ultrarun.config import config  # noqa: E402

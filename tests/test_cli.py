@@ -61,6 +61,28 @@ def test_demo_runs_an_optimisation_and_writes_results_and_a_report(tmp_path):
     assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 
+def test_report_command_writes_plots_of_a_logged_run(tmp_path):
+    from ultrarun.job import Job, JobStatus
+    from ultrarun.results import json_result_logger
+
+    logger = json_result_logger(tmp_path)
+    for i, budget in enumerate([1.0, 1.0, 3.0]):
+        cid = (0, 0, i)
+        logger.new_config(cid, {"x": float(i)}, {"model_based_pick": False})
+        job = Job(id=cid, kwargs={"config": {"x": float(i)}, "budget": budget},
+                  status=JobStatus.SUCCESS, result={"loss": 1.0 / (i + 1), "info": {}},
+                  timestamps={"submitted": 10.0 + i, "started": 10.5 + i, "finished": 11.0 + i})
+        logger(job)
+    out = ultrarun("report", str(tmp_path), "--output", str(tmp_path / "rep"))
+    assert out.returncode == 0, out.stderr
+    html = (tmp_path / "rep" / "index.html").read_text()
+    pngs = sorted((tmp_path / "rep").glob("*.png"))
+    assert len(pngs) == 4
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+        assert png.name in html
+
+
 @pytest.mark.slow
 def test_status_shows_the_live_workers_and_their_states(cluster):
     cluster.start_workers(2)

@@ -20,6 +20,8 @@ _DEFAULTS: dict[str, Any] = {
     "COMMTIMEOUT": 5.0,
     # Seconds between the dispatcher's pings of its workers (and name-server re-discovery).
     "PING_INTERVAL": 10.0,
+    # Seconds a worker or dispatcher waits for the name server to come up before giving up.
+    "NAMESERVER_WAIT": 10.0,
     # The run secret (HMAC key) when none is passed explicitly.
     "SECRET": None,
     # Per-user fallback secret, created with mode 0600 on first use.

@@ -111,7 +111,7 @@ class Dispatcher:
         self._ns = transport.NameServerClient(self.nameserver, self.nameserver_port, secret,
                                               self.timeout)
         try:
-            self._ns.wait(timeout=10)
+            self._ns.wait(timeout=config.NAMESERVER_WAIT)
             bind = self.host or transport.local_address_towards(self._ns.host)
             self._secret = secret
             self._server = transport.Server(DispatcherService(self), secret, host=bind)

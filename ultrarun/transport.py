@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 Pyro4.config.ONEWAY_THREADED = False
 Pyro4.config.SERIALIZER = "serpent"
 Pyro4.config.REQUIRE_EXPOSE = True
+Pyro4.config.SOCK_NODELAY = True  # small request/reply messages: no Nagle delay
 
 _settings_lock = threading.Lock()
 DEFAULT_NAMESERVER_PORT = 9090

@@ -142,7 +142,7 @@ class Worker:
         ns_host = self.nameserver or config.HOST
         rt.secret = resolve_secret(self.secret, self.nameserver_port)
         rt.ns = transport.NameServerClient(ns_host, self.nameserver_port, rt.secret)
-        rt.ns.wait(timeout=10)
+        rt.ns.wait(timeout=config.NAMESERVER_WAIT)
         bind = self.host or transport.local_address_towards(ns_host)
         rt.server = transport.Server(WorkerService(self, rt), rt.secret, host=bind)
         rt.uri = rt.server.start()

@@ -40,6 +40,7 @@ def main(argv=None):
     ns_host, ns_port = ns.start()
     bohb = BOHB(configspace=branin_space(), run_id=args.run_id, host=host, nameserver=ns_host,
                 nameserver_port=ns_port, min_budget=1, max_budget=27,
+                working_directory=args.shared_directory,
                 result_logger=json_result_logger(args.shared_directory, overwrite=True))
     try:
         res = bohb.run(n_iterations=args.n_iterations, min_n_workers=args.min_workers)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import tempfile
 
 from ultrarun import BOHB, NameServer
 from ultrarun.benchmarks import branin_space
@@ -32,7 +33,8 @@ def main(argv=None):
         w.run(background=True)
         workers.append(w)
     bohb = BOHB(configspace=branin_space(), run_id=args.run_id, nameserver=host,
-                nameserver_port=port, min_budget=1, max_budget=27, seed=0)
+                nameserver_port=port, min_budget=1, max_budget=27, seed=0,
+                working_directory=tempfile.mkdtemp(prefix="ultrarun-example-"))
     try:
         res = bohb.run(n_iterations=args.n_iterations, min_n_workers=args.n_workers)
     finally:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import abc
 import collections
 import concurrent.futures
-import itertools
 import logging
 import math
 import numbers
@@ -136,7 +135,7 @@ class AbstractRunner(abc.ABC):
         self._max_retries = max_retries
         self._pending: dict[int, _Pending] = {}
         self._results: collections.deque[tuple[TrialInfo, TrialValue]] = collections.deque()
-        self._tokens = itertools.count(1)
+        self._last_token = 0  # a plain int: itertools.count cannot be pickled from 3.14
         self._n_finished = 0
         self._closed = False
 
@@ -210,7 +209,8 @@ class AbstractRunner(abc.ABC):
             raise UltrarunError(f"{type(self).__name__} is closed; create a new runner")
         if not isinstance(trial_info, TrialInfo):
             raise ConfigurationError(f"submit_trial takes a TrialInfo, got {type(trial_info).__name__}")
-        token = next(self._tokens)
+        self._last_token += 1
+        token = self._last_token
         self._pending[token] = _Pending(trial_info)
         self._submit(token, trial_info)
 
@@ -263,8 +263,8 @@ class AbstractRunner(abc.ABC):
     def cancel_pending(self) -> None:
         """Stop every trial that has not finished and report it as CANCELLED.
 
-        Backends that can, stop the work (kill a worker process, cancel a future); a thread
-        cannot be stopped, so its late result is dropped.
+        Backends that can, stop the work (kill a worker process, cancel a queued future); a
+        thread or a running Dask task cannot be stopped, so it runs on and its result is dropped.
         """
         tokens = list(self._pending)
         if not tokens:

@@ -11,6 +11,7 @@ LOST. Exceptions that escape ``run_wrapper`` become CRASHED; nothing but
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Sequence
@@ -116,7 +117,7 @@ class DaskParallelRunner(AbstractParallelRunner):
 
             try:
                 wait(list(self._futures), timeout=timeout, return_when="FIRST_COMPLETED")
-            except TimeoutError:
+            except (TimeoutError, asyncio.TimeoutError):  # distinct classes before Python 3.11
                 return []
             done = [f for f in self._futures if f.done()]
         return [(self._futures.pop(f), self._outcome(f)) for f in done]

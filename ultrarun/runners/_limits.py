@@ -1,7 +1,7 @@
 """Hard time and memory limits: the target runs in a child process that can be killed.
 
 A limit can only be enforced from outside the code it limits, so a limited target runs in a
-child interpreter (``python -m ultrarun.runners._limits``) that is reused from trial to trial and
+child interpreter (:func:`child_main`) that is reused from trial to trial and
 killed and replaced when it hits a limit. The child is started with :mod:`subprocess`, not
 :mod:`multiprocessing`, so it can be started from anywhere, including daemonic pool processes
 and Dask workers.
@@ -32,6 +32,7 @@ from ..job import JobStatus
 logger = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">Q")
+_CHILD_MAIN = "import sys; from ultrarun.runners._limits import child_main; child_main(int(sys.argv[1]))"
 
 
 def check_limits(walltime_limit: float | None, memory_limit: int | None) -> None:
@@ -134,7 +135,7 @@ class _Child:
 
     def __init__(self, target_bytes: bytes, memory_limit: int | None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ultrarun.runners._limits", str(memory_limit or 0)],
+            [sys.executable, "-c", _CHILD_MAIN, str(memory_limit or 0)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=child_env(memory_limit))
         self.stdin = cast(BinaryIO, self.proc.stdin)
         self.stdout = cast(BinaryIO, self.proc.stdout)
@@ -237,7 +238,7 @@ class LimitedCaller:
             child.kill()
 
 
-def _child_main(memory_limit_mb: int) -> None:
+def child_main(memory_limit_mb: int) -> None:
     """Loop of the child: read the target once, then calls, and answer each one."""
     channel_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # the user's prints go to stderr, never into the channel
@@ -274,6 +275,3 @@ def _child_main(memory_limit_mb: int) -> None:
                                      "traceback": traceback.format_exc()}, reply[2], reply[3]))
         _write(channel_out, data)
 
-
-if __name__ == "__main__":
-    _child_main(int(sys.argv[1]))

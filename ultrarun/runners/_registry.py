@@ -21,6 +21,7 @@ _RUNNERS: dict[str, RunnerFactory | str] = {
     "thread": "ultrarun.runners._thread:ThreadRunner",
     "process": "ultrarun.runners._process:ProcessRunner",
     "dask": "ultrarun.runners._dask:DaskParallelRunner",
+    "mpicomm": "ultrarun.runners._mpi:MPICommRunner",
     "ray": "ultrarun.runners._ray:RayRunner",
 }
 

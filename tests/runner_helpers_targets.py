@@ -1,0 +1,80 @@
+"""Targets for the runner and evaluator tests: module level, so every backend can pickle them."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import numpy as np
+
+from ultrarun.errors import TargetAlgorithmAbortException
+
+_DEADLINE = 30.0  # no helper waits longer than this, whatever the test does
+
+
+def quadratic(config: Any, seed: int | None = None) -> float:
+    """The cost is a known function of the configuration, so results can be matched."""
+    return float((config["x"] - 0.5) ** 2 + config.get("n", 0))
+
+
+def with_info(config: Any) -> tuple[float, dict[str, Any]]:
+    return float(config["x"]), {"pid": os.getpid(), "score": np.float32(0.5)}
+
+
+def as_dict(config: Any) -> dict[str, Any]:
+    return {"loss": config["x"], "info": {"twice": 2 * config["x"]}}
+
+
+def multi_objective(config: Any) -> list[float]:
+    return [config["x"], 1.0 - config["x"]]
+
+
+def raises(config: Any) -> float:
+    raise ValueError(f"bad x={config['x']}")
+
+
+def returns_nan(config: Any) -> float:
+    return float("nan")
+
+
+def aborts(config: Any) -> float:
+    raise TargetAlgorithmAbortException("stop everything")
+
+
+def sleeps(config: Any) -> float:
+    time.sleep(config.get("sleep", 0.01))
+    return float(config.get("x", 0.0))
+
+
+def allocates(config: Any) -> float:
+    """Allocates ``mb`` megabytes: meant to hit a memory limit."""
+    block = bytearray(config["mb"] * 1024 * 1024)
+    return float(len(block))
+
+
+def kills_itself(config: Any) -> float:
+    """Dies by SIGKILL, as if the OOM killer or an operator had killed the process."""
+    os.kill(os.getpid(), signal.SIGKILL)
+    return 0.0
+
+
+def wait_for_kill(config: Any) -> float:
+    """First attempt: write our pid and wait to be killed. Later attempts: succeed at once.
+
+    ``config['dir']`` holds the pid file; the attempt count is the number of pid files.
+    """
+    directory = config["dir"]
+    attempt = len([n for n in os.listdir(directory) if n.startswith("pid")]) + 1
+    with open(os.path.join(directory, f"pid{attempt}.tmp"), "w") as stream:
+        stream.write(str(os.getpid()))
+    os.replace(os.path.join(directory, f"pid{attempt}.tmp"), os.path.join(directory, f"pid{attempt}"))
+    if attempt == 1:
+        deadline = time.monotonic() + _DEADLINE
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+    return float(attempt)
+
+
+def noop(config: Any) -> float:
+    return 0.0
