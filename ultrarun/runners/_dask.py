@@ -69,7 +69,7 @@ class DaskParallelRunner(AbstractParallelRunner):
         if self._client is None:
             from distributed import Client, LocalCluster
 
-            kwargs: dict[str, Any] = {"processes": True, "threads_per_worker": 1,
+            kwargs: dict[str, Any] = {"processes": True, "threads_per_worker": 1, "host": "127.0.0.1",
                                       "dashboard_address": None}
             if self._n_local is not None:
                 kwargs["n_workers"] = self._n_local
