@@ -171,3 +171,24 @@ def nameserver(tmp_path: Path):
         yield ns
     finally:
         ns.shutdown()
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """A real local Dask cluster of worker processes, shared by the tests of a module (starting
+    one takes about a second). Tasks are given up after their worker died once more, so the LOST
+    tests are quick."""
+    import dask
+    import distributed
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        dask_cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                                host="127.0.0.1", dashboard_address=None)
+    try:
+        client = distributed.Client(dask_cluster)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        dask_cluster.close()

@@ -78,3 +78,10 @@ def wait_for_kill(config: Any) -> float:
 
 def noop(config: Any) -> float:
     return 0.0
+
+
+def branin_target(config, budget):
+    """Multi-fidelity Branin as a runner target (for the master-over-runner tests)."""
+    from ultrarun.benchmarks import branin
+
+    return branin(config, budget, max_budget=9.0)

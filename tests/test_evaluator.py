@@ -10,13 +10,12 @@ from typing import Any, Callable, Iterator
 import pytest
 
 import runner_helpers_targets as targets
-from runner_helpers_fixtures import dask_client  # noqa: F401  (a fixture)
 from ultrarun.errors import ConfigurationError
 from ultrarun.job import Job, JobStatus
 from ultrarun.runners import (Callback, CSVLoggerCallback, Evaluator, TqdmCallback,
                               evaluator_names, register_evaluator)
 
-METHODS = ["serial", "thread", "process", "dask"]
+METHODS = ["serial", "thread", "process", "dask", "pyro"]
 DEADLINE = 30.0
 
 

@@ -19,7 +19,6 @@ from typing import Any, Callable, Iterator
 import pytest
 
 import runner_helpers_targets as targets
-from runner_helpers_fixtures import dask_client  # noqa: F401  (a fixture)
 from ultrarun.errors import (ConfigurationError, FirstRunCrashedException,
                              TargetAlgorithmAbortException, UltrarunError)
 from ultrarun.job import JobStatus
@@ -29,8 +28,8 @@ from ultrarun.runners import (AbstractRunner, DaskParallelRunner, ProcessRunner,
 from ultrarun.runners._script import parse_script_output
 from ultrarun.runners._target_function import parse_target_result
 
-BACKENDS = ["serial", "thread", "process", "dask"]
-WORKER_PROCESS_BACKENDS = {"process", "dask"}
+BACKENDS = ["serial", "thread", "process", "dask", "pyro"]
+WORKER_PROCESS_BACKENDS = {"process", "dask", "pyro"}
 DEADLINE = 30.0
 
 
@@ -39,14 +38,12 @@ def runner_kwargs(backend: str, request: pytest.FixtureRequest) -> dict[str, Any
     """What each backend needs to run in the tests."""
     if backend == "dask":
         return {"dask_client": request.getfixturevalue("dask_client"), "patience": 20}
-    if backend in ("thread", "process"):
+    if backend in ("thread", "process", "pyro"):
         return {"n_workers": 2}
     return {}
 
 
-@pytest.fixture(params=BACKENDS)
-def make(request: pytest.FixtureRequest) -> Iterator[Callable[..., AbstractRunner]]:
-    """A factory ``make(single_worker, **kwargs)`` for the backend under test; closes them all."""
+def _factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., AbstractRunner]]:
     made: list[AbstractRunner] = []
 
     def factory(single_worker: AbstractRunner, **kwargs: Any) -> AbstractRunner:
@@ -59,6 +56,25 @@ def make(request: pytest.FixtureRequest) -> Iterator[Callable[..., AbstractRunne
     yield factory
     for runner in made:
         runner.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def make(request: pytest.FixtureRequest) -> Iterator[Callable[..., AbstractRunner]]:
+    """A factory ``make(single_worker, **kwargs)`` for the backend under test; closes them all."""
+    yield from _factory(request)
+
+
+@pytest.fixture(params=sorted(WORKER_PROCESS_BACKENDS))
+def make_killable(request: pytest.FixtureRequest) -> Iterator[Callable[..., AbstractRunner]]:
+    """The same, for the backends whose workers are separate processes a test may kill (in the
+    others, trials run in the caller's process; the limit-child test covers kills there)."""
+    yield from _factory(request)
+
+
+@pytest.fixture(params=[b for b in BACKENDS if b != "serial"])
+def make_async(request: pytest.FixtureRequest) -> Iterator[Callable[..., AbstractRunner]]:
+    """The backends where a trial can still be pending after submit_trial returns."""
+    yield from _factory(request)
 
 
 def run_all(runner: AbstractRunner, trials: list[TrialInfo], deadline: float = DEADLINE,
@@ -176,10 +192,10 @@ def test_killed_limit_child_is_crashed(make: Callable[..., AbstractRunner]) -> N
     assert ok.status is JobStatus.SUCCESS
 
 
-def test_killed_worker_process_is_retried(make: Callable[..., AbstractRunner], tmp_path: Path) -> None:
-    """A pool/Dask worker killed during a trial is infrastructure: the trial runs again."""
-    if make.backend not in WORKER_PROCESS_BACKENDS:  # type: ignore[attr-defined]
-        pytest.skip("trials run in the caller's process; the limit-child case covers kills")
+def test_killed_worker_process_is_retried(make_killable: Callable[..., AbstractRunner],
+                                          tmp_path: Path) -> None:
+    """A pool/Dask/Pyro worker killed during a trial is infrastructure: the trial runs again."""
+    make = make_killable
     runner = make(TargetFunctionRunner(targets.wait_for_kill))
     runner.submit_trial(trial := TrialInfo({"dir": str(tmp_path)}))
     os.kill(int(wait_for_file(tmp_path / "pid1")), signal.SIGKILL)
@@ -190,9 +206,8 @@ def test_killed_worker_process_is_retried(make: Callable[..., AbstractRunner], t
     assert again.status is JobStatus.SUCCESS
 
 
-def test_worker_that_always_dies_is_lost(make: Callable[..., AbstractRunner]) -> None:
-    if make.backend not in WORKER_PROCESS_BACKENDS:  # type: ignore[attr-defined]
-        pytest.skip("trials run in the caller's process: the target would kill the test")
+def test_worker_that_always_dies_is_lost(make_killable: Callable[..., AbstractRunner]) -> None:
+    make = make_killable
     runner = make(TargetFunctionRunner(targets.kills_itself))
     value, = run_all(runner, [TrialInfo({})], deadline=60)
     assert value.status is JobStatus.LOST
@@ -201,10 +216,8 @@ def test_worker_that_always_dies_is_lost(make: Callable[..., AbstractRunner]) ->
     assert ok.status is JobStatus.SUCCESS
 
 
-def test_cancel_pending(make: Callable[..., AbstractRunner]) -> None:
-    if make.backend == "serial":  # type: ignore[attr-defined]
-        pytest.skip("the serial backend finishes each trial inside submit_trial")
-    runner = make(TargetFunctionRunner(targets.sleeps))
+def test_cancel_pending(make_async: Callable[..., AbstractRunner]) -> None:
+    runner = make_async(TargetFunctionRunner(targets.sleeps))
     trials = [TrialInfo({"sleep": 1.0}) for _ in range(3)]
     for trial in trials:
         runner.submit_trial(trial)
@@ -364,8 +377,10 @@ def test_dask_runner_leaves_a_users_client_open(dask_client: Any) -> None:
 
 
 def test_dask_runner_reports_missing_workers_as_lost() -> None:
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster, \
+    import distributed
+
+    with distributed.LocalCluster(n_workers=0, processes=False, host="127.0.0.1",
+                                  dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         runner = DaskParallelRunner(TargetFunctionRunner(targets.quadratic), patience=0.3,
                                     dask_client=client)
@@ -375,7 +390,6 @@ def test_dask_runner_reports_missing_workers_as_lost() -> None:
 
 
 def test_dask_runner_creates_and_closes_its_own_cluster() -> None:
-    pytest.importorskip("distributed")
     runner = DaskParallelRunner(TargetFunctionRunner(targets.quadratic), n_workers=1)
     try:
         client = runner.client

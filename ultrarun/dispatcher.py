@@ -199,11 +199,13 @@ class Dispatcher:
             self._cond.notify_all()
         return job
 
-    def cancel_queued_jobs(self) -> int:
-        """Report every job that has not started yet as CANCELLED; returns how many."""
+    def cancel_queued_jobs(self, ids: Any = None) -> int:
+        """Report jobs that have not started yet as CANCELLED (all of them, or those whose id is
+        in ``ids``); returns how many. A running job cannot be recalled: it finishes."""
+        wanted = None if ids is None else set(ids)
         with self._cond:
-            jobs = list(self._queue)
-            self._queue.clear()
+            jobs = [j for j in self._queue if wanted is None or j.id in wanted]
+            self._queue = collections.deque(j for j in self._queue if j not in jobs)
             for job in jobs:
                 self._finish(job, JobStatus.CANCELLED, None, "cancelled before it started")
         return len(jobs)

@@ -98,7 +98,8 @@ class Master:
     (default ``<working_directory>/ultrarun-<run_id>.journal.jsonl``) and ``checkpoint_freq`` how
     many results may pass between fsyncs of it. ``dispatcher`` lets another executor with the
     dispatcher's interface (``start``, ``submit_job``, ``number_of_workers``, ``shutdown``) run the
-    jobs; by default a :class:`~ultrarun.dispatcher.Dispatcher` on the name server is used.
+    jobs, and ``runner`` any :mod:`ultrarun.runners` backend (process, Dask, MPI, ...); by default
+    a :class:`~ultrarun.dispatcher.Dispatcher` on the name server is used.
     """
 
     def __init__(self, run_id: Any, optimizer: BaseOptimizer, iter_generator: BaseIterGenerator,
@@ -113,7 +114,7 @@ class Master:
                  incumbents: dict[float, dict] | None = None,
                  incumbent_performances: dict[float, float] | None = None, *,
                  resume: bool = False, show_progress: bool | None = None,
-                 secret: str | None = None, dispatcher: Any = None,
+                 secret: str | None = None, dispatcher: Any = None, runner: Any = None,
                  logger: logging.Logger | None = None):
         if not isinstance(optimizer, BaseOptimizer):
             raise ConfigurationError("optimizer must be an ultrarun.optimizers.BaseOptimizer, "
@@ -156,6 +157,10 @@ class Master:
         self._progress: Any = None
         self._closed = False
 
+        if runner is not None:
+            from .runners import RunnerDispatcher
+
+            dispatcher = RunnerDispatcher(runner)
         if dispatcher is None:
             dispatcher = Dispatcher(self.job_callback, run_id=run_id, ping_interval=ping_interval,
                                     nameserver=nameserver, nameserver_port=nameserver_port,

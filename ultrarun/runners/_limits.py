@@ -32,6 +32,7 @@ from ..job import JobStatus
 logger = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">Q")
+_STARTUP_TIMEOUT = 120.0  # seconds a fresh child may take to start and load the target
 _CHILD_MAIN = "import sys; from ultrarun.runners._limits import child_main; child_main(int(sys.argv[1]))"
 
 
@@ -140,6 +141,16 @@ class _Child:
         self.stdin = cast(BinaryIO, self.proc.stdin)
         self.stdout = cast(BinaryIO, self.proc.stdout)
         _write(self.stdin, target_bytes)
+        self.ready = False  # set once the child says it has loaded the target
+
+    def wait_ready(self) -> bool:
+        """Wait (up to ``_STARTUP_TIMEOUT``) for the child's ready frame: interpreter start-up
+        and unpickling the target must not count against the walltime limit."""
+        if not self.ready:
+            header = _read_exact(self.stdout.fileno(), _HEADER.size,
+                                 time.monotonic() + _STARTUP_TIMEOUT)
+            self.ready = header is not None and _HEADER.unpack(header)[0] == 0
+        return self.ready
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -197,6 +208,11 @@ class LimitedCaller:
     def call(self, *args: Any, **kwargs: Any) -> ChildResult:
         """Run the target once in a child; TargetAlgorithmAbortException is re-raised here."""
         child = self._borrow()
+        if not child.wait_ready():
+            child.kill()
+            status, info = exit_status(child.proc.returncode, self._memory_limit)
+            info["error"] = f"the target process did not start: {info['error']}"
+            return ChildResult(status, info=info)
         start = time.monotonic()
         deadline = None if self._walltime_limit is None else start + self._walltime_limit
         try:
@@ -252,6 +268,8 @@ def child_main(memory_limit_mb: int) -> None:
         return pickle.loads(channel_in.read(_HEADER.unpack(header)[0]))
 
     target = read()
+    channel_out.write(_HEADER.pack(0))  # ready: the walltime of the first call starts now
+    channel_out.flush()
     while True:
         message = read()
         if message is None:  # the parent closed the pipe: it is done with us

@@ -23,6 +23,7 @@ _RUNNERS: dict[str, RunnerFactory | str] = {
     "dask": "ultrarun.runners._dask:DaskParallelRunner",
     "mpicomm": "ultrarun.runners._mpi:MPICommRunner",
     "ray": "ultrarun.runners._ray:RayRunner",
+    "pyro": "ultrarun.runners._pyro:PyroRunner",
 }
 
 

@@ -1,0 +1,122 @@
+"""Let the master drive any runner: the dispatcher's interface over submit/collect.
+
+``Master(..., runner=ProcessRunner(TargetFunctionRunner(fn), n_workers=4))`` runs the same
+Hyperband or BOHB schedule on local processes, a Dask cluster or MPI ranks as on Pyro workers.
+One thread owns the runner (runners are not thread-safe): it submits what the master queued and
+turns finished trials into :class:`~ultrarun.job.Job` callbacks.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from typing import Any, Callable
+
+from ..job import Job, JobStatus, to_plain
+from ._base import AbstractRunner, TrialInfo, TrialValue
+
+logger = logging.getLogger(__name__)
+
+_POLL = 0.01  # seconds the pump waits for results before looking for new submissions
+
+
+class RunnerDispatcher:
+    """The part of :class:`~ultrarun.dispatcher.Dispatcher`'s interface the master uses."""
+
+    def __init__(self, runner: AbstractRunner,
+                 new_result_callback: Callable[[Job], Any] | None = None,
+                 queue_callback: Callable[[int], Any] | None = None):
+        self.runner = runner
+        self.new_result_callback = new_result_callback
+        self.queue_callback = queue_callback
+        self._lock = threading.Lock()
+        self._submissions: collections.deque[Job] = collections.deque()
+        self._cancel = False
+        self._running: dict[int, Job] = {}  # id(TrialInfo) -> job
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._workers = 0
+
+    def start(self) -> "RunnerDispatcher":
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._pump, name="runner-pump", daemon=True)
+                self._thread.start()
+        return self
+
+    def submit_job(self, id: Any, **kwargs: Any) -> Job:
+        job = Job(id=to_plain(id, "job id"), kwargs=to_plain(kwargs, "job kwargs"))
+        job.time_it("submitted")
+        with self._lock:
+            self._submissions.append(job)
+        return job
+
+    def number_of_workers(self) -> int:
+        return self._workers
+
+    def trigger_discover_worker(self) -> None:
+        """Nothing to discover: the runner knows its workers."""
+
+    def cancel_queued_jobs(self, ids: Any = None) -> int:
+        """Cancel what has not finished (runners cannot tell queued from running)."""
+        with self._lock:
+            self._cancel = True
+            return len(self._submissions) + len(self._running)
+
+    def _pump(self) -> None:
+        self._announce()
+        while not self._stop.is_set():
+            with self._lock:
+                batch, self._submissions = list(self._submissions), collections.deque()
+                cancel, self._cancel = self._cancel, False
+            for job in batch:
+                trial = TrialInfo(config=job.kwargs["config"], budget=job.kwargs.get("budget"),
+                                  additional_info={"config_id": job.id})
+                job.status = JobStatus.RUNNING
+                job.time_it("started")
+                self._running[id(trial)] = job
+                self.runner.submit_trial(trial)
+            if cancel:
+                self.runner.cancel_pending()
+            if self._running:
+                self.runner.wait(timeout=_POLL)
+                for trial, value in self.runner.iter_results():
+                    job = self._running.pop(id(trial), None)
+                    if job is not None:
+                        self._deliver(job, value)
+            else:
+                self._stop.wait(_POLL)
+            self._announce()
+
+    def _announce(self) -> None:
+        workers = self.runner.num_workers
+        if workers != self._workers:
+            self._workers = workers
+            if self.queue_callback is not None:
+                self.queue_callback(workers)
+
+    def _deliver(self, job: Job, value: TrialValue) -> None:
+        job.status = value.status
+        job.time_it("finished")
+        info = to_plain(value.additional_info, "additional_info")
+        if value.status is JobStatus.SUCCESS:
+            cost = value.cost[0] if isinstance(value.cost, list) else value.cost
+            job.result = {"loss": float(cost), "info": info}
+        else:
+            job.exception = info.get("traceback") or info.get("error") or value.status.name
+        if self.new_result_callback is not None:
+            try:
+                self.new_result_callback(job)
+            except Exception:
+                logger.exception("the job callback raised; continuing")
+
+    def shutdown(self, shutdown_workers: bool = False) -> None:
+        """Stop the pump; with ``shutdown_workers`` also close the runner. Idempotent."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+        if shutdown_workers:
+            self.runner.close()
+
+
+__all__ = ["RunnerDispatcher"]
