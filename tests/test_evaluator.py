@@ -185,7 +185,8 @@ def test_run_function_kwargs() -> None:
 
 def test_ray_evaluator() -> None:
     pytest.importorskip("ray")
-    with Evaluator.create(targets.quadratic, "ray", {"num_workers": 2,
-                                                     "init_kwargs": {"include_dashboard": False}}) as evaluator:
+    with Evaluator.create(targets.quadratic, "ray", {"num_workers": 2}) as evaluator:
         evaluator.submit([{"x": 0.5}, {"x": 1.5}])
-        assert sorted(job.loss for job in evaluator.gather("ALL")) == [0.0, 1.0]
+        jobs = evaluator.gather("ALL")
+        assert all(job.status is JobStatus.SUCCESS for job in jobs), [j.exception for j in jobs]
+        assert sorted(job.loss for job in jobs) == [0.0, 1.0]

@@ -7,7 +7,8 @@ Prints one JSON line per measurement:
     python scripts/bench/runners.py [--workers 2] [--noop-jobs 2000] [--sleep-jobs 400]
 
 ``ratio`` is elapsed time over the baseline's (lower is better; the targets are process <= 2x
-ProcessPoolExecutor and dask <= 1.2x raw dask). ``overhead_per_job_ms`` is the time beyond the
+ProcessPoolExecutor and dask <= 1.2x raw dask; the Pyro runner, long-lived Pyro workers behind the
+dispatcher, is compared with ProcessPoolExecutor too). ``overhead_per_job_ms`` is the time beyond the
 ideal (jobs x duration / workers), per job.
 """
 from __future__ import annotations
@@ -19,7 +20,8 @@ import multiprocessing
 import time
 from typing import Any, Callable
 
-from ultrarun.runners import (AbstractRunner, DaskParallelRunner, ProcessRunner, SerialRunner,
+from ultrarun.runners import (AbstractRunner, DaskParallelRunner, ProcessRunner, PyroRunner,
+                              SerialRunner,
                               TargetFunctionRunner, ThreadRunner, TrialInfo)
 
 
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None)
+                           host="127.0.0.1", dashboard_address=None)
     client = Client(cluster)
     context = multiprocessing.get_context("forkserver")
     single = TargetFunctionRunner(target)
@@ -82,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         "thread": ThreadRunner(single, n_workers=args.workers),
         "process": ProcessRunner(single, n_workers=args.workers, mp_context=context),
         "dask": DaskParallelRunner(single, dask_client=client),
+        "pyro": PyroRunner(single, n_workers=args.workers),
     }
     # backend -> (how to run a batch, baseline name)
     measured: dict[str, tuple[Callable[[list[dict[str, Any]]], float], str | None]] = {
@@ -93,6 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         "thread": (lambda cs: through_runner(runners["thread"], cs), "ThreadPoolExecutor"),
         "process": (lambda cs: through_runner(runners["process"], cs), "ProcessPoolExecutor"),
         "dask": (lambda cs: through_runner(runners["dask"], cs), "dask.distributed"),
+        "pyro": (lambda cs: through_runner(runners["pyro"], cs), "ProcessPoolExecutor"),
     }
     try:
         for name, (run, _) in measured.items():  # warm up: start every pool

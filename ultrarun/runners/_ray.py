@@ -6,6 +6,8 @@ died (``max_retries`` of the task, default 3); when it gives up the trial is LOS
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from typing import Any, Sequence
 
 from ..errors import ConfigurationError
@@ -45,6 +47,10 @@ class RayRunner(AbstractParallelRunner):
             if not ray.is_initialized():
                 if self._n_requested is not None:
                     self._init_kwargs.setdefault("num_cpus", self._n_requested * self._num_cpus)
+                # Ray's workers import the target as this process does, and stay on this host.
+                self._init_kwargs.setdefault("runtime_env", {"env_vars": {
+                    "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}})
+                self._init_kwargs.setdefault("include_dashboard", False)
                 ray.init(**self._init_kwargs)
                 self._own_ray = True
             self._remote = ray.remote(num_cpus=self._num_cpus)(_run_wrapper)
