@@ -29,6 +29,7 @@ from ultrarun.nameserver import NameServer  # noqa: E402
 config.reset()
 
 TESTS = Path(__file__).resolve().parent
+ROOT_DIR = TESTS.parent
 WORKERS = TESTS / "workers_for_tests.py"
 _run_ids = itertools.count()
 

@@ -45,6 +45,7 @@ class Worker:
         host: address to listen on; by default the local address facing the name server.
         worker_id: distinguishes several workers in one process (``id`` is accepted too).
         timeout: seconds to wait idle for a job before shutting down (None: forever).
+        debug: log every job with its arguments and outcome at INFO level (else DEBUG).
         secret: the run secret; see :func:`ultrarun.security.resolve_secret` for the default.
         time_limit, memory_limit: hard per-job limits in seconds and MiB; need
             ``concurrent_type="process"``. Exceeding them reports TIMEOUT / MEMOUT.
@@ -181,13 +182,17 @@ class Worker:
         kwargs["config_id"] = job["id"]
         rt.current = job
         started = time.time()
-        self.logger.debug("worker %s starts job %s", self.worker_name, job["id"])
+        level = logging.INFO if self.debug else logging.DEBUG
+        self.logger.log(level, "worker %s starts job %s with %s", self.worker_name, job["id"],
+                        job["kwargs"])
         if rt.child is not None:
             status, result, exception = rt.child.run(kwargs)
         else:
             status, result, exception = _run_compute(self, kwargs)
         rt.current = None
         rt.jobs_done += 1
+        self.logger.log(level, "worker %s finished job %s: %s %s", self.worker_name, job["id"],
+                        status.name, result if exception is None else exception)
         return {"worker": self.worker_name, "uri": rt.uri, "status": status.value,
                 "result": result, "exception": exception, "started": started,
                 "finished": time.time()}
