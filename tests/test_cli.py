@@ -133,3 +133,21 @@ def test_log_file_and_verbosity(tmp_path, nameserver):
                    "--log-file", str(log))
     assert out.returncode == 0, out.stderr
     assert "idle for 0.2s: shutting down" in log.read_text()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["worker", "no_such_module:W", "--run-id", "r", "--nameserver", "127.0.0.1:1"],
+     "No module named 'no_such_module'"),
+    (["report", "/nonexistent/run"], "/nonexistent/run"),
+    (["status", "--run-id", "r", "--working-dir", "/nonexistent"], "/nonexistent"),
+])
+def test_user_errors_exit_2_with_a_message(argv, words):
+    out = ultrarun(*argv)
+    assert out.returncode == 2, out.stderr
+    assert words in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_bad_setting_in_the_environment_is_ignored_with_a_warning():
+    out = ultrarun("status", "--help", env=dict(os.environ, ULTRARUN_COMMTIMEOUT="abc"))
+    assert out.returncode == 0
+    assert "ignoring ULTRARUN_COMMTIMEOUT" in out.stderr

@@ -162,3 +162,42 @@ def test_shutdown_is_idempotent_and_busy_is_reported(run):
     worker.shutdown()
     worker.shutdown()
     assert worker._rt.stopped.is_set()
+
+
+def test_time_limit_does_not_count_the_compute_process_start_up(run):
+    ns, d, results, start = run
+    start(make(TestWorker, ns, time_limit=0.3), concurrent_type="process")
+    d.submit_job("first", config={"x": 1}, budget=1.0)  # the process starts for this job
+    job = results.wait_for(1, timeout=60)[0]
+    assert job.status is JobStatus.SUCCESS, job.exception
+
+
+def test_restarted_nameserver_learns_the_workers_and_dispatcher_again(tmp_path, monkeypatch):
+    from ultrarun.nameserver import NameServer
+
+    monkeypatch.setattr(config, "PING_INTERVAL", 0.1)
+    first = NameServer("restart", secret="s3", working_directory=tmp_path)
+    host, port = first.start()
+    results = Collector()
+    worker = TestWorker("restart", nameserver=host, nameserver_port=port, secret="s3")
+    dispatcher = Dispatcher(results, run_id="restart", nameserver=host, nameserver_port=port,
+                            secret="s3", ping_interval=0.1, timeout=1)
+    second = NameServer("restart", secret="s3", port=port)
+    try:
+        worker.run(background=True)
+        dispatcher.start()
+        wait_until(lambda: dispatcher.number_of_workers() == 1, message="the worker")
+        first.shutdown()
+        second.start()  # same port, empty phone book
+        client = second.client()
+        wait_until(lambda: set(client.list("ultrarun.restart.")) ==
+                   {worker.worker_name, "ultrarun.restart.dispatcher"}, timeout=10,
+                   message="worker and dispatcher to register again")
+        client.close()
+        dispatcher.submit_job("after", config={"x": 3}, budget=1.0)
+        assert results.wait_for(1)[0].status is JobStatus.SUCCESS
+    finally:
+        dispatcher.shutdown()
+        worker.shutdown()
+        second.shutdown()
+        first.shutdown()

@@ -117,6 +117,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.working_dir:
         worker.load_nameserver_credentials(args.working_dir, num_tries=args.wait_credentials,
                                            interval=1)
+        if args.secret:  # an explicit secret wins over the file's, as everywhere
+            worker.secret = args.secret
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: worker.shutdown())
     worker.run(background=False, concurrent_type=args.concurrent_type)
@@ -275,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args)
     try:
         return int(args.func(args) or 0)
-    except UltrarunError as exc:
+    except (UltrarunError, ImportError, OSError) as exc:  # the user's to fix: no traceback
         log.debug("failed", exc_info=True)
         print(f"ultrarun {args.command}: error: {exc}", file=sys.stderr)
         return 2

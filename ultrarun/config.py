@@ -48,7 +48,10 @@ class Config:
                     log.warning("ignoring unknown setting %s (known: %s)", key,
                                 ", ".join("ULTRARUN_" + k for k in _DEFAULTS))
                     continue
-                values[name] = self._convert(name, raw)
+                try:
+                    values[name] = self._convert(name, raw)
+                except ConfigurationError as exc:  # a bad environment must not break imports
+                    log.warning("ignoring %s: %s", key, exc)
         object.__setattr__(self, "_values", values)
 
     @staticmethod

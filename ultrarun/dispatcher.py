@@ -51,7 +51,8 @@ class Dispatcher:
     Args:
         new_result_callback: called with each finished :class:`~ultrarun.job.Job`.
         run_id: the run whose workers to use.
-        ping_interval: seconds between pings of the workers and re-listings of the name server.
+        ping_interval: seconds between pings of the workers and re-listings of the name server
+            (default: the PING_INTERVAL setting, 10).
         nameserver, nameserver_port: the run's name server.
         host: address the dispatcher listens on (default: the one facing the name server).
         queue_callback: called with the number of workers whenever the pool changes.
@@ -60,11 +61,13 @@ class Dispatcher:
     """
 
     def __init__(self, new_result_callback: Callable[[Job], Any], run_id: Any = "0",
-                 ping_interval: float = 10, nameserver: str = "localhost",
+                 ping_interval: float | None = None, nameserver: str = "localhost",
                  nameserver_port: int | None = None, host: str | None = None,
                  queue_callback: Callable[[int], Any] | None = None, *, secret: str | None = None,
                  max_retries: int = 3, timeout: float | None = None,
                  logger: logging.Logger | None = None):
+        if ping_interval is None:
+            ping_interval = config.PING_INTERVAL
         if not ping_interval > 0:
             raise ConfigurationError(f"ping_interval must be > 0, got {ping_interval!r}")
         if int(max_retries) < 0:
@@ -483,9 +486,20 @@ class Dispatcher:
         self._idle[record.name] = None
         self._cond.notify_all()
 
+    def _check_registration(self) -> None:
+        """Register again if a restarted name server forgot the dispatcher."""
+        name = transport.dispatcher_name(self.run_id)
+        try:
+            if self._ns.lookup(name) is None:
+                self._ns.register(name, self.uri)
+                self.logger.info("registered again with the name server (it forgot us)")
+        except CommunicationError as exc:
+            self.logger.debug("name server unreachable: %s", exc)
+
     def _monitor_loop(self) -> None:
         while not self._stop.is_set():
             try:
+                self._check_registration()
                 self.discover_workers()
                 self._ping_workers()
             except Exception:

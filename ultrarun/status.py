@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from . import transport
-from .errors import CommunicationError, NameServerError
+from .errors import CommunicationError
 from .security import Credentials, resolve_secret
 
 
@@ -22,10 +22,7 @@ def collect_status(run_id: str, nameserver: str, nameserver_port: int | None,
     secret = resolve_secret(secret, nameserver_port)
     with transport.NameServerClient(nameserver, nameserver_port, secret, timeout) as ns:
         listed = ns.list(transport.worker_prefix(run_id))
-        try:
-            dispatcher_uri = ns.lookup(transport.dispatcher_name(run_id))
-        except NameServerError:
-            dispatcher_uri = None
+        dispatcher_uri = ns.lookup(transport.dispatcher_name(run_id))
     dispatcher = None
     if dispatcher_uri:
         dispatcher = _call(dispatcher_uri, secret, timeout, "status")

@@ -80,6 +80,10 @@ def parse_worker_name(name: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------- errors
+class UnknownName(NameServerError):
+    """The name server answered: no such name (as opposed to: no answer)."""
+
+
 @contextlib.contextmanager
 def remote_call(what: str) -> Iterator[None]:
     """Translate Pyro's transport errors into ultrarun's (exceptions raised by the remote method
@@ -91,7 +95,7 @@ def remote_call(what: str) -> Iterator[None]:
     except Pyro4.errors.SecurityError as exc:
         raise AuthenticationError(f"{what}: refused, the run secrets differ ({exc})") from None
     except Pyro4.errors.NamingError as exc:
-        raise NameServerError(f"{what}: {exc}") from None
+        raise UnknownName(f"{what}: {exc}") from None
     except (Pyro4.errors.CommunicationError, Pyro4.errors.ProtocolError) as exc:
         if "hmac" in str(exc).lower():
             raise AuthenticationError(
@@ -214,7 +218,8 @@ class NameServerClient:
     """Register, look up and list names; one connection, reopened once if it broke."""
 
     def __init__(self, host: str, port: int | None, secret: str, timeout: float | None = None):
-        self.host = host or config.HOST
+        # "localhost" may resolve to ::1 first, where our IPv4 listeners are not.
+        self.host = "127.0.0.1" if host == "localhost" else (host or config.HOST)
         self.port = int(port) if port else DEFAULT_NAMESERVER_PORT
         self._secret = secret
         self._timeout = timeout
@@ -235,6 +240,8 @@ class NameServerClient:
                 try:
                     with remote_call(what):
                         return getattr(self._proxy, method)(*args)
+                except UnknownName:
+                    raise
                 except (AuthenticationError, CommunicationTimeout):
                     self._drop()
                     raise
@@ -274,8 +281,12 @@ class NameServerClient:
     def remove(self, name: str) -> None:
         self._call("remove", name)
 
-    def lookup(self, name: str) -> str:
-        return str(self._call("lookup", name))
+    def lookup(self, name: str) -> str | None:
+        """The URI registered as ``name``, or None if there is none."""
+        try:
+            return str(self._call("lookup", name))
+        except UnknownName:
+            return None
 
     def list(self, prefix: str) -> dict[str, str]:
         return {k: str(v) for k, v in self._call("list", prefix).items()}

@@ -32,6 +32,7 @@ from .security import Credentials, resolve_secret
 log = logging.getLogger(__name__)
 
 _worker_ids = itertools.count()
+_STARTUP_TIMEOUT = 120.0  # seconds a compute process may take to start
 _CONCURRENT_TYPES = ("thread", "process")
 
 
@@ -160,13 +161,8 @@ class Worker:
             job = self._hello(rt)
             while not rt.stop.is_set():
                 if job is None:
-                    try:
-                        job = rt.jobs.get(timeout=self.timeout)
-                    except queue.Empty:
-                        self.logger.info("worker %s idle for %ss: shutting down", self.worker_name,
-                                         self.timeout)
-                        break
-                    if job is None:  # shutdown sentinel
+                    job = self._wait_for_job(rt)
+                    if job is None:  # idle timeout or shutdown
                         break
                 payload = self._execute(rt, job)
                 if rt.stop.is_set():
@@ -176,6 +172,39 @@ class Worker:
             self.logger.exception("worker %s failed", self.worker_name)
         finally:
             rt.stopped.set()
+
+    def _wait_for_job(self, rt: "_Runtime") -> dict | None:
+        """The next job, or None after the idle timeout or on shutdown. While idle, check every
+        PING_INTERVAL that the name server still knows us (it may have been restarted)."""
+        idle_until = None if self.timeout is None else time.monotonic() + self.timeout
+        while not rt.stop.is_set():
+            wait = config.PING_INTERVAL
+            if idle_until is not None:
+                wait = min(wait, idle_until - time.monotonic())
+            try:
+                return rt.jobs.get(timeout=max(wait, 0.0))
+            except queue.Empty:
+                pass
+            if idle_until is not None and time.monotonic() >= idle_until:
+                self.logger.info("worker %s idle for %ss: shutting down", self.worker_name,
+                                 self.timeout)
+                return None
+            job = self._check_registration(rt)
+            if job is not None:
+                return job
+        return None
+
+    def _check_registration(self, rt: "_Runtime") -> dict | None:
+        """Register again if a restarted name server forgot us, and say hello again."""
+        try:
+            if rt.ns.lookup(self.worker_name) is not None:
+                return None
+            rt.ns.register(self.worker_name, rt.uri)
+        except CommunicationError:
+            return None  # the name server is down: try again later
+        self.logger.info("worker %s registered again (the name server forgot it)",
+                         self.worker_name)
+        return self._hello(rt)
 
     def _execute(self, rt: "_Runtime", job: dict) -> dict:
         kwargs = dict(job["kwargs"])
@@ -222,10 +251,10 @@ class Worker:
         """Tell the run's dispatcher (if one is registered) that this worker is free."""
         try:
             uri = rt.ns.lookup(transport.dispatcher_name(self.run_id))
-        except NameServerError:
-            return None
         except CommunicationError as exc:
             self.logger.warning("name server lookup failed: %s", exc)
+            return None
+        if uri is None:
             return None
         try:
             proxy = rt.dispatcher_proxy(uri)
@@ -388,6 +417,7 @@ def _child_main(conn: multiprocessing.connection.Connection, worker: Worker,
     if memory_limit:
         limit = int(memory_limit * 1024 * 1024)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    conn.send("ready")  # start-up (imports, unpickling the worker) is not the job's time
     while True:
         try:
             kwargs = conn.recv()
@@ -407,6 +437,7 @@ class _ComputeProcess:
         self._ctx = multiprocessing.get_context("spawn")
         self._proc: Any = None
         self._conn: Any = None
+        self._ready = False
         self._lock = threading.Lock()
         self._closed = False
 
@@ -420,6 +451,19 @@ class _ComputeProcess:
         proc.start()
         child.close()
         self._proc, self._conn = proc, parent
+        self._ready = False
+
+    def _wait_ready(self, proc: Any, conn: Any) -> bool:
+        """Wait for a fresh child's ready message (at most _STARTUP_TIMEOUT)."""
+        if self._ready:
+            return True
+        ready = multiprocessing.connection.wait([conn, proc.sentinel], timeout=_STARTUP_TIMEOUT)
+        if conn in ready:
+            try:
+                self._ready = conn.recv() == "ready"
+            except (EOFError, OSError):
+                self._ready = False
+        return self._ready
 
     def run(self, kwargs: dict) -> tuple[JobStatus, dict | None, str | None]:
         with self._lock:
@@ -427,6 +471,11 @@ class _ComputeProcess:
                 return JobStatus.CANCELLED, None, "the worker is shutting down"
             self._ensure()
             proc, conn = self._proc, self._conn
+        if not self._wait_ready(proc, conn):
+            with self._lock:
+                self._kill()
+            return JobStatus.CRASHED, None, ("the compute process did not start (exit code "
+                                             f"{proc.exitcode}); see the worker's log")
         try:
             conn.send(kwargs)
         except (OSError, ValueError) as exc:
