@@ -126,7 +126,7 @@ class Cluster:
     def dispatcher(self, collector: Collector | None = None, **kwargs: Any) -> tuple[Dispatcher, Collector]:
         collector = collector or Collector()
         kwargs.setdefault("ping_interval", 0.25)
-        kwargs.setdefault("timeout", 2.0)
+        kwargs.setdefault("timeout", 5.0)
         d = Dispatcher(collector, run_id=self.run_id, nameserver=self.host,
                        nameserver_port=self.port, queue_callback=collector.on_pool, **kwargs)
         self.dispatchers.append(d)

@@ -200,3 +200,19 @@ def test_master_validates_its_arguments():
         Master("x", RandomSampler(space), HyperBandIterGenerator(1, 9), job_queue_sizes=(2, 1))
     with pytest.raises(ConfigurationError, match="optimizer must be"):
         Master("x", object(), HyperBandIterGenerator(1, 9))
+
+
+def test_resume_refuses_a_journal_written_by_another_run(branin_cluster, tmp_path):
+    journal = tmp_path / "journal.jsonl"
+    first = front(RandomSearch, branin_cluster, tmp_path, seed=0, checkpoint_file=journal)
+    try:
+        first.run(n_iterations=1, min_n_workers=1)
+    finally:
+        first.shutdown()
+    other = front(RandomSearch, branin_cluster, tmp_path, seed=1, checkpoint_file=journal,
+                  resume=True)
+    try:
+        with pytest.raises(ConfigurationError, match="seed: journal 0, now 1"):
+            other.run(n_iterations=1, min_n_workers=1)
+    finally:
+        other.shutdown()

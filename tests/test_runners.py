@@ -379,7 +379,7 @@ def test_dask_runner_leaves_a_users_client_open(dask_client: Any) -> None:
 def test_dask_runner_reports_missing_workers_as_lost() -> None:
     import distributed
 
-    with distributed.LocalCluster(n_workers=0, processes=False, host="127.0.0.1",
+    with distributed.LocalCluster(n_workers=0, processes=False,  # in-process: no sockets
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         runner = DaskParallelRunner(TargetFunctionRunner(targets.quadratic), patience=0.3,

@@ -78,6 +78,13 @@ class Config:
             raise ConfigurationError(f"unknown setting {name!r}; known: {', '.join(_DEFAULTS)}")
         self._values[name] = self._convert(name, value)
 
+    def __delattr__(self, name: str) -> None:
+        """``del config.NAME`` puts NAME back to its default (or environment) value."""
+        if name not in _DEFAULTS:
+            raise AttributeError(f"unknown setting {name!r}")
+        raw = os.environ.get("ULTRARUN_" + name)
+        self._values[name] = _DEFAULTS[name] if raw is None else self._convert(name, raw)
+
     def as_dict(self) -> dict[str, Any]:
         return dict(self._values)
 

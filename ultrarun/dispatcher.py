@@ -9,8 +9,9 @@ Threads and the rules they keep (DESIGN.md, invariants 1-4):
 - the Pyro daemon thread serves hello/register_result: bookkeeping under the lock, no remote call;
 - the runner thread hands queued jobs to idle workers; its remote calls are made outside the lock,
   and a call that may block (first contact with a worker) goes through a small thread pool;
-- the monitor thread pings workers and re-lists the name server; a worker that does not answer
-  within ``timeout`` is lost and its job re-queued (up to ``max_retries``, then LOST);
+- the monitor thread pings workers and re-lists the name server; a worker whose process is gone
+  (connection refused) or that misses two pings in a row (no answer within ``timeout``) is lost
+  and its job re-queued (up to ``max_retries``, then LOST);
 - the callback thread calls ``new_result_callback`` and ``queue_callback``, so user code never
   runs in the daemon's thread or under the lock.
 """
@@ -27,11 +28,14 @@ from typing import Any, Callable
 
 from . import transport
 from .config import config
-from .errors import AuthenticationError, CommunicationError, ConfigurationError, UltrarunError
+from .errors import (AuthenticationError, CommunicationError, CommunicationTimeout,
+                     ConfigurationError, UltrarunError)
 from .job import Job, JobStatus, to_plain
 from .security import resolve_secret
 
 log = logging.getLogger(__name__)
+
+_MISSED_PINGS = 2  # pings a silent worker may miss in a row before its job is re-queued
 
 
 @dataclass
@@ -57,7 +61,9 @@ class Dispatcher:
         host: address the dispatcher listens on (default: the one facing the name server).
         queue_callback: called with the number of workers whenever the pool changes.
         max_retries: how often a job whose worker vanished is re-run before it is LOST.
-        timeout: seconds a remote call (a ping) may take before the worker counts as lost.
+        timeout: seconds a remote call may take; a worker that misses two pings in a row (or
+            whose process is gone) is lost, so a stopped worker loses its job after at most
+            2 x (ping_interval + timeout).
     """
 
     def __init__(self, new_result_callback: Callable[[Job], Any], run_id: Any = "0",
@@ -101,6 +107,7 @@ class Dispatcher:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._monitor_proxies: dict[str, Any] = {}
         self._suspects: dict[str, float] = {}  # name -> next time to probe again
+        self._missed: dict[str, int] = {}  # name -> pings missed in a row (monitor thread)
         self.uri: str | None = None
 
     # ------------------------------------------------------------------------ lifecycle
@@ -467,10 +474,20 @@ class Dispatcher:
                 return
             try:
                 state = self._ping(name, uri)
-            except CommunicationError as exc:
+            except CommunicationTimeout as exc:
+                # Silent: maybe stopped, maybe a passing stall. Lost after two missed pings.
                 self._drop_monitor_proxy(name)
+                self._missed[name] = self._missed.get(name, 0) + 1
+                if self._missed[name] >= _MISSED_PINGS:
+                    self._missed.pop(name)
+                    self._lost(name, f"missed {_MISSED_PINGS} pings: {exc}")
+                continue
+            except CommunicationError as exc:  # refused or closed: the process is gone
+                self._drop_monitor_proxy(name)
+                self._missed.pop(name, None)
                 self._lost(name, f"did not answer a ping: {exc}")
                 continue
+            self._missed.pop(name, None)
             with self._cond:
                 record = self._workers.get(name)
                 if record is None:

@@ -7,6 +7,7 @@ dies can be restarted with ``resume=True`` and re-runs only the jobs that had no
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -59,12 +60,13 @@ class Journal:
                 os.fsync(self._fh.fileno())
                 self._since_sync = 0
 
-    def read(self) -> tuple[dict[ConfigId, dict], dict[tuple[ConfigId, float], dict]]:
-        """``(configs by id, results by (id, budget))`` from an earlier run."""
+    def read(self) -> tuple[dict | None, dict[ConfigId, dict], dict[tuple[ConfigId, float], dict]]:
+        """``(header, configs by id, results by (id, budget))`` from an earlier run."""
+        header: dict | None = None
         configs: dict[ConfigId, dict] = {}
         results: dict[tuple[ConfigId, float], dict] = {}
         if not self.path.exists():
-            return configs, results
+            return header, configs, results
         with open(self.path, encoding="utf-8") as fh:
             for number, line in enumerate(fh, 1):
                 try:
@@ -72,12 +74,15 @@ class Journal:
                 except json.JSONDecodeError:
                     log.warning("journal %s: skipping unreadable line %d", self.path, number)
                     continue
+                if record["t"] == "header":
+                    header = record
+                    continue
                 key = tuple(record["id"])
                 if record["t"] == "config":
                     configs[key] = record
                 elif record["t"] == "result":
                     results[(key, float(record["budget"]))] = record
-        return configs, results
+        return header, configs, results
 
     def close(self) -> None:
         with self._lock:
@@ -186,12 +191,17 @@ class Master:
         iteration_kwargs = dict(iteration_kwargs or {})
         self.dispatcher.start()
         if self.journal._fh is None:
+            header = self._journal_header()
             if self.resume:
-                self._replay_configs, self._replay_results = self.journal.read()
+                earlier, self._replay_configs, self._replay_results = self.journal.read()
+                _check_same_run(earlier, header, self.journal.path)
                 self.logger.info("resuming from %s: %d configurations, %d results",
                                  self.journal.path, len(self._replay_configs),
                                  len(self._replay_results))
-            self.journal.open(append=self.resume)
+            fresh = not (self.resume and self.journal.path.exists())
+            self.journal.open(append=not fresh)
+            if fresh:
+                self.journal.write(header, sync=True)
         self.wait_for_workers(min_n_workers)
         if self.config["time_ref"] is None:
             self.config["time_ref"] = time.time()
@@ -346,6 +356,16 @@ class Master:
             except Exception:
                 self.logger.exception("progress_callback raised; continuing")
 
+    def _journal_header(self) -> dict:
+        """What a resumed run must share with the run that wrote the journal."""
+        space = getattr(self.optimizer, "configspace", None)
+        return {"t": "header", "run_id": str(self.run_id),
+                "optimizer": type(self.optimizer).__name__,
+                "seed": getattr(self.optimizer, "seed", None),
+                "iterations": type(self.iter_generator).__name__,
+                "budgets": [float(b) for b in self.iter_generator.budgets],
+                "space": hashlib.sha1(str(space).encode()).hexdigest()[:16]}
+
     # ------------------------------------------------------------------- results
     def get_result(self) -> Result:
         configs = {cid: d for it in self.iterations for cid, d in it.data.items()}
@@ -408,6 +428,18 @@ class Master:
 
     def __exit__(self, *exc: Any) -> None:
         self.shutdown(shutdown_workers=self.shutdown_workers)
+
+
+def _check_same_run(earlier: dict | None, now: dict, path: Path) -> None:
+    """Refuse to resume from a journal another kind of run wrote (replaying its results into
+    this run would silently mix two experiments)."""
+    if earlier is None:
+        return
+    differ = [k for k in now if k != "t" and earlier.get(k) != now[k]]
+    if differ:
+        details = ", ".join(f"{k}: journal {earlier.get(k)!r}, now {now[k]!r}" for k in differ)
+        raise ConfigurationError(f"cannot resume from {path}: it was written by a different run "
+                                 f"({details}); use another run_id or checkpoint_file")
 
 
 def _remaining(deadline: float) -> float | None:

@@ -34,8 +34,14 @@ Output (stdout, JSON lines):
 - a final ``{"bench": "quality_wall", "wall_s": ...}`` line.
 
 ``--variant NAME=JSON`` adds a BOHB run with extra constructor arguments (e.g.
-``'bohb_mpim3={"min_points_in_model": 3}'``), reported like the built-in methods. A readable
+``'bohb_minbw0.03={"min_bandwidth": 0.03}'``), reported like the built-in methods. A readable
 table goes to stderr at the end.
+
+Noise: Hyperband and random search are exactly reproducible per seed (and share the seed's
+configuration stream, so their numbers coincide early on). BOHB with more than one worker is
+not: its model sees results in the order the workers return them, so the same seeds give
+different runs, and the 10-seed BOHB median on Branin moves by several times between
+repetitions. Use ``--seeds 30`` or more, or repeat the run, before reading small differences.
 """
 from __future__ import annotations
 
