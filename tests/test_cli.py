@@ -98,6 +98,7 @@ def test_status_shows_the_live_workers_and_their_states(cluster):
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert "finished 3 (failed 0)" in text and "running 1" in text
+    assert "best so far at budget 1.0: loss 0 (job 0)" in text
     busy = [line for line in text.splitlines() if " busy " in line]
     idle = [line for line in text.splitlines() if " idle " in line]
     assert len(busy) == 1 and len(idle) == 1

@@ -96,6 +96,7 @@ class Dispatcher:
         self._idle: dict[str, None] = {}  # insertion-ordered set of idle worker names
         self._running: dict[int, Job] = {}
         self._counts: collections.Counter = collections.Counter()
+        self._best: dict[Any, tuple[float, Any]] = {}  # budget -> (best loss, job id)
         self._callbacks: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self._discover_now = threading.Event()
@@ -314,7 +315,8 @@ class Dispatcher:
             return self._next_job_for(record)
 
     def status(self) -> dict:
-        """A snapshot for ``ultrarun status``: workers, queue and job counts."""
+        """A snapshot for ``ultrarun status``: workers, queue, job counts and the best loss per
+        budget so far (the incumbent)."""
         with self._cond:
             workers = [{"name": r.name, "uri": r.uri,
                         "busy": r.job is not None or r.foreign_busy,
@@ -322,9 +324,12 @@ class Dispatcher:
                                                            "budget": r.job.kwargs.get("budget")},
                         "jobs_done": r.jobs_done, "last_seen": r.last_seen}
                        for r in self._workers.values()]
+            best = [{"budget": b, "loss": loss, "id": i}
+                    for b, (loss, i) in sorted(self._best.items(), key=lambda kv: str(kv[0]))]
             return {"run_id": self.run_id, "uri": self.uri, "workers": workers,
                     "queued": len(self._queue), "running": len(self._running),
-                    "finished": {s.name: n for s, n in self._counts.items()}}
+                    "finished": {s.name: n for s, n in self._counts.items()},
+                    "best": best}
 
     # --------------------------------------------------------------- pool bookkeeping
     def _add_worker(self, name: str, uri: str, busy: bool = False) -> _WorkerRecord:
@@ -400,6 +405,11 @@ class Dispatcher:
         job.exception = exception
         job.time_it("finished")
         self._counts[status] += 1
+        if status is JobStatus.SUCCESS and isinstance(result, dict):
+            budget = job.kwargs.get("budget")
+            best = self._best.get(budget)
+            if best is None or result["loss"] < best[0]:
+                self._best[budget] = (result["loss"], job.id)
         self._callbacks.put(("job", job))
 
     # ------------------------------------------------------------- discovery and pings

@@ -52,7 +52,7 @@ def _call(uri: str, secret: str, timeout: float, method: str) -> Any:
         transport.close_proxy(proxy)
 
 
-def format_status(status: dict[str, Any], incumbent: str | None = None) -> str:
+def format_status(status: dict[str, Any]) -> str:
     """A plain-text table for terminals."""
     lines = [f"run {status['run_id']}"]
     d = status["dispatcher"]
@@ -63,8 +63,10 @@ def format_status(status: dict[str, Any], incumbent: str | None = None) -> str:
         failed = sum(n for s, n in finished.items() if s != "SUCCESS")
         lines.append(f"dispatcher: {d['uri']}  queued {d['queued']}  running {d['running']}  "
                      f"finished {sum(finished.values())} (failed {failed})")
-        if d.get("incumbent"):
-            lines.append(f"incumbent: {d['incumbent']}")
+        for best in d.get("best", []):
+            job_id = tuple(best["id"]) if isinstance(best["id"], list) else best["id"]
+            lines.append(f"best so far at budget {best['budget']}: loss {best['loss']:.6g} "
+                         f"(job {job_id})")
     header = f"{'worker':<48} {'host':<16} {'pid':>7} {'state':<11} {'job':<22} {'done':>5} {'last seen':>9}"
     lines += ["", header, "-" * len(header)]
     now = time.time()

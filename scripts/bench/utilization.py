@@ -6,7 +6,8 @@ W worker processes; a job sleeps 10 ms x budget; Hyperband with eta=3 over budge
 each run length (in Hyperband iterations; ASHA iterations sample as many configurations as the
 largest bracket) it prints one JSON line per mode with
 
-- ``utilisation``: compute time / (W x wall time from the first job's start to the last result);
+- ``utilisation``: the workers' compute time / (W x wall time from the first compute's start to
+  the last compute's end);
 - ``utilisation_until_last_launch``: the same over the window in which the master still had
   jobs to launch (what the scheduler controls; the final drain of a run is excluded).
 
@@ -31,13 +32,15 @@ HPBANDSTER = {1: 0.25, 16: 0.91}
 
 class SleepWorker(Worker):
     def compute(self, config, budget, **kwargs):
+        start = time.time()
         time.sleep(SLEEP_PER_BUDGET * budget)
-        return {"loss": float(config["x1"]) * budget, "info": {}}
+        return {"loss": float(config["x1"]) * budget, "info": {"start": start, "end": time.time()}}
 
 
 def measure(jobs, n_workers: int) -> dict:
-    spans = [(j.timestamps["finished"] - SLEEP_PER_BUDGET * j.kwargs["budget"],
-              j.timestamps["finished"]) for j in jobs]
+    # The workers' own compute intervals: time spent on anything else (waiting for a job,
+    # sending a result) is idle time.
+    spans = [(j.result["info"]["start"], j.result["info"]["end"]) for j in jobs]
     launches = [j.timestamps["started"] for j in jobs]
     start, end, last_launch = min(s for s, _ in spans), max(e for _, e in spans), max(launches)
     compute = sum(e - s for s, e in spans)
@@ -53,6 +56,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--lengths", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--queue", type=int, nargs=2, default=[-1, 0], metavar=("MIN", "MAX"),
+                        help="the masters' job_queue_sizes (relative to the workers)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with LocalCluster(n_workers=args.workers, worker_class=SleepWorker) as cluster:
@@ -63,13 +68,15 @@ def main() -> None:
                                    nameserver=cluster.nameserver.host,
                                    nameserver_port=cluster.nameserver_port,
                                    secret=cluster.secret,
-                                   working_directory=cluster.working_directory, show_progress=False)
+                                   working_directory=cluster.working_directory, show_progress=False,
+                                   job_queue_sizes=tuple(args.queue))
                 try:
                     master.run(n_iterations=length, min_n_workers=args.workers)
                 finally:
                     master.shutdown()
                 row = {"bench": "utilization", "mode": "asha" if asha else "hyperband",
                        "iterations": length, "workers": args.workers,
+                       "job_queue_sizes": args.queue,
                        **measure(master.jobs, args.workers)}
                 if not asha and length in HPBANDSTER:
                     row["hpbandster_utilisation"] = HPBANDSTER[length]
