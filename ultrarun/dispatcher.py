@@ -338,8 +338,7 @@ class Dispatcher:
         self._workers[name] = record
         self._suspects.pop(name, None)
         if not busy:
-            self._idle[name] = None
-            self._cond.notify_all()
+            self._mark_idle(record)
         self.logger.info("worker %s joined (%d workers)", name, len(self._workers))
         self._callbacks.put(("pool", len(self._workers)))
         return record
@@ -359,9 +358,13 @@ class Dispatcher:
         """Caller holds the lock: give the free worker the next job, or mark it idle."""
         if self._queue and not self._stop.is_set():
             return self._assign(self._queue.popleft(), record)
+        self._mark_idle(record)
+        return None
+
+    def _mark_idle(self, record: _WorkerRecord) -> None:
+        """Caller holds the lock: the runner thread will send the worker its next job."""
         self._idle[record.name] = None
         self._cond.notify_all()
-        return None
 
     def _requeue(self, record: _WorkerRecord, reason: str, count: bool) -> None:
         """Caller holds the lock: take the record's job back (LOST after max_retries)."""
@@ -506,12 +509,7 @@ class Dispatcher:
                 if record.foreign_busy and not state.get("busy"):
                     record.foreign_busy = False
                     if record.job is None:
-                        self._next_job_for_idle(record)
-
-    def _next_job_for_idle(self, record: _WorkerRecord) -> None:
-        """Caller holds the lock: mark idle; the runner thread sends it work."""
-        self._idle[record.name] = None
-        self._cond.notify_all()
+                        self._mark_idle(record)
 
     def _check_registration(self) -> None:
         """Register again if a restarted name server forgot the dispatcher."""
