@@ -1,15 +1,22 @@
 """Dispatch throughput, latency and discovery time, next to raw Pyro4 round trips.
 
     python scripts/bench/dispatch.py [--jobs 5000] [--workers 4] [--discover 16]
+                                     [--hpbandster-python /tmp/hpb-venv/bin/python]
 
 Prints one JSON line per measurement. Timings on shared machines are noisy: compare the ratios
 to the raw Pyro4 baseline measured in the same run, not absolute numbers.
+
+With --hpbandster-python, hpbandster_peer.py (next to this file) then runs under that interpreter
+(a virtual environment holding hpbandster 0.7.4) with the same --workers, --latency-samples,
+--discover and --round-trips (its own --jobs default), and its JSON lines, marked
+"peer": "hpbandster", are printed here too.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -164,6 +171,52 @@ def discovery(n_workers: int) -> dict:
     return out
 
 
+PEER_DEADLINE_S = 900
+
+
+def run_hpbandster_peer(python: str, args: argparse.Namespace) -> None:
+    """Run hpbandster_peer.py under ``python`` and re-print its JSON lines, within a deadline."""
+    cmd = [python, str(HERE.with_name("hpbandster_peer.py")), "--workers", str(args.workers),
+           "--latency-samples", str(args.latency_samples), "--discover", str(args.discover),
+           "--round-trips", str(args.round_trips)]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    # its own session, so that on a missed deadline its workers can be ended with it
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+
+    def relay() -> None:
+        for line in proc.stdout:
+            line = line.strip()
+            if line.startswith("{"):
+                print(line, flush=True)
+
+    reader = threading.Thread(target=relay, daemon=True)
+    reader.start()
+
+    def end_peer() -> None:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)  # the peer tears its workers down on SIGTERM
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+    try:
+        rc = proc.wait(timeout=PEER_DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        end_peer()
+        emit(peer="hpbandster", bench="error", error=f"deadline of {PEER_DEADLINE_S} s hit")
+    except BaseException:
+        end_peer()
+        raise
+    else:
+        if rc != 0:
+            emit(peer="hpbandster", bench="error", error=f"exit status {rc}")
+    finally:
+        reader.join(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=5000)
@@ -171,6 +224,8 @@ def main() -> None:
     parser.add_argument("--latency-samples", type=int, default=300)
     parser.add_argument("--discover", type=int, default=16)
     parser.add_argument("--round-trips", type=int, default=5000)
+    parser.add_argument("--hpbandster-python", metavar="PATH",
+                        help="also run hpbandster_peer.py with this interpreter (after ours)")
     args = parser.parse_args()
 
     rtt = raw_pyro_round_trips(args.round_trips)
@@ -183,6 +238,8 @@ def main() -> None:
     found = discovery(args.discover)
     emit(bench="discovery", workers=args.discover, **{k: round(v, 4) for k, v in found.items()},
          target_s=0.1)
+    if args.hpbandster_python:
+        run_hpbandster_peer(args.hpbandster_python, args)
 
 
 if __name__ == "__main__":
