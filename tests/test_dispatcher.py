@@ -252,3 +252,39 @@ def test_dispatcher_arguments_are_validated():
         Dispatcher(lambda job: None, ping_interval=0)
     with pytest.raises(ConfigurationError, match="run_id"):
         Dispatcher(lambda job: None, run_id="a.b")
+
+
+def test_prefetch_runs_every_job_exactly_once_and_workers_hold_two(cluster):
+    cluster.start_workers(2)
+    d, results = cluster.dispatcher(prefetch=1)
+    wait_until(lambda: d.number_of_workers() == 2, message="2 workers")
+    for i in range(40):
+        d.submit_job(i, config={"x": i, "sleep": 0.01}, budget=1.0)
+    held = wait_until(lambda: [w["holding"] for w in d.status()["workers"]] == [2, 2],
+                      timeout=10, message="both workers to hold a running and a prefetched job")
+    assert held
+    jobs = results.wait_for(40)
+    assert sorted(j.id for j in jobs) == list(range(40))
+    assert all(j.status is JobStatus.SUCCESS and j.attempt == 1 for j in jobs)
+
+
+def test_prefetch_sigkill_requeues_both_held_jobs(cluster):
+    (victim,) = cluster.start_workers(1)
+    d, results = cluster.dispatcher(prefetch=1)
+    wait_until(lambda: d.number_of_workers() == 1, message="the worker")
+    flag = cluster.marker("block")
+    d.submit_job("running", config={"block_once": str(flag), "x": 1}, budget=1.0)
+    d.submit_job("buffered", config={"x": 3}, budget=1.0)
+    wait_until(flag.exists, message="the first job to start")
+    wait_until(lambda: [w["holding"] for w in d.status()["workers"]] == [2],
+               message=f"the worker to hold the second job too: {d.status()}")
+    cluster.start_workers(1)
+    wait_until(lambda: d.number_of_workers() == 2, message="a second worker")
+    os.kill(victim.pid, signal.SIGKILL)
+    jobs = results.wait_for(2, timeout=60)
+    by_id = results.by_id()
+    assert by_id["running"].status is JobStatus.SUCCESS and by_id["running"].attempt == 2
+    # the prefetched job never started: re-queued without costing an attempt
+    assert by_id["buffered"].status is JobStatus.SUCCESS and by_id["buffered"].attempt == 1
+    assert all(f".{victim.pid}." not in j.worker_name for j in jobs)
+    assert len(jobs) == 2

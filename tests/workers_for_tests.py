@@ -21,6 +21,11 @@ class TestWorker(Worker):
             Path(config["marker"]).write_text(str(os.getpid()))
         if "sleep" in config:
             time.sleep(config["sleep"])
+        if "block_once" in config:  # the first attempt blocks (to be killed), a re-run does not
+            flag = Path(config["block_once"])
+            if not flag.exists():
+                flag.write_text(str(os.getpid()))
+                time.sleep(60)
         if config.get("mode") == "crash":
             raise ValueError("crash on purpose")
         if "raise" in config:

@@ -42,11 +42,18 @@ _MISSED_PINGS = 2  # pings a silent worker may miss in a row before its job is r
 class _WorkerRecord:
     name: str
     uri: str
-    job: Job | None = None
+    jobs: list[Job] = field(default_factory=list)  # running first, then prefetched ones
     foreign_busy: bool = False  # busy with a job of an earlier dispatcher
     jobs_done: int = 0
     last_seen: float = field(default_factory=time.time)
     proxy: Any = None  # used by the runner thread (and its pool) only
+    outbox: collections.deque = field(default_factory=collections.deque)  # jobs to send, in order
+    sending: bool = False  # a thread is draining the outbox
+
+    @property
+    def job(self) -> Job | None:
+        """The job the worker is running (the first it holds)."""
+        return self.jobs[0] if self.jobs else None
 
 
 class Dispatcher:
@@ -61,6 +68,9 @@ class Dispatcher:
         host: address the dispatcher listens on (default: the one facing the name server).
         queue_callback: called with the number of workers whenever the pool changes.
         max_retries: how often a job whose worker vanished is re-run before it is LOST.
+        prefetch: jobs a busy worker may hold besides the one it runs (default 0: one job at a
+            time). With short jobs, 1 hides the result's round trip: the worker starts its next
+            job while its last result travels. All of a lost worker's jobs are re-queued.
         timeout: seconds a remote call may take; a worker that misses two pings in a row (or
             whose process is gone) is lost, so a stopped worker loses its job after at most
             2 x (ping_interval + timeout).
@@ -70,7 +80,7 @@ class Dispatcher:
                  ping_interval: float | None = None, nameserver: str = "localhost",
                  nameserver_port: int | None = None, host: str | None = None,
                  queue_callback: Callable[[int], Any] | None = None, *, secret: str | None = None,
-                 max_retries: int = 3, timeout: float | None = None,
+                 max_retries: int = 3, timeout: float | None = None, prefetch: int = 0,
                  logger: logging.Logger | None = None):
         if ping_interval is None:
             ping_interval = config.PING_INTERVAL
@@ -78,6 +88,9 @@ class Dispatcher:
             raise ConfigurationError(f"ping_interval must be > 0, got {ping_interval!r}")
         if int(max_retries) < 0:
             raise ConfigurationError(f"max_retries must be >= 0, got {max_retries!r}")
+        if int(prefetch) < 0:
+            raise ConfigurationError(f"prefetch must be >= 0, got {prefetch!r}")
+        self.prefetch = int(prefetch)
         self.new_result_callback = new_result_callback
         self.queue_callback = queue_callback
         self.run_id = transport.check_run_id(run_id)
@@ -93,7 +106,8 @@ class Dispatcher:
         self._cond = threading.Condition()
         self._queue: collections.deque[Job] = collections.deque()
         self._workers: dict[str, _WorkerRecord] = {}
-        self._idle: dict[str, None] = {}  # insertion-ordered set of idle worker names
+        self._idle: dict[str, None] = {}  # insertion-ordered set: workers holding no job
+        self._spare: dict[str, None] = {}  # workers with a free prefetch slot
         self._running: dict[int, Job] = {}
         self._counts: collections.Counter = collections.Counter()
         self._best: dict[Any, tuple[float, Any]] = {}  # budget -> (best loss, job id)
@@ -179,6 +193,7 @@ class Dispatcher:
             records = list(self._workers.values())
             self._workers.clear()
             self._idle.clear()
+            self._spare.clear()
         self._callbacks.put(None)
         for thread in self._threads:
             if thread.name == "dispatcher-callbacks" and thread is not threading.current_thread():
@@ -241,19 +256,35 @@ class Dispatcher:
         """The dispatch loop: pair queued jobs with idle workers until shutdown."""
         while True:
             with self._cond:
-                while not self._stop.is_set() and not (self._queue and self._idle):
+                while not self._stop.is_set() and not (self._queue and (self._idle or self._spare)):
                     self._cond.wait()
                 if self._stop.is_set():
                     return
                 assignments = []
-                while self._queue and self._idle:
-                    record = self._workers[next(iter(self._idle))]
+                while self._queue and (self._idle or self._spare):
+                    record = self._workers[next(iter(self._idle or self._spare))]
                     assignments.append((record, self._assign(self._queue.popleft(), record)))
             for record, message in assignments:
+                with self._cond:
+                    record.outbox.append(message)
+                    if record.sending:
+                        continue  # the thread draining it sends this one too, in order
+                    record.sending = True
                 if record.proxy is not None and record.proxy._pyroConnection is not None:
-                    self._send(record, message)
+                    self._drain(record)
                 else:  # first contact may block until the timeout: not in this thread
-                    self._pool.submit(self._send, record, message)
+                    self._pool.submit(self._drain, record)
+
+    def _drain(self, record: _WorkerRecord) -> None:
+        """Send a worker's assigned jobs one after the other, so it gets them in order."""
+        while True:
+            with self._cond:
+                if not record.outbox or self._workers.get(record.name) is not record:
+                    record.outbox.clear()  # a lost worker's jobs were re-queued
+                    record.sending = False
+                    return
+                message = record.outbox.popleft()
+            self._send(record, message)
 
     def _send(self, record: _WorkerRecord, message: dict) -> None:
         try:
@@ -276,8 +307,8 @@ class Dispatcher:
             record = self._workers.get(name)
             if record is None:
                 record = self._add_worker(name, uri)
-            elif record.job is not None:
-                # It forgot its job (it restarted under the same name): run the job again.
+            elif record.jobs:
+                # It forgot its jobs (it restarted under the same name): run them again.
                 self._requeue(record, "it said hello while holding a job", count=True)
             record.foreign_busy = False
             record.last_seen = time.time()
@@ -292,7 +323,8 @@ class Dispatcher:
         with self._cond:
             record = self._workers.get(name)
             job = self._running.get(token)
-            if job is None or job.attempt != attempt or job.worker_name != name:
+            if (job is None or job.attempt != attempt or job.worker_name != name
+                    or record is None):
                 self.logger.warning("dropping a late result from %s for job token %s attempt %s "
                                     "(it was re-queued or finished meanwhile)", name, token,
                                     attempt)
@@ -300,12 +332,12 @@ class Dispatcher:
                     return None
                 if record is None and payload.get("uri"):
                     record = self._add_worker(name, payload["uri"])  # it is alive after all
-                if record is None or record.job is not None:
+                if record is None or record.jobs:
                     return None
                 record.foreign_busy = False
                 return self._next_job_for(record)
             del self._running[token]
-            record.job = None
+            record.jobs.remove(job)
             record.jobs_done += 1
             record.last_seen = time.time()
             status = _status(payload.get("status"))
@@ -319,7 +351,7 @@ class Dispatcher:
         budget so far (the incumbent)."""
         with self._cond:
             workers = [{"name": r.name, "uri": r.uri,
-                        "busy": r.job is not None or r.foreign_busy,
+                        "busy": bool(r.jobs) or r.foreign_busy, "holding": len(r.jobs),
                         "job": None if r.job is None else {"id": r.job.id,
                                                            "budget": r.job.kwargs.get("budget")},
                         "jobs_done": r.jobs_done, "last_seen": r.last_seen}
@@ -337,56 +369,69 @@ class Dispatcher:
         record = _WorkerRecord(name, uri, foreign_busy=busy)
         self._workers[name] = record
         self._suspects.pop(name, None)
-        if not busy:
-            self._mark_idle(record)
+        self._update_slots(record)
         self.logger.info("worker %s joined (%d workers)", name, len(self._workers))
         self._callbacks.put(("pool", len(self._workers)))
         return record
 
     def _assign(self, job: Job, record: _WorkerRecord) -> dict:
         """Caller holds the lock: the job now runs on the record's worker."""
-        self._idle.pop(record.name, None)
         job.status = JobStatus.RUNNING
         job.worker_name = record.name
         job.time_it("started")
-        record.job = job
+        record.jobs.append(job)
         self._running[job.token] = job
+        self._update_slots(record)
         return {"token": job.token, "attempt": job.attempt, "id": job.id, "kwargs": job.kwargs,
                 "dispatcher": self.uri}
 
     def _next_job_for(self, record: _WorkerRecord) -> dict | None:
         """Caller holds the lock: give the free worker the next job, or mark it idle."""
-        if self._queue and not self._stop.is_set():
+        if self._queue and not self._stop.is_set() and len(record.jobs) <= self.prefetch:
             return self._assign(self._queue.popleft(), record)
-        self._mark_idle(record)
+        self._update_slots(record)
         return None
 
-    def _mark_idle(self, record: _WorkerRecord) -> None:
-        """Caller holds the lock: the runner thread will send the worker its next job."""
-        self._idle[record.name] = None
-        self._cond.notify_all()
+    def _update_slots(self, record: _WorkerRecord) -> None:
+        """Caller holds the lock: file the worker as idle, as having a free prefetch slot, or
+        as full; the runner thread sends queued jobs to the first two kinds."""
+        self._idle.pop(record.name, None)
+        self._spare.pop(record.name, None)
+        if record.foreign_busy or self._workers.get(record.name) is not record:
+            return
+        held = len(record.jobs)
+        if held == 0:
+            self._idle[record.name] = None
+        elif held <= self.prefetch:
+            self._spare[record.name] = None
+        if held <= self.prefetch:
+            self._cond.notify_all()
 
     def _requeue(self, record: _WorkerRecord, reason: str, count: bool) -> None:
-        """Caller holds the lock: take the record's job back (LOST after max_retries)."""
-        job, record.job = record.job, None
-        if job is None:
-            return
-        self._running.pop(job.token, None)
-        if count:
-            job.attempt += 1
-        if job.attempt > self.max_retries + 1:
-            self.logger.error("job %s is LOST: its worker vanished %d times", job.id,
-                              job.attempt - 1)
-            self._finish(job, JobStatus.LOST, None,
-                         f"the worker running it was lost {job.attempt - 1} times; last: "
-                         f"{record.name}: {reason}")
-            return
-        self.logger.warning("re-queueing job %s (attempt %d): worker %s %s", job.id, job.attempt,
-                            record.name, reason)
-        job.status = JobStatus.QUEUED
-        job.worker_name = None
-        self._queue.appendleft(job)
-        self._cond.notify_all()
+        """Caller holds the lock: take the record's jobs back, in order (LOST after
+        max_retries). Only the first one was running, so only it counts as an attempt."""
+        jobs, record.jobs = record.jobs, []
+        back = []
+        for position, job in enumerate(jobs):
+            self._running.pop(job.token, None)
+            if count and position == 0:
+                job.attempt += 1
+            if job.attempt > self.max_retries + 1:
+                self.logger.error("job %s is LOST: its worker vanished %d times", job.id,
+                                  job.attempt - 1)
+                self._finish(job, JobStatus.LOST, None,
+                             f"the worker running it was lost {job.attempt - 1} times; last: "
+                             f"{record.name}: {reason}")
+                continue
+            self.logger.warning("re-queueing job %s (attempt %d): worker %s %s", job.id,
+                                job.attempt, record.name, reason)
+            job.status = JobStatus.QUEUED
+            job.worker_name = None
+            back.append(job)
+        self._queue.extendleft(reversed(back))
+        self._update_slots(record)
+        if back:
+            self._cond.notify_all()
 
     def _lost(self, name: str, reason: str, job_started: bool = True,
               level: int = logging.WARNING) -> None:
@@ -395,6 +440,7 @@ class Dispatcher:
             if record is None:
                 return
             self._idle.pop(name, None)
+            self._spare.pop(name, None)
             self.logger.log(level, "worker %s left the pool: %s", name, reason)
             self._requeue(record, reason, count=job_started)
             self._callbacks.put(("pool", len(self._workers)))
@@ -508,8 +554,7 @@ class Dispatcher:
                 record.last_seen = time.time()
                 if record.foreign_busy and not state.get("busy"):
                     record.foreign_busy = False
-                    if record.job is None:
-                        self._mark_idle(record)
+                    self._update_slots(record)
 
     def _check_registration(self) -> None:
         """Register again if a restarted name server forgot the dispatcher."""

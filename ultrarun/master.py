@@ -101,7 +101,9 @@ class Master:
     ``time_left_for_this_task`` (seconds) stops launching jobs when it is used up;
     ``previous_result`` warm-starts the optimizer; ``checkpoint_file`` is the journal's path
     (default ``<working_directory>/ultrarun-<run_id>.journal.jsonl``) and ``checkpoint_freq`` how
-    many results may pass between fsyncs of it. ``dispatcher`` lets another executor with the
+    many results may pass between fsyncs of it. ``prefetch=1`` lets each worker hold its next job
+    while it computes (the dispatcher's option), which keeps workers busy when jobs are short;
+    the queue sizes then count job slots (workers x (1 + prefetch)). ``dispatcher`` lets another executor with the
     dispatcher's interface (``start``, ``submit_job``, ``number_of_workers``, ``shutdown``) run the
     jobs, and ``runner`` any :mod:`ultrarun.runners` backend (process, Dask, MPI, ...); by default
     a :class:`~ultrarun.dispatcher.Dispatcher` on the name server is used.
@@ -118,7 +120,7 @@ class Master:
                  previous_result: Result | None = None,
                  incumbents: dict[float, dict] | None = None,
                  incumbent_performances: dict[float, float] | None = None, *,
-                 resume: bool = False, show_progress: bool | None = None,
+                 resume: bool = False, show_progress: bool | None = None, prefetch: int = 0,
                  secret: str | None = None, dispatcher: Any = None, runner: Any = None,
                  logger: logging.Logger | None = None):
         if not isinstance(optimizer, BaseOptimizer):
@@ -170,7 +172,7 @@ class Master:
             dispatcher = Dispatcher(self.job_callback, run_id=run_id, ping_interval=ping_interval,
                                     nameserver=nameserver, nameserver_port=nameserver_port,
                                     host=host, queue_callback=self.adjust_queue_size,
-                                    secret=secret)
+                                    secret=secret, prefetch=prefetch)
         else:
             dispatcher.new_result_callback = self.job_callback
             dispatcher.queue_callback = self.adjust_queue_size
@@ -267,6 +269,7 @@ class Master:
             if self.dynamic_queue_size:
                 nw = (self.dispatcher.number_of_workers() if number_of_workers is None
                       else number_of_workers)
+                nw *= 1 + getattr(self.dispatcher, "prefetch", 0)  # job slots, not workers
                 self.job_queue_sizes = (self.user_job_queue_sizes[0] + nw,
                                         self.user_job_queue_sizes[1] + nw)
             self.thread_cond.notify_all()

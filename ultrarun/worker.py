@@ -134,6 +134,8 @@ class Worker:
         rt.thread = threading.Thread(target=self._loop, args=(rt,), name=f"worker-{self.worker_id}",
                                      daemon=True)
         rt.thread.start()
+        threading.Thread(target=self._reporter_loop, args=(rt,), daemon=True,
+                         name=f"worker-{self.worker_id}-reporter").start()
         if not background:
             try:
                 rt.stopped.wait()
@@ -167,11 +169,30 @@ class Worker:
                 payload = self._execute(rt, job)
                 if rt.stop.is_set():
                     break
-                job = self._report(rt, job, payload)
+                if rt.jobs.empty():
+                    job = self._report(rt, job, payload)  # the answer may carry the next job
+                else:  # a prefetched job waits: run it while the result travels
+                    rt.outbox.put((job, payload))
+                    job = None
         except Exception:
             self.logger.exception("worker %s failed", self.worker_name)
         finally:
+            rt.outbox.put(None)
             rt.stopped.set()
+
+    def _reporter_loop(self, rt: "_Runtime") -> None:
+        """Sends the results handed over while the worker already computes its next job."""
+        while True:
+            item = rt.outbox.get()
+            if item is None or rt.stop.is_set():
+                return
+            try:
+                following = self._report(rt, *item)
+            except Exception:
+                self.logger.exception("worker %s could not report a result", self.worker_name)
+                continue
+            if following is not None:
+                rt.jobs.put(following)
 
     def _wait_for_job(self, rt: "_Runtime") -> dict | None:
         """The next job, or None after the idle timeout or on shutdown. While idle, check every
@@ -282,6 +303,7 @@ class Worker:
             return
         rt.stop.set()
         rt.jobs.put(None)
+        rt.outbox.put(None)
         if rt.ns is not None and self.worker_name is not None:
             try:
                 rt.ns.remove(self.worker_name)
@@ -326,6 +348,7 @@ class _Runtime:
         self.child: _ComputeProcess | None = None
         self.thread: threading.Thread | None = None
         self.jobs: queue.Queue = queue.Queue()
+        self.outbox: queue.Queue = queue.Queue()  # results for the reporter thread
         self.stop = threading.Event()
         self.stopped = threading.Event()  # the loop has ended
         self.done = threading.Event()  # shutdown() has finished
@@ -334,15 +357,21 @@ class _Runtime:
         self.current: dict | None = None
         self.jobs_done = 0
         self.started = time.time()
-        self._dispatcher: tuple[str, Any] | None = None  # used by the loop thread only
+        self._dispatcher: tuple[str, Any] | None = None
+        self._proxy_lock = threading.Lock()  # the loop and reporter threads share the proxy
 
     def dispatcher_proxy(self, uri: str) -> Any:
-        if self._dispatcher is None or self._dispatcher[0] != uri:
-            self.drop_dispatcher()
-            self._dispatcher = (uri, transport.make_proxy(uri, self.secret))
-        return self._dispatcher[1]
+        with self._proxy_lock:
+            if self._dispatcher is None or self._dispatcher[0] != uri:
+                self._drop()
+                self._dispatcher = (uri, transport.make_proxy(uri, self.secret))
+            return self._dispatcher[1]
 
     def drop_dispatcher(self) -> None:
+        with self._proxy_lock:
+            self._drop()
+
+    def _drop(self) -> None:
         if self._dispatcher is not None:
             transport.close_proxy(self._dispatcher[1])
             self._dispatcher = None

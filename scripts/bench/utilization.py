@@ -57,7 +57,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--lengths", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--queue", type=int, nargs=2, default=[-1, 0], metavar=("MIN", "MAX"),
-                        help="the masters' job_queue_sizes (relative to the workers)")
+                        help="the masters' job_queue_sizes (relative to the job slots)")
+    parser.add_argument("--prefetch", type=int, default=0,
+                        help="jobs a busy worker may hold besides its running one")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with LocalCluster(n_workers=args.workers, worker_class=SleepWorker) as cluster:
@@ -69,14 +71,14 @@ def main() -> None:
                                    nameserver_port=cluster.nameserver_port,
                                    secret=cluster.secret,
                                    working_directory=cluster.working_directory, show_progress=False,
-                                   job_queue_sizes=tuple(args.queue))
+                                   job_queue_sizes=tuple(args.queue), prefetch=args.prefetch)
                 try:
                     master.run(n_iterations=length, min_n_workers=args.workers)
                 finally:
                     master.shutdown()
                 row = {"bench": "utilization", "mode": "asha" if asha else "hyperband",
                        "iterations": length, "workers": args.workers,
-                       "job_queue_sizes": args.queue,
+                       "job_queue_sizes": args.queue, "prefetch": args.prefetch,
                        **measure(master.jobs, args.workers)}
                 if not asha and length in HPBANDSTER:
                     row["hpbandster_utilisation"] = HPBANDSTER[length]
