@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import Collector, wait_until
+from conftest import wait_until
 from ultrarun.dispatcher import Dispatcher
 from ultrarun.errors import ConfigurationError, ResultError, UltrarunError
 from ultrarun.job import JobStatus

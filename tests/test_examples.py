@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Collector, wait_until
+from conftest import wait_until
 from ultrarun.job import JobStatus
 
 ROOT = Path(__file__).resolve().parent.parent

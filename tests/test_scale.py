@@ -2,7 +2,6 @@
 grow a thread per connected worker (Pyro's multiplex server; DESIGN.md invariant 8)."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

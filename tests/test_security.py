@@ -10,7 +10,7 @@ import Pyro4
 import Pyro4.errors
 import pytest
 
-from conftest import Collector, wait_until
+from conftest import Collector
 from ultrarun import transport
 from ultrarun.dispatcher import Dispatcher
 from ultrarun.errors import AuthenticationError

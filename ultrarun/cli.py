@@ -14,11 +14,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import __version__, transport
+from . import __version__
 from .errors import ConfigurationError, UltrarunError
 
 log = logging.getLogger("ultrarun.cli")

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from .dispatcher import Dispatcher
 from .errors import ConfigurationError, UltrarunError
