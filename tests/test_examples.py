@@ -55,7 +55,10 @@ def test_ssh_launcher_starts_workers_on_each_host(cluster, tmp_path):
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     hosts = tmp_path / "hosts.txt"
     hosts.write_text("# our nodes\nnode-a\nnode-b\n")
-    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}")
+    # ... and `ultrarun` resolves to this Python's console script, as on a node set up alike
+    env = dict(os.environ,
+               PATH=os.pathsep.join([str(bindir), os.path.dirname(sys.executable),
+                                     os.environ["PATH"]]))
     out = subprocess.run(["bash", str(ROOT / "scripts/ssh/start_workers.sh"), str(hosts),
                           f"{ROOT}/tests/workers_for_tests.py:TestWorker", cluster.run_id,
                           str(cluster.dir), "2"], env=env, capture_output=True, text=True,
