@@ -43,6 +43,12 @@ def test_losses_over_time_draws_budgets_incumbent_and_failures(result):
     assert len(ax.lines) == 3 + 2  # a running-best step per budget, the incumbent, the failures
 
 
+def test_losses_spanning_decades_get_a_log_axis(result):
+    assert losses_over_time(result).axes[0].get_yscale() == "linear"  # 0.01..0.4: within 2 decades
+    wide = Result.from_runs([run((0, 0, i), 1, 10.0 ** i, i, i + 1) for i in range(-1, 3)])
+    assert losses_over_time(wide).axes[0].get_yscale() == "log"
+
+
 def test_concurrent_runs_counts_overlaps_exactly():
     runs = [run((0, 0, 0), 1, 0.1, 0, 2), run((0, 0, 1), 1, 0.2, 1, 3), run((0, 0, 2), 1, None, 2, 4)]
     (line,) = concurrent_runs_over_time(runs).axes[0].lines

@@ -55,6 +55,9 @@ def losses_over_time(result: RunsOrResult, get_loss_from_run_fn: Callable[[Run],
     if failed:
         ax.plot(failed, [0.98] * len(failed), "x", color="red", transform=ax.get_xaxis_transform(),
                 label=f"failed ({len(failed)})")
+    finite = [get_loss_from_run_fn(r) for r in runs if r.loss is not None]
+    if finite and min(finite) > 0 and max(finite) / min(finite) > 100:
+        ax.set_yscale("log")  # early losses would otherwise squash the incumbent to a flat line
     return _over_time(fig, ax, "loss")
 
 
