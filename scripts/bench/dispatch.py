@@ -14,9 +14,7 @@ With --hpbandster-python, hpbandster_peer.py (next to this file) then runs under
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -25,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+from _common import emit, run_peer, stop, wait_for
 from ultrarun import transport
 from ultrarun.dispatcher import Dispatcher
 from ultrarun.nameserver import NameServer
@@ -42,10 +41,6 @@ class NoopWorker(Worker):
 class Echo:
     def echo(self, value):
         return value
-
-
-def emit(**fields) -> None:
-    print(json.dumps(fields), flush=True)
 
 
 def raw_pyro_round_trips(n: int) -> float:
@@ -66,26 +61,6 @@ def start_workers(run_id: str, workdir: str, n: int) -> list[subprocess.Popen]:
     cmd = [sys.executable, "-m", "ultrarun", "worker", f"{HERE}:NoopWorker", "--run-id", run_id,
            "--working-dir", workdir, "-q"]
     return [subprocess.Popen(cmd + ["--worker-id", str(i)]) for i in range(n)]
-
-
-def stop(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-
-
-def wait_for(predicate, timeout: float) -> float:
-    t0 = time.perf_counter()
-    deadline = t0 + timeout
-    while not predicate():
-        if time.perf_counter() > deadline:
-            raise TimeoutError("benchmark condition not reached")
-        time.sleep(0.001)
-    return time.perf_counter() - t0
 
 
 class Counter:
@@ -171,52 +146,6 @@ def discovery(n_workers: int) -> dict:
     return out
 
 
-PEER_DEADLINE_S = 900
-
-
-def run_hpbandster_peer(python: str, args: argparse.Namespace) -> None:
-    """Run hpbandster_peer.py under ``python`` and re-print its JSON lines, within a deadline."""
-    cmd = [python, str(HERE.with_name("hpbandster_peer.py")), "--workers", str(args.workers),
-           "--latency-samples", str(args.latency_samples), "--discover", str(args.discover),
-           "--round-trips", str(args.round_trips)]
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    # its own session, so that on a missed deadline its workers can be ended with it
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
-
-    def relay() -> None:
-        for line in proc.stdout:
-            line = line.strip()
-            if line.startswith("{"):
-                print(line, flush=True)
-
-    reader = threading.Thread(target=relay, daemon=True)
-    reader.start()
-
-    def end_peer() -> None:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # the peer tears its workers down on SIGTERM
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-
-    try:
-        rc = proc.wait(timeout=PEER_DEADLINE_S)
-    except subprocess.TimeoutExpired:
-        end_peer()
-        emit(peer="hpbandster", bench="error", error=f"deadline of {PEER_DEADLINE_S} s hit")
-    except BaseException:
-        end_peer()
-        raise
-    else:
-        if rc != 0:
-            emit(peer="hpbandster", bench="error", error=f"exit status {rc}")
-    finally:
-        reader.join(10)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=5000)
@@ -239,7 +168,9 @@ def main() -> None:
     emit(bench="discovery", workers=args.discover, **{k: round(v, 4) for k, v in found.items()},
          target_s=0.1)
     if args.hpbandster_python:
-        run_hpbandster_peer(args.hpbandster_python, args)
+        run_peer(args.hpbandster_python, "hpbandster_peer.py",
+                 ["--workers", str(args.workers), "--latency-samples", str(args.latency_samples),
+                  "--discover", str(args.discover), "--round-trips", str(args.round_trips)])
 
 
 if __name__ == "__main__":

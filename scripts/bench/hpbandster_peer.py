@@ -14,7 +14,6 @@ Every wait has a deadline and every process started here is torn down in a final
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -25,6 +24,9 @@ import tempfile
 import threading
 import time
 
+import _common
+from _common import quiet_hpbandster_logging, start_peer_workers, stop, wait_for
+
 import Pyro4
 import Pyro4.naming
 
@@ -33,14 +35,7 @@ PEER = "hpbandster"
 
 
 def emit(**fields) -> None:
-    print(json.dumps({"peer": PEER, **fields}), flush=True)
-
-
-def quiet_logging() -> None:
-    # HpBandSter's examples configure logging at WARNING; without it Worker() calls
-    # logging.basicConfig(level=DEBUG) and logs every job to stderr.
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("hpbandster").setLevel(logging.WARNING)
+    _common.emit(peer=PEER, **fields)
 
 
 # ------------------------------------------------------------------------------ worker process
@@ -57,39 +52,15 @@ def worker_main(argv: list[str]) -> None:
     p.add_argument("--ns-port", type=int, required=True)
     p.add_argument("--id", required=True)
     a = p.parse_args(argv)
-    quiet_logging()
+    quiet_hpbandster_logging()
     w = NoopWorker(run_id=a.run_id, nameserver=a.ns_host, nameserver_port=a.ns_port, id=a.id,
                    logger=logging.getLogger("hpbandster.worker"))
     w.run(background=False)
 
 
-def start_workers(run_id: str, ns_host: str, ns_port: int, n: int) -> list[subprocess.Popen]:
-    cmd = [sys.executable, HERE, "_worker", "--run-id", run_id, "--ns-host", ns_host,
-           "--ns-port", str(ns_port)]
-    return [subprocess.Popen(cmd + ["--id", str(i)]) for i in range(n)]
-
-
-def stop(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=10)
 
 
 # ----------------------------------------------------------------------------------- helpers
-def wait_for(predicate, timeout: float, what: str = "benchmark condition") -> float:
-    t0 = time.perf_counter()
-    deadline = t0 + timeout
-    while not predicate():
-        if time.perf_counter() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout} s")
-        time.sleep(0.001)
-    return time.perf_counter() - t0
 
 
 class Counter:
@@ -206,7 +177,7 @@ def throughput_and_latency(n_jobs: int, n_workers: int, n_latency: int, ping_int
         procs: list[subprocess.Popen] = []
         dt = None
         try:
-            procs = start_workers(run_id, ns.host, ns.port, n_workers)
+            procs = start_peer_workers(HERE, run_id, ns.host, ns.port, n_workers)
             # workers first, then the dispatcher: its first discovery pass (at start) finds them
             wait_for(lambda: ns.count(worker_prefix(run_id)) == n_workers, 60, "worker registration")
             counter = Counter()
@@ -252,7 +223,7 @@ def discovery(n_workers: int, ping_interval: float, cap: float) -> dict:
         try:
             # 1) workers first, then the dispatcher
             run_id = "disc1"
-            procs = start_workers(run_id, ns.host, ns.port, n_workers)
+            procs = start_peer_workers(HERE, run_id, ns.host, ns.port, n_workers)
             dt = None
             try:
                 wait_for(lambda: ns.count(worker_prefix(run_id)) == n_workers, 120,
@@ -281,7 +252,7 @@ def discovery(n_workers: int, ping_interval: float, cap: float) -> dict:
                 wait_for(lambda: ns.count(f"hpbandster.run_{run_id}.dispatcher") == 1, 30,
                          "dispatcher registration")
                 time.sleep(0.2)  # let its first (empty) discovery pass finish
-                procs = start_workers(run_id, ns.host, ns.port, n_workers)
+                procs = start_peer_workers(HERE, run_id, ns.host, ns.port, n_workers)
                 wait_for(lambda: ns.count(worker_prefix(run_id)) == n_workers, 120,
                          "worker registration")
                 try:
@@ -314,7 +285,7 @@ def main() -> None:
                         help="deadline for each discovery wait, in seconds")
     parser.add_argument("--job-deadline", type=float, default=300)
     args = parser.parse_args()
-    quiet_logging()
+    quiet_hpbandster_logging()
 
     import hpbandster
     versions = {"hpbandster": getattr(hpbandster, "__version__", "0.7.4"),

@@ -27,9 +27,6 @@ torn down in a finally block.
 from __future__ import annotations
 
 import argparse
-import collections
-import itertools
-import json
 import logging
 import os
 import signal
@@ -39,6 +36,9 @@ import tempfile
 import threading
 import time
 
+import _common
+from _common import quiet_hpbandster_logging, start_peer_workers, stop, wait_for
+
 HERE = os.path.abspath(__file__)
 PEER = "hpbandster"
 SLEEP_PER_BUDGET = 0.01
@@ -46,13 +46,7 @@ NS_HOST = "127.0.0.1"
 
 
 def emit(**fields) -> None:
-    print(json.dumps({"peer": PEER, **fields}), flush=True)
-
-
-def quiet_logging() -> None:
-    # Without a logger, Worker() calls logging.basicConfig(level=DEBUG) and logs every job.
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("hpbandster").setLevel(logging.WARNING)
+    _common.emit(peer=PEER, **fields)
 
 
 # ------------------------------------------------------------------------------ worker process
@@ -65,7 +59,7 @@ def worker_main(argv: list[str]) -> None:
     p.add_argument("--ns-port", type=int, required=True)
     p.add_argument("--id", required=True)
     a = p.parse_args(argv)
-    quiet_logging()
+    quiet_hpbandster_logging()
 
     class SleepWorker(Worker):
         def compute(self, config_id, config, budget, working_directory, **kwargs):
@@ -81,56 +75,15 @@ def worker_main(argv: list[str]) -> None:
     w.run(background=False)
 
 
-def start_workers(run_id: str, ns_host: str, ns_port: int, n: int) -> list[subprocess.Popen]:
-    cmd = [sys.executable, HERE, "_worker", "--run-id", run_id, "--ns-host", ns_host,
-           "--ns-port", str(ns_port)]
-    return [subprocess.Popen(cmd + ["--id", str(i)]) for i in range(n)]
-
-
-def stop(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=10)
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout} s")
-        time.sleep(0.005)
-
-
 # ----------------------------------------------------------------------------------- measuring
 def measure(runs, time_ref: float, n_workers: int) -> dict:
     """utilization.py's measure(), on HpBandSter Result runs."""
     spans = [(r.info["start"], r.info["end"]) for r in runs]
     # 'started' is relative to the Master's time_ref in a Result; back to time.time()
     launches = [r.time_stamps["started"] + time_ref for r in runs]
-    start, end, last_launch = min(s for s, _ in spans), max(e for _, e in spans), max(launches)
-    compute = sum(e - s for s, e in spans)
-    window = max(last_launch - start, 1e-9)
-    busy = sum(max(0.0, min(e, last_launch) - s) for s, e in spans)
-    total = n_workers * (end - start)
-    per_worker = collections.defaultdict(list)
-    for run, span in zip(runs, spans):
-        per_worker[run.info["worker"]].append(span)
-    gaps = drain = 0.0
-    for worker_spans in per_worker.values():
-        worker_spans.sort()
-        gaps += sum(b[0] - a[1] for a, b in itertools.pairwise(worker_spans))
-        drain += end - worker_spans[-1][1]
-    return {"jobs": len(runs), "wall_s": round(end - start, 3),
-            "utilisation": round(compute / total, 4),
-            "utilisation_until_last_launch": round(min(busy / (n_workers * window), 1.0), 4),
-            "idle_between_jobs": round(gaps / total, 4), "idle_final_drain": round(drain / total, 4),
-            "workers_used": len(per_worker),
+    workers = [r.info["worker"] for r in runs]
+    return {**_common.utilisation(spans, launches, workers, n_workers),
+            "workers_used": len(set(workers)),
             # sanity check of the clocks: a launch precedes its compute's start
             "min_launch_to_start_ms": round(1000 * min(s - l for (s, _), l
                                                        in zip(spans, launches)), 3)}
@@ -208,7 +161,7 @@ def main() -> None:
     parser.add_argument("--run-deadline", type=float, default=240,
                         help="deadline for each length's run, in seconds")
     args = parser.parse_args()
-    quiet_logging()
+    quiet_hpbandster_logging()
 
     import hpbandster
     import Pyro4
@@ -222,7 +175,7 @@ def main() -> None:
         host, port = ns.start()
         procs: list[subprocess.Popen] = []
         try:
-            procs = start_workers(run_id, host, port, args.workers)
+            procs = start_peer_workers(HERE, run_id, host, port, args.workers)
             prefix = f"hpbandster.run_{run_id}.worker."
             with Pyro4.locateNS(host=host, port=port) as proxy:
                 proxy._pyroTimeout = 10

@@ -27,16 +27,10 @@ HpBandSter 0.7.4 measured on the reference machine with the same setup: 25% for 
 from __future__ import annotations
 
 import argparse
-import collections
-import json
 import logging
-import os
-import signal
-import subprocess
-import threading
 import time
-from pathlib import Path
 
+from _common import emit, run_peer, utilisation
 from ultrarun.benchmarks import branin_space
 from ultrarun.frontends import HyperBand
 from ultrarun.local import LocalCluster
@@ -44,8 +38,6 @@ from ultrarun.worker import Worker
 
 SLEEP_PER_BUDGET = 0.01
 HPBANDSTER = {1: 0.25, 16: 0.91}  # measured on the issue's reference machine, not here
-HERE = Path(__file__).resolve()
-PEER_DEADLINE_S = 900
 
 
 class SleepWorker(Worker):
@@ -56,73 +48,11 @@ class SleepWorker(Worker):
 
 
 def measure(jobs, n_workers: int) -> dict:
-    # The workers' own compute intervals: time spent on anything else (waiting for a job,
-    # sending a result) is idle time.
-    spans = [(j.result["info"]["start"], j.result["info"]["end"]) for j in jobs]
-    launches = [j.timestamps["started"] for j in jobs]
-    start, end, last_launch = min(s for s, _ in spans), max(e for _, e in spans), max(launches)
-    compute = sum(e - s for s, e in spans)
-    window = max(last_launch - start, 1e-9)
-    busy = sum(max(0.0, min(e, last_launch) - s) for s, e in spans)
-    total = n_workers * (end - start)
-    per_worker = collections.defaultdict(list)
-    for job, span in zip(jobs, spans):
-        per_worker[job.worker_name].append(span)
-    gaps = drain = 0.0
-    for worker_spans in per_worker.values():
-        worker_spans.sort()
-        gaps += sum(b[0] - a[1] for a, b in zip(worker_spans, worker_spans[1:]))
-        drain += end - worker_spans[-1][1]
-    return {"jobs": len(jobs), "wall_s": round(end - start, 3),
-            "utilisation": round(compute / total, 4),
-            "utilisation_until_last_launch": round(min(busy / (n_workers * window), 1.0), 4),
-            "idle_between_jobs": round(gaps / total, 4), "idle_final_drain": round(drain / total, 4)}
-
-
-def run_hpbandster_peer(python: str, args: argparse.Namespace) -> None:
-    """Run hpbandster_utilization_peer.py under ``python`` and re-print its JSON lines, within a
-    deadline."""
-    cmd = [python, str(HERE.with_name("hpbandster_utilization_peer.py")),
-           "--workers", str(args.workers), "--lengths", *map(str, args.lengths)]
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    # its own session, so that on a missed deadline its workers can be ended with it
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
-
-    def relay() -> None:
-        for line in proc.stdout:
-            line = line.strip()
-            if line.startswith("{"):
-                print(line, flush=True)
-
-    reader = threading.Thread(target=relay, daemon=True)
-    reader.start()
-
-    def end_peer() -> None:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # the peer tears its workers down on SIGTERM
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-
-    def error(message: str) -> None:
-        print(json.dumps({"peer": "hpbandster", "bench": "error", "error": message}), flush=True)
-
-    try:
-        rc = proc.wait(timeout=PEER_DEADLINE_S)
-    except subprocess.TimeoutExpired:
-        end_peer()
-        error(f"deadline of {PEER_DEADLINE_S} s hit")
-    except BaseException:
-        end_peer()
-        raise
-    else:
-        if rc != 0:
-            error(f"exit status {rc}")
-    finally:
-        reader.join(10)
+    """The workers' own compute intervals: time spent on anything else (waiting for a job,
+    sending a result) is idle time."""
+    return utilisation([(j.result["info"]["start"], j.result["info"]["end"]) for j in jobs],
+                       [j.timestamps["started"] for j in jobs],
+                       [j.worker_name for j in jobs], n_workers)
 
 
 def main() -> None:
@@ -159,9 +89,10 @@ def main() -> None:
                        **measure(master.jobs, args.workers)}
                 if not asha and length in HPBANDSTER:
                     row["hpbandster_utilisation"] = HPBANDSTER[length]
-                print(json.dumps(row), flush=True)
+                emit(**row)
     if args.hpbandster_python:
-        run_hpbandster_peer(args.hpbandster_python, args)
+        run_peer(args.hpbandster_python, "hpbandster_utilization_peer.py",
+                 ["--workers", str(args.workers), "--lengths", *map(str, args.lengths)])
 
 
 if __name__ == "__main__":
