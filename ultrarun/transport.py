@@ -165,10 +165,6 @@ class Server:
             log.exception("Pyro request loop failed")
 
     @property
-    def daemon(self) -> Any:
-        return self._daemon
-
-    @property
     def location(self) -> tuple[str, int]:
         host, port = self._daemon.locationStr.rsplit(":", 1)
         return host.strip("[]"), int(port)
