@@ -268,6 +268,26 @@ def test_prefetch_runs_every_job_exactly_once_and_workers_hold_two(cluster):
     assert all(j.status is JobStatus.SUCCESS and j.attempt == 1 for j in jobs)
 
 
+def test_prefetch_never_holds_a_short_job_behind_a_long_one(cluster):
+    cluster.start_workers(2)
+    d, results = cluster.dispatcher(prefetch=1)
+    wait_until(lambda: d.number_of_workers() == 2, message="2 workers")
+    for i in range(4):  # the dispatcher learns the pace: about 10 ms per unit of budget
+        d.submit_job(f"warm{i}", config={"sleep": 0.02}, budget=2.0)
+    results.wait_for(4)
+    d.submit_job("long", config={"sleep": 1.0}, budget=100.0)
+    for i in range(10):
+        d.submit_job(f"short{i}", config={"sleep": 0.02}, budget=2.0)
+    jobs = results.wait_for(15, timeout=30)
+    by_id = results.by_id()
+    shorts = [j for j in jobs if j.id.startswith("short")]
+    # the long job's worker had a free prefetch slot the whole time, but a short job put there
+    # would have waited a second while the other worker frees up every 20 ms
+    assert {j.worker_name for j in shorts} == {j.worker_name for j in jobs} - {
+        by_id["long"].worker_name}
+    assert max(j.timestamps["finished"] for j in shorts) < by_id["long"].timestamps["finished"]
+
+
 def test_prefetch_sigkill_requeues_both_held_jobs(cluster):
     (victim,) = cluster.start_workers(1)
     d, results = cluster.dispatcher(prefetch=1)

@@ -292,6 +292,22 @@ def test_asha_blocks_at_its_limit_until_running_jobs_report():
     assert iteration.is_finished  # 2 results: floor(2/3) = 0 promotions
 
 
+def test_runs_that_do_not_fit_the_time_left_are_held_back():
+    iteration = ASHA(0, [1.0, 3.0, 9.0], CountingSampler(), eta=3)
+    low = [iteration.get_next_run() for _ in range(9)]
+    for i, (cid, _, budget) in enumerate(low):
+        iteration.register_result(cid, budget, float(i))
+    only_small = lambda budget: budget <= 1.0  # noqa: E731
+    assert iteration.get_next_run(only_small)[2] == 1.0, "no promotion to 3: sample at rung 0"
+    assert iteration.get_next_run(lambda budget: False) is None
+    assert not iteration.is_finished, "nothing fits now, but the iteration is not over"
+    assert iteration.get_next_run()[0::2] == ((0, 0, 0), 3.0), "the held-back promotion is next"
+
+    bracket = SuccessiveHalving(1, [3, 1], [1.0, 3.0], CountingSampler())
+    assert bracket.get_next_run(lambda budget: budget > 1.0) is None
+    assert bracket.get_next_run(lambda budget: True)[2] == 1.0
+
+
 def test_asha_job_limit():
     generator = ASHAIterGenerator(1, 9, 3, max_jobs=20)
     assert generator.num_jobs(0) == 20

@@ -10,7 +10,7 @@ from ConfigSpace import Categorical, ConfigurationSpace, Float
 from ultrarun.benchmarks import BraninWorker, branin_space
 from ultrarun.errors import ConfigurationError
 from ultrarun.frontends import BOHB, HyperBand, RandomSearch, minimize
-from ultrarun.iterations import HyperBandIterGenerator
+from ultrarun.iterations import CustomIterGenerator, HyperBandIterGenerator
 from ultrarun.job import JobStatus
 from ultrarun.local import LocalCluster
 from ultrarun.master import Master
@@ -102,6 +102,52 @@ def test_time_left_stops_launching_and_returns_what_finished(tmp_path):
     assert 2 <= len(runs) < 46
     assert elapsed < 1.5 + 3.0, f"run took {elapsed:.1f}s for a 1.5s budget"
     assert master.num_running_jobs == 0
+
+
+def sleep_per_budget(config, budget):
+    """50 ms per unit of budget: a job at budget 9 takes 0.45 s."""
+    time.sleep(0.05 * budget)
+    return config["x"] / budget
+
+
+def test_asha_until_the_time_is_up_starts_no_job_that_would_end_after_it(tmp_path):
+    result = minimize(sleep_per_budget, ConfigurationSpace(seed=0, space=[Float("x", (0.0, 1.0))]),
+                      min_budget=1, max_budget=9, n_workers=2, method="hyperband", asha=True,
+                      seed=0, n_iterations=None, time_left_for_this_task=2.0,
+                      result_directory=tmp_path)
+    runs = result.get_all_runs()
+    assert {r.budget for r in runs} == {1.0, 3.0, 9.0}, "promotions up to the top rung happen"
+    ends = [r.time_stamps["finished"] for r in runs]  # seconds after the run began
+    # without the estimate, a 0.45 s job started just before the deadline would end 0.45 s late
+    assert max(ends) < 2.0 + 0.15, f"the last job ended {max(ends):.2f} s into a 2 s run"
+    assert max(ends) > 2.0 - 0.45, "the workers were kept busy until close to the deadline"
+
+
+def test_time_left_holds_back_a_job_that_would_end_after_the_deadline(tmp_path):
+    # one worker; stage 0: 6 jobs of 0.05 s, stage 1: 2 jobs of 0.5 s. The first of those ends
+    # about 0.85 s in; the second would end about 1.35 s in, past the 1 s deadline.
+    space = ConfigurationSpace(seed=0, space=[Float("x", (0.0, 1.0))])
+    with LocalCluster(n_workers=1, eval_func=sleep_per_budget, working_directory=tmp_path) as cluster:
+        master = Master(cluster.run_id, RandomSampler(space, seed=0),
+                        CustomIterGenerator([1, 10], [6, 2]), nameserver=cluster.nameserver.host,
+                        nameserver_port=cluster.nameserver_port, secret=cluster.secret,
+                        working_directory=tmp_path, time_left_for_this_task=1.0)
+        try:
+            result = master.run(n_iterations=1)
+        finally:
+            master.shutdown(shutdown_workers=True)
+    runs = result.get_all_runs()
+    assert [r.budget for r in runs].count(10.0) == 1, "the second 0.5 s job was not started"
+    assert max(r.time_stamps["finished"] for r in runs) < 1.0
+
+
+def test_n_iterations_none_needs_a_time_limit(branin_cluster, tmp_path):
+    master = front(HyperBand, branin_cluster, tmp_path, asha=True)
+    try:
+        with pytest.raises(ConfigurationError, match="time_left_for_this_task"):
+            master.run(n_iterations=None)
+    finally:
+        master.shutdown()
 
 
 def test_crashed_jobs_do_not_stall_an_iteration(tmp_path):

@@ -20,7 +20,9 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import logging
+import math
 import queue
+import statistics
 import threading
 import time
 from dataclasses import dataclass, field
@@ -49,11 +51,20 @@ class _WorkerRecord:
     proxy: Any = None  # used by the runner thread (and its pool) only
     outbox: collections.deque = field(default_factory=collections.deque)  # jobs to send, in order
     sending: bool = False  # a thread is draining the outbox
+    since: float = 0.0  # time.monotonic() when its running job started (about)
 
     @property
     def job(self) -> Job | None:
         """The job the worker is running (the first it holds)."""
         return self.jobs[0] if self.jobs else None
+
+
+def _budget(job: Job) -> float:
+    """A job's numeric budget, the measure of how long it holds a worker (0 if it has none)."""
+    budget = job.kwargs.get("budget")
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
+        return 0.0
+    return float(budget)
 
 
 class Dispatcher:
@@ -108,6 +119,7 @@ class Dispatcher:
         self._workers: dict[str, _WorkerRecord] = {}
         self._idle: dict[str, None] = {}  # insertion-ordered set: workers holding no job
         self._spare: dict[str, None] = {}  # workers with a free prefetch slot
+        self._pace: collections.deque = collections.deque(maxlen=64)  # seconds per budget unit
         self._running: dict[int, Job] = {}
         self._counts: collections.Counter = collections.Counter()
         self._best: dict[Any, tuple[float, Any]] = {}  # budget -> (best loss, job id)
@@ -256,13 +268,13 @@ class Dispatcher:
         """The dispatch loop: pair queued jobs with idle workers until shutdown."""
         while True:
             with self._cond:
-                while not self._stop.is_set() and not (self._queue and (self._idle or self._spare)):
+                while not self._stop.is_set() and not (self._queue and self._free_slot()):
                     self._cond.wait()
                 if self._stop.is_set():
                     return
                 assignments = []
-                while self._queue and (self._idle or self._spare):
-                    record = self._workers[next(iter(self._idle or self._spare))]
+                while self._queue and (name := self._free_slot()) is not None:
+                    record = self._workers[name]
                     assignments.append((record, self._assign(self._queue.popleft(), record)))
             for record, message in assignments:
                 with self._cond:
@@ -337,7 +349,12 @@ class Dispatcher:
                 record.foreign_busy = False
                 return self._next_job_for(record)
             del self._running[token]
+            now = time.monotonic()
+            budget = _budget(job)
+            if budget and job is record.jobs[0]:
+                self._pace.append((now - record.since) / budget)
             record.jobs.remove(job)
+            record.since = now  # the next job it holds starts now
             record.jobs_done += 1
             record.last_seen = time.time()
             status = _status(payload.get("status"))
@@ -364,21 +381,46 @@ class Dispatcher:
                     "best": best}
 
     # --------------------------------------------------------------- pool bookkeeping
-    def _add_worker(self, name: str, uri: str, busy: bool = False) -> _WorkerRecord:
-        """Caller holds the lock."""
-        record = _WorkerRecord(name, uri, foreign_busy=busy)
+    def _add_worker(self, name: str, uri: str, busy: bool = False,
+                    proxy: Any = None) -> _WorkerRecord:
+        """Caller holds the lock. The worker's connection is opened now (or ``proxy``, already
+        connected, is kept), so its first jobs do not wait for a TCP and HMAC handshake."""
+        record = _WorkerRecord(name, uri, foreign_busy=busy, proxy=proxy)
         self._workers[name] = record
         self._suspects.pop(name, None)
+        if proxy is None and self._pool is not None:
+            record.sending = True  # jobs assigned meanwhile wait in the outbox, in order
+            try:
+                self._pool.submit(self._connect, record)
+            except RuntimeError:  # shutting down
+                record.sending = False
         self._update_slots(record)
         self.logger.info("worker %s joined (%d workers)", name, len(self._workers))
         self._callbacks.put(("pool", len(self._workers)))
         return record
+
+    def _connect(self, record: _WorkerRecord) -> None:
+        """Open a new worker's connection, then send what was assigned to it meanwhile."""
+        proxy = transport.make_proxy(record.uri, self._secret, self.timeout)
+        try:
+            with transport.remote_call(f"connect to {record.name}"):
+                proxy._pyroBind()
+            record.proxy = proxy
+        except CommunicationError as exc:  # sending will try again and report the loss
+            self.logger.debug("connecting to %s failed: %s", record.name, exc)
+            transport.close_proxy(proxy)
+        except Exception:
+            self.logger.exception("connecting to %s failed", record.name)
+            transport.close_proxy(proxy)
+        self._drain(record)
 
     def _assign(self, job: Job, record: _WorkerRecord) -> dict:
         """Caller holds the lock: the job now runs on the record's worker."""
         job.status = JobStatus.RUNNING
         job.worker_name = record.name
         job.time_it("started")
+        if not record.jobs:
+            record.since = time.monotonic()
         record.jobs.append(job)
         self._running[job.token] = job
         self._update_slots(record)
@@ -386,11 +428,43 @@ class Dispatcher:
                 "dispatcher": self.uri}
 
     def _next_job_for(self, record: _WorkerRecord) -> dict | None:
-        """Caller holds the lock: give the free worker the next job, or mark it idle."""
-        if self._queue and not self._stop.is_set() and len(record.jobs) <= self.prefetch:
+        """Caller holds the lock: give the free worker the next job, or mark it idle.
+
+        A worker that still runs a job gets one to hold only if it would start it as soon as
+        any worker would (see :meth:`_free_slot`).
+        """
+        if (self._queue and not self._stop.is_set() and len(record.jobs) <= self.prefetch
+                and (not record.jobs or self._free_slot(record.name) == record.name)):
             return self._assign(self._queue.popleft(), record)
         self._update_slots(record)
         return None
+
+    def _free_slot(self, prefer: str | None = None) -> str | None:
+        """Caller holds the lock: the worker the next queued job should go to, or None to hold
+        it for now.
+
+        An idle worker first. Otherwise (prefetch) the job goes where it would start first:
+        each worker's queue is timed with the seconds per unit of budget seen so far. If that
+        is a worker whose slots are full, the job waits for its next result rather than sit
+        behind a long job; ``prefer`` wins ties. Without numeric budgets, any free slot will do.
+        """
+        if self._idle:
+            return next(iter(self._idle))
+        if not self._spare:
+            return None
+        pace = statistics.median(self._pace) if self._pace else None
+        if pace is None:
+            return prefer if prefer in self._spare else next(iter(self._spare))
+        now = time.monotonic()
+        best, best_start = None, math.inf
+        for name, record in self._workers.items():
+            if record.foreign_busy or not record.jobs:
+                continue
+            start = max(now, record.since + pace * _budget(record.jobs[0]))
+            start += pace * sum(_budget(job) for job in record.jobs[1:])
+            if start < best_start or (start == best_start and name == prefer):
+                best, best_start = name, start
+        return best if best in self._spare else None
 
     def _update_slots(self, record: _WorkerRecord) -> None:
         """Caller holds the lock: file the worker as idle, as having a free prefetch slot, or
@@ -477,23 +551,26 @@ class Dispatcher:
         with self._cond:
             new = {n: u for n, u in listed.items()
                    if n not in self._workers and self._suspects.get(n, 0) <= now}
-        probes = list(self._pool.map(lambda item: (item, self._probe(*item)), new.items()))
+        probes = list(self._pool.map(lambda item: (item, *self._probe(*item)), new.items()))
         added = 0
-        for (name, uri), state in probes:
+        for (name, uri), state, proxy in probes:
             if state is None:
                 continue
             with self._cond:
                 if name not in self._workers and not self._closed:
-                    self._add_worker(name, uri, busy=bool(state.get("busy")))
+                    self._add_worker(name, uri, busy=bool(state.get("busy")), proxy=proxy)
                     added += 1
+                    continue
+            transport.close_proxy(proxy)
         return added
 
-    def _probe(self, name: str, uri: str) -> dict | None:
-        """Ask a listed worker for its state (from the pool: probes run in parallel)."""
+    def _probe(self, name: str, uri: str) -> tuple[dict | None, Any]:
+        """Ask a listed worker for its state (from the pool: probes run in parallel); returns
+        the state and, when it answered, the connected proxy."""
         proxy = transport.make_proxy(uri, self._secret, self.timeout)
         try:
             with transport.remote_call(f"ping {name}"):
-                return proxy.ping()
+                return proxy.ping(), proxy
         except AuthenticationError as exc:
             self.logger.error("worker %s refused us: %s", name, exc)
         except CommunicationError as exc:
@@ -506,9 +583,8 @@ class Dispatcher:
             else:
                 with self._cond:
                     self._suspects[name] = time.monotonic() + 6 * self.ping_interval
-        finally:
-            transport.close_proxy(proxy)
-        return None
+        transport.close_proxy(proxy)
+        return None, None
 
     def _ping(self, name: str, uri: str) -> dict:
         proxy = self._monitor_proxies.get(name)

@@ -7,11 +7,14 @@ dies can be restarted with ``resume=True`` and re-runs only the jobs that had no
 """
 from __future__ import annotations
 
+import bisect
+import collections
 import hashlib
 import json
 import logging
 import math
 import os
+import statistics
 import sys
 import threading
 import time
@@ -49,7 +52,10 @@ class Journal:
         self._fh = open(self.path, "a" if append else "w", encoding="utf-8")
 
     def write(self, record: dict, sync: bool = False) -> None:
-        line = json.dumps(to_plain(record, "journal record")) + "\n"
+        try:  # records are plain data already, except where a user's info is not
+            line = json.dumps(record, allow_nan=False) + "\n"
+        except (TypeError, ValueError):
+            line = json.dumps(to_plain(record, "journal record")) + "\n"
         with self._lock:
             if self._fh is None:
                 return
@@ -163,6 +169,13 @@ class Master:
         self._replay_results: dict[tuple[ConfigId, float], dict] = {}
         self._progress: Any = None
         self._closed = False
+        self._deadline = math.inf  # time.monotonic() at which run() stops launching
+        self._durations: dict[float, collections.deque] = {}  # seconds per job, by budget
+        self._median: dict[float, float] = {}  # the median of each of those
+        self._worker_free_at: dict[str, float] = {}  # when each worker's last job finished
+        self._in_flight: collections.Counter = collections.Counter()  # running jobs per budget
+        self._n_workers = 0  # as of the last adjust_queue_size
+        self._unfit = False  # a run was held back because it would outlast the deadline
 
         if runner is not None:
             from .runners import RunnerDispatcher
@@ -181,15 +194,22 @@ class Master:
             self._warm_start(previous_result)
 
     # ------------------------------------------------------------------------ running
-    def run(self, n_iterations: int = 1, min_n_workers: int = 1,
+    def run(self, n_iterations: int | None = 1, min_n_workers: int = 1,
             iteration_kwargs: dict | None = None) -> Result:
         """Run ``n_iterations`` more iterations; returns the :class:`Result` of all of them.
 
         Returns once every job it started has finished (or was cancelled); crashed, timed-out and
-        lost jobs count as failed and never stall an iteration.
+        lost jobs count as failed and never stall an iteration. ``n_iterations=None`` runs
+        iterations until ``time_left_for_this_task`` is used up. With a time limit, a job whose
+        estimated duration (from finished jobs) exceeds the time left is not started: the run
+        ends on time instead of waiting for a job that started too late.
         """
-        if n_iterations < 1:
-            raise ConfigurationError(f"n_iterations must be >= 1, got {n_iterations}")
+        if n_iterations is None:
+            if math.isinf(self.time_left_for_this_task):
+                raise ConfigurationError("n_iterations=None runs until the time is up; give "
+                                         "time_left_for_this_task too")
+        elif n_iterations < 1:
+            raise ConfigurationError(f"n_iterations must be >= 1 or None, got {n_iterations}")
         iteration_kwargs = dict(iteration_kwargs or {})
         self.dispatcher.start()
         if self.journal._fh is None:
@@ -207,8 +227,10 @@ class Master:
         self.wait_for_workers(min_n_workers)
         if self.config["time_ref"] is None:
             self.config["time_ref"] = time.time()
-        deadline = time.monotonic() + self.time_left_for_this_task
-        to_start = n_iterations
+        deadline = self._deadline = time.monotonic() + self.time_left_for_this_task
+        fits = None if math.isinf(deadline) else self._fits
+        to_start = math.inf if n_iterations is None else n_iterations
+        fresh = False  # the newest iteration has not handed out a run yet
         self._open_progress()
         try:
             with self.thread_cond:
@@ -222,20 +244,28 @@ class Master:
                     self._queue_wait(deadline)
                     if time.monotonic() >= deadline:
                         continue
-                    run = None
+                    run, self._unfit = None, False
                     for i in self.active_iterations():
-                        run = self.iterations[i].get_next_run()
+                        run = self.iterations[i].get_next_run(fits)
                         if run is not None:
                             break
                     if run is not None:
                         self._submit_job(*run)
+                        fresh = False
                         continue
+                    if fresh and self._unfit:
+                        to_start = 0  # not even a new iteration's first job fits any more
                     if to_start > 0:
                         self.iterations.append(self.get_next_iteration(len(self.iterations),
                                                                        iteration_kwargs))
                         to_start -= 1
+                        fresh = True
                         continue
-                    if not self.active_iterations() and self.num_running_jobs == 0:
+                    if self.num_running_jobs == 0 and (self._unfit or
+                                                       not self.active_iterations()):
+                        if self._unfit:
+                            self.logger.info("no job fits in the %.1f s left; stopping",
+                                             _remaining(deadline))
                         break
                     self.thread_cond.wait(timeout=_remaining(deadline))
         finally:
@@ -245,6 +275,7 @@ class Master:
     def wait_for_workers(self, min_n_workers: int = 1, timeout: float | None = None) -> None:
         """Block until at least ``min_n_workers`` workers are in the pool."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        self.dispatcher.start()  # idempotent: lets callers wait before run()
         self.logger.info("waiting for %d worker(s)", min_n_workers)
         with self.thread_cond:
             while self.dispatcher.number_of_workers() < min_n_workers:
@@ -266,10 +297,10 @@ class Master:
     def adjust_queue_size(self, number_of_workers: int | None = None) -> None:
         """Keep (min, max) jobs in flight relative to the number of workers (when dynamic)."""
         with self.thread_cond:
+            self._n_workers = (self.dispatcher.number_of_workers() if number_of_workers is None
+                               else number_of_workers)
             if self.dynamic_queue_size:
-                nw = (self.dispatcher.number_of_workers() if number_of_workers is None
-                      else number_of_workers)
-                nw *= 1 + getattr(self.dispatcher, "prefetch", 0)  # job slots, not workers
+                nw = self._n_workers * (1 + getattr(self.dispatcher, "prefetch", 0))  # job slots
                 self.job_queue_sizes = (self.user_job_queue_sizes[0] + nw,
                                         self.user_job_queue_sizes[1] + nw)
             self.thread_cond.notify_all()
@@ -279,6 +310,48 @@ class Master:
             while (self.num_running_jobs > self.job_queue_sizes[0]
                    and time.monotonic() < deadline):
                 self.thread_cond.wait(timeout=_remaining(deadline))
+
+    def _fits(self, budget: float) -> bool:
+        """Whether a job at ``budget`` is expected to finish before the deadline.
+
+        A job's duration is the median of the last finished jobs at its budget, or, for a budget
+        not seen yet, the nearest smaller (else larger) seen budget's scaled linearly; with no
+        finished job yet, every job fits. When every job slot is taken, the job first waits for
+        one (at most the shortest running job). Caller holds thread_cond.
+        """
+        estimate = self._estimate(budget)
+        if estimate is None:
+            return True
+        if self._in_flight and self.num_running_jobs >= self._n_workers:
+            estimate += self._estimate(min(self._in_flight)) or 0.0
+        if time.monotonic() + estimate <= self._deadline:
+            return True
+        self._unfit = True
+        return False
+
+    def _estimate(self, budget: float) -> float | None:
+        """Seconds a job at ``budget`` holds a worker (None: nothing finished yet)."""
+        budget = float(budget)
+        known = self._median.get(budget)
+        if known is not None or not self._median:
+            return known
+        seen = sorted(self._median)
+        near = seen[max(bisect.bisect_left(seen, budget) - 1, 0)]
+        return self._median[near] * budget / near
+
+    def _record_duration(self, job: Job) -> None:
+        """How long the job held its worker: from when it was sent, or, when it was sent ahead
+        (prefetch), from when the worker finished its previous job. Caller holds thread_cond."""
+        started, finished = job.timestamps.get("started"), job.timestamps.get("finished")
+        if started is None or finished is None or job.worker_name is None:
+            return
+        begin = max(started, self._worker_free_at.get(job.worker_name, started))
+        self._worker_free_at[job.worker_name] = finished
+        if job.status is JobStatus.SUCCESS:
+            budget = float(job.kwargs["budget"])
+            durations = self._durations.setdefault(budget, collections.deque(maxlen=64))
+            durations.append(max(finished - begin, 0.0))
+            self._median[budget] = statistics.median(durations)
 
     def _wait_for_running(self) -> None:
         while self.num_running_jobs > 0:
@@ -308,6 +381,7 @@ class Master:
             if self.result_logger is not None:
                 self.result_logger.new_config(config_id, config, datum.config_info)
         self.num_running_jobs += 1
+        self._in_flight[float(budget)] += 1
         kwargs = {"config": config, "budget": budget, "config_info": datum.config_info,
                   "working_directory": str(self.working_directory)}
         done = self._replay_results.get((config_id, float(budget)))
@@ -331,6 +405,11 @@ class Master:
                 self.result_logger(job)
             self.jobs.append(job)
             self.num_running_jobs -= 1
+            self._in_flight[float(budget)] -= 1
+            if self._in_flight[float(budget)] <= 0:
+                del self._in_flight[float(budget)]
+            if not replayed:
+                self._record_duration(job)
             loss = job.result["loss"] if job.status is JobStatus.SUCCESS and job.result else None
             if job.status.failed:
                 self.num_failed += 1

@@ -186,6 +186,13 @@ class Worker:
             item = rt.outbox.get()
             if item is None or rt.stop.is_set():
                 return
+            if isinstance(item, str):  # a new dispatcher: connect before the first result
+                try:
+                    with transport.remote_call("connect to the dispatcher"):
+                        rt.dispatcher_proxy(item)._pyroBind()
+                except CommunicationError as exc:  # reporting will retry and say so
+                    self.logger.debug("could not connect to %s yet: %s", item, exc)
+                continue
             try:
                 following = self._report(rt, *item)
             except Exception:
@@ -367,6 +374,11 @@ class _Runtime:
                 self._dispatcher = (uri, transport.make_proxy(uri, self.secret))
             return self._dispatcher[1]
 
+    def connected_to(self, uri: str | None) -> bool:
+        """Whether results for ``uri`` already have a proxy (or there is nowhere to send)."""
+        dispatcher = self._dispatcher
+        return uri is None or (dispatcher is not None and dispatcher[0] == uri)
+
     def drop_dispatcher(self) -> None:
         with self._proxy_lock:
             self._drop()
@@ -388,6 +400,8 @@ class WorkerService:
     @transport.oneway
     def start_computation(self, job: dict) -> None:
         self._rt.jobs.put(job)
+        if not self._rt.connected_to(job.get("dispatcher")):
+            self._rt.outbox.put(job["dispatcher"])  # the reporter thread opens the connection
 
     def ping(self) -> dict:
         return self.status()

@@ -1,17 +1,23 @@
 """Worker utilisation of synchronous Hyperband and ASHA.
 
-    python scripts/bench/utilization.py [--workers 8] [--lengths 1 4 16]
+    python scripts/bench/utilization.py [--workers 8] [--lengths 1 4 16 64] [--prefetch 1]
+                                        [--asha-iterations]
                                         [--hpbandster-python /tmp/hpb-venv/bin/python]
 
-W worker processes; a job sleeps 10 ms x budget; Hyperband with eta=3 over budgets 1..27. For
-each run length (in Hyperband iterations; ASHA iterations sample as many configurations as the
-largest bracket) it prints one JSON line per mode with
+W worker processes; a job sleeps 10 ms x budget; eta=3 over budgets 1..27. For each length n it
+runs n Hyperband iterations, then ASHA for the same wall time (``time_left_for_this_task`` = the
+Hyperband run's duration, ``run(n_iterations=None)``): what ASHA does with the time synchronous
+Hyperband needs. ``--asha-iterations`` also runs n ASHA iterations of 27 configurations each, a
+fixed amount of work whose end (the chain of promotions of the last configurations) no scheduler
+can spread over 8 workers. Each run prints one JSON line with
 
 - ``utilisation``: the workers' compute time / (W x wall time from the first compute's start to
   the last compute's end);
 - ``utilisation_until_last_launch``: the same over the window in which the master still had
-  jobs to launch (what the scheduler controls; the final drain of a run is excluded);
-- ``idle_between_jobs`` and ``idle_final_drain``: where the rest went (worker-time fractions).
+  jobs to launch (the final drain of a run is excluded);
+- ``idle_between_jobs`` and ``idle_final_drain``: where the rest went (worker-time fractions);
+- ``work_s`` (compute seconds done), ``jobs``, ``max_budget_jobs`` and ``run_s`` (``run()``'s
+  duration).
 
 ``--prefetch 1`` lets a worker hold its next job while it computes (hides the result's round
 trip); ``--queue 0 1`` keeps one job queued beyond the job slots.
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import time
 
 from _common import emit, run_peer, utilisation
@@ -64,32 +71,50 @@ def main() -> None:
                         help="the masters' job_queue_sizes (relative to the job slots)")
     parser.add_argument("--prefetch", type=int, default=0,
                         help="jobs a busy worker may hold besides its running one")
+    parser.add_argument("--asha-iterations", action="store_true",
+                        help="also run ASHA for the same number of iterations (27 configurations "
+                             "each) instead of the same time")
     parser.add_argument("--hpbandster-python", metavar="PATH",
                         help="also run hpbandster_utilization_peer.py with this interpreter "
                              "(after ours)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with LocalCluster(n_workers=args.workers, worker_class=SleepWorker) as cluster:
+        def run(length: int, mode: str, seconds: float = math.inf) -> tuple[dict, float]:
+            master = HyperBand(branin_space(), run_id=cluster.run_id, min_budget=1,
+                               max_budget=27, eta=3, seed=length, asha=mode != "hyperband",
+                               nameserver=cluster.nameserver.host,
+                               nameserver_port=cluster.nameserver_port, secret=cluster.secret,
+                               working_directory=cluster.working_directory, show_progress=False,
+                               job_queue_sizes=tuple(args.queue), prefetch=args.prefetch,
+                               time_left_for_this_task=seconds)
+            try:
+                master.wait_for_workers(args.workers)
+                t0 = time.monotonic()
+                master.run(n_iterations=None if mode == "asha" else length,
+                           min_n_workers=args.workers)
+                took = time.monotonic() - t0
+            finally:
+                master.shutdown()
+            row = {"bench": "utilization", "mode": mode, "iterations": length,
+                   "workers": args.workers, "job_queue_sizes": args.queue,
+                   "prefetch": args.prefetch, "run_s": round(took, 3),
+                   **measure(master.jobs, args.workers),
+                   "work_s": round(sum(j.kwargs["budget"] for j in master.jobs)
+                                   * SLEEP_PER_BUDGET, 3),
+                   "max_budget_jobs": sum(j.kwargs["budget"] == 27 for j in master.jobs)}
+            return row, took
+
         for length in args.lengths:
-            for asha in (False, True):
-                master = HyperBand(branin_space(), run_id=cluster.run_id, min_budget=1,
-                                   max_budget=27, eta=3, seed=length, asha=asha,
-                                   nameserver=cluster.nameserver.host,
-                                   nameserver_port=cluster.nameserver_port,
-                                   secret=cluster.secret,
-                                   working_directory=cluster.working_directory, show_progress=False,
-                                   job_queue_sizes=tuple(args.queue), prefetch=args.prefetch)
-                try:
-                    master.run(n_iterations=length, min_n_workers=args.workers)
-                finally:
-                    master.shutdown()
-                row = {"bench": "utilization", "mode": "asha" if asha else "hyperband",
-                       "iterations": length, "workers": args.workers,
-                       "job_queue_sizes": args.queue, "prefetch": args.prefetch,
-                       **measure(master.jobs, args.workers)}
-                if not asha and length in HPBANDSTER:
-                    row["hpbandster_utilisation"] = HPBANDSTER[length]
-                emit(**row)
+            hyperband, took = run(length, "hyperband")
+            if length in HPBANDSTER:
+                hyperband["hpbandster_utilisation"] = HPBANDSTER[length]
+            emit(**hyperband)
+            asha, _ = run(length, "asha", seconds=took)
+            asha["time_left_for_this_task"] = round(took, 3)
+            emit(**asha)
+            if args.asha_iterations:
+                emit(**run(length, "asha_iterations")[0])
     if args.hpbandster_python:
         run_peer(args.hpbandster_python, "hpbandster_utilization_peer.py",
                  ["--workers", str(args.workers), "--lengths", *map(str, args.lengths)])

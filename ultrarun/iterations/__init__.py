@@ -6,7 +6,7 @@ The Hyperband budget formula lives in :mod:`ultrarun.iterations._budgets`; see
 from __future__ import annotations
 
 from ._asha import ASHA, ASHAIterGenerator
-from ._base import BaseIteration, BaseIterGenerator, ConfigId, ConfigStatus, Datum, Sampler
+from ._base import BaseIteration, BaseIterGenerator, ConfigId, ConfigStatus, Datum, Fits, Sampler
 from ._budgets import Bracket, bracket, hyperband_brackets, max_bracket_index
 from ._hyperband import HyperBandIterGenerator
 from ._successive_halving import (BracketIterGenerator, CustomIterGenerator, SuccessiveHalving,
@@ -16,6 +16,6 @@ __all__ = [
     "BaseIteration", "BaseIterGenerator", "BracketIterGenerator",
     "SuccessiveHalving", "SuccessiveHalvingIterGenerator", "HyperBandIterGenerator",
     "CustomIterGenerator", "ASHA", "ASHAIterGenerator",
-    "ConfigId", "ConfigStatus", "Datum", "Sampler",
+    "ConfigId", "ConfigStatus", "Datum", "Fits", "Sampler",
     "Bracket", "bracket", "hyperband_brackets", "max_bracket_index",
 ]

@@ -12,7 +12,7 @@ from numbers import Integral
 from typing import Sequence
 
 from ..errors import ConfigurationError
-from ._base import BaseIteration, BaseIterGenerator, ConfigId, ConfigStatus, Datum, Run, Sampler
+from ._base import BaseIteration, BaseIterGenerator, ConfigId, ConfigStatus, Datum, Fits, Run, Sampler
 from ._budgets import bracket, max_bracket_index, validate_eta
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,8 @@ class ASHA(BaseIteration):
     :meth:`get_next_run` promotes a configuration one rung up as soon as it is among the best
     ``1/eta`` of the results at its rung (highest rung first); otherwise it samples a new
     configuration at the lowest rung. It returns None only once ``max_configs`` or ``max_jobs``
-    stop it from growing; it is finished when that is so and nothing is running.
+    stop it from growing (or nothing fits the time left); it is finished when it cannot grow and
+    nothing is running. Without limits it grows until the master's time is up.
     """
 
     def __init__(self, iteration: int, budgets: Sequence[float], sampler: Sampler,
@@ -57,10 +58,10 @@ class ASHA(BaseIteration):
         self.num_sampled = 0
         self.num_started = 0
 
-    def get_next_run(self) -> Run | None:
+    def get_next_run(self, fits: Fits | None = None) -> Run | None:
         if self.is_finished or not self._may_start:
             return None
-        candidate = self._promotable()
+        candidate = self._promotable(fits)
         if candidate is not None:
             config_id, rung = candidate
             self.promoted[rung].add(config_id)
@@ -69,7 +70,7 @@ class ASHA(BaseIteration):
             datum.budget, datum.status = self.budgets[rung + 1], ConfigStatus.QUEUED
             logger.debug("ASHA %s: promote %s to budget %s", self.iteration, config_id,
                          datum.budget)
-        elif self._may_sample:
+        elif self._may_sample and (fits is None or fits(self.budgets[0])):
             config_id = (self.iteration, 0, self.num_sampled)
             self.num_sampled += 1
             self._sample(self.budgets[0], config_id)
@@ -91,10 +92,11 @@ class ASHA(BaseIteration):
     def _may_sample(self) -> bool:
         return self.max_configs is None or self.num_sampled < self.max_configs
 
-    def _promotable(self) -> tuple[ConfigId, int] | None:
-        """The best not yet promoted config in the top 1/eta of a rung, highest rung first."""
+    def _promotable(self, fits: Fits | None = None) -> tuple[ConfigId, int] | None:
+        """The best not yet promoted config in the top 1/eta of a rung, highest rung first
+        (skipping rungs whose next budget does not ``fit`` the time left)."""
         for rung in range(len(self.budgets) - 2, -1, -1):
-            if not self._waiting[rung]:
+            if not self._waiting[rung] or (fits is not None and not fits(self.budgets[rung + 1])):
                 continue
             best_waiting = self._waiting[rung][0]
             top = math.floor(len(self.rungs[rung]) / self.eta)  # failures count in the rung size

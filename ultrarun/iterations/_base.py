@@ -23,6 +23,8 @@ ConfigId = tuple[int, int, int]
 Sampler = Callable[[float, int], Sequence[tuple[dict[str, Any], dict[str, Any]]]]
 #: What ``get_next_run`` hands out: the configuration to run and at which budget.
 Run = tuple[ConfigId, dict[str, Any], float]
+#: ``fits(budget) -> bool``: whether a job at ``budget`` can still finish in the time left.
+Fits = Callable[[float], bool]
 
 
 class ConfigStatus(enum.Enum):
@@ -87,8 +89,12 @@ class BaseIteration(abc.ABC):
 
     # -- the master's API -------------------------------------------------------------------
     @abc.abstractmethod
-    def get_next_run(self) -> Run | None:
-        """The next ``(config_id, config, budget)`` to run, or None while waiting for results."""
+    def get_next_run(self, fits: Fits | None = None) -> Run | None:
+        """The next ``(config_id, config, budget)`` to run, or None while waiting for results.
+
+        With ``fits``, only a run whose budget fits is handed out (the master passes its
+        deadline estimate, so a run does not start a job that would outlast the time left).
+        """
 
     @property
     @abc.abstractmethod
@@ -178,5 +184,5 @@ class BaseIterGenerator(abc.ABC):
         """Jobs iteration ``iteration`` runs if nothing fails (None when unbounded)."""
 
 
-__all__ = ["BaseIteration", "BaseIterGenerator", "ConfigId", "ConfigStatus", "Datum", "Run",
+__all__ = ["BaseIteration", "BaseIterGenerator", "ConfigId", "ConfigStatus", "Datum", "Fits", "Run",
            "Sampler", "top_k"]

@@ -8,7 +8,8 @@ from numbers import Integral, Real
 from typing import Any, Sequence
 
 from ..errors import ConfigurationError
-from ._base import BaseIteration, BaseIterGenerator, ConfigId, ConfigStatus, Datum, Run, Sampler, top_k
+from ._base import (BaseIteration, BaseIterGenerator, ConfigId, ConfigStatus, Datum, Fits, Run,
+                    Sampler, top_k)
 from ._budgets import Bracket, bracket, max_bracket_index, validate_eta
 
 logger = logging.getLogger(__name__)
@@ -55,8 +56,8 @@ class SuccessiveHalving(BaseIteration):
         self.actual_num_configs = [0] * len(self.budgets)
         self._queue: collections.deque[ConfigId] = collections.deque()
 
-    def get_next_run(self) -> Run | None:
-        if self.is_finished:
+    def get_next_run(self, fits: Fits | None = None) -> Run | None:
+        if self.is_finished or (fits is not None and not fits(self.budgets[self.stage])):
             return None
         if self._queue:
             return self._start(self._queue.popleft())
