@@ -61,6 +61,20 @@ def test_demo_runs_an_optimisation_and_writes_results_and_a_report(tmp_path):
     assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 
+@pytest.mark.slow
+def test_demo_with_asha_runs_until_its_seconds_are_used_up(tmp_path):
+    out = ultrarun("demo", "--n-workers", "2", "--optimizer", "hyperband", "--asha", "--seconds",
+                   "3", "--output", str(tmp_path), timeout=240)
+    assert out.returncode == 0, out.stderr
+    results = [json.loads(line) for line in (tmp_path / "results.json").read_text().splitlines()]
+    assert len(results) > 27, "ASHA kept sampling past one iteration's 27 configurations"
+    stamps = [r[2] for r in results]  # absolute; the run starts just before its first submit
+    took = max(t["finished"] for t in stamps) - min(t["submitted"] for t in stamps)
+    # durations are estimated (medians), so a job may end a few ms late; a 270 ms top-budget job
+    # started without the estimate could end up to 0.27 s late
+    assert took < 3.0 + 0.05, f"the last job ended {took:.2f} s into a 3 s run"
+
+
 def test_report_command_writes_plots_of_a_logged_run(tmp_path):
     from ultrarun.job import Job, JobStatus
     from ultrarun.results import json_result_logger

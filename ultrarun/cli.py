@@ -263,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-workers", type=int, default=4)
     p.add_argument("--output", default="demo_output", help="result directory")
     p.add_argument("--n-iterations", type=int, default=4)
+    p.add_argument("--seconds", type=float,
+                   help="run until this many seconds are used up instead of --n-iterations "
+                        "(no job starts that would end later)")
     p.add_argument("--optimizer", choices=["bohb", "hyperband", "random"], default="bohb")
     p.add_argument("--asha", action="store_true", help="asynchronous successive halving")
     p.add_argument("--seed", type=int, default=0)

@@ -36,9 +36,13 @@ def run_demo(args: argparse.Namespace) -> int:
                       result_logger=json_result_logger(out, overwrite=True))
         if args.optimizer != "random":
             kwargs["asha"] = args.asha
+        seconds = getattr(args, "seconds", None)
+        if seconds is not None:
+            kwargs["time_left_for_this_task"] = seconds
         master = front(branin_space(), **kwargs)
         try:
-            result = master.run(n_iterations=args.n_iterations, min_n_workers=args.n_workers)
+            result = master.run(n_iterations=None if seconds is not None else args.n_iterations,
+                                min_n_workers=args.n_workers)
         finally:
             master.shutdown(shutdown_workers=True)
     runs = result.get_all_runs()
