@@ -316,8 +316,8 @@ class Master:
 
         A job's duration is the median of the last finished jobs at its budget, or, for a budget
         not seen yet, the nearest smaller (else larger) seen budget's scaled linearly; with no
-        finished job yet, every job fits. When every job slot is taken, the job first waits for
-        one (at most the shortest running job). Caller holds thread_cond.
+        finished job yet, every job fits. When every worker is busy, the job first waits for one
+        (at most the shortest running job). Caller holds thread_cond.
         """
         estimate = self._estimate(budget)
         if estimate is None:
