@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 import runner_helpers_targets as targets
+from conftest import wait_until
 from ultrarun.errors import (ConfigurationError, FirstRunCrashedException,
                              TargetAlgorithmAbortException, UltrarunError)
 from ultrarun.job import JobStatus
@@ -98,15 +99,6 @@ def collect(runner: AbstractRunner, trials: list[TrialInfo], deadline: float = D
         for info, value in runner.iter_results():
             found[next(i for i, t in enumerate(trials) if t is info)] = value
     return [found[i] for i in range(len(trials))]
-
-
-def wait_for_file(path: Path, deadline: float = DEADLINE) -> str:
-    end = time.monotonic() + deadline
-    while not path.exists():
-        if time.monotonic() > end:
-            raise TimeoutError(f"{path} did not appear within {deadline} s")
-        time.sleep(0.01)  # polling a file with a deadline, not a synchronisation sleep
-    return path.read_text()
 
 
 # ---------------------------------------------------------------------- contract suite
@@ -198,7 +190,9 @@ def test_killed_worker_process_is_retried(make_killable: Callable[..., AbstractR
     make = make_killable
     runner = make(TargetFunctionRunner(targets.wait_for_kill))
     runner.submit_trial(trial := TrialInfo({"dir": str(tmp_path)}))
-    os.kill(int(wait_for_file(tmp_path / "pid1")), signal.SIGKILL)
+    pid_file = tmp_path / "pid1"
+    wait_until(pid_file.exists, timeout=DEADLINE, message=f"{pid_file} to appear")
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
     value, = collect(runner, [trial])
     assert value.status is JobStatus.SUCCESS
     assert value.cost == 2.0  # the second attempt finished it

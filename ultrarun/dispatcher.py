@@ -433,10 +433,10 @@ class Dispatcher:
         A worker that still runs a job gets one to hold only if it would start it as soon as
         any worker would (see :meth:`_free_slot`).
         """
+        self._update_slots(record)  # file its free slot first, so _free_slot can pick it
         if (self._queue and not self._stop.is_set() and len(record.jobs) <= self.prefetch
                 and (not record.jobs or self._free_slot(record.name) == record.name)):
             return self._assign(self._queue.popleft(), record)
-        self._update_slots(record)
         return None
 
     def _free_slot(self, prefer: str | None = None) -> str | None:

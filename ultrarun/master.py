@@ -161,7 +161,6 @@ class Master:
 
         self.iterations: list[BaseIteration] = []
         self.jobs: list[Job] = []
-        self.num_running_jobs = 0
         self.num_failed = 0
         self.thread_cond = threading.Condition()
         self.config: dict[str, Any] = {"time_ref": None}
@@ -272,6 +271,11 @@ class Master:
             self._close_progress()
         return self.get_result()
 
+    @property
+    def num_running_jobs(self) -> int:
+        """Jobs submitted and not finished yet (running, held by a worker, or queued)."""
+        return sum(self._in_flight.values())
+
     def wait_for_workers(self, min_n_workers: int = 1, timeout: float | None = None) -> None:
         """Block until at least ``min_n_workers`` workers are in the pool."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -380,7 +384,6 @@ class Master:
                                 "info": datum.config_info})
             if self.result_logger is not None:
                 self.result_logger.new_config(config_id, config, datum.config_info)
-        self.num_running_jobs += 1
         self._in_flight[float(budget)] += 1
         kwargs = {"config": config, "budget": budget, "config_info": datum.config_info,
                   "working_directory": str(self.working_directory)}
@@ -404,7 +407,6 @@ class Master:
             if self.result_logger is not None:
                 self.result_logger(job)
             self.jobs.append(job)
-            self.num_running_jobs -= 1
             self._in_flight[float(budget)] -= 1
             if self._in_flight[float(budget)] <= 0:
                 del self._in_flight[float(budget)]

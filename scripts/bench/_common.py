@@ -46,6 +46,19 @@ def wait_for(predicate: Callable[[], Any], timeout: float,
     return time.perf_counter() - t0
 
 
+#: The message a raw round-trip baseline echoes: the shape of a job message.
+ECHO_PAYLOAD = {"token": 1, "attempt": 1, "id": (0, 0, 1), "kwargs": {"budget": 1.0}}
+
+
+def round_trips_per_second(echo: Callable[[Any], Any], n: int) -> float:
+    """Synchronous ``echo(payload)`` calls per second (after one warm-up call)."""
+    echo(ECHO_PAYLOAD)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        echo(ECHO_PAYLOAD)
+    return n / (time.perf_counter() - t0)
+
+
 def utilisation(spans: Sequence[tuple[float, float]], launches: Sequence[float],
                 workers: Sequence[Hashable], n_workers: int) -> dict[str, Any]:
     """Worker utilisation from each job's own compute ``(start, end)``, its launch time and the
@@ -120,6 +133,18 @@ def quiet_hpbandster_logging() -> None:
 
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("hpbandster").setLevel(logging.WARNING)
+
+
+def parse_peer_worker_args(argv: Sequence[str]) -> Any:
+    """The arguments :func:`start_peer_workers` gives a peer's ``_worker`` sub-command."""
+    import argparse
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--run-id", required=True)
+    p.add_argument("--ns-host", required=True)
+    p.add_argument("--ns-port", type=int, required=True)
+    p.add_argument("--id", required=True)
+    return p.parse_args(argv)
 
 
 def start_peer_workers(script: str, run_id: str, ns_host: str, ns_port: int,

@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from _common import emit, run_peer, stop, wait_for
+from _common import emit, round_trips_per_second, run_peer, stop, wait_for
 from ultrarun import transport
 from ultrarun.dispatcher import Dispatcher
 from ultrarun.nameserver import NameServer
@@ -47,14 +47,10 @@ def raw_pyro_round_trips(n: int) -> float:
     """The baseline: synchronous round trips of a small dict through a daemon made the same way."""
     with transport.Server(Echo(), "bench-secret") as server:
         proxy = transport.make_proxy(server.uri, "bench-secret")
-        payload = {"token": 1, "attempt": 1, "id": (0, 0, 1), "kwargs": {"budget": 1.0}}
-        proxy.echo(payload)
-        t0 = time.perf_counter()
-        for _ in range(n):
-            proxy.echo(payload)
-        elapsed = time.perf_counter() - t0
-        transport.close_proxy(proxy)
-    return n / elapsed
+        try:
+            return round_trips_per_second(proxy.echo, n)
+        finally:
+            transport.close_proxy(proxy)
 
 
 def start_workers(run_id: str, workdir: str, n: int) -> list[subprocess.Popen]:

@@ -25,7 +25,8 @@ import threading
 import time
 
 import _common
-from _common import quiet_hpbandster_logging, start_peer_workers, stop, wait_for
+from _common import (parse_peer_worker_args, quiet_hpbandster_logging, round_trips_per_second,
+                     start_peer_workers, stop, wait_for)
 
 import Pyro4
 import Pyro4.naming
@@ -46,12 +47,7 @@ def worker_main(argv: list[str]) -> None:
         def compute(self, config_id, config, budget, working_directory, **kwargs):
             return {"loss": 0.0, "info": {}}
 
-    p = argparse.ArgumentParser()
-    p.add_argument("--run-id", required=True)
-    p.add_argument("--ns-host", required=True)
-    p.add_argument("--ns-port", type=int, required=True)
-    p.add_argument("--id", required=True)
-    a = p.parse_args(argv)
+    a = parse_peer_worker_args(argv)
     quiet_hpbandster_logging()
     w = NoopWorker(run_id=a.run_id, nameserver=a.ns_host, nameserver_port=a.ns_port, id=a.id,
                    logger=logging.getLogger("hpbandster.worker"))
@@ -156,17 +152,11 @@ def raw_pyro_round_trips(n: int) -> float:
     try:
         with Pyro4.Proxy(uri) as proxy:
             proxy._pyroTimeout = 30
-            payload = {"token": 1, "attempt": 1, "id": (0, 0, 1), "kwargs": {"budget": 1.0}}
-            proxy.echo(payload)
-            t0 = time.perf_counter()
-            for _ in range(n):
-                proxy.echo(payload)
-            elapsed = time.perf_counter() - t0
+            return round_trips_per_second(proxy.echo, n)
     finally:
         daemon.shutdown()
         t.join(10)
         daemon.close()
-    return n / elapsed
 
 
 def throughput_and_latency(n_jobs: int, n_workers: int, n_latency: int, ping_interval: float,

@@ -37,7 +37,8 @@ import threading
 import time
 
 import _common
-from _common import quiet_hpbandster_logging, start_peer_workers, stop, wait_for
+from _common import (parse_peer_worker_args, quiet_hpbandster_logging, start_peer_workers,
+                     stop, wait_for)
 
 HERE = os.path.abspath(__file__)
 PEER = "hpbandster"
@@ -53,12 +54,7 @@ def emit(**fields) -> None:
 def worker_main(argv: list[str]) -> None:
     from hpbandster.core.worker import Worker
 
-    p = argparse.ArgumentParser()
-    p.add_argument("--run-id", required=True)
-    p.add_argument("--ns-host", required=True)
-    p.add_argument("--ns-port", type=int, required=True)
-    p.add_argument("--id", required=True)
-    a = p.parse_args(argv)
+    a = parse_peer_worker_args(argv)
     quiet_hpbandster_logging()
 
     class SleepWorker(Worker):
