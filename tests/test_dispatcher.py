@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 
 from conftest import wait_until
+from ultrarun import transport
 from ultrarun.dispatcher import Dispatcher
 from ultrarun.errors import ConfigurationError, ResultError, UltrarunError
 from ultrarun.job import JobStatus
+from ultrarun.security import resolve_secret
 
 pytestmark = pytest.mark.slow
 
@@ -308,3 +310,87 @@ def test_prefetch_sigkill_requeues_both_held_jobs(cluster):
     assert by_id["buffered"].status is JobStatus.SUCCESS and by_id["buffered"].attempt == 1
     assert all(f".{victim.pid}." not in j.worker_name for j in jobs)
     assert len(jobs) == 2
+
+
+def test_a_hello_that_crosses_its_jobs_keeps_them(cluster, caplog):
+    """A worker found in the name server is sent jobs; its own hello may arrive after them. The
+    dispatcher asks it what it holds (behind the jobs, on the same connection) instead of
+    re-running them: each job runs once, as attempt 1."""
+    cluster.start_workers(1)
+    d, results = cluster.dispatcher(prefetch=1)
+    wait_until(lambda: d.number_of_workers() == 1, message="the worker")
+    flag = cluster.marker("first")
+    d.submit_job("running", config={"marker": str(flag), "sleep": 1.0}, budget=1.0)
+    d.submit_job("held", config={"x": 3}, budget=1.0)
+    wait_until(flag.exists, message="the first job to start")
+    wait_until(lambda: [w["holding"] for w in d.status()["workers"]] == [2],
+               message="the worker to hold both jobs")
+    (worker,) = d.status()["workers"]
+    worker_side = transport.make_proxy(d.uri, resolve_secret(None, cluster.port), 5)
+    try:
+        with caplog.at_level(logging.WARNING, logger="ultrarun.dispatcher"):
+            assert worker_side.hello(worker["name"], worker["uri"]) is None  # it is busy
+            jobs = results.wait_for(2, timeout=30)
+    finally:
+        transport.close_proxy(worker_side)
+    assert {j.id: j.attempt for j in jobs} == {"running": 1, "held": 1}
+    assert all(j.status is JobStatus.SUCCESS for j in jobs)
+    assert "re-queueing" not in caplog.text and "late result" not in caplog.text
+
+
+@transport.expose
+class ForgetfulWorker:
+    """Takes jobs and never runs them; says, when asked, that it holds nothing once told to
+    forget (as a worker does after it could not deliver a result)."""
+
+    def __init__(self) -> None:
+        self.jobs: list[dict] = []
+        self.forgot = False
+
+    @transport.oneway
+    def start_computation(self, job: dict) -> None:
+        self.jobs.append(job)
+
+    def ping(self) -> dict:
+        return self.status()
+
+    def status(self) -> dict:
+        held = [] if self.forgot else [[j["token"], j["attempt"]] for j in self.jobs]
+        return {"busy": bool(held), "held": held}
+
+
+def test_a_worker_that_lost_its_job_says_hello_and_the_job_runs_again(cluster, caplog):
+    secret = resolve_secret(None, cluster.port)
+    fake = ForgetfulWorker()
+    server = transport.Server(fake, secret)
+    ns = cluster.nameserver.client()
+    worker_side = None
+    try:
+        uri = server.start()
+        name = transport.worker_name(cluster.run_id, "fakehost", 1, 0)
+        ns.register(name, uri)
+        d, results = cluster.dispatcher()
+        wait_until(lambda: d.number_of_workers() == 1, message="the fake worker")
+        d.submit_job("job", config={"x": 1}, budget=1.0)
+        wait_until(lambda: len(fake.jobs) == 1, message="the job to reach the worker")
+        fake.forgot = True
+        worker_side = transport.make_proxy(d.uri, secret, 5)
+        with caplog.at_level(logging.WARNING, logger="ultrarun.dispatcher"):
+            worker_side.hello(name, uri)
+            wait_until(lambda: len(fake.jobs) == 2, message="the job to be sent again")
+        first, again = fake.jobs
+        assert again["token"] == first["token"] and (first["attempt"], again["attempt"]) == (1, 2)
+        assert "said hello without them" in caplog.text
+        payload = {"worker": name, "uri": uri, "status": "SUCCESS",
+                   "result": {"loss": 1.0, "info": {}}, "exception": None}
+        worker_side.register_result((first["token"], 1), payload)  # late: dropped
+        worker_side.register_result((again["token"], 2), payload)
+        (job,) = results.wait_for(1)
+        assert job.attempt == 2 and job.status is JobStatus.SUCCESS
+        d.shutdown()
+        assert len(results.jobs) == 1
+    finally:
+        if worker_side is not None:
+            transport.close_proxy(worker_side)
+        ns.close()
+        server.shutdown()

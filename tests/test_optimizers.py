@@ -12,6 +12,7 @@ from ConfigSpace import (Categorical, Configuration, ConfigurationSpace, Constan
 
 from ultrarun.errors import ConfigurationError
 from ultrarun.optimizers import BOHB, BaseOptimizer, RandomSearch
+from ultrarun.optimizers._space import VectorSpace
 
 PLAIN = (float, int, str, bool)
 
@@ -93,6 +94,25 @@ def test_every_kind_of_hyperparameter_is_sampled_validly_as_plain_python(cls):
         assert len(model_picks) > 50, "the model is used once it has enough results"
 
 
+def test_batched_conversion_equals_configspaces_own():
+    """Random picks are converted a column at a time; the values must be ConfigSpace's."""
+    space = mixed_space()
+    samples = space.sample_configuration(300)
+    configs = VectorSpace(space).to_configs(np.array([c.get_array() for c in samples]))
+    for sample, config in zip(samples, configs):
+        assert config == dict(sample)
+        assert_valid_and_plain(space, config)
+
+
+def test_told_configs_are_still_validated():
+    """Vectors of suggested configs are remembered; anything else is checked as before."""
+    optimizer = RandomSearch(mixed_space(), seed=0)
+    (config, _), = optimizer.ask(1.0)
+    optimizer.tell(config, 1.0, 1.0)
+    with pytest.raises(ConfigurationError, match="not valid"):
+        optimizer.tell({**config, "layers": 99}, 1.0, 1.0)
+
+
 def test_user_space_is_left_untouched():
     space = mixed_space()
     state = space.random.get_state()[1].copy()
@@ -150,7 +170,8 @@ def test_parallel_asks_use_the_model_and_stay_diverse():
         return np.median(np.linalg.norm(points[:, None] - points[None, :], axis=2)[
             np.triu_indices(len(points), 1)])
 
-    for seed in range(3):
+    spread = []  # in-flight picks' median distance / forgotten picks', per seed
+    for seed in range(10):
         optimizer = first_batch_told(seed)
         start = time.perf_counter()
         in_flight = [optimizer.ask(1.0)[0] for _ in range(16)]
@@ -166,7 +187,10 @@ def test_parallel_asks_use_the_model_and_stay_diverse():
         for _ in range(16):
             forgotten.append(optimizer.ask(1.0)[0])
             optimizer.cancel(forgotten[-1][0], 1.0)
-        assert median_distance(in_flight) > 1.2 * median_distance(forgotten)
+        spread.append(median_distance(in_flight) / median_distance(forgotten))
+    # per seed the ratio is noisy (1.05-3.1 for these seeds); over seeds the effect is clear
+    assert np.median(spread) > 1.5, spread
+    assert min(spread) > 1.0, spread
 
 
 def test_failed_runs_count_as_bad_and_do_not_break_the_model():

@@ -59,6 +59,13 @@ class _WorkerRecord:
         return self.jobs[0] if self.jobs else None
 
 
+@dataclass(frozen=True)
+class _Verify:
+    """An outbox entry: ask the worker which of ``tokens`` it holds. It travels on the
+    connection the jobs went by, after them, so the answer counts every job sent before."""
+    tokens: frozenset[int]
+
+
 def _budget(job: Job) -> float:
     """A job's numeric budget, the measure of how long it holds a worker (0 if it has none)."""
     budget = job.kwargs.get("budget")
@@ -272,20 +279,31 @@ class Dispatcher:
                     self._cond.wait()
                 if self._stop.is_set():
                     return
-                assignments = []
+                to_drain = []
                 while self._queue and (name := self._free_slot()) is not None:
                     record = self._workers[name]
-                    assignments.append((record, self._assign(self._queue.popleft(), record)))
-            for record, message in assignments:
-                with self._cond:
-                    record.outbox.append(message)
-                    if record.sending:
-                        continue  # the thread draining it sends this one too, in order
-                    record.sending = True
+                    # Into the outbox in the same critical section: a _Verify queued by hello()
+                    # must come after every job the worker was assigned before it.
+                    record.outbox.append(self._assign(self._queue.popleft(), record))
+                    if not record.sending:  # else the thread draining it sends this one too
+                        record.sending = True
+                        to_drain.append(record)
+            for record in to_drain:
                 if record.proxy is not None and record.proxy._pyroConnection is not None:
                     self._drain(record)
                 else:  # first contact may block until the timeout: not in this thread
                     self._pool.submit(self._drain, record)
+
+    def _enqueue(self, record: _WorkerRecord, message: Any) -> None:
+        """Caller holds the lock: queue ``message`` for the worker behind what it has been
+        assigned, and have a pool thread send it if none is sending."""
+        record.outbox.append(message)
+        if not record.sending:
+            record.sending = True
+            try:
+                self._pool.submit(self._drain, record)
+            except RuntimeError:  # shutting down
+                record.sending = False
 
     def _drain(self, record: _WorkerRecord) -> None:
         """Send a worker's assigned jobs one after the other, so it gets them in order."""
@@ -296,7 +314,31 @@ class Dispatcher:
                     record.sending = False
                     return
                 message = record.outbox.popleft()
-            self._send(record, message)
+            if isinstance(message, _Verify):
+                self._verify(record, message.tokens)
+            else:
+                self._send(record, message)
+
+    def _verify(self, record: _WorkerRecord, tokens: frozenset[int]) -> None:
+        """Re-queue those of ``tokens`` the worker says it does not hold (see ``hello``)."""
+        try:
+            if record.proxy is None:
+                record.proxy = transport.make_proxy(record.uri, self._secret, self.timeout)
+            with transport.remote_call(f"status of {record.name}"):
+                state = record.proxy.status()
+        except CommunicationError as exc:
+            self._lost(record.name, f"did not answer after its hello: {exc}")
+            return
+        held = {tuple(pair) for pair in state.get("held", ())}
+        with self._cond:
+            if self._workers.get(record.name) is not record:
+                return
+            gone = [job for job in record.jobs
+                    if job.token in tokens and (job.token, job.attempt) not in held]
+            if gone:
+                self._requeue(record, "it said hello without them", count=True, jobs=gone)
+            record.foreign_busy = False
+            self._update_slots(record)
 
     def _send(self, record: _WorkerRecord, message: dict) -> None:
         try:
@@ -320,8 +362,13 @@ class Dispatcher:
             if record is None:
                 record = self._add_worker(name, uri)
             elif record.jobs:
-                # It forgot its jobs (it restarted under the same name): run them again.
-                self._requeue(record, "it said hello while holding a job", count=True)
+                # Either it lost them (it could not deliver a result) or our jobs and its hello
+                # crossed (we found it in the name server and sent it jobs first): ask it, and
+                # re-run what it does not hold. Should a job given in a reply still be on its way
+                # to it, the job runs twice; exactly-once still holds (the late result is dropped).
+                record.last_seen = time.time()
+                self._enqueue(record, _Verify(frozenset(job.token for job in record.jobs)))
+                return None
             record.foreign_busy = False
             record.last_seen = time.time()
             return self._next_job_for(record)
@@ -481,14 +528,21 @@ class Dispatcher:
         if held <= self.prefetch:
             self._cond.notify_all()
 
-    def _requeue(self, record: _WorkerRecord, reason: str, count: bool) -> None:
-        """Caller holds the lock: take the record's jobs back, in order (LOST after
-        max_retries). Only the first one was running, so only it counts as an attempt."""
-        jobs, record.jobs = record.jobs, []
+    def _requeue(self, record: _WorkerRecord, reason: str, count: bool,
+                 jobs: list[Job] | None = None) -> None:
+        """Caller holds the lock: take the record's ``jobs`` (default: all) back, in order (LOST
+        after max_retries). Only the first one was running, so only it counts as an attempt."""
+        running = record.job
+        if jobs is None:
+            jobs = record.jobs
+        taken = {id(job) for job in jobs}
+        record.jobs = [job for job in record.jobs if id(job) not in taken]
+        if record.jobs and record.job is not running:
+            record.since = time.monotonic()  # the job it holds next starts now
         back = []
-        for position, job in enumerate(jobs):
+        for job in jobs:
             self._running.pop(job.token, None)
-            if count and position == 0:
+            if count and job is running:
                 job.attempt += 1
             if job.attempt > self.max_retries + 1:
                 self.logger.error("job %s is LOST: its worker vanished %d times", job.id,

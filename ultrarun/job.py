@@ -100,13 +100,13 @@ def to_plain(obj: Any, where: str = "value") -> Any:
     if isinstance(obj, Mapping):
         out = {}
         for key, value in obj.items():
-            plain_key = to_plain(key, f"{where} key {key!r}")
+            plain_key = key if type(key) in _SCALARS else to_plain(key, f"{where} key {key!r}")
             if isinstance(plain_key, (list, dict)):
                 raise ResultError(f"{where} has an unhashable key {key!r}")
-            out[plain_key] = to_plain(value, f"{where}[{key!r}]")
+            out[plain_key] = _item(value, where, key)
         return out
     if isinstance(obj, (list, tuple)):
-        items = [to_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        items = [_item(v, where, i) for i, v in enumerate(obj)]
         return items if isinstance(obj, list) else tuple(items)
     if isinstance(obj, (set, frozenset)):
         return [to_plain(v, f"{where} item") for v in obj]
@@ -118,6 +118,14 @@ def to_plain(obj: Any, where: str = "value") -> Any:
         return to_plain(float(obj), where)
     raise ResultError(f"{where} is of type {type(obj).__module__}.{type(obj).__qualname__}, "
                       "which cannot travel; use plain Python values (numbers, str, lists, dicts)")
+
+
+def _item(value: Any, where: str, key: Any) -> Any:
+    """``to_plain`` of a container's item; plain items skip building their name."""
+    kind = type(value)
+    if kind in _SCALARS or (kind is float and value == value):
+        return value
+    return to_plain(value, f"{where}[{key!r}]")
 
 
 def validate_result(raw: Any) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from . import _gc
 from .dispatcher import Dispatcher
 from .errors import ConfigurationError, UltrarunError
 from .iterations import BaseIteration, BaseIterGenerator
@@ -232,7 +233,7 @@ class Master:
         fresh = False  # the newest iteration has not handed out a run yet
         self._open_progress()
         try:
-            with self.thread_cond:
+            with _gc.frozen_startup_objects(), self.thread_cond:
                 while True:
                     if time.monotonic() >= deadline:
                         self.logger.info("time is up: no new jobs; cancelling the queued ones and "

@@ -7,6 +7,7 @@ can be enforced.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 import logging
@@ -22,7 +23,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-from . import transport
+from . import _gc, transport
 from .config import config
 from .errors import (AuthenticationError, CommunicationError, ConfigurationError, NameServerError,
                      ResultError, UltrarunError)
@@ -160,20 +161,21 @@ class Worker:
     # ------------------------------------------------------------------------- the loop
     def _loop(self, rt: "_Runtime") -> None:
         try:
-            job = self._hello(rt)
-            while not rt.stop.is_set():
-                if job is None:
-                    job = self._wait_for_job(rt)
-                    if job is None:  # idle timeout or shutdown
+            with _gc.frozen_startup_objects():
+                job = self._hello(rt)
+                while not rt.stop.is_set():
+                    if job is None:
+                        job = self._wait_for_job(rt)
+                        if job is None:  # idle timeout or shutdown
+                            break
+                    payload = self._execute(rt, job)
+                    if rt.stop.is_set():
                         break
-                payload = self._execute(rt, job)
-                if rt.stop.is_set():
-                    break
-                if rt.jobs.empty():
-                    job = self._report(rt, job, payload)  # the answer may carry the next job
-                else:  # a prefetched job waits: run it while the result travels
-                    rt.outbox.put((job, payload))
-                    job = None
+                    if rt.jobs.empty():
+                        job = self._report(rt, job, payload)  # the answer may carry the next job
+                    else:  # a prefetched job waits: run it while the result travels
+                        rt.outbox.put((job, payload))
+                        job = None
         except Exception:
             self.logger.exception("worker %s failed", self.worker_name)
         finally:
@@ -258,11 +260,14 @@ class Worker:
         """Send a result; the answer may carry the next job. Retries are safe: the dispatcher
         keeps only the first copy of a result."""
         waiter = threading.Event()
+        key = (job["token"], job["attempt"])
         for attempt in range(3):
             try:
                 proxy = rt.dispatcher_proxy(job["dispatcher"])
                 with transport.remote_call("register_result"):
-                    return proxy.register_result((job["token"], job["attempt"]), payload)
+                    following = rt.received(proxy.register_result(key, payload))
+                rt.holding.discard(key)
+                return following
             except AuthenticationError:
                 self.logger.error("dispatcher refused the result of job %s: %s", job["id"],
                                   "wrong secret")
@@ -273,6 +278,7 @@ class Worker:
                                     job["id"], attempt + 1, exc)
                 waiter.wait(0.1 * 2 ** attempt)
         self.logger.error("dropping the result of job %s: its dispatcher is gone", job["id"])
+        rt.holding.discard(key)  # before the hello: the dispatcher re-runs what we do not hold
         return self._hello(rt)
 
     def _hello(self, rt: "_Runtime") -> dict | None:
@@ -287,7 +293,7 @@ class Worker:
         try:
             proxy = rt.dispatcher_proxy(uri)
             with transport.remote_call("hello"):
-                return proxy.hello(self.worker_name, rt.uri)
+                return rt.received(proxy.hello(self.worker_name, rt.uri))
         except CommunicationError as exc:
             rt.drop_dispatcher()
             self.logger.debug("dispatcher at %s did not take our hello: %s", uri, exc)
@@ -362,10 +368,18 @@ class _Runtime:
         self.lock = threading.Lock()
         self.closed = False
         self.current: dict | None = None
+        #: (token, attempt) of each job received and not reported yet
+        self.holding: set[tuple[int, int]] = set()
         self.jobs_done = 0
         self.started = time.time()
         self._dispatcher: tuple[str, Any] | None = None
         self._proxy_lock = threading.Lock()  # the loop and reporter threads share the proxy
+
+    def received(self, job: dict | None) -> dict | None:
+        """Note a job that arrived (it counts as held until its result is reported)."""
+        if job is not None:
+            self.holding.add((job["token"], job["attempt"]))
+        return job
 
     def dispatcher_proxy(self, uri: str) -> Any:
         with self._proxy_lock:
@@ -399,7 +413,7 @@ class WorkerService:
 
     @transport.oneway
     def start_computation(self, job: dict) -> None:
-        self._rt.jobs.put(job)
+        self._rt.jobs.put(self._rt.received(job))
         if not self._rt.connected_to(job.get("dispatcher")):
             self._rt.outbox.put(job["dispatcher"])  # the reporter thread opens the connection
 
@@ -415,7 +429,9 @@ class WorkerService:
                 "busy": current is not None,
                 "job": None if current is None else {"id": current["id"],
                                                      "budget": current["kwargs"].get("budget")},
-                "jobs_done": rt.jobs_done, "queued": rt.jobs.qsize(), "started": rt.started,
+                "jobs_done": rt.jobs_done, "queued": rt.jobs.qsize(),
+                "held": sorted(rt.holding),
+                "started": rt.started,
                 "concurrent_type": rt.concurrent_type}
 
     @transport.oneway
@@ -425,17 +441,32 @@ class WorkerService:
 
 
 # ----------------------------------------------------------------------------- compute calls
+@functools.lru_cache(maxsize=64)
+def _signature(func: Callable[..., Any]) -> tuple[frozenset[str], bool]:
+    """``func``'s parameter names and whether it takes ``**kwargs``; cached, as reading a
+    signature costs more than a short job's bookkeeping."""
+    params = inspect.signature(func).parameters
+    return (frozenset(params),
+            any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()))
+
+
+def _parameters(func: Callable[..., Any]) -> tuple[frozenset[str], bool]:
+    try:
+        return _signature(func)
+    except TypeError:  # an unhashable callable
+        return _signature.__wrapped__(func)
+
+
 def _accepted(func: Callable[..., Any], kwargs: dict) -> dict:
     """The subset of ``kwargs`` that ``func`` accepts (all of them if it takes ``**kwargs``)."""
-    params = inspect.signature(func).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    names, var_keyword = _parameters(func)
+    if var_keyword:
         return kwargs
-    return {k: v for k, v in kwargs.items() if k in params}
+    return {k: v for k, v in kwargs.items() if k in names}
 
 
 def _call_eval_func(func: Callable[..., Any], **kwargs: Any) -> Any:
-    params = inspect.signature(func).parameters
-    if "config" in params:
+    if "config" in _parameters(func)[0]:
         return func(**_accepted(func, kwargs))
     return func(kwargs["config"], kwargs["budget"])
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import abc
+import collections
 import logging
 import math
 from numbers import Integral, Real
@@ -11,16 +12,25 @@ import numpy as np
 from ConfigSpace import ConfigurationSpace
 
 from ..errors import ConfigurationError
-from ._space import VectorSpace, copy_space
+from ._space import VectorSpace, _plain, copy_space
 
 logger = logging.getLogger(__name__)
 
 #: what ``ask`` returns for each configuration
 Suggestion = tuple[dict[str, Any], dict[str, Any]]
 
+#: random configurations drawn per call to ConfigSpace, whose per-call overhead dominates
+RANDOM_BATCH = 32
+#: vectors of the configurations suggested lately, so results need not re-validate them
+KNOWN_VECTORS = 4096
+
+
+def _items(config: Mapping[str, Any]) -> tuple:
+    return tuple(sorted(config.items(), key=lambda item: item[0]))
+
 
 def _config_key(config: Mapping[str, Any], budget: float) -> tuple:
-    return tuple(sorted(config.items(), key=lambda item: item[0])), float(budget)
+    return _items(config), float(budget)
 
 
 class BaseOptimizer(abc.ABC):
@@ -45,6 +55,8 @@ class BaseOptimizer(abc.ABC):
         self.vectors = VectorSpace(self._space)
         #: configs in flight: (config key, budget) -> vector
         self._pending: dict[tuple, np.ndarray] = {}
+        self._random_batch: list[Any] = []  # sampled ahead, handed out last first
+        self._known: collections.OrderedDict[tuple, np.ndarray] = collections.OrderedDict()
 
     # -- public API -------------------------------------------------------------------------
     def ask(self, budget: float, n_points: int = 1) -> list[Suggestion]:
@@ -59,6 +71,15 @@ class BaseOptimizer(abc.ABC):
             suggestions.append((config, info))
         return suggestions
 
+    def vector(self, config: Mapping[str, Any]) -> np.ndarray:
+        """The vector of ``config`` (NaN where inactive); ConfigurationError if it is not valid.
+
+        Configurations this optimizer suggested lately are valid already: their vectors are
+        remembered, so telling their results (the master does it for every job) is cheap.
+        """
+        known = self._known.get(_items(config))
+        return known if known is not None else self.vectors.to_vector(config)
+
     def tell(self, config: Mapping[str, Any], loss: float | None, budget: float) -> None:
         """Report the ``loss`` (lower is better; None or NaN when the run failed) at ``budget``."""
         budget = _check_budget(budget)
@@ -67,14 +88,14 @@ class BaseOptimizer(abc.ABC):
                                      "failed run")
         value = math.inf if loss is None or math.isnan(loss) else float(loss)
         self._pending.pop(_config_key(config, budget), None)
-        self._observe(self.vectors.to_vector(config), value, budget)
+        self._observe(self.vector(config), value, budget)
 
     def mark_running(self, config: Mapping[str, Any], budget: float) -> None:
         """Count a configuration the optimizer did not ``ask`` for (a promotion) as in flight."""
         budget = _check_budget(budget)
         key = _config_key(config, budget)
         if key not in self._pending:
-            self._pending[key] = self._pending_vector(self.vectors.to_vector(config))
+            self._pending[key] = self._pending_vector(self.vector(config))
 
     def cancel(self, config: Mapping[str, Any], budget: float) -> None:
         """Forget an in-flight configuration that will never report (a cancelled job)."""
@@ -97,10 +118,20 @@ class BaseOptimizer(abc.ABC):
         """How an in-flight configuration is stored; models override this to impute."""
         return vector
 
+    def _remember(self, config: Mapping[str, Any], vector: np.ndarray) -> None:
+        """Record the vector of a valid configuration this optimizer suggests."""
+        self._known[_items(config)] = vector
+        if len(self._known) > KNOWN_VECTORS:
+            self._known.popitem(last=False)
+
     def _random_suggestion(self) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
-        configuration = self._space.sample_configuration()
-        vector = configuration.get_array().copy()
-        config = self.vectors.to_config(vector)
+        if not self._random_batch:  # sampled configurations are valid: no round trip needed
+            vectors = np.array([c.get_array() for c in
+                                self._space.sample_configuration(RANDOM_BATCH)])
+            configs = self.vectors.to_configs(vectors)
+            self._random_batch = list(zip(configs, vectors))[::-1]
+        config, vector = self._random_batch.pop()
+        self._remember(config, vector)
         return config, {"model_based_pick": False}, self._pending_vector(vector)
 
     def __repr__(self) -> str:

@@ -149,6 +149,7 @@ class BOHB(BaseOptimizer):
                 config = self.vectors.to_config(candidates[index])
             except ValueError:  # ConfigSpace rejected it: try the next best
                 continue
+            self._remember(config, candidates[index].copy())
             return config, full[index]
         return None
 
