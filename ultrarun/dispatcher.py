@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import heapq
 import logging
 import math
 import queue
@@ -64,6 +65,14 @@ class _Verify:
     """An outbox entry: ask the worker which of ``tokens`` it holds. It travels on the
     connection the jobs went by, after them, so the answer counts every job sent before."""
     tokens: frozenset[int]
+
+
+def _free_at(record: _WorkerRecord, pace: float, now: float) -> float:
+    """When the worker will have finished what it holds, at ``pace`` seconds per budget unit."""
+    if not record.jobs:
+        return now
+    free = max(now, record.since + pace * _budget(record.jobs[0]))
+    return free + pace * sum(_budget(job) for job in record.jobs[1:])
 
 
 def _budget(job: Job) -> float:
@@ -507,11 +516,29 @@ class Dispatcher:
         for name, record in self._workers.items():
             if record.foreign_busy or not record.jobs:
                 continue
-            start = max(now, record.since + pace * _budget(record.jobs[0]))
-            start += pace * sum(_budget(job) for job in record.jobs[1:])
+            start = _free_at(record, pace, now)
             if start < best_start or (start == best_start and name == prefer):
                 best, best_start = name, start
         return best if best in self._spare else None
+
+    def expected_start(self) -> float | None:
+        """When (``time.monotonic()``) a job submitted now would start, at the pace of the jobs
+        so far: each worker frees up after what it holds, and the queue ahead goes to whoever
+        frees up first. None before the first result (no pace yet) or without workers. The
+        master uses it to start no job that would end after its deadline."""
+        with self._cond:
+            if not self._pace:
+                return None
+            pace = statistics.median(self._pace)
+            now = time.monotonic()
+            free = [_free_at(record, pace, now) for record in self._workers.values()
+                    if not record.foreign_busy]
+            if not free:
+                return None
+            heapq.heapify(free)
+            for job in self._queue:
+                heapq.heapreplace(free, free[0] + pace * _budget(job))
+            return free[0]
 
     def _update_slots(self, record: _WorkerRecord) -> None:
         """Caller holds the lock: file the worker as idle, as having a free prefetch slot, or

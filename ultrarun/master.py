@@ -321,15 +321,21 @@ class Master:
 
         A job's duration is the median of the last finished jobs at its budget, or, for a budget
         not seen yet, the nearest smaller (else larger) seen budget's scaled linearly; with no
-        finished job yet, every job fits. When every worker is busy, the job first waits for one
-        (at most the shortest running job). Caller holds thread_cond.
+        finished job yet, every job fits. It starts when the dispatcher expects a worker to be
+        free for it (after what the workers hold and the jobs queued ahead of it), or, with a
+        dispatcher that cannot tell, after the shortest running job when every worker is busy.
+        Caller holds thread_cond.
         """
         estimate = self._estimate(budget)
         if estimate is None:
             return True
-        if self._in_flight and self.num_running_jobs >= self._n_workers:
-            estimate += self._estimate(min(self._in_flight)) or 0.0
-        if time.monotonic() + estimate <= self._deadline:
+        expected_start = getattr(self.dispatcher, "expected_start", None)
+        start = expected_start() if expected_start is not None else None
+        if start is None:
+            start = time.monotonic()
+            if self._in_flight and self.num_running_jobs >= self._n_workers:
+                start += self._estimate(min(self._in_flight)) or 0.0
+        if start + estimate <= self._deadline:
             return True
         self._unfit = True
         return False
