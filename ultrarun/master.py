@@ -227,13 +227,14 @@ class Master:
         self.wait_for_workers(min_n_workers)
         if self.config["time_ref"] is None:
             self.config["time_ref"] = time.time()
-        deadline = self._deadline = time.monotonic() + self.time_left_for_this_task
-        fits = None if math.isinf(deadline) else self._fits
         to_start = math.inf if n_iterations is None else n_iterations
         fresh = False  # the newest iteration has not handed out a run yet
         self._open_progress()
         try:
             with _gc.frozen_startup_objects(), self.thread_cond:
+                # the clock starts after the freeze's one full collection (tens of ms)
+                deadline = self._deadline = time.monotonic() + self.time_left_for_this_task
+                fits = None if math.isinf(deadline) else self._fits
                 while True:
                     if time.monotonic() >= deadline:
                         self.logger.info("time is up: no new jobs; cancelling the queued ones and "

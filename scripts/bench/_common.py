@@ -63,7 +63,7 @@ def utilisation(spans: Sequence[tuple[float, float]], launches: Sequence[float],
                 workers: Sequence[Hashable], n_workers: int) -> dict[str, Any]:
     """Worker utilisation from each job's own compute ``(start, end)``, its launch time and the
     worker that ran it (all on one clock): overall, until the last launch, and where the idle
-    worker-time went (between jobs, or in the final drain)."""
+    worker-time went (before a worker's first job, between jobs, or in the final drain)."""
     start, end, last_launch = min(s for s, _ in spans), max(e for _, e in spans), max(launches)
     compute = sum(e - s for s, e in spans)
     window = max(last_launch - start, 1e-9)
@@ -72,14 +72,16 @@ def utilisation(spans: Sequence[tuple[float, float]], launches: Sequence[float],
     per_worker: dict[Hashable, list[tuple[float, float]]] = collections.defaultdict(list)
     for worker, span in zip(workers, spans):
         per_worker[worker].append(span)
-    gaps = drain = 0.0
+    gaps = drain = ramp = 0.0
     for worker_spans in per_worker.values():
         worker_spans.sort()
+        ramp += worker_spans[0][0] - start
         gaps += sum(b[0] - a[1] for a, b in zip(worker_spans, worker_spans[1:]))
         drain += end - worker_spans[-1][1]
     return {"jobs": len(spans), "wall_s": round(end - start, 3),
             "utilisation": round(compute / total, 4),
             "utilisation_until_last_launch": round(min(busy / (n_workers * window), 1.0), 4),
+            "idle_start": round(ramp / total, 4),
             "idle_between_jobs": round(gaps / total, 4),
             "idle_final_drain": round(drain / total, 4)}
 

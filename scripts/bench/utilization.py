@@ -15,7 +15,8 @@ can spread over 8 workers. Each run prints one JSON line with
   the last compute's end);
 - ``utilisation_until_last_launch``: the same over the window in which the master still had
   jobs to launch (the final drain of a run is excluded);
-- ``idle_between_jobs`` and ``idle_final_drain``: where the rest went (worker-time fractions);
+- ``idle_start``, ``idle_between_jobs`` and ``idle_final_drain``: where the rest went
+  (worker-time fractions: before a worker's first job, between jobs, after its last job);
 - ``work_s`` (compute seconds done), ``jobs``, ``max_budget_jobs`` and ``run_s`` (``run()``'s
   duration).
 
