@@ -293,25 +293,28 @@ class Dispatcher:
                     record = self._workers[name]
                     # Into the outbox in the same critical section: a _Verify queued by hello()
                     # must come after every job the worker was assigned before it.
-                    record.outbox.append(self._assign(self._queue.popleft(), record))
-                    if not record.sending:  # else the thread draining it sends this one too
-                        record.sending = True
+                    if self._enqueue(record, self._assign(self._queue.popleft(), record)):
                         to_drain.append(record)
             for record in to_drain:
                 if record.proxy is not None and record.proxy._pyroConnection is not None:
                     self._drain(record)
                 else:  # first contact may block until the timeout: not in this thread
-                    self._pool.submit(self._drain, record)
+                    self._drain_in_pool(record)
 
-    def _enqueue(self, record: _WorkerRecord, message: Any) -> None:
+    def _enqueue(self, record: _WorkerRecord, message: Any) -> bool:
         """Caller holds the lock: queue ``message`` for the worker behind what it has been
-        assigned, and have a pool thread send it if none is sending."""
+        assigned. True if no thread is draining its outbox: the caller must start one."""
         record.outbox.append(message)
-        if not record.sending:
-            record.sending = True
-            try:
-                self._pool.submit(self._drain, record)
-            except RuntimeError:  # shutting down
+        if record.sending:
+            return False  # the thread draining it sends this one too, in order
+        record.sending = True
+        return True
+
+    def _drain_in_pool(self, record: _WorkerRecord) -> None:
+        try:
+            self._pool.submit(self._drain, record)
+        except RuntimeError:  # shutting down
+            with self._cond:
                 record.sending = False
 
     def _drain(self, record: _WorkerRecord) -> None:
@@ -376,7 +379,8 @@ class Dispatcher:
                 # re-run what it does not hold. Should a job given in a reply still be on its way
                 # to it, the job runs twice; exactly-once still holds (the late result is dropped).
                 record.last_seen = time.time()
-                self._enqueue(record, _Verify(frozenset(job.token for job in record.jobs)))
+                if self._enqueue(record, _Verify(frozenset(job.token for job in record.jobs))):
+                    self._drain_in_pool(record)  # not here: the daemon thread makes no calls
                 return None
             record.foreign_busy = False
             record.last_seen = time.time()

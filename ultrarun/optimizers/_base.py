@@ -71,7 +71,7 @@ class BaseOptimizer(abc.ABC):
             suggestions.append((config, info))
         return suggestions
 
-    def vector(self, config: Mapping[str, Any]) -> np.ndarray:
+    def _vector(self, config: Mapping[str, Any]) -> np.ndarray:
         """The vector of ``config`` (NaN where inactive); ConfigurationError if it is not valid.
 
         Configurations this optimizer suggested lately are valid already: their vectors are
@@ -88,14 +88,14 @@ class BaseOptimizer(abc.ABC):
                                      "failed run")
         value = math.inf if loss is None or math.isnan(loss) else float(loss)
         self._pending.pop(_config_key(config, budget), None)
-        self._observe(self.vector(config), value, budget)
+        self._observe(self._vector(config), value, budget)
 
     def mark_running(self, config: Mapping[str, Any], budget: float) -> None:
         """Count a configuration the optimizer did not ``ask`` for (a promotion) as in flight."""
         budget = _check_budget(budget)
         key = _config_key(config, budget)
         if key not in self._pending:
-            self._pending[key] = self._pending_vector(self.vector(config))
+            self._pending[key] = self._pending_vector(self._vector(config))
 
     def cancel(self, config: Mapping[str, Any], budget: float) -> None:
         """Forget an in-flight configuration that will never report (a cancelled job)."""
