@@ -1,6 +1,7 @@
 """End to end: a real name server, worker processes started with ``ultrarun worker``, a dispatcher."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -98,6 +99,24 @@ def test_junk_results_are_crashed_with_a_message_naming_the_problem(cluster, jun
     assert job.status is JobStatus.CRASHED
     assert words in job.exception
     assert results.by_id()["after"].status is JobStatus.SUCCESS
+
+
+def test_plain_data_keeps_its_exact_shape_both_ways(cluster):
+    """Tuples stay tuples and integer keys stay integers, to the worker and back (a JSON wire
+    format would turn them into lists and strings)."""
+    cluster.start_workers(1)
+    d, results = cluster.dispatcher()
+    config = {"echo": True, "shape": (3, 4), "by_int": {1: "a", 2: [1.5, None, (True,)]},
+              "nested": [{"k": (0.5,)}], "text": "é"}
+    d.submit_job((0, 1, 2), config=config, budget=1.0)
+    (job,) = results.wait_for(1)
+    assert job.status is JobStatus.SUCCESS, job.exception
+    echoed = job.result["info"]
+    assert echoed["config_id"] == (0, 1, 2) and type(echoed["config_id"]) is tuple
+    assert echoed["config"] == config
+    assert type(echoed["config"]["shape"]) is tuple
+    assert type(echoed["config"]["nested"][0]["k"]) is tuple
+    assert list(echoed["config"]["by_int"]) == [1, 2]
 
 
 def test_numpy_values_travel_as_plain_python(cluster):
@@ -341,17 +360,19 @@ def test_a_hello_that_crosses_its_jobs_keeps_them(cluster, caplog):
 @transport.expose
 class ForgetfulWorker:
     """Takes jobs and never runs them; says, when asked, that it holds nothing once told to
-    forget (as a worker does after it could not deliver a result)."""
+    forget (as a worker does after it could not deliver a result). Notes whom it was pinged by."""
 
     def __init__(self) -> None:
         self.jobs: list[dict] = []
+        self.pinged_by: list[str | None] = []
         self.forgot = False
 
     @transport.oneway
     def start_computation(self, job: dict) -> None:
         self.jobs.append(job)
 
-    def ping(self) -> dict:
+    def ping(self, dispatcher: str | None = None) -> dict:
+        self.pinged_by.append(dispatcher)
         return self.status()
 
     def status(self) -> dict:
@@ -359,38 +380,103 @@ class ForgetfulWorker:
         return {"busy": bool(held), "held": held}
 
 
+@contextlib.contextmanager
+def fake_workers(cluster, n: int):
+    """``n`` ForgetfulWorkers served over real Pyro and registered as workers of the run:
+    yields ``[(name, uri, fake), ...]``."""
+    secret = resolve_secret(None, cluster.port)
+    ns = cluster.nameserver.client()
+    servers = []
+    try:
+        fakes = []
+        for i in range(n):
+            fake = ForgetfulWorker()
+            servers.append(transport.Server(fake, secret))
+            uri = servers[-1].start()
+            name = transport.worker_name(cluster.run_id, "fakehost", 1, i)
+            ns.register(name, uri)
+            fakes.append((name, uri, fake))
+        yield fakes
+    finally:
+        ns.close()
+        for server in servers:
+            server.shutdown()
+
+
 def test_a_worker_that_lost_its_job_says_hello_and_the_job_runs_again(cluster, caplog):
     secret = resolve_secret(None, cluster.port)
-    fake = ForgetfulWorker()
-    server = transport.Server(fake, secret)
-    ns = cluster.nameserver.client()
     worker_side = None
+    with fake_workers(cluster, 1) as [(name, uri, fake)]:
+        try:
+            d, results = cluster.dispatcher()
+            wait_until(lambda: d.number_of_workers() == 1, message="the fake worker")
+            d.submit_job("job", config={"x": 1}, budget=1.0)
+            wait_until(lambda: len(fake.jobs) == 1, message="the job to reach the worker")
+            fake.forgot = True
+            worker_side = transport.make_proxy(d.uri, secret, 5)
+            with caplog.at_level(logging.WARNING, logger="ultrarun.dispatcher"):
+                worker_side.hello(name, uri)
+                wait_until(lambda: len(fake.jobs) == 2, message="the job to be sent again")
+            first, again = fake.jobs
+            assert again["token"] == first["token"]
+            assert (first["attempt"], again["attempt"]) == (1, 2)
+            assert "said hello without them" in caplog.text
+            payload = {"worker": name, "uri": uri, "status": "SUCCESS",
+                       "result": {"loss": 1.0, "info": {}}, "exception": None}
+            worker_side.register_result((first["token"], 1), payload)  # late: dropped
+            worker_side.register_result((again["token"], 2), payload)
+            (job,) = results.wait_for(1)
+            assert job.attempt == 2 and job.status is JobStatus.SUCCESS
+            d.shutdown()
+            assert len(results.jobs) == 1
+        finally:
+            if worker_side is not None:
+                transport.close_proxy(worker_side)
+
+
+def test_the_dispatcher_gives_the_workers_it_finds_its_address(cluster):
+    """So they connect back while the run starts, not when their first result is due."""
+    with fake_workers(cluster, 2) as fakes:
+        d, _ = cluster.dispatcher(ping_interval=60)
+        wait_until(lambda: d.number_of_workers() == 2, message="the fake workers")
+        assert [fake.pinged_by[:1] for _, _, fake in fakes] == [[d.uri], [d.uri]]
+
+
+def test_a_pinged_worker_connects_back_to_the_dispatcher_at_once(cluster):
+    (worker,) = cluster.start_workers(1)
+    secret = resolve_secret(None, cluster.port)
+    ns = cluster.nameserver.client()
+    (uri,) = ns.list(transport.worker_prefix(cluster.run_id)).values()
+    ns.close()
+    d, _ = cluster.dispatcher(ping_interval=60)
+    proxy = transport.make_proxy(uri, secret, 5)
     try:
-        uri = server.start()
-        name = transport.worker_name(cluster.run_id, "fakehost", 1, 0)
-        ns.register(name, uri)
-        d, results = cluster.dispatcher()
-        wait_until(lambda: d.number_of_workers() == 1, message="the fake worker")
-        d.submit_job("job", config={"x": 1}, budget=1.0)
-        wait_until(lambda: len(fake.jobs) == 1, message="the job to reach the worker")
-        fake.forgot = True
-        worker_side = transport.make_proxy(d.uri, secret, 5)
-        with caplog.at_level(logging.WARNING, logger="ultrarun.dispatcher"):
-            worker_side.hello(name, uri)
-            wait_until(lambda: len(fake.jobs) == 2, message="the job to be sent again")
-        first, again = fake.jobs
-        assert again["token"] == first["token"] and (first["attempt"], again["attempt"]) == (1, 2)
-        assert "said hello without them" in caplog.text
-        payload = {"worker": name, "uri": uri, "status": "SUCCESS",
-                   "result": {"loss": 1.0, "info": {}}, "exception": None}
-        worker_side.register_result((first["token"], 1), payload)  # late: dropped
-        worker_side.register_result((again["token"], 2), payload)
-        (job,) = results.wait_for(1)
-        assert job.attempt == 2 and job.status is JobStatus.SUCCESS
-        d.shutdown()
-        assert len(results.jobs) == 1
+        proxy.ping(d.uri)
+        wait_until(lambda: proxy.status()["dispatcher"] == d.uri,
+                   message="the worker to connect to the dispatcher")
+        assert d.status()["running"] == 0, "before any job"
     finally:
-        if worker_side is not None:
-            transport.close_proxy(worker_side)
-        ns.close()
-        server.shutdown()
+        transport.close_proxy(proxy)
+
+
+def test_a_burst_of_jobs_reaches_every_worker_before_any_gets_a_second(cluster):
+    """With prefetch, a worker's second job is held for later: it must not delay another
+    worker's first job (the start of a run, where every worker is idle at once)."""
+    with fake_workers(cluster, 3) as fakes:
+        d, _ = cluster.dispatcher(ping_interval=60, prefetch=1)
+        wait_until(lambda: d.number_of_workers() == 3, message="the fake workers")
+        sent = []
+        send = d._send
+
+        def recording_send(record, message):
+            sent.append(record.name)
+            send(record, message)
+
+        d._send = recording_send
+        with d._cond:  # the runner thread sees the whole burst at once
+            for i in range(6):
+                d.submit_job(i, config={"x": i}, budget=1.0)
+        wait_until(lambda: all(len(fake.jobs) == 2 for _, _, fake in fakes),
+                   message="two jobs on every worker")
+        assert len(set(sent[:3])) == 3, sent
+        assert sorted(sent) == sorted(name for name, _, _ in fakes for _ in range(2))

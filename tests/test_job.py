@@ -20,7 +20,7 @@ def test_numpy_values_become_exact_python_types():
     assert type(plain["b"]) is bool and type(plain["a"][0]) is int
 
 
-def test_nan_becomes_none_because_serpent_cannot_carry_it():
+def test_nan_becomes_none_because_json_cannot_carry_it():
     assert to_plain({"acc": math.nan, "inf": math.inf}) == {"acc": None, "inf": math.inf}
 
 

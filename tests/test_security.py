@@ -1,4 +1,4 @@
-"""Secrets, refused strangers, serpent only, loopback by default."""
+"""Secrets, refused strangers, signed marshal (or serpent) only, loopback by default."""
 from __future__ import annotations
 
 import os
@@ -13,7 +13,7 @@ import pytest
 from conftest import Collector
 from ultrarun import transport
 from ultrarun.dispatcher import Dispatcher
-from ultrarun.errors import AuthenticationError
+from ultrarun.errors import AuthenticationError, ConfigurationError
 from ultrarun.nameserver import NameServer
 from ultrarun.security import user_secret
 from ultrarun.transport import NameServerClient
@@ -42,15 +42,30 @@ def test_worker_with_wrong_secret_cannot_join(nameserver):
     client.close()
 
 
-def test_stranger_cannot_call_the_dispatcher(nameserver):
+@pytest.mark.parametrize("key", ["wrong-secret", None], ids=["wrong secret", "unsigned"])
+def test_stranger_cannot_call_the_dispatcher(nameserver, key):
+    """Refused before the message is parsed: Pyro checks the HMAC first, so marshal only ever
+    reads what a holder of the run secret wrote."""
     results = Collector()
     with Dispatcher(results, run_id=nameserver.run_id, nameserver=nameserver.host,
                     nameserver_port=nameserver.port) as d:
-        stranger = transport.make_proxy(d.uri, "wrong-secret", 2)
+        stranger = Pyro4.Proxy(d.uri)
+        stranger._pyroHmacKey = key
+        stranger._pyroSerializer = "marshal"
+        stranger._pyroTimeout = 2
         with pytest.raises(Pyro4.errors.PyroError, match="hmac"):
             stranger.hello("ultrarun.x.worker.h.1.0", "PYRO:obj@127.0.0.1:9")
-        transport.close_proxy(stranger)
+        stranger._pyroRelease()
         assert d.number_of_workers() == 0, "no method may run for a stranger"
+
+
+def test_nothing_listens_or_calls_without_a_secret():
+    with pytest.raises(ConfigurationError, match="secret is required"):
+        transport.make_proxy("PYRO:obj@127.0.0.1:9", "")
+    server = transport.Server(Echo, "")
+    with pytest.raises(ConfigurationError, match="secret is required"):
+        server.start()
+    server.shutdown()
 
 
 def test_worker_process_with_wrong_secret_exits_with_a_clear_error(cluster):
@@ -61,6 +76,17 @@ def test_worker_process_with_wrong_secret_exits_with_a_clear_error(cluster):
         cwd=os.path.dirname(os.path.dirname(__file__)))
     assert proc.returncode == 2
     assert "secrets differ" in proc.stderr
+
+
+def test_pyro_tools_speaking_serpent_are_still_served(nameserver):
+    proxy = Pyro4.Proxy(NameServerClient(nameserver.host, nameserver.port, nameserver.secret).uri)
+    proxy._pyroHmacKey = nameserver.secret
+    proxy._pyroSerializer = "serpent"
+    try:
+        proxy.register("some.name", "PYRO:obj@127.0.0.1:9")
+        assert proxy.list(prefix="some.") == {"some.name": "PYRO:obj@127.0.0.1:9"}
+    finally:
+        proxy._pyroRelease()
 
 
 def test_pickle_is_refused_even_if_pyro_config_accepts_it(nameserver):

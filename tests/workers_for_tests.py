@@ -46,6 +46,8 @@ class TestWorker(Worker):
             return {"loss": "low", "info": {}}
         if junk == "object":
             return {"loss": 1.0, "info": {"model": object()}}
+        if config.get("echo"):  # send back what arrived, to check its exact shape
+            return {"loss": 0.0, "info": {"config_id": config_id, "config": config}}
         if config.get("numpy"):
             return {"loss": np.float32(0.5), "info": {"curve": np.arange(3, dtype=np.int64),
                                                        "best": np.float64(0.25),

@@ -76,11 +76,14 @@ def _free_at(record: _WorkerRecord, pace: float, now: float) -> float:
 
 
 def _budget(job: Job) -> float:
-    """A job's numeric budget, the measure of how long it holds a worker (0 if it has none)."""
+    """A job's numeric budget, the measure of how long it holds a worker (0 if it has none).
+    Called for every held job whenever a start is estimated, hence exact types: kwargs are
+    plain data (``to_plain``), and a bool is not a budget."""
     budget = job.kwargs.get("budget")
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
-        return 0.0
-    return float(budget)
+    return float(budget) if type(budget) in _NUMBERS and budget > 0 else 0.0
+
+
+_NUMBERS = (int, float)
 
 
 class Dispatcher:
@@ -136,6 +139,7 @@ class Dispatcher:
         self._idle: dict[str, None] = {}  # insertion-ordered set: workers holding no job
         self._spare: dict[str, None] = {}  # workers with a free prefetch slot
         self._pace: collections.deque = collections.deque(maxlen=64)  # seconds per budget unit
+        self._pace_median: float | None = None  # of _pace, kept current as results arrive
         self._running: dict[int, Job] = {}
         self._counts: collections.Counter = collections.Counter()
         self._best: dict[Any, tuple[float, Any]] = {}  # budget -> (best loss, job id)
@@ -295,11 +299,13 @@ class Dispatcher:
                     # must come after every job the worker was assigned before it.
                     if self._enqueue(record, self._assign(self._queue.popleft(), record)):
                         to_drain.append(record)
+            connected = []
             for record in to_drain:
                 if record.proxy is not None and record.proxy._pyroConnection is not None:
-                    self._drain(record)
+                    connected.append(record)
                 else:  # first contact may block until the timeout: not in this thread
                     self._drain_in_pool(record)
+            self._drain(*connected)
 
     def _enqueue(self, record: _WorkerRecord, message: Any) -> bool:
         """Caller holds the lock: queue ``message`` for the worker behind what it has been
@@ -317,19 +323,25 @@ class Dispatcher:
             with self._cond:
                 record.sending = False
 
-    def _drain(self, record: _WorkerRecord) -> None:
-        """Send a worker's assigned jobs one after the other, so it gets them in order."""
-        while True:
-            with self._cond:
-                if not record.outbox or self._workers.get(record.name) is not record:
-                    record.outbox.clear()  # a lost worker's jobs were re-queued
-                    record.sending = False
-                    return
-                message = record.outbox.popleft()
-            if isinstance(message, _Verify):
-                self._verify(record, message.tokens)
-            else:
-                self._send(record, message)
+    def _drain(self, *records: _WorkerRecord) -> None:
+        """Send each worker's assigned jobs one after the other, so it gets them in order; with
+        several workers, one message to each in turn: after a burst of submissions every worker
+        gets its first job before any gets the one it holds next."""
+        while records:
+            busy = []
+            for record in records:
+                with self._cond:
+                    if not record.outbox or self._workers.get(record.name) is not record:
+                        record.outbox.clear()  # a lost worker's jobs were re-queued
+                        record.sending = False
+                        continue
+                    message = record.outbox.popleft()
+                if isinstance(message, _Verify):
+                    self._verify(record, message.tokens)
+                else:
+                    self._send(record, message)
+                busy.append(record)
+            records = tuple(busy)
 
     def _verify(self, record: _WorkerRecord, tokens: frozenset[int]) -> None:
         """Re-queue those of ``tokens`` the worker says it does not hold (see ``hello``)."""
@@ -413,6 +425,7 @@ class Dispatcher:
             budget = _budget(job)
             if budget and job is record.jobs[0]:
                 self._pace.append((now - record.since) / budget)
+                self._pace_median = statistics.median(self._pace)
             record.jobs.remove(job)
             record.since = now  # the next job it holds starts now
             record.jobs_done += 1
@@ -512,7 +525,7 @@ class Dispatcher:
             return next(iter(self._idle))
         if not self._spare:
             return None
-        pace = statistics.median(self._pace) if self._pace else None
+        pace = self._pace_median
         if pace is None:
             return prefer if prefer in self._spare else next(iter(self._spare))
         now = time.monotonic()
@@ -531,9 +544,9 @@ class Dispatcher:
         frees up first. None before the first result (no pace yet) or without workers. The
         master uses it to start no job that would end after its deadline."""
         with self._cond:
-            if not self._pace:
+            pace = self._pace_median
+            if pace is None:
                 return None
-            pace = statistics.median(self._pace)
             now = time.monotonic()
             free = [_free_at(record, pace, now) for record in self._workers.values()
                     if not record.foreign_busy]
@@ -655,7 +668,7 @@ class Dispatcher:
         proxy = transport.make_proxy(uri, self._secret, self.timeout)
         try:
             with transport.remote_call(f"ping {name}"):
-                return proxy.ping(), proxy
+                return proxy.ping(self.uri), proxy  # it connects back to us now
         except AuthenticationError as exc:
             self.logger.error("worker %s refused us: %s", name, exc)
         except CommunicationError as exc:

@@ -80,10 +80,11 @@ _SCALARS = frozenset((str, bool, int, type(None)))
 
 
 def to_plain(obj: Any, where: str = "value") -> Any:
-    """Return ``obj`` as plain Python data that serpent carries faithfully.
+    """Return ``obj`` as plain Python data, which travels between processes unchanged.
 
     numpy scalars and arrays become Python numbers and lists, numpy strings become ``str``,
-    mappings become dicts and NaN becomes None (serpent cannot carry NaN). Anything else raises
+    mappings become dicts and NaN becomes None (the journal and results files are JSON, which
+    has no NaN). Anything else raises
     :class:`ResultError` naming the offending field, so the message says what to fix.
     """
     kind = type(obj)

@@ -176,6 +176,7 @@ class Master:
         self._in_flight: collections.Counter = collections.Counter()  # running jobs per budget
         self._n_workers = 0  # as of the last adjust_queue_size
         self._unfit = False  # a run was held back because it would outlast the deadline
+        self._start = None  # when a job launched now would start (asked once per launch)
 
         if runner is not None:
             from .runners import RunnerDispatcher
@@ -245,7 +246,7 @@ class Master:
                     self._queue_wait(deadline)
                     if time.monotonic() >= deadline:
                         continue
-                    run, self._unfit = None, False
+                    run, self._unfit, self._start = None, False, None
                     for i in self.active_iterations():
                         run = self.iterations[i].get_next_run(fits)
                         if run is not None:
@@ -330,13 +331,15 @@ class Master:
         estimate = self._estimate(budget)
         if estimate is None:
             return True
-        expected_start = getattr(self.dispatcher, "expected_start", None)
-        start = expected_start() if expected_start is not None else None
-        if start is None:
-            start = time.monotonic()
-            if self._in_flight and self.num_running_jobs >= self._n_workers:
-                start += self._estimate(min(self._in_flight)) or 0.0
-        if start + estimate <= self._deadline:
+        if self._start is None:  # the same for every budget an iteration tries: ask once
+            expected_start = getattr(self.dispatcher, "expected_start", None)
+            start = expected_start() if expected_start is not None else None
+            if start is None:
+                start = time.monotonic()
+                if self._in_flight and self.num_running_jobs >= self._n_workers:
+                    start += self._estimate(min(self._in_flight)) or 0.0
+            self._start = start
+        if self._start + estimate <= self._deadline:
             return True
         self._unfit = True
         return False
@@ -403,15 +406,14 @@ class Master:
 
     def job_callback(self, job: Job, replayed: bool = False) -> None:
         """A finished job: journal it, then tell the iteration and the optimizer."""
+        config_id = tuple(job.id)
+        budget = job.kwargs["budget"]
+        if not replayed:  # before the master acts on it; the file write does not hold the lock
+            self.journal.write({"t": "result", "id": config_id, "budget": budget,
+                                "status": job.status.value, "result": job.result,
+                                "exception": job.exception, "timestamps": job.timestamps,
+                                "attempt": job.attempt, "worker": job.worker_name}, sync=True)
         with self.thread_cond:
-            config_id = tuple(job.id)
-            budget = job.kwargs["budget"]
-            if not replayed:
-                self.journal.write({"t": "result", "id": config_id, "budget": budget,
-                                    "status": job.status.value, "result": job.result,
-                                    "exception": job.exception, "timestamps": job.timestamps,
-                                    "attempt": job.attempt, "worker": job.worker_name},
-                                   sync=True)
             if self.result_logger is not None:
                 self.result_logger(job)
             self.jobs.append(job)

@@ -4,8 +4,13 @@ Pyro4 is frozen upstream; keeping every Pyro detail here makes a move to Pyro5 (
 breaks Pyro4) a change in this file only. Nothing else in ultrarun imports Pyro4.
 
 Settings applied to every daemon and proxy made here:
-- only serpent is accepted (pickle is refused even if ``PYRO_SERIALIZERS_ACCEPTED`` asks for it);
-- the run secret is the HMAC key of every message;
+- the run secret is the HMAC key of every message, and there is always one: Pyro checks a
+  message's HMAC before it deserialises anything, so only the run's parties are ever parsed;
+- proxies speak marshal, daemons accept marshal and serpent (serpent for Pyro's own tools, such
+  as ``python -m Pyro4.nsc``); pickle is refused even if ``PYRO_SERIALIZERS_ACCEPTED`` asks for
+  it. marshal is C code and carries plain data exactly (tuples stay tuples); serpent parses
+  every message with ``ast.literal_eval``, which cost a third of a worker's CPU per job and a
+  fifth of the master's (docs/benchmarks.md);
 - daemons use Pyro's multiplex server: one thread serves any number of connections, so hundreds
   of workers do not pin hundreds of threads;
 - every proxy has a timeout.
@@ -32,11 +37,12 @@ log = logging.getLogger(__name__)
 # Process-wide Pyro settings that cannot be given per daemon. Oneway calls run inline: ours only
 # enqueue work, and a thread per call would cost more than the call.
 Pyro4.config.ONEWAY_THREADED = False
-Pyro4.config.SERIALIZER = "serpent"
+Pyro4.config.SERIALIZER = "marshal"
 Pyro4.config.REQUIRE_EXPOSE = True
 Pyro4.config.SOCK_NODELAY = True  # small request/reply messages: no Nagle delay
 
 _settings_lock = threading.Lock()
+_ACCEPTED = frozenset({"marshal", "serpent"})
 DEFAULT_NAMESERVER_PORT = 9090
 
 expose = Pyro4.expose
@@ -113,7 +119,7 @@ def _daemon_settings() -> Iterator[None]:
     with _settings_lock:
         saved = Pyro4.config.SERVERTYPE, Pyro4.config.SERIALIZERS_ACCEPTED
         Pyro4.config.SERVERTYPE = "multiplex"
-        Pyro4.config.SERIALIZERS_ACCEPTED = {"serpent"}
+        Pyro4.config.SERIALIZERS_ACCEPTED = set(_ACCEPTED)
         try:
             yield
         finally:
@@ -144,12 +150,13 @@ class Server:
         with self._lock:
             if self._daemon is not None:
                 return self.uri  # type: ignore[return-value]
+            key = _signing_key(self._secret)
             with _daemon_settings():
                 try:
                     daemon = self._factory(host=self._host, port=self._port)
                 except OSError as exc:
                     raise CommunicationError(f"cannot listen on {self._host}:{self._port}: {exc}") from None
-            daemon._pyroHmacKey = self._secret
+            daemon._pyroHmacKey = key
             if self._obj is not None:
                 self.uri = str(daemon.register(self._obj, objectId=self._object_id))
             self._daemon = daemon
@@ -195,12 +202,19 @@ def start_nameserver(secret: str, host: str | None = None, port: int = 0) -> Ser
     return server
 
 
+def _signing_key(secret: str) -> str:
+    """Every message is signed: an unsigned connection would parse anyone's marshal data."""
+    if not secret:
+        raise ConfigurationError("a run secret is required: every message is signed with it")
+    return secret
+
+
 # -------------------------------------------------------------------------------------- proxies
 def make_proxy(uri: str, secret: str, timeout: float | None = None) -> Any:
-    """A proxy that speaks serpent, signs with the run secret and never waits forever."""
+    """A proxy that speaks marshal, signs with the run secret and never waits forever."""
     proxy = Pyro4.Proxy(uri)
-    proxy._pyroHmacKey = secret
-    proxy._pyroSerializer = "serpent"
+    proxy._pyroHmacKey = _signing_key(secret)
+    proxy._pyroSerializer = "marshal"
     proxy._pyroTimeout = timeout if timeout is not None else config.COMMTIMEOUT
     return proxy
 

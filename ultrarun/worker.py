@@ -388,6 +388,12 @@ class _Runtime:
                 self._dispatcher = (uri, transport.make_proxy(uri, self.secret))
             return self._dispatcher[1]
 
+    @property
+    def dispatcher_uri(self) -> str | None:
+        """The dispatcher this worker reports to (it holds a connection to it), if any."""
+        dispatcher = self._dispatcher
+        return None if dispatcher is None else dispatcher[0]
+
     def connected_to(self, uri: str | None) -> bool:
         """Whether results for ``uri`` already have a proxy (or there is nowhere to send)."""
         dispatcher = self._dispatcher
@@ -414,11 +420,17 @@ class WorkerService:
     @transport.oneway
     def start_computation(self, job: dict) -> None:
         self._rt.jobs.put(self._rt.received(job))
-        if not self._rt.connected_to(job.get("dispatcher")):
-            self._rt.outbox.put(job["dispatcher"])  # the reporter thread opens the connection
+        self._meet(job.get("dispatcher"))
 
-    def ping(self) -> dict:
+    def ping(self, dispatcher: str | None = None) -> dict:
+        """The worker's state. A dispatcher that found us passes its URI: we connect back now,
+        while the run starts, rather than when its first job arrives."""
+        self._meet(dispatcher)
         return self.status()
+
+    def _meet(self, dispatcher: str | None) -> None:
+        if not self._rt.connected_to(dispatcher):
+            self._rt.outbox.put(dispatcher)  # the reporter thread opens the connection
 
     def is_busy(self) -> bool:
         return self._rt.current is not None
@@ -431,6 +443,7 @@ class WorkerService:
                                                      "budget": current["kwargs"].get("budget")},
                 "jobs_done": rt.jobs_done, "queued": rt.jobs.qsize(),
                 "held": sorted(rt.holding),
+                "dispatcher": rt.dispatcher_uri,
                 "started": rt.started,
                 "concurrent_type": rt.concurrent_type}
 
