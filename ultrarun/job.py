@@ -78,55 +78,81 @@ class Job:
 
 _SCALARS = frozenset((str, bool, int, type(None)))
 
+#: Where a value sits, for error messages only: a name, or (container's place, key). Built as a
+#: tuple on the way down and formatted only when something cannot travel: a worker converts
+#: every result between two jobs, and string formatting there is idle worker time.
+_Where = Any
+
+
+def _name(where: _Where) -> str:
+    if isinstance(where, tuple):
+        parent, key = where
+        return f"{_name(parent)}[{key!r}]"
+    return where
+
 
 def to_plain(obj: Any, where: str = "value") -> Any:
     """Return ``obj`` as plain Python data, which travels between processes unchanged.
 
     numpy scalars and arrays become Python numbers and lists, numpy strings become ``str``,
     mappings become dicts and NaN becomes None (the journal and results files are JSON, which
-    has no NaN). Anything else raises
-    :class:`ResultError` naming the offending field, so the message says what to fix.
+    has no NaN). Anything else raises :class:`ResultError` naming the offending field, so the
+    message says what to fix.
     """
+    return _plain(obj, where)
+
+
+def _plain(obj: Any, where: _Where) -> Any:
     kind = type(obj)
     if kind in _SCALARS:  # exact types: numpy's str_ and float64 subclass str and float
         return obj
     if kind is float:
         return None if math.isnan(obj) else obj
+    if kind is dict:  # the usual containers first: no isinstance on an abstract class
+        return _plain_mapping(obj, where)
+    if kind is list:
+        return [_item(v, where, i) for i, v in enumerate(obj)]
     if isinstance(obj, np.ndarray):
         if obj.dtype.kind not in "biufUSO":
-            raise ResultError(f"{where} is a numpy array of dtype {obj.dtype}, which cannot travel")
-        return to_plain(obj.tolist(), where)
+            raise ResultError(f"{_name(where)} is a numpy array of dtype {obj.dtype}, which "
+                              "cannot travel")
+        return _plain(obj.tolist(), where)
     if isinstance(obj, np.generic):
-        return to_plain(obj.item(), where)
+        return _plain(obj.item(), where)
     if isinstance(obj, Mapping):
-        out = {}
-        for key, value in obj.items():
-            plain_key = key if type(key) in _SCALARS else to_plain(key, f"{where} key {key!r}")
-            if isinstance(plain_key, (list, dict)):
-                raise ResultError(f"{where} has an unhashable key {key!r}")
-            out[plain_key] = _item(value, where, key)
-        return out
+        return _plain_mapping(obj, where)
     if isinstance(obj, (list, tuple)):
         items = [_item(v, where, i) for i, v in enumerate(obj)]
         return items if isinstance(obj, list) else tuple(items)
     if isinstance(obj, (set, frozenset)):
-        return [to_plain(v, f"{where} item") for v in obj]
+        return [_plain(v, f"{_name(where)} item") for v in obj]
     if isinstance(obj, str):
         return str(obj)
     if isinstance(obj, numbers.Integral):
         return int(obj)
     if isinstance(obj, numbers.Real):
-        return to_plain(float(obj), where)
-    raise ResultError(f"{where} is of type {type(obj).__module__}.{type(obj).__qualname__}, "
-                      "which cannot travel; use plain Python values (numbers, str, lists, dicts)")
+        return _plain(float(obj), where)
+    raise ResultError(f"{_name(where)} is of type {type(obj).__module__}."
+                      f"{type(obj).__qualname__}, which cannot travel; use plain Python values "
+                      "(numbers, str, lists, dicts)")
 
 
-def _item(value: Any, where: str, key: Any) -> Any:
-    """``to_plain`` of a container's item; plain items skip building their name."""
+def _plain_mapping(obj: Mapping, where: _Where) -> dict:
+    out = {}
+    for key, value in obj.items():
+        plain_key = key if type(key) in _SCALARS else _plain(key, f"{_name(where)} key {key!r}")
+        if isinstance(plain_key, (list, dict)):
+            raise ResultError(f"{_name(where)} has an unhashable key {key!r}")
+        out[plain_key] = _item(value, where, key)
+    return out
+
+
+def _item(value: Any, where: _Where, key: Any) -> Any:
+    """``_plain`` of a container's item; plain items skip even the tuple naming their place."""
     kind = type(value)
     if kind in _SCALARS or (kind is float and value == value):
         return value
-    return to_plain(value, f"{where}[{key!r}]")
+    return _plain(value, (where, key))
 
 
 def validate_result(raw: Any) -> dict[str, Any]:
@@ -134,22 +160,26 @@ def validate_result(raw: Any) -> dict[str, Any]:
 
     A bare real number is taken as the loss. Raises :class:`ResultError` with a message naming
     what is wrong (not a dict, no loss, a loss that is not a finite number, a field that cannot
-    travel).
+    travel). A dict with a float loss takes the shortest path: this runs between two jobs.
     """
-    if isinstance(raw, (numbers.Real, np.number)) and not isinstance(raw, bool):
-        raw = {"loss": raw, "info": {}}
-    if not isinstance(raw, Mapping):
-        raise ResultError(f"compute returned {type(raw).__name__} {_short(raw)}; expected a dict "
-                          "with 'loss' (a finite number, minimised) and 'info' (plain data)")
+    if type(raw) is not dict:
+        if isinstance(raw, (numbers.Real, np.number)) and not isinstance(raw, bool):
+            raw = {"loss": raw, "info": {}}
+        if not isinstance(raw, Mapping):
+            raise ResultError(f"compute returned {type(raw).__name__} {_short(raw)}; expected a "
+                              "dict with 'loss' (a finite number, minimised) and 'info' (plain "
+                              "data)")
     if "loss" not in raw:
         raise ResultError(f"compute returned a dict without 'loss' (keys: {sorted(map(str, raw))})")
     loss = raw["loss"]
-    if isinstance(loss, (bool, np.bool_)) or not isinstance(loss, (numbers.Real, np.number)):
-        raise ResultError(f"result['loss'] is {type(loss).__name__} {_short(loss)}; it must be a number")
-    loss = float(loss)
+    if type(loss) is not float:
+        if isinstance(loss, (bool, np.bool_)) or not isinstance(loss, (numbers.Real, np.number)):
+            raise ResultError(f"result['loss'] is {type(loss).__name__} {_short(loss)}; it must "
+                              "be a number")
+        loss = float(loss)
     if not math.isfinite(loss):
         raise ResultError(f"result['loss'] is {loss}; it must be a finite number")
-    plain = to_plain(dict(raw), "result")
+    plain = _plain_mapping(raw, "result")
     plain["loss"] = loss
     plain.setdefault("info", {})
     return plain
