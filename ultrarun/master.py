@@ -226,15 +226,16 @@ class Master:
             if fresh:
                 self.journal.write(header, sync=True)
         self.wait_for_workers(min_n_workers)
-        if self.config["time_ref"] is None:
-            self.config["time_ref"] = time.time()
         to_start = math.inf if n_iterations is None else n_iterations
         fresh = False  # the newest iteration has not handed out a run yet
         self._open_progress()
         try:
             with _gc.frozen_startup_objects(), self.thread_cond:
-                # the clock starts after the freeze's one full collection (tens of ms)
+                # the clock starts after the freeze's one full collection (tens of ms), and the
+                # results' times count from the same moment
                 deadline = self._deadline = time.monotonic() + self.time_left_for_this_task
+                if self.config["time_ref"] is None:
+                    self.config["time_ref"] = time.time()
                 fits = None if math.isinf(deadline) else self._fits
                 while True:
                     if time.monotonic() >= deadline:

@@ -161,8 +161,8 @@ class Worker:
     # ------------------------------------------------------------------------- the loop
     def _loop(self, rt: "_Runtime") -> None:
         try:
+            job = self._hello(rt)  # first: the dispatcher counts us before the collection
             with _gc.frozen_startup_objects():
-                job = self._hello(rt)
                 while not rt.stop.is_set():
                     if job is None:
                         job = self._wait_for_job(rt)
