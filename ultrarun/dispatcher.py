@@ -75,15 +75,15 @@ def _free_at(record: _WorkerRecord, pace: float, now: float) -> float:
     return free + pace * sum(_budget(job) for job in record.jobs[1:])
 
 
+_NUMBERS = (int, float)
+
+
 def _budget(job: Job) -> float:
     """A job's numeric budget, the measure of how long it holds a worker (0 if it has none).
     Called for every held job whenever a start is estimated, hence exact types: kwargs are
     plain data (``to_plain``), and a bool is not a budget."""
     budget = job.kwargs.get("budget")
     return float(budget) if type(budget) in _NUMBERS and budget > 0 else 0.0
-
-
-_NUMBERS = (int, float)
 
 
 class Dispatcher:

@@ -176,7 +176,7 @@ class Master:
         self._in_flight: collections.Counter = collections.Counter()  # running jobs per budget
         self._n_workers = 0  # as of the last adjust_queue_size
         self._unfit = False  # a run was held back because it would outlast the deadline
-        self._start = None  # when a job launched now would start (asked once per launch)
+        self._expected_start: float | None = None  # when a job launched now would start
 
         if runner is not None:
             from .runners import RunnerDispatcher
@@ -247,7 +247,7 @@ class Master:
                     self._queue_wait(deadline)
                     if time.monotonic() >= deadline:
                         continue
-                    run, self._unfit, self._start = None, False, None
+                    run, self._unfit, self._expected_start = None, False, None
                     for i in self.active_iterations():
                         run = self.iterations[i].get_next_run(fits)
                         if run is not None:
@@ -332,15 +332,15 @@ class Master:
         estimate = self._estimate(budget)
         if estimate is None:
             return True
-        if self._start is None:  # the same for every budget an iteration tries: ask once
+        if self._expected_start is None:  # the same for every budget tried: ask once
             expected_start = getattr(self.dispatcher, "expected_start", None)
             start = expected_start() if expected_start is not None else None
             if start is None:
                 start = time.monotonic()
                 if self._in_flight and self.num_running_jobs >= self._n_workers:
                     start += self._estimate(min(self._in_flight)) or 0.0
-            self._start = start
-        if self._start + estimate <= self._deadline:
+            self._expected_start = start
+        if self._expected_start + estimate <= self._deadline:
             return True
         self._unfit = True
         return False
