@@ -309,16 +309,24 @@ def test_prefetch_never_holds_a_short_job_behind_a_long_one(cluster):
     assert max(j.timestamps["finished"] for j in shorts) < by_id["long"].timestamps["finished"]
 
 
-def test_prefetch_sigkill_requeues_both_held_jobs(cluster):
-    (victim,) = cluster.start_workers(1)
+def hold_two_jobs(cluster, running: dict, flag):
+    """One worker with prefetch 1, running job "running" (``running`` is its config, which
+    writes ``flag`` when it starts) and holding job "held"."""
+    cluster.start_workers(1)
     d, results = cluster.dispatcher(prefetch=1)
     wait_until(lambda: d.number_of_workers() == 1, message="the worker")
-    flag = cluster.marker("block")
-    d.submit_job("running", config={"block_once": str(flag), "x": 1}, budget=1.0)
-    d.submit_job("buffered", config={"x": 3}, budget=1.0)
+    d.submit_job("running", config=running, budget=1.0)
+    d.submit_job("held", config={"x": 3}, budget=1.0)
     wait_until(flag.exists, message="the first job to start")
     wait_until(lambda: [w["holding"] for w in d.status()["workers"]] == [2],
-               message=f"the worker to hold the second job too: {d.status()}")
+               message=f"the worker to hold both jobs: {d.status()}")
+    return d, results
+
+
+def test_prefetch_sigkill_requeues_both_held_jobs(cluster):
+    flag = cluster.marker("block")
+    d, results = hold_two_jobs(cluster, {"block_once": str(flag), "x": 1}, flag)
+    (victim,) = cluster.workers
     cluster.start_workers(1)
     wait_until(lambda: d.number_of_workers() == 2, message="a second worker")
     os.kill(victim.pid, signal.SIGKILL)
@@ -326,7 +334,7 @@ def test_prefetch_sigkill_requeues_both_held_jobs(cluster):
     by_id = results.by_id()
     assert by_id["running"].status is JobStatus.SUCCESS and by_id["running"].attempt == 2
     # the prefetched job never started: re-queued without costing an attempt
-    assert by_id["buffered"].status is JobStatus.SUCCESS and by_id["buffered"].attempt == 1
+    assert by_id["held"].status is JobStatus.SUCCESS and by_id["held"].attempt == 1
     assert all(f".{victim.pid}." not in j.worker_name for j in jobs)
     assert len(jobs) == 2
 
@@ -335,15 +343,8 @@ def test_a_hello_that_crosses_its_jobs_keeps_them(cluster, caplog):
     """A worker found in the name server is sent jobs; its own hello may arrive after them. The
     dispatcher asks it what it holds (behind the jobs, on the same connection) instead of
     re-running them: each job runs once, as attempt 1."""
-    cluster.start_workers(1)
-    d, results = cluster.dispatcher(prefetch=1)
-    wait_until(lambda: d.number_of_workers() == 1, message="the worker")
     flag = cluster.marker("first")
-    d.submit_job("running", config={"marker": str(flag), "sleep": 1.0}, budget=1.0)
-    d.submit_job("held", config={"x": 3}, budget=1.0)
-    wait_until(flag.exists, message="the first job to start")
-    wait_until(lambda: [w["holding"] for w in d.status()["workers"]] == [2],
-               message="the worker to hold both jobs")
+    d, results = hold_two_jobs(cluster, {"marker": str(flag), "sleep": 1.0}, flag)
     (worker,) = d.status()["workers"]
     worker_side = transport.make_proxy(d.uri, resolve_secret(None, cluster.port), 5)
     try:
