@@ -184,7 +184,7 @@ def dask_client():
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
         dask_cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                                host="127.0.0.1", dashboard_address=None)
+                                                host="127.0.0.1", dashboard_address=":0")
     try:
         client = distributed.Client(dask_cluster)
         try:

@@ -374,7 +374,7 @@ def test_dask_runner_reports_missing_workers_as_lost() -> None:
     import distributed
 
     with distributed.LocalCluster(n_workers=0, processes=False,  # in-process: no sockets
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         runner = DaskParallelRunner(TargetFunctionRunner(targets.quadratic), patience=0.3,
                                     dask_client=client)

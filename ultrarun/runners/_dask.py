@@ -69,8 +69,10 @@ class DaskParallelRunner(AbstractParallelRunner):
         if self._client is None:
             from distributed import Client, LocalCluster
 
+            # The dashboard on a free port: None does not turn it off (dask/distributed#8136) and
+            # 8787 may be taken.
             kwargs: dict[str, Any] = {"processes": True, "threads_per_worker": 1, "host": "127.0.0.1",
-                                      "dashboard_address": None}
+                                      "dashboard_address": ":0"}
             if self._n_local is not None:
                 kwargs["n_workers"] = self._n_local
             self._client = Client(LocalCluster(**kwargs))
