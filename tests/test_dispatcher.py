@@ -444,20 +444,23 @@ def test_the_dispatcher_gives_the_workers_it_finds_its_address(cluster):
 
 
 def test_a_pinged_worker_connects_back_to_the_dispatcher_at_once(cluster):
-    (worker,) = cluster.start_workers(1)
+    """The pinging address is served but not registered, so no hello can reach it: only the
+    ping can have told the worker where to report."""
+    cluster.start_workers(1)
     secret = resolve_secret(None, cluster.port)
     ns = cluster.nameserver.client()
     (uri,) = ns.list(transport.worker_prefix(cluster.run_id)).values()
     ns.close()
-    d, _ = cluster.dispatcher(ping_interval=60)
+    elsewhere = transport.Server(ForgetfulWorker(), secret)
     proxy = transport.make_proxy(uri, secret, 5)
     try:
-        proxy.ping(d.uri)
-        wait_until(lambda: proxy.status()["dispatcher"] == d.uri,
-                   message="the worker to connect to the dispatcher")
-        assert d.status()["running"] == 0, "before any job"
+        dispatcher_uri = elsewhere.start()
+        proxy.ping(dispatcher_uri)
+        wait_until(lambda: proxy.status()["dispatcher"] == dispatcher_uri,
+                   message="the worker to connect to the pinging dispatcher")
     finally:
         transport.close_proxy(proxy)
+        elsewhere.shutdown()
 
 
 def test_a_burst_of_jobs_reaches_every_worker_before_any_gets_a_second(cluster):
