@@ -25,6 +25,7 @@ pytestmark = pytest.mark.slow
 def test_jobs_flow_through_worker_processes(cluster):
     workers = cluster.start_workers(2)
     d, results = cluster.dispatcher()
+    wait_until(lambda: d.number_of_workers() == 2, message="2 workers")
     for i in range(20):
         d.submit_job((0, 0, i), config={"x": i}, budget=3.0, working_directory=str(cluster.dir))
     jobs = results.wait_for(20)
@@ -339,20 +340,19 @@ def test_prefetch_sigkill_requeues_both_held_jobs(cluster):
     assert len(jobs) == 2
 
 
-def test_a_hello_that_crosses_its_jobs_keeps_them(cluster, caplog):
-    """A worker found in the name server is sent jobs; its own hello may arrive after them. The
-    dispatcher asks it what it holds (behind the jobs, on the same connection) instead of
-    re-running them: each job runs once, as attempt 1."""
+def test_a_call_that_crosses_its_jobs_keeps_them(cluster, caplog):
+    """A worker's call may carry a report made before jobs pushed to it arrived: those jobs are
+    sent again with the answer (the worker ignores the copies), never re-run: each job runs
+    once, as attempt 1."""
     flag = cluster.marker("first")
     d, results = hold_two_jobs(cluster, {"marker": str(flag), "sleep": 1.0}, flag)
     (worker,) = d.status()["workers"]
-    worker_side = transport.make_proxy(d.uri, resolve_secret(None, cluster.port), 5)
-    try:
+    with transport.Connection(d.uri, resolve_secret(None, cluster.port), 5) as worker_side:
         with caplog.at_level(logging.WARNING, logger="ultrarun.dispatcher"):
-            assert worker_side.hello(worker["name"], worker["uri"]) is None  # it is busy
+            answer = worker_side.call("sync", worker["name"], worker["uri"],
+                                      {"acked": 0, "held": []}, [])
+            assert sorted(j["id"] for j in answer["jobs"]) == ["held", "running"]
             jobs = results.wait_for(2, timeout=30)
-    finally:
-        transport.close_proxy(worker_side)
     assert {j.id: j.attempt for j in jobs} == {"running": 1, "held": 1}
     assert all(j.status is JobStatus.SUCCESS for j in jobs)
     assert "re-queueing" not in caplog.text and "late result" not in caplog.text
@@ -360,25 +360,30 @@ def test_a_hello_that_crosses_its_jobs_keeps_them(cluster, caplog):
 
 @transport.expose
 class ForgetfulWorker:
-    """Takes jobs and never runs them; says, when asked, that it holds nothing once told to
-    forget (as a worker does after it could not deliver a result). Notes whom it was pinged by."""
+    """Takes jobs and never runs them; reports what it holds, or nothing once told to forget
+    (as a worker does after it gave up on a result). Notes whom it was pinged by."""
 
     def __init__(self) -> None:
         self.jobs: list[dict] = []
         self.pinged_by: list[str | None] = []
-        self.forgot = False
+        self.forgotten = 0  # the first jobs it forgot
+
+    def forget(self) -> None:
+        self.forgotten = len(self.jobs)
 
     @transport.oneway
     def start_computation(self, job: dict) -> None:
         self.jobs.append(job)
 
+    @transport.oneway
+    def cancel(self, dispatcher: str, keys: list) -> None:
+        pass
+
     def ping(self, dispatcher: str | None = None) -> dict:
         self.pinged_by.append(dispatcher)
-        return self.status()
-
-    def status(self) -> dict:
-        held = [] if self.forgot else [[j["token"], j["attempt"]] for j in self.jobs]
-        return {"busy": bool(held), "held": held}
+        held = [[j["token"], j["attempt"]] for j in self.jobs[self.forgotten:]]
+        return {"busy": False, "report": {"acked": max([j["seq"] for j in self.jobs], default=0),
+                                          "held": held}}
 
 
 @contextlib.contextmanager
@@ -404,35 +409,31 @@ def fake_workers(cluster, n: int):
             server.shutdown()
 
 
-def test_a_worker_that_lost_its_job_says_hello_and_the_job_runs_again(cluster, caplog):
+def test_a_worker_that_lost_its_job_reports_so_and_the_job_runs_again(cluster, caplog):
     secret = resolve_secret(None, cluster.port)
-    worker_side = None
     with fake_workers(cluster, 1) as [(name, uri, fake)]:
-        try:
-            d, results = cluster.dispatcher()
-            wait_until(lambda: d.number_of_workers() == 1, message="the fake worker")
-            d.submit_job("job", config={"x": 1}, budget=1.0)
-            wait_until(lambda: len(fake.jobs) == 1, message="the job to reach the worker")
-            fake.forgot = True
-            worker_side = transport.make_proxy(d.uri, secret, 5)
-            with caplog.at_level(logging.WARNING, logger="ultrarun.dispatcher"):
-                worker_side.hello(name, uri)
-                wait_until(lambda: len(fake.jobs) == 2, message="the job to be sent again")
-            first, again = fake.jobs
-            assert again["token"] == first["token"]
-            assert (first["attempt"], again["attempt"]) == (1, 2)
-            assert "said hello without them" in caplog.text
-            payload = {"worker": name, "uri": uri, "status": "SUCCESS",
-                       "result": {"loss": 1.0, "info": {}}, "exception": None}
-            worker_side.register_result((first["token"], 1), payload)  # late: dropped
-            worker_side.register_result((again["token"], 2), payload)
-            (job,) = results.wait_for(1)
-            assert job.attempt == 2 and job.status is JobStatus.SUCCESS
-            d.shutdown()
-            assert len(results.jobs) == 1
-        finally:
-            if worker_side is not None:
-                transport.close_proxy(worker_side)
+        d, results = cluster.dispatcher()
+        wait_until(lambda: d.number_of_workers() == 1, message="the fake worker")
+        d.submit_job("job", config={"x": 1}, budget=1.0)
+        wait_until(lambda: len(fake.jobs) == 1, message="the job to reach the worker")
+        wait_until(lambda: len(fake.pinged_by) >= 2, message="a ping that acknowledges it")
+        with caplog.at_level(logging.WARNING, logger="ultrarun.dispatcher"):
+            fake.forget()  # its next ping answer says: arrived, and not held any more
+            wait_until(lambda: len(fake.jobs) == 2, message="the job to be sent again")
+        first, again = fake.jobs
+        assert again["token"] == first["token"]
+        assert (first["attempt"], again["attempt"]) == (1, 2)
+        assert "no longer holds it" in caplog.text
+        result = {"status": "SUCCESS", "result": {"loss": 1.0, "info": {}}, "exception": None}
+        with transport.Connection(d.uri, secret, 5) as worker_side:
+            held = [[again["token"], again["attempt"]]]
+            for job, holding in ((first, held), (again, [])):  # the first is late: dropped
+                worker_side.call("sync", name, uri, {"acked": again["seq"], "held": holding},
+                                 [{**result, "token": job["token"], "attempt": job["attempt"]}])
+        (job,) = results.wait_for(1)
+        assert job.attempt == 2 and job.status is JobStatus.SUCCESS
+        d.shutdown()
+        assert len(results.jobs) == 1
 
 
 def test_the_dispatcher_gives_the_workers_it_finds_its_address(cluster):
@@ -452,35 +453,11 @@ def test_a_pinged_worker_connects_back_to_the_dispatcher_at_once(cluster):
     (uri,) = ns.list(transport.worker_prefix(cluster.run_id)).values()
     ns.close()
     elsewhere = transport.Server(ForgetfulWorker(), secret)
-    proxy = transport.make_proxy(uri, secret, 5)
     try:
         dispatcher_uri = elsewhere.start()
-        proxy.ping(dispatcher_uri)
-        wait_until(lambda: proxy.status()["dispatcher"] == dispatcher_uri,
-                   message="the worker to connect to the pinging dispatcher")
+        with transport.Connection(uri, secret, 5) as worker:
+            worker.call("ping", dispatcher_uri)
+            wait_until(lambda: worker.call("status")["dispatcher"] == dispatcher_uri,
+                       message="the worker to connect to the pinging dispatcher")
     finally:
-        transport.close_proxy(proxy)
         elsewhere.shutdown()
-
-
-def test_a_burst_of_jobs_reaches_every_worker_before_any_gets_a_second(cluster):
-    """With prefetch, a worker's second job is held for later: it must not delay another
-    worker's first job (the start of a run, where every worker is idle at once)."""
-    with fake_workers(cluster, 3) as fakes:
-        d, _ = cluster.dispatcher(ping_interval=60, prefetch=1)
-        wait_until(lambda: d.number_of_workers() == 3, message="the fake workers")
-        sent = []
-        send = d._send
-
-        def recording_send(record, message):
-            sent.append(record.name)
-            send(record, message)
-
-        d._send = recording_send
-        with d._cond:  # the runner thread sees the whole burst at once
-            for i in range(6):
-                d.submit_job(i, config={"x": i}, budget=1.0)
-        wait_until(lambda: all(len(fake.jobs) == 2 for _, _, fake in fakes),
-                   message="two jobs on every worker")
-        assert len(set(sent[:3])) == 3, sent
-        assert sorted(sent) == sorted(name for name, _, _ in fakes for _ in range(2))

@@ -54,14 +54,15 @@ def test_stranger_cannot_call_the_dispatcher(nameserver, key):
         stranger._pyroSerializer = "marshal"
         stranger._pyroTimeout = 2
         with pytest.raises(Pyro4.errors.PyroError, match="hmac"):
-            stranger.hello("ultrarun.x.worker.h.1.0", "PYRO:obj@127.0.0.1:9")
+            stranger.sync(f"ultrarun.{d.run_id}.worker.h.1.0", "PYRO:obj@127.0.0.1:9",
+                          {"acked": 0, "held": []}, [])
         stranger._pyroRelease()
         assert d.number_of_workers() == 0, "no method may run for a stranger"
 
 
 def test_nothing_listens_or_calls_without_a_secret():
     with pytest.raises(ConfigurationError, match="secret is required"):
-        transport.make_proxy("PYRO:obj@127.0.0.1:9", "")
+        transport.Connection("PYRO:obj@127.0.0.1:9", "")
     server = transport.Server(Echo, "")
     with pytest.raises(ConfigurationError, match="secret is required"):
         server.start()
@@ -78,15 +79,20 @@ def test_worker_process_with_wrong_secret_exits_with_a_clear_error(cluster):
     assert "secrets differ" in proc.stderr
 
 
-def test_pyro_tools_speaking_serpent_are_still_served(nameserver):
+def test_plain_pyro_proxies_are_refused_even_with_the_secret(nameserver):
+    """Pyro's own tools sign messages but cannot prove them fresh (no nonce and counter):
+    their requests could be replays, so they are refused."""
     proxy = Pyro4.Proxy(NameServerClient(nameserver.host, nameserver.port, nameserver.secret).uri)
     proxy._pyroHmacKey = nameserver.secret
-    proxy._pyroSerializer = "serpent"
+    proxy._pyroTimeout = 2
     try:
-        proxy.register("some.name", "PYRO:obj@127.0.0.1:9")
-        assert proxy.list(prefix="some.") == {"some.name": "PYRO:obj@127.0.0.1:9"}
+        with pytest.raises(Pyro4.errors.PyroError):
+            proxy.register("some.name", "PYRO:obj@127.0.0.1:9")
     finally:
         proxy._pyroRelease()
+    client = nameserver.client()
+    assert client.list("some.") == {}, "nothing was registered"
+    client.close()
 
 
 def test_pickle_is_refused_even_if_pyro_config_accepts_it(nameserver):

@@ -26,6 +26,17 @@ _DEFAULTS: dict[str, Any] = {
     "SECRET": None,
     # Per-user fallback secret, created with mode 0600 on first use.
     "SECRET_FILE": os.path.join("~", ".ultrarun", "secret"),
+    # Largest message (bytes) a server reads or a connection sends; a bigger one is refused
+    # before anything is allocated for it (64 KiB before a connection's handshake).
+    "MAX_MESSAGE_SIZE": 4 * 1024 * 1024,
+    # Connections a server keeps open; the least recently used goes first.
+    "MAX_CONNECTIONS": 4096,
+    # Connections that may wait for their handshake at once; the oldest goes first.
+    "MAX_PENDING": 128,
+    # Seconds a connection may stay silent before its server closes it.
+    "IDLE_CLOSE": 600.0,
+    # Directory with the run's TLS certificates (ultrarun certs DIR): two-way TLS everywhere.
+    "TLS": None,
 }
 
 
@@ -57,6 +68,14 @@ class Config:
     @staticmethod
     def _convert(name: str, raw: Any) -> Any:
         default = _DEFAULTS[name]
+        if isinstance(default, int):
+            try:
+                value = int(raw)
+            except (TypeError, ValueError):
+                raise ConfigurationError(f"setting {name} must be an integer, got {raw!r}") from None
+            if value <= 0:
+                raise ConfigurationError(f"setting {name} must be > 0, got {value}")
+            return value
         if isinstance(default, float):
             try:
                 value = float(raw)

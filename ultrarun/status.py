@@ -42,14 +42,11 @@ def collect_status(run_id: str, nameserver: str, nameserver_port: int | None,
 
 
 def _call(uri: str, secret: str, timeout: float, method: str) -> Any:
-    proxy = transport.make_proxy(uri, secret, timeout)
-    try:
-        with transport.remote_call(method):
-            return getattr(proxy, method)()
-    except CommunicationError:
-        return None
-    finally:
-        transport.close_proxy(proxy)
+    with transport.Connection(uri, secret, timeout) as conn:
+        try:
+            return conn.call(method)
+        except CommunicationError:
+            return None
 
 
 def format_status(status: dict[str, Any]) -> str:

@@ -1,32 +1,51 @@
-"""The one door to Pyro4: daemons, proxies, the name server, HMAC keys, timeouts and names.
+"""The one door to Pyro4: servers, connections, the name server, keys, limits, TLS and names.
 
 Pyro4 is frozen upstream; keeping every Pyro detail here makes a move to Pyro5 (or a Python that
-breaks Pyro4) a change in this file only. Nothing else in ultrarun imports Pyro4.
+breaks Pyro4) a change in this file only. No other module imports Pyro4 or touches a ``_pyro``
+name (``tests/test_architecture.py`` checks it). See docs/architecture.md and docs/security.md.
 
-Settings applied to every daemon and proxy made here:
-- the run secret is the HMAC key of every message, and there is always one: Pyro checks a
-  message's HMAC before it deserialises anything, so only the run's parties are ever parsed;
-- proxies speak marshal, daemons accept marshal and serpent (serpent for Pyro's own tools, such
-  as ``python -m Pyro4.nsc``); pickle is refused even if ``PYRO_SERIALIZERS_ACCEPTED`` asks for
-  it. marshal is C code and carries plain data exactly (tuples stay tuples); serpent parses
-  every message with ``ast.literal_eval``, which cost a third of a worker's CPU per job and a
-  fifth of the master's (docs/benchmarks.md);
-- daemons use Pyro's multiplex server: one thread serves any number of connections, so hundreds
-  of workers do not pin hundreds of threads;
-- every proxy has a timeout.
+What every server and connection made here guarantees:
+
+- **Signed, fresh, plain.** The run secret is the HMAC key of every message, and there is always
+  one. Every request also carries, signed, the connection's nonce (chosen by the server at the
+  handshake) and a counter that must grow, and every answer echoes them: a message recorded on
+  the wire and sent again, on the same connection or another, is refused. Messages travel as
+  marshal (never pickle, whatever ``PYRO_*`` settings say), read only after the HMAC was
+  checked. Pyro's own tools (``python -m Pyro4.nsc``) cannot prove freshness and are refused.
+- **No peer can hold a server.** Servers do not use Pyro's socket servers: one thread runs a
+  selector loop that reads whatever bytes have arrived and hands Pyro's daemon only complete
+  messages. A header announcing more than ``MAX_MESSAGE_SIZE`` bytes (64 KiB before the
+  handshake) closes the connection before anything is allocated for it; a connection that has
+  not completed its handshake, or a message, within ``COMMTIMEOUT`` seconds is closed, as is a
+  connection idle for ``IDLE_CLOSE`` seconds; at most ``MAX_PENDING`` connections may be
+  waiting for their handshake (the oldest goes) and ``MAX_CONNECTIONS`` may be open (the least
+  recently used goes). Answers are written without blocking.
+- **Optional two-way TLS** (:func:`configure_tls`): a party without a certificate signed by the
+  run's CA cannot complete the TLS handshake.
+- Every connection has a timeout; a :class:`Connection` is used by one thread at a time.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
+import os
 import re
+import selectors
+import socket
+import ssl
+import struct
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import Pyro4
+import Pyro4.core
 import Pyro4.errors
+import Pyro4.message
 import Pyro4.naming
+import Pyro4.socketutil
 
 from .config import config
 from .errors import (AuthenticationError, CommunicationError, CommunicationTimeout,
@@ -34,19 +53,24 @@ from .errors import (AuthenticationError, CommunicationError, CommunicationTimeo
 
 log = logging.getLogger(__name__)
 
-# Process-wide Pyro settings that cannot be given per daemon. Oneway calls run inline: ours only
-# enqueue work, and a thread per call would cost more than the call.
+# Process-wide Pyro settings. Oneway calls run inline: ours only enqueue work.
 Pyro4.config.ONEWAY_THREADED = False
 Pyro4.config.SERIALIZER = "marshal"
 Pyro4.config.REQUIRE_EXPOSE = True
 Pyro4.config.SOCK_NODELAY = True  # small request/reply messages: no Nagle delay
 
 _settings_lock = threading.Lock()
-_ACCEPTED = frozenset({"marshal", "serpent"})
 DEFAULT_NAMESERVER_PORT = 9090
 
 expose = Pyro4.expose
 oneway = Pyro4.oneway
+
+_Message = Pyro4.message.Message
+_HEADER = _Message.header_size
+_PREAUTH_LIMIT = 64 * 1024  # a handshake is a few hundred bytes
+_NONCE = "NONC"  # annotation keys: 4 characters, Pyro's rule
+_FRESH = "UNCE"
+_COUNTER = struct.Struct("!Q")
 
 # ---------------------------------------------------------------------------------------- names
 _NAME_PART = re.compile(r"^[A-Za-z0-9_\-]+$")
@@ -99,9 +123,15 @@ def remote_call(what: str) -> Iterator[None]:
     except Pyro4.errors.TimeoutError as exc:
         raise CommunicationTimeout(f"{what}: no answer in time ({exc})") from None
     except Pyro4.errors.SecurityError as exc:
-        raise AuthenticationError(f"{what}: refused, the run secrets differ ({exc})") from None
+        raise AuthenticationError(f"{what}: refused ({exc}); the run secrets or TLS "
+                                  "certificates differ: pass the run's secret (--secret, "
+                                  "ULTRARUN_SECRET) or read it from the credentials file "
+                                  "(--working-dir)") from None
     except Pyro4.errors.NamingError as exc:
         raise UnknownName(f"{what}: {exc}") from None
+    except Pyro4.errors.MessageTooLargeError as exc:
+        raise CommunicationError(f"{what}: {exc} (the MAX_MESSAGE_SIZE setting, "
+                                 f"ULTRARUN_MAX_MESSAGE_SIZE)") from None
     except (Pyro4.errors.CommunicationError, Pyro4.errors.ProtocolError) as exc:
         if "hmac" in str(exc).lower():
             raise AuthenticationError(
@@ -109,28 +139,463 @@ def remote_call(what: str) -> Iterator[None]:
                 "(--secret, ULTRARUN_SECRET) or read it from the credentials file "
                 "(--working-dir)") from None
         raise CommunicationError(f"{what}: {exc}") from None
+    except ssl.SSLError as exc:
+        raise AuthenticationError(f"{what}: TLS refused ({exc}); both sides need certificates "
+                                  "of the same run CA (ultrarun certs, --tls)") from None
     except OSError as exc:
         raise CommunicationError(f"{what}: {exc}") from None
 
 
-# -------------------------------------------------------------------------------------- daemons
-@contextlib.contextmanager
-def _daemon_settings() -> Iterator[None]:
+def _signing_key(secret: str) -> bytes:
+    """Every message is signed: an unsigned connection would parse anyone's marshal data."""
+    if not secret:
+        raise ConfigurationError("a run secret is required: every message is signed with it")
+    return secret.encode("utf-8") if isinstance(secret, str) else secret
+
+
+def _apply_limits() -> None:
+    """Proxies refuse answers (and requests) over the size limit as well."""
+    Pyro4.config.MAX_MESSAGE_SIZE = int(config.MAX_MESSAGE_SIZE)
+
+
+# ------------------------------------------------------------------------------------------ TLS
+_tls: dict[str, Any] = {"dir": None, "server": None}
+
+_TLS_FILES = ("ca.pem", "party.pem", "party.key")
+
+
+def configure_tls(directory: str | os.PathLike | None) -> None:
+    """Use two-way TLS for every server and connection of this process (``None``: no change).
+
+    ``directory`` holds ``ca.pem``, ``party.pem`` and ``party.key`` (``ultrarun certs DIR``
+    makes them). TLS is a property of the process, as in Pyro; asking for another directory
+    once one is in use is an error.
+    """
+    if directory is None:
+        return
+    path = Path(directory).expanduser().resolve()
     with _settings_lock:
-        saved = Pyro4.config.SERVERTYPE, Pyro4.config.SERIALIZERS_ACCEPTED
-        Pyro4.config.SERVERTYPE = "multiplex"
-        Pyro4.config.SERIALIZERS_ACCEPTED = set(_ACCEPTED)
+        if _tls["dir"] is not None:
+            if _tls["dir"] != path:
+                raise ConfigurationError(f"this process already uses TLS from {_tls['dir']}; "
+                                         f"one process uses one run's certificates")
+            return
+        missing = [name for name in _TLS_FILES if not (path / name).is_file()]
+        if missing:
+            raise ConfigurationError(f"{path} lacks {', '.join(missing)}; create them with "
+                                     f"`ultrarun certs {path}`")
+        ca, cert, key = (str(path / name) for name in _TLS_FILES)
+        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.minimum_version = ssl.TLSVersion.TLSv1_2
+        server.load_cert_chain(cert, key)
+        server.load_verify_locations(cafile=ca)
+        server.verify_mode = ssl.CERT_REQUIRED  # two-way: the client shows a certificate too
+        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        client.minimum_version = ssl.TLSVersion.TLSv1_2
+        client.load_cert_chain(cert, key)
+        client.load_verify_locations(cafile=ca)
+        # Parties are reached by IP address on clusters; what proves a peer is a certificate
+        # signed by this run's private CA, not a host name.
+        client.check_hostname = False
+        client.verify_mode = ssl.CERT_REQUIRED
+        _tls.update(dir=path, server=server)
+        # Pyro builds client sockets from its global SSL settings: hand it our context.
+        Pyro4.socketutil.getSSLcontext = lambda *args, **kwargs: client
+        Pyro4.config.SSL = True
+        log.info("two-way TLS with the certificates in %s", path)
+
+
+def tls_directory() -> Path | None:
+    return _tls["dir"]
+
+
+if config.TLS:  # ULTRARUN_TLS, read when ultrarun is imported, like every setting
+    configure_tls(config.TLS)
+
+
+# -------------------------------------------------------------------------------------- servers
+class _Peer:
+    """One client connection of a server, as the loop sees it."""
+
+    __slots__ = ("sock", "address", "inbox", "began", "last", "opened", "authed", "nonce",
+                 "count", "outbox", "out_since", "tls_pending", "dead")
+
+    def __init__(self, sock: socket.socket, address: Any, now: float, tls: bool):
+        self.sock = sock
+        self.address = address
+        self.inbox = bytearray()
+        self.began: float | None = None  # when the message being received started
+        self.last = now  # last activity
+        self.opened = now
+        self.authed = False  # completed the signed handshake
+        self.nonce = b""
+        self.count = 0
+        self.outbox = bytearray()
+        self.out_since: float | None = None
+        self.tls_pending = tls
+        self.dead = False
+
+
+class _Frame:
+    """One complete message, as Pyro's daemon reads it, with answers written to the peer."""
+
+    def __init__(self, loop: "_Loop", peer: _Peer, frame: bytes):
+        self._loop = loop
+        self._peer = peer
+        self._view = memoryview(frame)
+        self._pos = 0
+        self.sock = peer.sock
+        self.objectId = None
+        self.pyroInstances: dict = {}
+        self.keep_open = True
+
+    def recv(self, size: int) -> bytes:
+        chunk = self._view[self._pos:self._pos + size]
+        if len(chunk) < size:
+            raise Pyro4.errors.ConnectionClosedError("incomplete message")
+        self._pos += size
+        return bytes(chunk)
+
+    def send(self, data: bytes) -> None:
+        self._loop.write(self._peer, data)
+
+    def close(self) -> None:
+        self._loop.close(self._peer, "closed by the daemon")
+
+    def family(self) -> str:
+        return "IPv4"
+
+
+_reply = threading.local()  # annotations of the answer being written (the loop's thread)
+
+
+def _reply_annotations() -> dict:
+    return dict(getattr(_reply, "annotations", {}))
+
+
+class _Loop:
+    """The server loop: a selector over the listening socket and every peer.
+
+    Only complete messages reach the daemon (see the module docstring for every limit).
+    """
+
+    def __init__(self, daemon: Any, secret: bytes, tls: ssl.SSLContext | None, name: str):
+        self.daemon = daemon
+        self.key = secret
+        self.tls = tls
+        self.name = name
+        self.listener: socket.socket = daemon.transportServer.sock
+        self.listener.setblocking(False)
+        with contextlib.suppress(OSError):
+            self.listener.listen(1024)  # Pyro listens with a backlog of 100
+        self.selector = selectors.DefaultSelector()
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self.wake_w.setblocking(False)
+        self.selector.register(self.listener, selectors.EVENT_READ, "accept")
+        self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
+        self.pending: collections.OrderedDict[_Peer, None] = collections.OrderedDict()
+        self.authed: collections.OrderedDict[_Peer, None] = collections.OrderedDict()
+        self.stats: collections.Counter = collections.Counter()
+        self.stopping = False
+        daemon.annotations = _reply_annotations  # answers (errors too) carry our annotations
+
+    # ------------------------------------------------------------------------------ running
+    def run(self) -> None:
+        sweep_every = max(0.05, min(0.5, config.COMMTIMEOUT / 4))
+        next_sweep = time.monotonic() + sweep_every
+        while not self.stopping:
+            timeout = max(0.0, next_sweep - time.monotonic())
+            try:
+                events = self.selector.select(timeout)
+            except (OSError, ValueError):
+                events = []
+            for key, mask in events:
+                if self.stopping:
+                    break
+                try:
+                    if key.data == "accept":
+                        self._accept()
+                    elif key.data == "wake":
+                        with contextlib.suppress(OSError):
+                            self.wake_r.recv(4096)
+                    else:
+                        self._event(key.data, mask)
+                except Exception:  # the loop must never die
+                    log.exception("%s: error serving a connection", self.name)
+                    if isinstance(key.data, _Peer):
+                        self.close(key.data, "error")
+            now = time.monotonic()
+            if now >= next_sweep:
+                self._sweep(now)
+                next_sweep = now + sweep_every
+        self._close_all()
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self.wake_w.send(b"x")
+
+    def _accept(self) -> None:
+        for _ in range(256):  # bounded: other peers get their turn
+            try:
+                sock, address = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.debug("%s: accept failed: %s", self.name, exc)
+                return
+            now = time.monotonic()
+            sock.setblocking(False)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.tls is not None:
+                try:
+                    sock = self.tls.wrap_socket(sock, server_side=True,
+                                                do_handshake_on_connect=False)
+                except (OSError, ssl.SSLError):
+                    sock.close()
+                    continue
+            peer = _Peer(sock, address, now, self.tls is not None)
+            self.stats["accepted"] += 1
+            while len(self.pending) >= config.MAX_PENDING:
+                oldest = next(iter(self.pending))
+                self.stats["evicted_pending"] += 1
+                self.close(oldest, "too many connections waiting for their handshake")
+            self.pending[peer] = None
+            self.selector.register(sock, selectors.EVENT_READ, peer)
+
+    def _event(self, peer: _Peer, mask: int) -> None:
+        if peer.dead:
+            return
+        if peer.tls_pending:
+            self._tls_handshake(peer)
+            if peer.tls_pending or peer.dead:
+                return
+        if mask & selectors.EVENT_WRITE:
+            self._flush(peer)
+        if mask & selectors.EVENT_READ and not peer.dead:
+            self._read(peer)
+
+    def _tls_handshake(self, peer: _Peer) -> None:
         try:
-            yield
+            peer.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._want(peer, write=False)
+            return
+        except ssl.SSLWantWriteError:
+            self._want(peer, write=True)
+            return
+        except (ssl.SSLError, OSError) as exc:
+            self.stats["refused_tls"] += 1
+            self.close(peer, f"TLS handshake failed: {exc}")
+            return
+        peer.tls_pending = False
+        self._want(peer, write=bool(peer.outbox))
+
+    def _want(self, peer: _Peer, write: bool) -> None:
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if write else 0)
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.modify(peer.sock, events, peer)
+
+    def _read(self, peer: _Peer) -> None:
+        try:
+            data = peer.sock.recv(65536)
+            if isinstance(peer.sock, ssl.SSLSocket):
+                while peer.sock.pending():  # bytes TLS decrypted already: the selector
+                    data += peer.sock.recv(peer.sock.pending())  # will not wake us for them
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return
+        except OSError as exc:
+            self.close(peer, f"read failed: {exc}")
+            return
+        if not data:
+            self.close(peer, "closed by the peer")
+            return
+        now = time.monotonic()
+        peer.last = now
+        peer.inbox += data
+        if peer.authed:
+            self.authed.move_to_end(peer)
+        while not peer.dead:
+            size = self._frame_size(peer)
+            if size is None:
+                return
+            if len(peer.inbox) < size:
+                if peer.began is None:
+                    peer.began = now
+                return
+            frame = bytes(peer.inbox[:size])
+            del peer.inbox[:size]
+            peer.began = now if peer.inbox else None
+            self._handle(peer, frame)
+
+    def _frame_size(self, peer: _Peer) -> int | None:
+        """The size of the message at the head of the peer's bytes, once its header is in; the
+        peer is closed if the header is not Pyro's or announces too much."""
+        if len(peer.inbox) < _HEADER:
+            if peer.inbox and peer.began is None:
+                peer.began = time.monotonic()
+            return None
+        try:
+            header = _Message.from_header(bytes(peer.inbox[:_HEADER]))
+        except Pyro4.errors.ProtocolError as exc:
+            self.stats["refused_malformed"] += 1
+            self.close(peer, f"not a Pyro message: {exc}")
+            return None
+        size = _HEADER + header.annotations_size + header.data_size
+        limit = config.MAX_MESSAGE_SIZE if peer.authed else _PREAUTH_LIMIT
+        if size > limit or header.data_size < 0:
+            self.stats["refused_size"] += 1
+            self.close(peer, f"message of {size} bytes announced, the limit is {limit}")
+            return None
+        return size
+
+    def _handle(self, peer: _Peer, frame: bytes) -> None:
+        try:
+            message = _Message.recv(_Frame(self, peer, frame), hmac_key=self.key)
+        except Pyro4.errors.SecurityError:
+            self.stats["refused_unsigned"] += 1
+            if not peer.authed:  # tell a party with the wrong secret why; then hang up
+                _reply.annotations = {}
+                with contextlib.suppress(Exception):
+                    self.daemon._handshake(_Frame(self, peer, frame),
+                                           denied_reason="message hmac mismatch")
+            self.close(peer, "not signed with the run secret", flush=True)
+            return
+        except Pyro4.errors.PyroError as exc:
+            self.stats["refused_malformed"] += 1
+            self.close(peer, f"malformed message: {exc}")
+            return
+        if "HMAC" not in message.annotations:
+            self.stats["refused_unsigned"] += 1
+            self.close(peer, "unsigned message")
+            return
+        if not peer.authed:
+            if message.type != Pyro4.message.MSG_CONNECT:
+                self.stats["refused_malformed"] += 1
+                self.close(peer, "a request before the handshake")
+                return
+            nonce = os.urandom(16)
+            _reply.annotations = {_NONCE: nonce}
+            if self.daemon._handshake(_Frame(self, peer, frame)):
+                peer.authed, peer.nonce = True, nonce
+                self.pending.pop(peer, None)
+                self.authed[peer] = None
+                self.stats["authenticated"] += 1
+                while len(self.authed) > config.MAX_CONNECTIONS:
+                    oldest = next(iter(self.authed))
+                    self.stats["evicted_idle"] += 1
+                    self.close(oldest, "too many connections (least recently used)")
+            else:
+                self.close(peer, "handshake refused", flush=True)
+            return
+        fresh = message.annotations.get(_FRESH, b"")
+        if (len(fresh) != 16 + _COUNTER.size or fresh[:16] != peer.nonce
+                or _COUNTER.unpack(fresh[16:])[0] <= peer.count):
+            self.stats["refused_replay"] += 1
+            log.warning("%s: refused a replayed or stale message from %s", self.name,
+                        peer.address)
+            self.close(peer, "replayed or stale message")
+            return
+        peer.count = _COUNTER.unpack(fresh[16:])[0]
+        _reply.annotations = {_FRESH: fresh}
+        try:
+            self.daemon.handleRequest(_Frame(self, peer, frame))
+        except Exception as exc:  # Pyro re-raises communication errors: drop the peer
+            self.close(peer, f"request failed: {exc}")
         finally:
-            Pyro4.config.SERVERTYPE, Pyro4.config.SERIALIZERS_ACCEPTED = saved
+            _reply.annotations = {}
+
+    # ------------------------------------------------------------------------------ writing
+    def write(self, peer: _Peer, data: bytes) -> None:
+        if peer.dead:
+            return
+        if not peer.outbox:
+            try:
+                sent = peer.sock.send(data)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError,
+                    ssl.SSLWantReadError):
+                sent = 0
+            except OSError as exc:
+                self.close(peer, f"write failed: {exc}")
+                return
+            if sent == len(data):
+                return
+            data = data[sent:]
+            peer.out_since = time.monotonic()
+            self._want(peer, write=True)
+        peer.outbox += data
+        if len(peer.outbox) > 4 * config.MAX_MESSAGE_SIZE:
+            self.close(peer, "does not read its answers")
+
+    def _flush(self, peer: _Peer) -> None:
+        while peer.outbox:
+            try:
+                sent = peer.sock.send(peer.outbox)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError,
+                    ssl.SSLWantReadError):
+                return
+            except OSError as exc:
+                self.close(peer, f"write failed: {exc}")
+                return
+            del peer.outbox[:sent]
+        peer.out_since = None
+        self._want(peer, write=False)
+
+    # ------------------------------------------------------------------------------ closing
+    def _sweep(self, now: float) -> None:
+        """Close what overstayed: handshakes and messages after COMMTIMEOUT, answers nobody
+        reads, connections idle for IDLE_CLOSE."""
+        deadline = config.COMMTIMEOUT
+        for peer in list(self.pending):
+            if now - peer.opened > deadline:
+                self.stats["expired_handshake"] += 1
+                self.close(peer, f"no handshake within {deadline}s")
+        for peer in list(self.authed):
+            if peer.began is not None and now - peer.began > deadline:
+                self.stats["expired_message"] += 1
+                self.close(peer, f"a message did not complete within {deadline}s")
+            elif peer.out_since is not None and now - peer.out_since > deadline:
+                self.close(peer, f"an answer was not read within {deadline}s")
+            elif now - peer.last > config.IDLE_CLOSE:
+                self.stats["closed_idle"] += 1
+                self.close(peer, f"idle for {config.IDLE_CLOSE}s")
+
+    def close(self, peer: _Peer, reason: str, flush: bool = False) -> None:
+        if peer.dead:
+            return
+        peer.dead = True
+        log.debug("%s: closing the connection from %s: %s", self.name, peer.address, reason)
+        self.pending.pop(peer, None)
+        self.authed.pop(peer, None)
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(peer.sock)
+        if flush and peer.outbox:
+            with contextlib.suppress(OSError, ssl.SSLError):
+                peer.sock.send(peer.outbox)
+        with contextlib.suppress(OSError):
+            peer.sock.close()
+
+    def _close_all(self) -> None:
+        for peer in list(self.pending) + list(self.authed):
+            self.close(peer, "server shut down")
+        with contextlib.suppress(Exception):
+            self.selector.close()
+        for sock in (self.wake_r, self.wake_w):
+            sock.close()
+        with contextlib.suppress(Exception):
+            self.daemon.close()
+
+    @property
+    def connections(self) -> int:
+        return len(self.pending) + len(self.authed)
 
 
 class Server:
-    """A Pyro daemon serving one object in a background thread.
+    """A Pyro daemon serving one object from a background thread (see the module docstring).
 
     ``start()`` binds and starts serving; ``shutdown()`` is idempotent. The object's methods run
-    in the daemon's single thread, so they must return quickly.
+    in the server's single thread, so they must return quickly.
     """
 
     def __init__(self, obj: Any, secret: str, host: str | None = None, port: int = 0,
@@ -141,48 +606,60 @@ class Server:
         self._port = port
         self._object_id = object_id
         self._factory = daemon_factory or Pyro4.Daemon
-        self._daemon: Any = None
+        self._loop: _Loop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.uri: str | None = None
 
     def start(self) -> str:
         with self._lock:
-            if self._daemon is not None:
+            if self._loop is not None:
                 return self.uri  # type: ignore[return-value]
             key = _signing_key(self._secret)
-            with _daemon_settings():
+            _apply_limits()
+            with _settings_lock:  # our loop does TLS itself: Pyro must not wrap the listener
+                saved = (Pyro4.config.SERVERTYPE, Pyro4.config.SSL,
+                         Pyro4.config.SERIALIZERS_ACCEPTED)
+                Pyro4.config.SERVERTYPE, Pyro4.config.SSL = "multiplex", False
+                Pyro4.config.SERIALIZERS_ACCEPTED = {"marshal"}  # whatever PYRO_* says
                 try:
                     daemon = self._factory(host=self._host, port=self._port)
                 except OSError as exc:
-                    raise CommunicationError(f"cannot listen on {self._host}:{self._port}: {exc}") from None
+                    raise CommunicationError(
+                        f"cannot listen on {self._host}:{self._port}: {exc}") from None
+                finally:
+                    (Pyro4.config.SERVERTYPE, Pyro4.config.SSL,
+                     Pyro4.config.SERIALIZERS_ACCEPTED) = saved
             daemon._pyroHmacKey = key
             if self._obj is not None:
                 self.uri = str(daemon.register(self._obj, objectId=self._object_id))
             self._daemon = daemon
-            self._thread = threading.Thread(target=self._loop, name=f"pyro-{self._host}",
-                                            daemon=True)
+            self._loop = _Loop(daemon, key, _tls["server"], f"server {daemon.locationStr}")
+            self._thread = threading.Thread(target=self._loop.run, daemon=True,
+                                            name=f"pyro-{self._host}")
             self._thread.start()
             return self.uri  # type: ignore[return-value]
-
-    def _loop(self) -> None:
-        try:
-            self._daemon.requestLoop()
-        except Exception:  # the loop must never die silently
-            log.exception("Pyro request loop failed")
 
     @property
     def location(self) -> tuple[str, int]:
         host, port = self._daemon.locationStr.rsplit(":", 1)
         return host.strip("[]"), int(port)
 
+    def stats(self) -> dict[str, int]:
+        """What the server refused and closed so far, and how many connections are open."""
+        loop = self._loop
+        if loop is None:
+            return {}
+        return {**loop.stats, "open": loop.connections, "authenticated_open": len(loop.authed)}
+
     def shutdown(self) -> None:
         with self._lock:
-            daemon, self._daemon = self._daemon, None
+            loop, self._loop = self._loop, None
             thread, self._thread = self._thread, None
-        if daemon is None:
+        if loop is None:
             return
-        daemon.shutdown()
+        loop.stopping = True
+        loop.wake()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
 
@@ -195,37 +672,100 @@ class Server:
 
 
 def start_nameserver(secret: str, host: str | None = None, port: int = 0) -> Server:
-    """A Pyro name server (no UDP broadcast responder) served in a background thread."""
+    """A Pyro name server (no UDP broadcast responder) served from a background thread."""
     server = Server(None, secret, host=host, port=port,
                     daemon_factory=Pyro4.naming.NameServerDaemon)
     server.start()
     return server
 
 
-def _signing_key(secret: str) -> str:
-    """Every message is signed: an unsigned connection would parse anyone's marshal data."""
-    if not secret:
-        raise ConfigurationError("a run secret is required: every message is signed with it")
-    return secret
+# ---------------------------------------------------------------------------------- connections
+class _Proxy(Pyro4.core.Proxy):
+    """Pyro's proxy, with the freshness annotation on every request and its echo checked on
+    every answer (see the module docstring). Its own state lives in ``__dict__``: Pyro's
+    proxy treats any other attribute as the remote object's."""
+
+    def _pyroAnnotations(self) -> dict:
+        state = self.__dict__
+        if self._pyroConnection is None or "_ur_nonce" not in state:  # the handshake itself
+            return {}
+        state["_ur_count"] += 1
+        state["_ur_sent"] = state["_ur_nonce"] + _COUNTER.pack(state["_ur_count"])
+        return {_FRESH: state["_ur_sent"]}
+
+    def _pyroResponseAnnotations(self, annotations: dict, msgtype: int) -> None:
+        state = self.__dict__
+        if msgtype == Pyro4.message.MSG_CONNECTOK:
+            nonce = annotations.get(_NONCE)
+            if not nonce or len(nonce) != 16:
+                self._pyroRelease()
+                raise Pyro4.errors.SecurityError("the server sent no nonce: not an ultrarun "
+                                                 "daemon of this version")
+            state.update(_ur_nonce=bytes(nonce), _ur_count=0, _ur_sent=None)
+        elif msgtype == Pyro4.message.MSG_RESULT:
+            if annotations.get(_FRESH) != state.get("_ur_sent"):
+                raise Pyro4.errors.SecurityError("an answer that does not echo this request "
+                                                 "(replayed?)")
+
+    def _pyroRelease(self) -> None:
+        self.__dict__.pop("_ur_nonce", None)  # a new connection gets a new nonce
+        super()._pyroRelease()
 
 
-# -------------------------------------------------------------------------------------- proxies
-def make_proxy(uri: str, secret: str, timeout: float | None = None) -> Any:
-    """A proxy that speaks marshal, signs with the run secret and never waits forever."""
-    proxy = Pyro4.Proxy(uri)
-    proxy._pyroHmacKey = _signing_key(secret)
-    proxy._pyroSerializer = "marshal"
-    proxy._pyroTimeout = timeout if timeout is not None else config.COMMTIMEOUT
-    return proxy
+class Connection:
+    """A connection to one remote object, used by one thread at a time (hand it over, never
+    share it: Pyro5 forbids sharing, and ordered delivery depends on it).
 
+    Calls are made with :meth:`call` (an answer) and :meth:`send` (a oneway message: it only
+    waits until the message is handed to the operating system). Every call has a timeout;
+    errors are :class:`~ultrarun.errors.CommunicationError` and its subclasses.
+    """
 
-def close_proxy(proxy: Any) -> None:
-    with contextlib.suppress(Exception):
-        proxy._pyroRelease()
+    def __init__(self, uri: str, secret: str, timeout: float | None = None,
+                 what: str | None = None):
+        _apply_limits()
+        proxy = _Proxy(uri)
+        proxy._pyroHmacKey = _signing_key(secret)
+        proxy._pyroSerializer = "marshal"
+        proxy._pyroTimeout = timeout if timeout is not None else config.COMMTIMEOUT
+        self._proxy = proxy
+        self.uri = uri
+        self.what = what or uri
+
+    def call(self, method: str, *args: Any) -> Any:
+        with remote_call(f"{method} on {self.what}"):
+            return getattr(self._proxy, method)(*args)
+
+    def send(self, method: str, *args: Any) -> None:
+        """A oneway call (the remote method must be declared :func:`oneway`)."""
+        with remote_call(f"{method} to {self.what}"):
+            getattr(self._proxy, method)(*args)
+
+    def connect(self) -> None:
+        """Open the connection now (TCP, TLS, the signed handshake), if it is not open."""
+        with remote_call(f"connect to {self.what}"):
+            self._proxy._pyroBind()
+
+    @property
+    def connected(self) -> bool:
+        return self._proxy._pyroConnection is not None
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._proxy._pyroRelease()
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 class NameServerClient:
-    """Register, look up and list names; one connection, reopened once if it broke."""
+    """Register, look up and list names; one connection, reopened once if it broke.
+
+    Like a :class:`Connection`, a client belongs to one thread at a time.
+    """
 
     def __init__(self, host: str, port: int | None, secret: str, timeout: float | None = None):
         # "localhost" may resolve to ::1 first, where our IPv4 listeners are not.
@@ -233,8 +773,7 @@ class NameServerClient:
         self.port = int(port) if port else DEFAULT_NAMESERVER_PORT
         self._secret = secret
         self._timeout = timeout
-        self._lock = threading.Lock()
-        self._proxy: Any = None
+        self._conn: Connection | None = None
 
     @property
     def uri(self) -> str:
@@ -242,37 +781,33 @@ class NameServerClient:
         return f"PYRO:{Pyro4.constants.NAMESERVER_NAME}@{host}:{self.port}"
 
     def _call(self, method: str, *args: Any) -> Any:
-        what = f"name server {self.host}:{self.port} {method}"
-        with self._lock:
-            for attempt in (1, 2):
-                if self._proxy is None:
-                    self._proxy = make_proxy(self.uri, self._secret, self._timeout)
-                try:
-                    with remote_call(what):
-                        return getattr(self._proxy, method)(*args)
-                except UnknownName:
-                    raise
-                except (AuthenticationError, CommunicationTimeout):
-                    self._drop()
-                    raise
-                except CommunicationError as exc:
-                    self._drop()
-                    if attempt == 2:
-                        raise NameServerError(str(exc)) from None
+        for attempt in (1, 2):
+            if self._conn is None:
+                self._conn = Connection(self.uri, self._secret, self._timeout,
+                                        what=f"the name server at {self.host}:{self.port}")
+            try:
+                return self._conn.call(method, *args)
+            except UnknownName:
+                raise
+            except (AuthenticationError, CommunicationTimeout):
+                self.close()
+                raise
+            except CommunicationError as exc:
+                self.close()
+                if attempt == 2:
+                    raise NameServerError(str(exc)) from None
         raise AssertionError("unreachable")
-
-    def _drop(self) -> None:
-        if self._proxy is not None:
-            close_proxy(self._proxy)
-            self._proxy = None
 
     def ping(self) -> None:
         self._call("ping")
 
-    def wait(self, timeout: float) -> None:
+    def wait(self, timeout: float, on_wait: Callable[[float], Any] | None = None) -> None:
         """Ping until the name server answers (parties may start before it), or raise
-        :class:`NameServerError` after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
+        :class:`NameServerError` after ``timeout`` seconds. ``on_wait(seconds_waited)`` is
+        called about every 5 seconds while it waits (to say so)."""
+        start = time.monotonic()
+        deadline = start + timeout
+        next_note = start + 5.0
         waiter = threading.Event()
         while True:
             try:
@@ -281,9 +816,14 @@ class NameServerClient:
             except (AuthenticationError, CommunicationTimeout):
                 raise
             except CommunicationError:
-                if time.monotonic() >= deadline:
-                    raise NameServerError(f"no name server at {self.host}:{self.port}") from None
-                waiter.wait(0.1)
+                now = time.monotonic()
+                if now >= deadline:
+                    raise NameServerError(f"no name server at {self.host}:{self.port} after "
+                                          f"{timeout:g}s") from None
+                if on_wait is not None and now >= next_note:
+                    on_wait(now - start)
+                    next_note = now + 5.0
+                waiter.wait(min(0.1, max(0.0, deadline - now)))
 
     def register(self, name: str, uri: str) -> None:
         self._call("register", name, str(uri))
@@ -302,8 +842,9 @@ class NameServerClient:
         return {k: str(v) for k, v in self._call("list", prefix).items()}
 
     def close(self) -> None:
-        with self._lock:
-            self._drop()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
     def __enter__(self) -> "NameServerClient":
         return self
@@ -312,19 +853,12 @@ class NameServerClient:
         self.close()
 
 
-__all__ = ["Server", "NameServerClient", "start_nameserver", "make_proxy", "close_proxy",
-           "remote_call", "expose", "oneway", "check_run_id", "dispatcher_name", "worker_prefix",
-           "worker_name", "parse_worker_name", "DEFAULT_NAMESERVER_PORT"]
-
-
 def local_address_towards(host: str) -> str:
     """The local IP address a connection to ``host`` leaves from (no packet is sent).
 
     A worker told only where the name server is binds here, so a name server on another node
     can reach it; a loopback name server keeps everything on loopback.
     """
-    import socket
-
     try:
         infos = socket.getaddrinfo(host, 9, type=socket.SOCK_DGRAM)
     except socket.gaierror as exc:
@@ -338,3 +872,9 @@ def local_address_towards(host: str) -> str:
             return sock.getsockname()[0]
         except OSError:
             return config.HOST
+
+
+__all__ = ["Server", "Connection", "NameServerClient", "start_nameserver", "remote_call",
+           "expose", "oneway", "configure_tls", "tls_directory", "check_run_id",
+           "dispatcher_name", "worker_prefix", "worker_name", "parse_worker_name",
+           "local_address_towards", "DEFAULT_NAMESERVER_PORT"]

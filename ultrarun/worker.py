@@ -1,12 +1,20 @@
-"""Long-lived workers: register with the name server, take one job at a time, push results back.
+"""Long-lived workers: register with the name server, take jobs, push results back.
 
 Subclass :class:`Worker` and override ``compute`` (HpBandSter's or ultraopt's signature), or hand
 a plain function to :meth:`Worker.initialize`. ``concurrent_type="process"`` runs compute in a
 child process, so a crashing compute cannot take the worker down and hard time and memory limits
-can be enforced.
+can be enforced. How a worker talks to its dispatcher is in docs/worker.md and
+docs/architecture.md.
+
+Three threads: the server's (answers pings, takes jobs pushed to it: no remote calls), the loop
+(runs one job at a time) and the uplink (the only one that calls out: results, hellos, the name
+server). Every job that arrives is acknowledged by its ``seq``; copies of a job it already has
+are ignored, and every call and ping answer carries what it holds, so the dispatcher can repair
+whatever went missing.
 """
 from __future__ import annotations
 
+import collections
 import functools
 import inspect
 import itertools
@@ -14,7 +22,6 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import queue
 import resource
 import signal
 import socket
@@ -25,16 +32,23 @@ from typing import Any, Callable
 
 from . import _gc, transport
 from .config import config
-from .errors import (AuthenticationError, CommunicationError, ConfigurationError, NameServerError,
-                     ResultError, UltrarunError)
-from .job import JobStatus, validate_result
-from .security import Credentials, resolve_secret
+from .errors import (AuthenticationError, CommunicationError, ConfigurationError, JobError,
+                     NameServerError, ResultError, UltrarunError)
+from .job import JobStatus, parse_job_message, validate_result
+from .security import Credentials, credentials_path, resolve_secret
 
 log = logging.getLogger(__name__)
 
 _worker_ids = itertools.count()
 _STARTUP_TIMEOUT = 120.0  # seconds a compute process may take to start
 _CONCURRENT_TYPES = ("thread", "process")
+_DISPATCHERS_KEPT = 8  # dispatchers whose acknowledgements a worker remembers
+
+
+def _patience() -> float:
+    """Seconds a worker keeps trying to deliver a result to a dispatcher that is still the
+    run's (longer than any dispatcher waits before it gives up on a silent worker)."""
+    return 30 * (config.PING_INTERVAL + config.COMMTIMEOUT)
 
 
 class Worker:
@@ -46,11 +60,15 @@ class Worker:
             :meth:`load_nameserver_credentials`).
         host: address to listen on; by default the local address facing the name server.
         worker_id: distinguishes several workers in one process (``id`` is accepted too).
-        timeout: seconds to wait idle for a job before shutting down (None: forever).
+        timeout: seconds without work after which the worker shuts down (None: never). The
+            clock starts when the worker starts and again whenever it finishes a job, and stops
+            while it holds a job (HpBandSter's meaning: a worker started before its master is
+            kept as long as the master comes within ``timeout``).
         debug: log every job with its arguments and outcome at INFO level (else DEBUG).
         secret: the run secret; see :func:`ultrarun.security.resolve_secret` for the default.
         time_limit, memory_limit: hard per-job limits in seconds and MiB; need
             ``concurrent_type="process"``. Exceeding them reports TIMEOUT / MEMOUT.
+        tls: a directory of TLS certificates (``ultrarun certs``): two-way TLS for the process.
     """
 
     def __init__(self, run_id: Any, nameserver: str | None = None,
@@ -58,7 +76,7 @@ class Worker:
                  worker_id: Any = None, timeout: float | None = None, debug: bool = False, *,
                  secret: str | None = None, time_limit: float | None = None,
                  memory_limit: float | None = None, id: Any = None,
-                 logger: logging.Logger | None = None):
+                 logger: logging.Logger | None = None, tls: Any = None):
         self.run_id = transport.check_run_id(run_id)
         self.nameserver = nameserver
         self.nameserver_port = nameserver_port
@@ -70,6 +88,7 @@ class Worker:
                              ("memory_limit", memory_limit)):
             if value is not None and not value > 0:
                 raise ConfigurationError(f"{label} must be a positive number or None, got {value!r}")
+        transport.configure_tls(tls)
         self.timeout = timeout
         self.time_limit = time_limit
         self.memory_limit = memory_limit
@@ -101,14 +120,19 @@ class Worker:
     def load_nameserver_credentials(self, working_directory: str | os.PathLike,
                                     num_tries: int = 60, interval: float = 1) -> None:
         """Read the run's credentials file (written by the name server), waiting for it to appear
-        for up to ``num_tries * interval`` seconds."""
+        for up to ``num_tries * interval`` seconds (and saying so while it waits)."""
         waiter = threading.Event()
+        path = credentials_path(working_directory, self.run_id)
         for attempt in range(max(1, int(num_tries))):
             try:
                 creds = Credentials.read(working_directory, self.run_id)
                 break
             except FileNotFoundError:
                 if attempt + 1 < num_tries:
+                    if attempt % 5 == 0:
+                        self.logger.warning("waiting for the credentials file %s (written by "
+                                            "`ultrarun nameserver --working-dir`; %d of %d "
+                                            "tries)", path, attempt + 1, num_tries)
                     waiter.wait(interval)
         else:
             raise NameServerError(
@@ -117,8 +141,8 @@ class Worker:
         self.nameserver, self.nameserver_port, self.secret = creds.host, creds.port, creds.secret
 
     def run(self, background: bool = False, concurrent_type: str = "thread") -> None:
-        """Register and serve jobs. Foreground blocks until :meth:`shutdown` (or the idle timeout);
-        background returns once the worker is registered and serves from a daemon thread."""
+        """Register and serve jobs. Foreground blocks until :meth:`shutdown` (or the idle
+        timeout); background returns once the worker is registered and serves from threads."""
         if concurrent_type not in _CONCURRENT_TYPES:
             raise ConfigurationError(f"concurrent_type must be one of {_CONCURRENT_TYPES}, "
                                      f"got {concurrent_type!r}")
@@ -126,17 +150,17 @@ class Worker:
             raise ConfigurationError("time_limit and memory_limit need concurrent_type='process'")
         if self._rt is not None:
             raise UltrarunError(f"worker {self.worker_name} is already running")
-        rt = self._rt = _Runtime(concurrent_type)
+        rt = self._rt = _Runtime(self, concurrent_type)
         try:
             self._start(rt)
         except BaseException:
             self.shutdown()
             raise
-        rt.thread = threading.Thread(target=self._loop, args=(rt,), name=f"worker-{self.worker_id}",
-                                     daemon=True)
-        rt.thread.start()
-        threading.Thread(target=self._reporter_loop, args=(rt,), daemon=True,
-                         name=f"worker-{self.worker_id}-reporter").start()
+        for target, name in ((self._loop, f"worker-{self.worker_id}"),
+                             (rt.uplink_loop, f"worker-{self.worker_id}-uplink")):
+            thread = threading.Thread(target=target, args=(rt,) if target == self._loop else (),
+                                      name=name, daemon=True)
+            thread.start()
         if not background:
             try:
                 rt.stopped.wait()
@@ -147,7 +171,12 @@ class Worker:
         ns_host = self.nameserver or config.HOST
         rt.secret = resolve_secret(self.secret, self.nameserver_port)
         rt.ns = transport.NameServerClient(ns_host, self.nameserver_port, rt.secret)
-        rt.ns.wait(timeout=config.NAMESERVER_WAIT)
+        self.logger.info("worker of run %s: looking for the name server at %s:%s", self.run_id,
+                         rt.ns.host, rt.ns.port)
+        rt.ns.wait(config.NAMESERVER_WAIT, on_wait=lambda s: self.logger.warning(
+            "worker of run %s: waiting %.0fs so far for the name server at %s:%s (gives up "
+            "after %gs, the NAMESERVER_WAIT setting)", self.run_id, s, rt.ns.host, rt.ns.port,
+            config.NAMESERVER_WAIT))
         bind = self.host or transport.local_address_towards(ns_host)
         rt.server = transport.Server(WorkerService(self, rt), rt.secret, host=bind)
         rt.uri = rt.server.start()
@@ -156,148 +185,49 @@ class Worker:
         rt.ns.register(self.worker_name, rt.uri)
         if rt.concurrent_type == "process":
             rt.child = _ComputeProcess(self, self.time_limit, self.memory_limit)
-        self.logger.info("worker %s serving at %s", self.worker_name, rt.uri)
+        self.logger.info("worker %s registered with the name server at %s:%s, serving at %s",
+                         self.worker_name, rt.ns.host, rt.ns.port, rt.uri)
 
     # ------------------------------------------------------------------------- the loop
     def _loop(self, rt: "_Runtime") -> None:
+        """Run the jobs that arrive, one at a time, until shutdown or the idle timeout."""
+        timed_out = False
         try:
-            job = self._hello(rt)  # first: the dispatcher counts us before the collection
             with _gc.frozen_startup_objects():
                 while not rt.stop.is_set():
+                    job = rt.next_job(self.timeout)
                     if job is None:
-                        job = self._wait_for_job(rt)
-                        if job is None:  # idle timeout or shutdown
-                            break
-                    payload = self._execute(rt, job)
-                    if rt.stop.is_set():
+                        timed_out = not rt.stop.is_set()
                         break
-                    if rt.jobs.empty():
-                        job = self._report(rt, job, payload)  # the answer may carry the next job
-                    else:  # a prefetched job waits: run it while the result travels
-                        rt.outbox.put((job, payload))
-                        job = None
+                    rt.done(self._execute(rt, job))
         except Exception:
             self.logger.exception("worker %s failed", self.worker_name)
         finally:
-            rt.outbox.put(None)
-            rt.stopped.set()
-
-    def _reporter_loop(self, rt: "_Runtime") -> None:
-        """Sends the results handed over while the worker already computes its next job."""
-        while True:
-            item = rt.outbox.get()
-            if item is None or rt.stop.is_set():
-                return
-            if isinstance(item, str):  # a new dispatcher: connect before the first result
-                try:
-                    with transport.remote_call("connect to the dispatcher"):
-                        rt.dispatcher_proxy(item)._pyroBind()
-                except CommunicationError as exc:  # reporting will retry and say so
-                    self.logger.debug("could not connect to %s yet: %s", item, exc)
-                continue
-            try:
-                following = self._report(rt, *item)
-            except Exception:
-                self.logger.exception("worker %s could not report a result", self.worker_name)
-                continue
-            if following is not None:
-                rt.jobs.put(following)
-
-    def _wait_for_job(self, rt: "_Runtime") -> dict | None:
-        """The next job, or None after the idle timeout or on shutdown. While idle, check every
-        PING_INTERVAL that the name server still knows us (it may have been restarted)."""
-        idle_until = None if self.timeout is None else time.monotonic() + self.timeout
-        while not rt.stop.is_set():
-            wait = config.PING_INTERVAL
-            if idle_until is not None:
-                wait = min(wait, idle_until - time.monotonic())
-            try:
-                return rt.jobs.get(timeout=max(wait, 0.0))
-            except queue.Empty:
-                pass
-            if idle_until is not None and time.monotonic() >= idle_until:
-                self.logger.info("worker %s idle for %ss: shutting down", self.worker_name,
+            if timed_out:
+                self.shutdown()  # unregister and stop serving first, then say so
+                self.logger.info("worker %s was idle for %gs: shut down", self.worker_name,
                                  self.timeout)
-                return None
-            job = self._check_registration(rt)
-            if job is not None:
-                return job
-        return None
-
-    def _check_registration(self, rt: "_Runtime") -> dict | None:
-        """Register again if a restarted name server forgot us, and say hello again."""
-        try:
-            if rt.ns.lookup(self.worker_name) is not None:
-                return None
-            rt.ns.register(self.worker_name, rt.uri)
-        except CommunicationError:
-            return None  # the name server is down: try again later
-        self.logger.info("worker %s registered again (the name server forgot it)",
-                         self.worker_name)
-        return self._hello(rt)
+            rt.stopped.set()
 
     def _execute(self, rt: "_Runtime", job: dict) -> dict:
         kwargs = dict(job["kwargs"])
         kwargs["config_id"] = job["id"]
-        rt.current = job
-        started = time.time()
         level = logging.INFO if self.debug else logging.DEBUG
+        if rt.jobs_done == 0:
+            self.logger.info("worker %s got its first job, from %s", self.worker_name,
+                             job["dispatcher"])
         self.logger.log(level, "worker %s starts job %s with %s", self.worker_name, job["id"],
                         job["kwargs"])
+        started = time.monotonic()
         if rt.child is not None:
             status, result, exception = rt.child.run(kwargs)
         else:
             status, result, exception = _run_compute(self, kwargs)
-        rt.current = None
-        rt.jobs_done += 1
+        duration = time.monotonic() - started
         self.logger.log(level, "worker %s finished job %s: %s %s", self.worker_name, job["id"],
                         status.name, result if exception is None else exception)
-        return {"worker": self.worker_name, "uri": rt.uri, "status": status.value,
-                "result": result, "exception": exception, "started": started,
-                "finished": time.time()}
-
-    def _report(self, rt: "_Runtime", job: dict, payload: dict) -> dict | None:
-        """Send a result; the answer may carry the next job. Retries are safe: the dispatcher
-        keeps only the first copy of a result."""
-        waiter = threading.Event()
-        key = (job["token"], job["attempt"])
-        for attempt in range(3):
-            try:
-                proxy = rt.dispatcher_proxy(job["dispatcher"])
-                with transport.remote_call("register_result"):
-                    following = rt.received(proxy.register_result(key, payload))
-                rt.holding.discard(key)
-                return following
-            except AuthenticationError:
-                self.logger.error("dispatcher refused the result of job %s: %s", job["id"],
-                                  "wrong secret")
-                break
-            except CommunicationError as exc:
-                rt.drop_dispatcher()
-                self.logger.warning("could not deliver the result of job %s (try %d): %s",
-                                    job["id"], attempt + 1, exc)
-                waiter.wait(0.1 * 2 ** attempt)
-        self.logger.error("dropping the result of job %s: its dispatcher is gone", job["id"])
-        rt.holding.discard(key)  # before the hello: the dispatcher re-runs what we do not hold
-        return self._hello(rt)
-
-    def _hello(self, rt: "_Runtime") -> dict | None:
-        """Tell the run's dispatcher (if one is registered) that this worker is free."""
-        try:
-            uri = rt.ns.lookup(transport.dispatcher_name(self.run_id))
-        except CommunicationError as exc:
-            self.logger.warning("name server lookup failed: %s", exc)
-            return None
-        if uri is None:
-            return None
-        try:
-            proxy = rt.dispatcher_proxy(uri)
-            with transport.remote_call("hello"):
-                return rt.received(proxy.hello(self.worker_name, rt.uri))
-        except CommunicationError as exc:
-            rt.drop_dispatcher()
-            self.logger.debug("dispatcher at %s did not take our hello: %s", uri, exc)
-            return None
+        return {"token": job["token"], "attempt": job["attempt"], "status": status.value,
+                "result": result, "exception": exception, "duration": duration}
 
     # ------------------------------------------------------------------------- control
     def is_busy(self) -> bool:
@@ -311,24 +241,23 @@ class Worker:
             return
         with rt.lock:
             first, rt.closed = not rt.closed, True
+            rt.stop.set()
+            rt.cond.notify_all()
         if not first:  # another thread is shutting down: return when it is done
-            rt.done.wait(timeout=30)
+            rt.finished.wait(timeout=30)
             return
-        rt.stop.set()
-        rt.jobs.put(None)
-        rt.outbox.put(None)
-        if rt.ns is not None and self.worker_name is not None:
-            try:
-                rt.ns.remove(self.worker_name)
-            except CommunicationError as exc:
-                self.logger.debug("could not unregister %s: %s", self.worker_name, exc)
-            rt.ns.close()
+        if self.worker_name is not None and rt.ns is not None:
+            with transport.NameServerClient(rt.ns.host, rt.ns.port, rt.secret) as ns:
+                try:
+                    ns.remove(self.worker_name)
+                except CommunicationError as exc:
+                    self.logger.debug("could not unregister %s: %s", self.worker_name, exc)
         if rt.server is not None:
             rt.server.shutdown()
         if rt.child is not None:
             rt.child.close()
         rt.stopped.set()
-        rt.done.set()
+        rt.finished.set()
         self.logger.info("worker %s shut down", self.worker_name)
 
     def __enter__(self) -> "Worker":
@@ -349,109 +278,394 @@ class Worker:
         self.logger = log
 
 
-class _Runtime:
-    """Everything a running worker holds; absent from a worker that is not running."""
+class _Acks:
+    """Which job messages (by ``seq``) arrived from one dispatcher: all up to ``upto``, and some
+    above it (out of order: a reply and a push can cross)."""
 
-    def __init__(self, concurrent_type: str):
+    __slots__ = ("upto", "above")
+
+    def __init__(self) -> None:
+        self.upto = 0
+        self.above: set[int] = set()
+
+    def take(self, seq: int) -> bool:
+        """Note ``seq``; False if it arrived before (a copy)."""
+        if seq <= self.upto or seq in self.above:
+            return False
+        self.above.add(seq)
+        while self.upto + 1 in self.above:
+            self.upto += 1
+            self.above.discard(self.upto)
+        return True
+
+
+class Inbox:
+    """A worker's jobs, as one pure model (no threads, no I/O; the runtime locks it): what
+    arrived from which dispatcher, what waits, what runs, what awaits delivery. Jobs are kept
+    by ``(dispatcher, token, attempt)``; a job is *held* from its arrival until its result is
+    delivered (or dropped)."""
+
+    def __init__(self) -> None:
+        self.acks: collections.OrderedDict[str, _Acks] = collections.OrderedDict()
+        self.queue: collections.deque[dict] = collections.deque()  # arrived, not started
+        self.holding: dict[tuple, dict] = {}
+        self.current: dict | None = None
+        self.results: collections.deque[tuple[tuple, dict]] = collections.deque()
+
+    @staticmethod
+    def key(job: dict) -> tuple:
+        return job["dispatcher"], job["token"], job["attempt"]
+
+    def accept(self, job: dict) -> bool:
+        """A checked job message arrived; False if it is a copy of one that did."""
+        dispatcher = job["dispatcher"]
+        acks = self.acks.get(dispatcher)
+        if acks is None:
+            acks = self.acks[dispatcher] = _Acks()
+            while len(self.acks) > _DISPATCHERS_KEPT:
+                self.acks.popitem(last=False)
+        self.acks.move_to_end(dispatcher)
+        if not acks.take(job["seq"]) or self.key(job) in self.holding:
+            return False
+        self.holding[self.key(job)] = job
+        self.queue.append(job)
+        return True
+
+    def cancel(self, dispatcher: str, keys: Any) -> list[dict]:
+        """Drop the jobs of ``keys`` (``[token, attempt]`` pairs) not started; returns them."""
+        dropped = []
+        for pair in keys if isinstance(keys, (list, tuple)) else ():
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
+                continue
+            job = self.holding.get((dispatcher, *pair))
+            if job is not None and job in self.queue:
+                self.queue.remove(job)
+                del self.holding[self.key(job)]
+                dropped.append(job)
+        return dropped
+
+    def report(self, dispatcher: str | None, exclude: Any = ()) -> dict:
+        """What this worker holds from ``dispatcher`` (the pool model's Report)."""
+        acks, current = self.acks.get(dispatcher), self.current
+        return {"acked": acks.upto if acks else 0,
+                "held": [[t, a] for (d, t, a) in self.holding
+                         if d == dispatcher and (d, t, a) not in exclude],
+                "busy": current is not None,
+                "running": (None if current is None or current["dispatcher"] != dispatcher
+                            else [current["token"], current["attempt"]])}
+
+    def start(self) -> dict | None:
+        """The next job to run (it becomes ``current``), or None."""
+        self.current = self.queue.popleft() if self.queue else None
+        return self.current
+
+    def finish(self, payload: dict) -> None:
+        """``current`` ended; its result waits for delivery."""
+        self.results.append((self.key(self.current), payload))
+        self.current = None
+
+    def take_results(self) -> tuple[str, list] | None:
+        """The results waiting for the dispatcher of the oldest one."""
+        if not self.results:
+            return None
+        dispatcher = self.results[0][0][0]
+        batch = [item for item in self.results if item[0][0] == dispatcher]
+        for item in batch:
+            self.results.remove(item)
+        return dispatcher, batch
+
+    def delivered(self, keys: Any) -> None:
+        """Results delivered (or dropped): the jobs are no longer held."""
+        for key in keys:
+            self.holding.pop(key, None)
+
+    @property
+    def idle(self) -> bool:
+        return not self.holding and not self.queue
+
+
+class _Runtime:
+    """Everything a running worker holds; absent from a worker that is not running.
+
+    ``lock`` guards the :class:`Inbox` and the uplink's flags; ``cond`` wakes the loop and the
+    uplink.
+    """
+
+    def __init__(self, worker: Worker, concurrent_type: str):
+        self.worker = worker
         self.concurrent_type = concurrent_type
         self.secret = ""
-        self.ns: transport.NameServerClient | None = None
+        self.ns: transport.NameServerClient | None = None  # the uplink's, after start-up
         self.server: transport.Server | None = None
         self.uri = ""
         self.child: _ComputeProcess | None = None
-        self.thread: threading.Thread | None = None
-        # SimpleQueue: handing a result to the reporter thread between two jobs wakes it, and
-        # the C queue does that in a third of the time of queue.Queue (idle worker time).
-        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self.outbox: queue.SimpleQueue = queue.SimpleQueue()  # results for the reporter thread
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
         self.stop = threading.Event()
         self.stopped = threading.Event()  # the loop has ended
-        self.done = threading.Event()  # shutdown() has finished
-        self.lock = threading.Lock()
+        self.finished = threading.Event()  # shutdown() has finished
         self.closed = False
-        self.current: dict | None = None
-        #: (token, attempt) of each job received and not reported yet
-        self.holding: set[tuple[int, int]] = set()
+        self.inbox = Inbox()
+        self.hello = True  # the uplink should say hello
+        self.meet: str | None = None  # a dispatcher that pinged us: connect to it
+        self.dispatcher: str | None = None  # the one the uplink talks to
         self.jobs_done = 0
         self.started = time.time()
-        self._dispatcher: tuple[str, Any] | None = None
-        self._proxy_lock = threading.Lock()  # the loop and reporter threads share the proxy
-
-    def received(self, job: dict | None) -> dict | None:
-        """Note a job that arrived (it counts as held until its result is reported)."""
-        if job is not None:
-            self.holding.add((job["token"], job["attempt"]))
-        return job
-
-    def dispatcher_proxy(self, uri: str) -> Any:
-        with self._proxy_lock:
-            if self._dispatcher is None or self._dispatcher[0] != uri:
-                self._drop()
-                self._dispatcher = (uri, transport.make_proxy(uri, self.secret))
-            return self._dispatcher[1]
+        self.idle_since = time.monotonic()
+        self.last_contact = time.monotonic()
+        self._conns: dict[str, transport.Connection] = {}  # the uplink's
 
     @property
-    def dispatcher_uri(self) -> str | None:
-        """The dispatcher this worker reports to (it holds a connection to it), if any."""
-        dispatcher = self._dispatcher
-        return None if dispatcher is None else dispatcher[0]
+    def current(self) -> dict | None:
+        return self.inbox.current
 
-    def connected_to(self, uri: str | None) -> bool:
-        """Whether results for ``uri`` already have a proxy (or there is nowhere to send)."""
-        dispatcher = self._dispatcher
-        return uri is None or (dispatcher is not None and dispatcher[0] == uri)
+    # ----------------------------------------------------------------- jobs (any thread)
+    def accept(self, message: Any, source: str) -> None:
+        """A job arrived (pushed, or in an answer): keep it unless it is a copy."""
+        try:
+            job = parse_job_message(message)
+        except JobError as exc:
+            self.worker.logger.warning("worker %s refused a malformed job from %s: %s",
+                                       self.worker.worker_name, source, exc)
+            return
+        with self.lock:
+            self.last_contact = time.monotonic()
+            if not self.closed and self.inbox.accept(job):
+                self.cond.notify_all()
 
-    def drop_dispatcher(self) -> None:
-        with self._proxy_lock:
-            self._drop()
+    def cancel(self, dispatcher: str, keys: Any) -> None:
+        """The dispatcher gave these jobs elsewhere: drop those not started."""
+        with self.lock:
+            dropped = self.inbox.cancel(dispatcher, keys)
+        for job in dropped:
+            self.worker.logger.info("worker %s dropped job %s: its dispatcher gave it to "
+                                    "another worker", self.worker.worker_name, job["id"])
 
-    def _drop(self) -> None:
-        if self._dispatcher is not None:
-            transport.close_proxy(self._dispatcher[1])
-            self._dispatcher = None
+    def report(self, dispatcher: str | None, exclude: Any = ()) -> dict:
+        with self.lock:
+            return self.inbox.report(dispatcher, exclude)
+
+    def next_job(self, timeout: float | None) -> dict | None:
+        """The loop's next job, or None on shutdown or after ``timeout`` seconds idle (the
+        clock stops while the worker holds a job or a result to deliver)."""
+        with self.lock:
+            while not self.stop.is_set():
+                job = self.inbox.start()
+                if job is not None:
+                    return job
+                if timeout is None or not self.inbox.idle:
+                    self.cond.wait()
+                    continue
+                left = self.idle_since + timeout - time.monotonic()
+                if left <= 0:
+                    return None
+                self.cond.wait(left)
+        return None
+
+    def done(self, payload: dict) -> None:
+        """The loop finished its job: the result goes to the uplink."""
+        with self.lock:
+            self.inbox.finish(payload)
+            self.jobs_done += 1
+            self.cond.notify_all()
+
+    # ----------------------------------------------------------------------- the uplink
+    def uplink_loop(self) -> None:
+        """The one thread that calls out: results, hellos and the name server."""
+        worker = self.worker
+        next_check = time.monotonic() + config.PING_INTERVAL
+        try:
+            while not self.stop.is_set():
+                with self.lock:
+                    while not (self.inbox.results or self.hello or self.meet
+                               or self.stop.is_set()):
+                        if not self.cond.wait(max(0.0, next_check - time.monotonic())):
+                            break
+                    batch = self.inbox.take_results()
+                    hello, self.hello = self.hello, False
+                    meet, self.meet = self.meet, None
+                if self.stop.is_set():
+                    break
+                if meet:
+                    self._connect(meet)
+                if batch:
+                    self._deliver(*batch)
+                if hello:
+                    self._hello()
+                if time.monotonic() >= next_check:
+                    self._maintain()
+                    next_check = time.monotonic() + config.PING_INTERVAL
+        except Exception:
+            worker.logger.exception("worker %s: the uplink failed", worker.worker_name)
+        finally:
+            for conn in self._conns.values():
+                conn.close()
+            if self.ns is not None:
+                self.ns.close()
+
+    def _conn(self, uri: str) -> transport.Connection:
+        conn = self._conns.get(uri)
+        if conn is None:
+            for old in [u for u in self._conns if u != uri]:  # one dispatcher at a time
+                self._drop(old)
+            conn = self._conns[uri] = transport.Connection(uri, self.secret,
+                                                           what="the dispatcher")
+            self.dispatcher = uri
+        return conn
+
+    def _drop(self, uri: str) -> None:
+        conn = self._conns.pop(uri, None)
+        if conn is not None:
+            conn.close()
+
+    def _connect(self, uri: str) -> None:
+        try:
+            self._conn(uri).connect()
+        except CommunicationError as exc:  # the first call will try again and say so
+            self.worker.logger.debug("could not connect to %s yet: %s", uri, exc)
+
+    def _sync(self, uri: str, results: list) -> bool:
+        """One call to the dispatcher at ``uri``; False if it failed (logged)."""
+        keys = {key for key, _ in results}
+        report = self.report(uri, exclude=keys)
+        answer = self._conn(uri).call("sync", self.worker.worker_name, self.uri, report,
+                                      [payload for _, payload in results])
+        with self.lock:
+            self.inbox.delivered(keys)
+            self.last_contact = time.monotonic()
+            if results and self.inbox.idle:
+                self.idle_since = time.monotonic()
+                self.cond.notify_all()  # the idle clock starts again
+        if isinstance(answer, dict):
+            for job in answer.get("jobs") or ():
+                self.accept(job, uri)
+            if answer.get("cancel"):
+                self.cancel(uri, answer["cancel"])
+        return True
+
+    def _deliver(self, uri: str, results: list) -> None:
+        """Deliver results to their dispatcher, trying again while it is still the run's."""
+        worker = self.worker
+        give_up = time.monotonic() + _patience()
+        waiter = threading.Event()
+        for attempt in itertools.count():
+            try:
+                self._sync(uri, results)
+                return
+            except AuthenticationError as exc:
+                worker.logger.error("worker %s: the dispatcher refused our results: %s",
+                                    worker.worker_name, exc)
+                break
+            except CommunicationError as exc:
+                self._drop(uri)
+                if self.stop.is_set():
+                    return
+                worker.logger.warning("worker %s could not deliver %d result(s) (try %d): %s",
+                                      worker.worker_name, len(results), attempt + 1, exc)
+                if attempt % 3 == 2 and self._replaced(uri):
+                    break
+                if time.monotonic() >= give_up:
+                    break
+                waiter.wait(min(0.1 * 2 ** attempt, config.PING_INTERVAL))
+        worker.logger.error("worker %s dropped %d result(s): their dispatcher %s is gone",
+                            worker.worker_name, len(results), uri)
+        with self.lock:
+            self.inbox.delivered(key for key, _ in results)
+            self.idle_since = time.monotonic()
+            self.hello = True
+            self.cond.notify_all()
+
+    def _replaced(self, uri: str) -> bool:
+        """Whether the name server names another dispatcher (or none) for the run."""
+        try:
+            return self.ns.lookup(transport.dispatcher_name(self.worker.run_id)) != uri
+        except CommunicationError:
+            return False  # cannot tell: keep trying
+
+    def _hello(self) -> None:
+        """Tell the run's dispatcher (if one is registered) what this worker holds."""
+        try:
+            uri = self.ns.lookup(transport.dispatcher_name(self.worker.run_id))
+        except CommunicationError as exc:
+            self.worker.logger.warning("worker %s: the name server did not answer: %s",
+                                       self.worker.worker_name, exc)
+            return
+        if uri is None:
+            self.worker.logger.info("worker %s: no dispatcher of run %s yet; waiting to be "
+                                    "found", self.worker.worker_name, self.worker.run_id)
+            return
+        try:
+            self._sync(uri, [])
+        except CommunicationError as exc:
+            self._drop(uri)
+            self.worker.logger.debug("dispatcher at %s did not take our hello: %s", uri, exc)
+
+    def _maintain(self) -> None:
+        """Every PING_INTERVAL, busy or not: register again if a restarted name server forgot
+        this worker; say hello if no dispatcher was heard of for two intervals."""
+        worker = self.worker
+        try:
+            if self.ns.lookup(worker.worker_name) is None:
+                self.ns.register(worker.worker_name, self.uri)
+                worker.logger.info("worker %s registered again (the name server forgot it)",
+                                   worker.worker_name)
+                self.hello = True
+        except CommunicationError as exc:
+            worker.logger.debug("name server unreachable: %s", exc)
+        if time.monotonic() - self.last_contact > 2 * config.PING_INTERVAL:
+            self.hello = True
 
 
 @transport.expose
 class WorkerService:
-    """What the dispatcher (and ``ultrarun status``) may call on a worker."""
+    """What the dispatcher (and ``ultrarun status``) may call on a worker. Everything that
+    comes in is checked; malformed input is refused and logged, and the worker keeps serving."""
 
     def __init__(self, worker: Worker, rt: _Runtime):
         self._worker = worker
         self._rt = rt
 
     @transport.oneway
-    def start_computation(self, job: dict) -> None:
-        self._rt.jobs.put(self._rt.received(job))
-        self._meet(job.get("dispatcher"))
+    def start_computation(self, job: Any) -> None:
+        self._rt.accept(job, "a push")
 
-    def ping(self, dispatcher: str | None = None) -> dict:
-        """The worker's state. A dispatcher that found us passes its URI: we connect back now,
-        while the run starts, rather than when its first job arrives."""
-        self._meet(dispatcher)
-        return self.status()
+    @transport.oneway
+    def cancel(self, dispatcher: Any, keys: Any) -> None:
+        if type(dispatcher) is str:
+            self._rt.cancel(dispatcher, keys)
 
-    def _meet(self, dispatcher: str | None) -> None:
-        if not self._rt.connected_to(dispatcher):
-            self._rt.outbox.put(dispatcher)  # the reporter thread opens the connection
+    def ping(self, dispatcher: Any = None) -> dict:
+        """The worker's state and its report for ``dispatcher``; a dispatcher that found us
+        passes its URI, and we connect back now rather than when the first result is due."""
+        rt = self._rt
+        if type(dispatcher) is not str:
+            dispatcher = None
+        if dispatcher is not None:
+            with rt.lock:
+                rt.last_contact = time.monotonic()
+                if dispatcher != rt.dispatcher:
+                    rt.meet = dispatcher
+                    rt.cond.notify_all()
+        return {**self.status(), "report": rt.report(dispatcher)}
 
     def is_busy(self) -> bool:
         return self._rt.current is not None
 
     def status(self) -> dict:
-        rt, current = self._rt, self._rt.current
+        rt = self._rt
+        current = rt.current
         return {"name": self._worker.worker_name, "host": socket.gethostname(), "pid": os.getpid(),
                 "busy": current is not None,
                 "job": None if current is None else {"id": current["id"],
                                                      "budget": current["kwargs"].get("budget")},
-                "jobs_done": rt.jobs_done, "queued": rt.jobs.qsize(),
-                "held": sorted(rt.holding),
-                "dispatcher": rt.dispatcher_uri,
-                "started": rt.started,
+                "jobs_done": rt.jobs_done, "queued": len(rt.inbox.queue),
+                "holding": len(rt.inbox.holding),
+                "dispatcher": rt.dispatcher, "started": rt.started,
                 "concurrent_type": rt.concurrent_type}
 
     @transport.oneway
     def shutdown(self) -> None:
-        # Not from the daemon's own thread: shutting the daemon down joins that thread.
+        # Not from the server's own thread: shutting the server down joins that thread.
         threading.Thread(target=self._worker.shutdown, daemon=True).start()
 
 

@@ -1,0 +1,531 @@
+"""The dispatcher's picture of its workers and jobs, as one pure model: no threads, no I/O.
+
+The dispatcher drives it (see docs/architecture.md, "The pool model"): every event (a job
+submitted, a worker's call, a ping's answer, a missed ping) is one method call, and what must be
+sent in consequence comes back as return values. Time comes from an injected clock, so the
+rules below are tested without threads and without waiting.
+
+- **Jobs** move through :class:`~ultrarun.job.JobStatus` behind one guard (:func:`move`):
+  QUEUED -> RUNNING -> a final state, and RUNNING -> QUEUED when the job must run again; a final
+  state never changes.
+- **Delivery.** Every job handed to a worker carries ``seq``, a number that grows by one per
+  job handed to that worker. The worker reports ``acked`` (every seq up to it has arrived) and
+  ``held`` (the jobs it has and has not delivered a result for). A job is sent again until it
+  is acknowledged: in the answer to each of the worker's calls, and after a ping that was queued
+  behind it on the same connection. The worker ignores copies it already has, so a reply that
+  carried a job and was lost is never the only copy of that job.
+- **The worker's word wins.** A job the worker acknowledged but no longer holds, with no result,
+  is re-queued; a job the worker holds that is not its own here (given elsewhere meanwhile, or
+  finished) is cancelled there; a worker computing something that is not its job here takes no
+  new job until it is done. One rule repairs a stall, a lost answer and a healed partition.
+- **Retries** follow one :class:`RetryPolicy`; the **pace** (seconds per unit of budget, from
+  the workers' own timings of their computes) gives :meth:`Pool.expected_start`.
+"""
+from __future__ import annotations
+
+import collections
+import heapq
+import itertools
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .errors import ConfigurationError, JobError
+from .job import Job, JobStatus
+
+_MISSED_PINGS = 2  # pings a silent worker may miss in a row before it is lost
+_MAX_RESENDS = 5  # a worker that answers pings but never acknowledges a job is broken
+
+_MOVES = {
+    JobStatus.QUEUED: {JobStatus.RUNNING, JobStatus.CANCELLED},
+    JobStatus.RUNNING: {JobStatus.QUEUED} | {s for s in JobStatus if s.is_final},
+}
+
+
+class JobStateError(JobError):
+    """A job was asked to move where its lifecycle does not go (a bug, never a user's)."""
+
+
+def move(job: Job, to: JobStatus) -> None:
+    """The one place a job's state changes."""
+    if to not in _MOVES.get(job.status, ()):
+        raise JobStateError(f"job {job.id!r} cannot go from {job.status.name} to {to.name}")
+    job.status = to
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When a job runs again: always after its worker was lost (an infrastructure failure), and
+    after a final status in ``retry_on`` (a user failure, only when asked), up to
+    ``max_retries`` re-runs. Then a lost job is LOST and a failed one keeps its status."""
+
+    max_retries: int = 3
+    retry_on: frozenset = frozenset()
+
+    def __post_init__(self) -> None:
+        if type(self.max_retries) is not int or self.max_retries < 0:
+            raise ConfigurationError(f"max_retries must be an int >= 0, got {self.max_retries!r}")
+        bad = [s for s in self.retry_on if not isinstance(s, JobStatus) or not s.failed
+               or s in (JobStatus.LOST, JobStatus.CANCELLED)]
+        if bad:
+            raise ConfigurationError("retry_on takes CRASHED, TIMEOUT or MEMOUT, got "
+                                     f"{bad!r}")
+        object.__setattr__(self, "retry_on", frozenset(self.retry_on))
+
+    def again(self, job: Job) -> bool:
+        """Whether ``job``, whose attempt just failed, may run once more."""
+        return job.attempt <= self.max_retries
+
+
+@dataclass(eq=False)
+class _Delivery:
+    """A job handed to a worker, and what is known of its delivery."""
+
+    job: Job
+    seq: int
+    sent: int  # the pool's mark when it was last sent
+    acked: bool = False
+    resends: int = 0
+
+
+@dataclass(eq=False)
+class WorkerState:
+    """One worker, as the pool sees it."""
+
+    name: str
+    uri: str
+    jobs: dict[int, _Delivery] = field(default_factory=dict)  # by token, in the order given
+    blocked: bool = False  # computing something that is not its job here
+    since: float = 0.0  # when the job it runs started (about; monotonic)
+    last_seen: float = 0.0  # wall clock
+    missed: int = 0
+    jobs_done: int = 0
+
+    @property
+    def load(self) -> int:
+        return len(self.jobs) + self.blocked
+
+
+@dataclass(frozen=True)
+class Report:
+    """A worker's word about the jobs it has from this dispatcher (a ping's answer, or sent
+    with each of its calls)."""
+
+    acked: int = 0
+    held: frozenset = frozenset()  # (token, attempt) received and not delivered
+    busy: bool = False  # computing anything at all
+    running: tuple | None = None  # (token, attempt) of ours it computes, if any
+
+    @classmethod
+    def parse(cls, raw: Any) -> "Report":
+        """From plain data; raises ``ValueError`` naming what is malformed."""
+        if not isinstance(raw, dict):
+            raise ValueError(f"a report must be a dict, got {type(raw).__name__}")
+        acked, held, running = raw.get("acked", 0), raw.get("held", ()), raw.get("running")
+        if type(acked) is not int or acked < 0:
+            raise ValueError(f"report['acked'] must be an int >= 0, got {acked!r}")
+        if not isinstance(held, (list, tuple)):
+            raise ValueError(f"report['held'] must be a list, got {type(held).__name__}")
+        return cls(acked, frozenset(key(pair, "report['held'] item") for pair in held),
+                   bool(raw.get("busy")), None if running is None else key(running,
+                                                                            "report['running']"))
+
+
+def key(pair: Any, what: str = "job key") -> tuple[int, int]:
+    """A job's ``(token, attempt)`` from plain data; ``ValueError`` if it is not one."""
+    if (not isinstance(pair, (list, tuple)) or len(pair) != 2
+            or not all(type(v) is int for v in pair)):
+        raise ValueError(f"{what} must be a pair of ints (token, attempt), got {pair!r}")
+    return pair[0], pair[1]
+
+
+_NUMBERS = (int, float)
+
+
+def _budget(job: Job) -> float:
+    """A job's numeric budget, the measure of how long it holds a worker (0 if it has none).
+    Exact types: kwargs are plain data (``to_plain``), and a bool is not a budget."""
+    budget = job.kwargs.get("budget")
+    return float(budget) if type(budget) in _NUMBERS and budget > 0 else 0.0
+
+
+class _Recent:
+    """The last ``size`` items appended, with fast membership."""
+
+    def __init__(self, size: int):
+        self._order: collections.deque = collections.deque(maxlen=size)
+        self._set: set = set()
+
+    def append(self, item: Any) -> None:
+        if len(self._order) == self._order.maxlen:
+            self._set.discard(self._order[0])
+        self._order.append(item)
+        self._set.add(item)
+
+    def __contains__(self, item: Any) -> bool:
+        return item in self._set
+
+
+class Pool:
+    """The model.
+
+    ``address`` goes into every job message (where the worker reports to); ``clock`` has
+    ``monotonic()`` (for durations) and ``time()`` (for the jobs' timestamps): the ``time``
+    module, or a fake in tests. What happened that the driver should log is in ``events``.
+    """
+
+    def __init__(self, retry: RetryPolicy | None = None, prefetch: int = 0, address: str = "",
+                 clock: Any = time):
+        if type(prefetch) is not int or prefetch < 0:
+            raise ConfigurationError(f"prefetch must be an int >= 0, got {prefetch!r}")
+        self.retry = retry or RetryPolicy()
+        self.prefetch = prefetch
+        self.address = address
+        self.clock = clock
+        self.queue: collections.deque[Job] = collections.deque()
+        self.workers: dict[str, WorkerState] = {}
+        self.finished: list[Job] = []  # taken by the driver, in order
+        self.events: list[tuple] = []  # ("requeued" | "late" | "lost", ...) for the log
+        self.counts: collections.Counter = collections.Counter()
+        self.closed = False
+        self._idle: dict[str, None] = {}  # insertion-ordered sets of worker names
+        self._spare: dict[str, None] = {}
+        self._running: dict[int, str] = {}  # token -> worker name
+        self._seqs: dict[str, int] = {}  # per worker name, never reset
+        self._marks = itertools.count(1)
+        self._done = _Recent(4096)  # (worker, token, attempt) of results taken
+        self._pace: collections.deque = collections.deque(maxlen=64)
+        self._pace_median: float | None = None
+
+    # --------------------------------------------------------------------------------- jobs
+    def submit(self, job: Job) -> None:
+        if self.closed:
+            raise JobError("the dispatcher is shut down")
+        if job.status is not JobStatus.QUEUED:
+            raise JobStateError(f"job {job.id!r} is {job.status.name}, not QUEUED")
+        job.timestamps.setdefault("submitted", self.clock.time())
+        self.queue.append(job)
+
+    def cancel_queued(self, ids: Iterable[Any] | None = None) -> int:
+        """Finish queued jobs (all, or those whose id is in ``ids``) as CANCELLED."""
+        wanted = None if ids is None else set(ids)
+        keep: collections.deque[Job] = collections.deque()
+        n = 0
+        for job in self.queue:
+            if wanted is None or job.id in wanted:
+                self._finish(job, JobStatus.CANCELLED, None, "cancelled before it started")
+                n += 1
+            else:
+                keep.append(job)
+        self.queue = keep
+        return n
+
+    def close(self) -> None:
+        """Shutting down: every queued and running job is CANCELLED."""
+        self.closed = True
+        for state in list(self.workers.values()):
+            for delivery in list(state.jobs.values()):
+                self._take(state, delivery)
+                self._finish(delivery.job, JobStatus.CANCELLED, None,
+                             "the dispatcher was shut down")
+        self.cancel_queued()
+        self.workers.clear()
+        self._idle.clear()
+        self._spare.clear()
+
+    def take_finished(self) -> list[Job]:
+        done, self.finished = self.finished, []
+        return done
+
+    def take_events(self) -> list[tuple]:
+        events, self.events = self.events, []
+        return events
+
+    # ------------------------------------------------------------------------------ workers
+    def add(self, name: str, uri: str) -> WorkerState:
+        """The worker is in the pool (a no-op if it is, at that address)."""
+        state = self.workers.get(name)
+        if state is None or state.uri != uri:
+            if state is not None:
+                self.remove(name, "came back at another address")
+            state = self.workers[name] = WorkerState(name, uri, last_seen=self.clock.time())
+            self._file(state)
+        return state
+
+    def remove(self, name: str, reason: str, started: bool = True) -> None:
+        """The worker is gone: its jobs go back to the front of the queue, in order. The one it
+        ran costs an attempt if it may have ``started`` (not when handing it over failed); a
+        job with no attempt left is LOST."""
+        state = self.workers.pop(name, None)
+        if state is None:
+            return
+        self._idle.pop(name, None)
+        self._spare.pop(name, None)
+        deliveries = list(state.jobs.values())
+        for delivery in deliveries:
+            self._take(state, delivery)
+        self.events.append(("lost", name, reason))
+        self._requeue(deliveries, name, reason, count_first=started)
+
+    def missed(self, name: str, reason: str) -> bool:
+        """A ping got no answer in time; True if the worker is now lost (two in a row)."""
+        state = self.workers.get(name)
+        if state is None:
+            return False
+        state.missed += 1
+        if state.missed < _MISSED_PINGS:
+            return False
+        self.remove(name, f"missed {_MISSED_PINGS} pings: {reason}")
+        return True
+
+    def mark(self) -> int:
+        """A number that orders sends and pings: a ping marked after a job was sent travels
+        behind it on the same connection."""
+        return next(self._marks)
+
+    # --------------------------------------------------------------------- the worker's word
+    def on_report(self, name: str, report: Report, ping_mark: int
+                  ) -> tuple[list[dict], list[tuple[int, int]]]:
+        """A ping's answer: repair what differs. Returns the jobs to send again (not
+        acknowledged though sent before the ping) and the keys of jobs the worker holds that
+        are not its own here (to cancel there)."""
+        state = self.workers.get(name)
+        if state is None:
+            return [], []
+        state.missed = 0
+        state.last_seen = self.clock.time()
+        stale = self._reconcile(state, report)
+        resend = []
+        for delivery in state.jobs.values():
+            if not delivery.acked and delivery.sent < ping_mark:
+                delivery.resends += 1
+                if delivery.resends > _MAX_RESENDS:
+                    self.remove(name, f"did not take job {delivery.job.id!r} in "
+                                      f"{_MAX_RESENDS} sends", started=False)
+                    return [], []
+                delivery.sent = self.mark()
+                resend.append(self._message(delivery))
+        return resend, stale
+
+    def on_call(self, name: str, uri: str, report: Report, results: list[dict]
+                ) -> tuple[list[dict], list[tuple[int, int]]]:
+        """A worker's call (hello, results or heartbeat): take its results, repair what
+        differs, maybe give it its next job. Returns what the answer carries (every job of it
+        not acknowledged yet, a new one included) and the keys to cancel there."""
+        if self.closed:
+            return [], []
+        state = self.add(name, uri)
+        state.missed = 0
+        state.last_seen = self.clock.time()
+        for result in results:
+            self._result(state, result)
+        stale = self._reconcile(state, report)
+        if self.queue and state.load <= self.prefetch and (
+                not state.jobs or self._free_slot(prefer=name) == name):
+            self._deliver(self.queue.popleft(), state)
+        mark = self.mark()
+        reply = []
+        for delivery in state.jobs.values():
+            if not delivery.acked:
+                delivery.sent = mark
+                reply.append(self._message(delivery))
+        return reply, stale
+
+    def _reconcile(self, state: WorkerState, report: Report) -> list[tuple[int, int]]:
+        gone = []
+        for delivery in state.jobs.values():
+            job = delivery.job
+            if (job.token, job.attempt) in report.held:
+                delivery.acked = True
+            elif delivery.seq <= report.acked:
+                gone.append(delivery)  # it arrived, and it is gone without a result
+        if gone:
+            first = next(iter(state.jobs.values()))
+            for delivery in gone:
+                self._take(state, delivery)
+            self._requeue(gone, state.name, "no longer holds it and sent no result",
+                          count_first=gone[0] is first)
+        mine = {(d.job.token, d.job.attempt) for d in state.jobs.values()}
+        state.blocked = report.busy and (report.running is None or report.running not in mine)
+        self._file(state)
+        return sorted(report.held - mine)
+
+    def _result(self, state: WorkerState, result: dict) -> None:
+        """``result``: token, attempt, status (a JobStatus), result, exception, duration."""
+        token, attempt = result["token"], result["attempt"]
+        delivery = state.jobs.get(token)
+        if delivery is None or delivery.job.attempt != attempt:
+            if (state.name, token, attempt) in self._done:
+                return  # a copy of a result it sent before (its call was answered too late)
+            self.counts["late"] += 1
+            self.events.append(("late", state.name, token, attempt))
+            return
+        job = delivery.job
+        first = next(iter(state.jobs.values())) is delivery
+        self._take(state, delivery)
+        self._done.append((state.name, token, attempt))
+        job.duration = result.get("duration")
+        budget = _budget(job)
+        if budget and job.duration is not None:
+            self._pace.append(job.duration / budget)
+            self._pace_median = statistics.median(self._pace)
+        if first:
+            state.since = self.clock.monotonic()  # the job it holds next starts now
+        state.jobs_done += 1
+        status = result["status"]
+        if status in self.retry.retry_on and self.retry.again(job):
+            self._requeue([delivery], state.name, f"it ended {status.name}, which is retried",
+                          count_first=True)
+        else:
+            self._finish(job, status, result.get("result"), result.get("exception"))
+        self._file(state)
+
+    # ---------------------------------------------------------------------------- assigning
+    def assign(self) -> list[tuple[str, dict]]:
+        """Pair queued jobs with free slots: ``[(worker name, job message), ...]`` to push, in
+        order (every idle worker's first job before anyone's held one)."""
+        sends = []
+        while self.queue and not self.closed:
+            name = self._free_slot()
+            if name is None:
+                break
+            delivery = self._deliver(self.queue.popleft(), self.workers[name])
+            sends.append((name, self._message(delivery)))
+        return sends
+
+    def _deliver(self, job: Job, state: WorkerState) -> _Delivery:
+        move(job, JobStatus.RUNNING)
+        job.worker_name = state.name
+        job.timestamps["started"] = self.clock.time()
+        if not state.jobs:
+            state.since = self.clock.monotonic()
+        seq = self._seqs[state.name] = self._seqs.get(state.name, 0) + 1
+        delivery = state.jobs[job.token] = _Delivery(job, seq, self.mark())
+        self._running[job.token] = state.name
+        self._file(state)
+        return delivery
+
+    def _message(self, delivery: _Delivery) -> dict:
+        job = delivery.job
+        return {"token": job.token, "attempt": job.attempt, "id": job.id, "kwargs": job.kwargs,
+                "dispatcher": self.address, "seq": delivery.seq}
+
+    def _free_slot(self, prefer: str | None = None) -> str | None:
+        """The worker the next queued job should go to, or None to hold it for now.
+
+        An idle worker first. Otherwise (prefetch) the job goes where it would start first,
+        each worker's jobs timed at the pace seen so far. If that is a worker whose slots are
+        full, the job waits for its next result rather than sit behind a long job; ``prefer``
+        wins ties. Without a pace yet, any free slot will do.
+        """
+        if self._idle:
+            return next(iter(self._idle))
+        if not self._spare:
+            return None
+        pace = self._pace_median
+        if pace is None:
+            return prefer if prefer in self._spare else next(iter(self._spare))
+        now = self.clock.monotonic()
+        best, best_start = None, math.inf
+        for name, state in self.workers.items():
+            if state.blocked or not state.jobs:
+                continue
+            start = self._free_at(state, pace, now)
+            if start < best_start or (start == best_start and name == prefer):
+                best, best_start = name, start
+        return best if best in self._spare else None
+
+    def _file(self, state: WorkerState) -> None:
+        """File the worker as idle, as having a free prefetch slot, or as full."""
+        name = state.name
+        self._idle.pop(name, None)
+        self._spare.pop(name, None)
+        if self.workers.get(name) is not state:
+            return
+        if state.load == 0:
+            self._idle[name] = None
+        elif state.load <= self.prefetch:
+            self._spare[name] = None
+
+    def _take(self, state: WorkerState, delivery: _Delivery) -> None:
+        """The delivery leaves its worker (finished, re-queued or cancelled)."""
+        state.jobs.pop(delivery.job.token, None)
+        self._running.pop(delivery.job.token, None)
+
+    def _requeue(self, deliveries: list[_Delivery], worker: str, reason: str,
+                 count_first: bool) -> None:
+        """Back to the front of the queue, in order; the first costs an attempt if
+        ``count_first`` (and is LOST when the policy allows no more)."""
+        back = []
+        for i, delivery in enumerate(deliveries):
+            job = delivery.job
+            if i == 0 and count_first:
+                if not self.retry.again(job):
+                    self._finish(job, JobStatus.LOST, None, f"the worker running it was lost "
+                                 f"{job.attempt} times; last: {worker}: {reason}")
+                    continue
+                job.attempt += 1
+            move(job, JobStatus.QUEUED)
+            job.worker_name = None
+            self.events.append(("requeued", job, worker, reason))
+            back.append(job)
+        self.queue.extendleft(reversed(back))
+
+    def _finish(self, job: Job, status: JobStatus, result: Any, exception: str | None) -> None:
+        move(job, status)
+        job.result = result if status is JobStatus.SUCCESS else None
+        job.exception = exception
+        job.timestamps["finished"] = self.clock.time()
+        self.counts[status] += 1
+        self.finished.append(job)
+
+    # ------------------------------------------------------------------------------ queries
+    def expected_start(self) -> float | None:
+        """When (``clock.monotonic()``) a job submitted now would start, at the pace of the
+        jobs so far: each worker frees up after what it holds, and the queue ahead goes to
+        whoever frees up first. None before the first result (no pace yet), or without
+        workers."""
+        pace = self._pace_median
+        if pace is None:
+            return None
+        now = self.clock.monotonic()
+        free = [self._free_at(s, pace, now) for s in self.workers.values() if not s.blocked]
+        if not free:
+            return None
+        heapq.heapify(free)
+        for job in self.queue:
+            heapq.heapreplace(free, free[0] + pace * _budget(job))
+        return free[0]
+
+    @staticmethod
+    def _free_at(state: WorkerState, pace: float, now: float) -> float:
+        """When the worker will have finished what it holds."""
+        if not state.jobs:
+            return now
+        budgets = [_budget(d.job) for d in state.jobs.values()]
+        return max(now, state.since + pace * budgets[0]) + pace * sum(budgets[1:])
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    def snapshot(self) -> list[dict]:
+        """Each worker as plain data, for ``ultrarun status``."""
+        out = []
+        for s in self.workers.values():
+            first = next(iter(s.jobs.values()), None)
+            job = None if first is None else first.job
+            out.append({"name": s.name, "uri": s.uri, "busy": s.load > 0, "holding": len(s.jobs),
+                        "job": None if job is None else {"id": job.id,
+                                                         "budget": job.kwargs.get("budget")},
+                        "jobs_done": s.jobs_done, "last_seen": s.last_seen})
+        return out
+
+
+__all__ = ["Pool", "RetryPolicy", "Report", "WorkerState", "JobStateError", "move", "key"]
