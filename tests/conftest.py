@@ -25,6 +25,7 @@ os.environ.pop("ULTRARUN_SECRET", None)
 from ultrarun.config import config  # noqa: E402
 from ultrarun.dispatcher import Dispatcher  # noqa: E402
 from ultrarun.nameserver import NameServer  # noqa: E402
+from ultrarun.security import Credentials  # noqa: E402
 
 config.reset()
 
@@ -90,30 +91,41 @@ class WorkerProcess:
 class Cluster:
     """A run: a real name server, worker processes started with ``ultrarun worker``, dispatchers."""
 
-    def __init__(self, tmp_path: Path):
-        self.run_id = f"t{os.getpid()}x{next(_run_ids)}"
+    def __init__(self, tmp_path: Path, nameserver: NameServer | None = None,
+                 run_id: str | None = None, address: tuple[str, int] | None = None):
+        """A fresh name server, or ``nameserver`` (started), or one of ``run_id`` at
+        ``address`` that the test runs itself (its credentials file is in ``tmp_path``)."""
+        self.run_id = run_id or (nameserver.run_id if nameserver else
+                                 f"t{os.getpid()}x{next(_run_ids)}")
         self.dir = tmp_path
-        self.nameserver = NameServer(self.run_id, working_directory=tmp_path)
-        self.host, self.port = self.nameserver.start()
+        if address is None:
+            self.nameserver = nameserver or NameServer(self.run_id, working_directory=tmp_path)
+            self.host, self.port = self.nameserver.start()
+        else:
+            self.nameserver, (self.host, self.port) = None, address
         self.workers: list[WorkerProcess] = []
         self.dispatchers: list[Dispatcher] = []
         self.markers = tmp_path / "markers"
         self.markers.mkdir()
 
-    def start_workers(self, n: int, cls: str = "TestWorker", *extra: str,
-                      wait: bool = True) -> list[WorkerProcess]:
+    def start_workers(self, n: int, cls: str = "TestWorker", *extra: str, wait: bool = True,
+                      env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()
+                      ) -> list[WorkerProcess]:
+        """``n`` worker processes (``env``: extra environment, such as ULTRARUN_* settings;
+        ``prefix``: a command to run them under, such as ``ip netns exec NAME``)."""
         started = []
         for _ in range(n):
             log_path = self.dir / f"worker-{len(self.workers)}.log"
-            cmd = [sys.executable, "-m", "ultrarun", "worker", f"{WORKERS}:{cls}",
+            cmd = [*prefix, sys.executable, "-m", "ultrarun", "worker", f"{WORKERS}:{cls}",
                    "--run-id", self.run_id, "--working-dir", str(self.dir), "-v", *extra]
             with open(log_path, "w") as fh:
-                proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+                proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT,
+                                        env={**os.environ, **(env or {})})
             wp = WorkerProcess(proc, log_path)
             self.workers.append(wp)
             started.append(wp)
         if wait:
-            client = self.nameserver.client()
+            client = self.client()
             try:
                 pids = {w.pid for w in started}
                 wait_until(lambda: pids <= {int(n.split(".")[4]) for n in
@@ -127,11 +139,21 @@ class Cluster:
         collector = collector or Collector()
         kwargs.setdefault("ping_interval", 0.25)
         kwargs.setdefault("timeout", 5.0)
+        if self.nameserver is None:
+            kwargs.setdefault("secret", Credentials.read(self.dir, self.run_id).secret)
         d = Dispatcher(collector, run_id=self.run_id, nameserver=self.host,
                        nameserver_port=self.port, queue_callback=collector.on_pool, **kwargs)
         self.dispatchers.append(d)
         d.start()
         return d, collector
+
+    def client(self) -> Any:
+        from ultrarun.security import resolve_secret
+        from ultrarun.transport import NameServerClient
+
+        secret = (self.nameserver.secret if self.nameserver else
+                  Credentials.read(self.dir, self.run_id).secret)
+        return NameServerClient(self.host, self.port, resolve_secret(secret, self.port))
 
     def marker(self, tag: str) -> Path:
         return self.markers / f"{tag}.started"
@@ -152,7 +174,8 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 w.proc.kill()
                 w.proc.wait(timeout=10)
-        self.nameserver.shutdown()
+        if self.nameserver is not None:
+            self.nameserver.shutdown()
 
 
 @pytest.fixture

@@ -89,7 +89,8 @@ def cmd_nameserver(args: argparse.Namespace) -> int:
     from .nameserver import NameServer
 
     ns = NameServer(args.run_id, working_directory=args.working_dir, host=args.host,
-                    port=args.port, nic_name=args.nic, secret=args.secret)
+                    port=args.port, nic_name=args.nic, secret=args.secret, fresh=args.fresh,
+                    tls=args.tls)
     stop = threading.Event()
     with ns:
         print(f"ultrarun name server for run {ns.run_id} listening on {ns.host}:{ns.port}",
@@ -112,7 +113,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
                  nameserver_port=args.nameserver[1] if args.nameserver else None,
                  host=args.host, worker_id=args.worker_id, timeout=args.timeout,
                  secret=args.secret, time_limit=args.time_limit, memory_limit=args.memory_limit,
-                 **kwargs)
+                 tls=args.tls, **kwargs)
     if args.working_dir:
         worker.load_nameserver_credentials(args.working_dir, num_tries=args.wait_credentials,
                                            interval=1)
@@ -148,7 +149,7 @@ def _passthrough(args: argparse.Namespace) -> list[str]:
     if args.nameserver:
         host, port = args.nameserver
         argv += ["--nameserver", f"{host}:{port}" if port else host]
-    for flag, value in (("--host", args.host), ("--timeout", args.timeout),
+    for flag, value in (("--host", args.host), ("--timeout", args.timeout), ("--tls", args.tls),
                         ("--time-limit", args.time_limit), ("--memory-limit", args.memory_limit)):
         if value is not None:
             argv += [flag, str(value)]
@@ -160,9 +161,20 @@ def _passthrough(args: argparse.Namespace) -> list[str]:
     return argv
 
 
+def cmd_certs(args: argparse.Namespace) -> int:
+    from .security import make_certificates
+
+    path = make_certificates(args.directory, days=args.days)
+    print(f"wrote ca.pem, party.pem and party.key (and ca.key, keep it private) to {path}; "
+          f"copy the directory without ca.key to every node and pass --tls {path}")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    from .transport import configure_tls
     from .status import print_status
 
+    configure_tls(args.tls)
     return print_status(args)
 
 
@@ -197,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     def add_secret(p: argparse.ArgumentParser) -> None:
         p.add_argument("--secret", help="the run secret (default: ULTRARUN_SECRET, the "
                                         "credentials file, or your per-user secret)")
+        p.add_argument("--tls", metavar="DIR", default=None,
+                       help="two-way TLS with the certificates in DIR (made by `ultrarun "
+                            "certs DIR`; default: ULTRARUN_TLS)")
 
     p = sub.add_parser("nameserver", parents=[common], help="run a name server in the foreground",
                        description="Run the run's Pyro name server until Ctrl-C or SIGTERM. "
@@ -207,9 +222,21 @@ def build_parser() -> argparse.ArgumentParser:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     where.add_argument("--nic", help="listen on this network interface's address (e.g. eth0)")
-    p.add_argument("--port", type=int, default=0, help="port (default: any free port)")
+    p.add_argument("--port", type=int, default=0,
+                   help="port (default: the port in DIR's credentials file, if a crashed name "
+                        "server of this run left one, else any free port)")
+    p.add_argument("--fresh", action="store_true",
+                   help="ignore a credentials file left in --working-dir: new secret, any port")
     add_secret(p)
     p.set_defaults(func=cmd_nameserver)
+
+    p = sub.add_parser("certs", parents=[common], help="make TLS certificates for a run",
+                       description="Write a private CA and a certificate it signed into "
+                                   "DIRECTORY, for two-way TLS between the parties of a run "
+                                   "(--tls DIRECTORY on every command, tls= in the API).")
+    p.add_argument("directory", metavar="DIRECTORY")
+    p.add_argument("--days", type=int, default=3650, help="validity in days (default 3650)")
+    p.set_defaults(func=cmd_certs)
 
     p = sub.add_parser("worker", parents=[common], help="run long-lived worker process(es)",
                        description="Start K worker processes of WORKER_CLASS that serve the "

@@ -72,6 +72,7 @@ class Dispatcher:
         timeout: seconds a remote call may take; a worker that misses two pings in a row (or
             whose process is gone) is lost, so a stopped worker loses its jobs after at most
             2 x (ping_interval + timeout).
+        tls: a directory of certificates (``ultrarun certs``): two-way TLS for the process.
     """
 
     def __init__(self, new_result_callback: Callable[[Job], Any], run_id: Any = "0",
@@ -80,7 +81,8 @@ class Dispatcher:
                  queue_callback: Callable[[int], Any] | None = None, *, secret: str | None = None,
                  max_retries: int = 3, retry_on: Any = (), retry: RetryPolicy | None = None,
                  timeout: float | None = None, prefetch: int = 0,
-                 logger: logging.Logger | None = None, clock: Any = time):
+                 logger: logging.Logger | None = None, clock: Any = time, tls: Any = None):
+        transport.configure_tls(tls)
         if ping_interval is None:
             ping_interval = config.PING_INTERVAL
         if not ping_interval > 0:

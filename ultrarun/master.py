@@ -50,7 +50,34 @@ class Journal:
 
     def open(self, append: bool) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if append:
+            self._repair()
         self._fh = open(self.path, "a" if append else "w", encoding="utf-8")
+
+    def _repair(self) -> None:
+        """Cut a torn last record (the master died while writing it) before appending, so the
+        next record starts on a line of its own."""
+        try:
+            with open(self.path, "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            return
+        end = len(data)
+        while end:
+            start = data.rfind(b"\n", 0, end - 1) + 1
+            line = data[start:end]
+            try:
+                if line.endswith(b"\n"):
+                    json.loads(line)
+                    break
+            except ValueError:
+                pass
+            end = start
+        if end < len(data):
+            with open(self.path, "r+b") as fh:
+                fh.truncate(end)
+            log.warning("journal %s: removed a torn last record (%d bytes) that a crash left; "
+                        "its job runs again", self.path, len(data) - end)
 
     def write(self, record: dict, sync: bool = False) -> None:
         try:  # records are plain data already, except where a user's info is not
@@ -129,7 +156,7 @@ class Master:
                  incumbent_performances: dict[float, float] | None = None, *,
                  resume: bool = False, show_progress: bool | None = None, prefetch: int = 0,
                  secret: str | None = None, dispatcher: Any = None, runner: Any = None,
-                 logger: logging.Logger | None = None):
+                 logger: logging.Logger | None = None, tls: Any = None):
         if not isinstance(optimizer, BaseOptimizer):
             raise ConfigurationError("optimizer must be an ultrarun.optimizers.BaseOptimizer, "
                                      f"got {type(optimizer).__name__}")
@@ -186,7 +213,7 @@ class Master:
             dispatcher = Dispatcher(self.job_callback, run_id=run_id, ping_interval=ping_interval,
                                     nameserver=nameserver, nameserver_port=nameserver_port,
                                     host=host, queue_callback=self.adjust_queue_size,
-                                    secret=secret, prefetch=prefetch)
+                                    secret=secret, prefetch=prefetch, tls=tls)
         else:
             dispatcher.new_result_callback = self.job_callback
             dispatcher.queue_callback = self.adjust_queue_size

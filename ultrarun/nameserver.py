@@ -18,7 +18,7 @@ from typing import Any
 
 from . import transport
 from .config import config
-from .errors import ConfigurationError
+from .errors import CommunicationError, ConfigurationError
 from .security import (Credentials, credentials_path, forget_secret, new_secret, remember_secret,
                        user_secret)
 
@@ -47,26 +47,40 @@ def nic_name_to_host(nic_name: str) -> str:
 class NameServer:
     """A Pyro name server for one run, in a background thread.
 
-    The secret is ``secret`` if given, else ``ULTRARUN_SECRET``; else a fresh random secret when
-    a working directory distributes it through the credentials file, else the per-user secret
-    (so HpBandSter-style workers that know only host and port still get in).
+    The secret is ``secret`` if given, else ``ULTRARUN_SECRET``; else, with a working directory,
+    the secret of the credentials file a crashed name server of the same run left there (and
+    its port, so the run's workers and dispatcher find their phone book again), or a fresh
+    random one (``fresh=True`` always takes a fresh one and any free port); without a working
+    directory, the per-user secret (so HpBandSter-style workers that know only host and port
+    still get in). ``tls``: a directory of certificates (``ultrarun certs``) for two-way TLS.
     """
 
     def __init__(self, run_id: Any, working_directory: str | os.PathLike | None = None,
                  host: str | None = None, port: int = 0, nic_name: str | None = None,
-                 secret: str | None = None):
+                 secret: str | None = None, *, fresh: bool = False, tls: Any = None):
         if host and nic_name:
             raise ConfigurationError("give either host or nic_name, not both")
+        transport.configure_tls(tls)
         self.run_id = transport.check_run_id(run_id)
         self.working_directory = working_directory
-        self.host = nic_name_to_host(nic_name) if nic_name else (host or config.HOST)
+        self.host = nic_name_to_host(nic_name) if nic_name else (host or None)
         self.port = int(port or 0)
+        self.reused: Credentials | None = None
+        earlier = None if fresh or working_directory is None else _earlier(working_directory,
+                                                                           self.run_id)
         if secret:
             self.secret = secret
         elif config.SECRET:
             self.secret = config.SECRET
+        elif earlier is not None:
+            self.secret, self.reused = earlier.secret, earlier
         else:
             self.secret = new_secret() if working_directory is not None else user_secret()
+        if earlier is not None and earlier.secret == self.secret:
+            self.reused = earlier
+            self.port = self.port or earlier.port
+            self.host = self.host or earlier.host
+        self.host = self.host or config.HOST
         self._server: transport.Server | None = None
         self._lock = threading.Lock()
         self.credentials_file: Path | None = None
@@ -75,12 +89,24 @@ class NameServer:
         """Start serving; returns ``(host, port)``. Idempotent."""
         with self._lock:
             if self._server is None:
-                self._server = transport.start_nameserver(self.secret, self.host, self.port)
+                try:
+                    self._server = transport.start_nameserver(self.secret, self.host, self.port)
+                except CommunicationError as exc:
+                    if self.reused is None:
+                        raise
+                    raise CommunicationError(
+                        f"{exc}; this is the port of run {self.run_id}'s credentials file in "
+                        f"{self.working_directory}: is its name server still running? (use "
+                        f"--fresh for a new secret and port)") from None
                 self.host, self.port = self._server.location
                 remember_secret(self.port, self.secret)
                 if self.working_directory is not None:
                     self.credentials_file = Credentials(self.host, self.port, self.run_id,
                                                         self.secret).write(self.working_directory)
+                if self.reused is not None:
+                    log.info("name server for run %s restarted on %s:%d with the secret of "
+                             "its credentials file: the run's parties find it again",
+                             self.run_id, self.host, self.port)
                 log.info("name server for run %s listening on %s:%d", self.run_id, self.host,
                          self.port)
             return self.host, self.port
@@ -114,6 +140,15 @@ class NameServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.shutdown()
+
+
+def _earlier(directory: str | os.PathLike, run_id: str) -> Credentials | None:
+    """The credentials a name server of ``run_id`` left in ``directory`` (it crashed: a name
+    server that stops removes its file), or None."""
+    try:
+        return Credentials.read(directory, run_id)
+    except (FileNotFoundError, ConfigurationError, ValueError):
+        return None
 
 
 __all__ = ["NameServer", "nic_name_to_host", "credentials_path"]

@@ -14,6 +14,7 @@ import secrets as _secrets
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from .config import config
 from .errors import ConfigurationError
@@ -118,4 +119,65 @@ def resolve_secret(secret: str | None = None, nameserver_port: int | None = None
     return user_secret()
 
 
-__all__ = ["Credentials", "credentials_path", "new_secret", "user_secret", "resolve_secret"]
+def make_certificates(directory: str | os.PathLike, days: int = 3650) -> Path:
+    """Write a run's TLS files into ``directory``: a private CA (``ca.pem``, and ``ca.key``,
+    which only this command needs) and one certificate it signed (``party.pem``,
+    ``party.key``) that every party of the run uses for two-way TLS. Keys are written with
+    mode 0600. Copy the directory (without ``ca.key``) to every node, and pass it as ``--tls``
+    or ``tls=``. Needs the ``cryptography`` package (``pip install ultrarun[tls]``)."""
+    try:
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    except ImportError:  # pragma: no cover - the tls extra is missing
+        raise ConfigurationError("making certificates needs the cryptography package: "
+                                 "pip install 'ultrarun[tls]'") from None
+    path = Path(directory)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    later = now + datetime.timedelta(days=days)
+
+    def name(text: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    def save_key(key: Any, file: str) -> None:
+        fd = os.open(path / file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("ultrarun run CA"))
+          .issuer_name(name("ultrarun run CA")).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now)
+          .not_valid_after(later)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    party_key = ec.generate_private_key(ec.SECP256R1())
+    party = (x509.CertificateBuilder().subject_name(name("ultrarun party"))
+             .issuer_name(ca.subject).public_key(party_key.public_key())
+             .serial_number(x509.random_serial_number()).not_valid_before(now)
+             .not_valid_after(later)
+             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                   ExtendedKeyUsageOID.CLIENT_AUTH]),
+                            critical=False)
+             .sign(ca_key, hashes.SHA256()))
+    (path / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (path / "party.pem").write_bytes(party.public_bytes(serialization.Encoding.PEM))
+    save_key(ca_key, "ca.key")
+    save_key(party_key, "party.key")
+    log.info("wrote a run CA and a party certificate to %s", path)
+    return path
+
+
+__all__ = ["Credentials", "credentials_path", "new_secret", "user_secret", "resolve_secret",
+           "make_certificates"]
