@@ -22,6 +22,7 @@ import logging
 import re
 import threading
 import time
+import urllib.parse
 from typing import Any, Callable, Iterator
 
 import Pyro4
@@ -49,15 +50,23 @@ expose = Pyro4.expose
 oneway = Pyro4.oneway
 
 # ---------------------------------------------------------------------------------------- names
-_NAME_PART = re.compile(r"^[A-Za-z0-9_\-]+$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
 
 
 def check_run_id(run_id: Any) -> str:
-    """Run ids become part of dotted Pyro names, so only letters, digits, '_' and '-'."""
+    """A run id is any printable text (``'exp.1'``, ``'job 12'``), not empty and without '/'
+    (it also names files: the credentials file, the journal). Pyro names escape it."""
     text = str(run_id)
-    if not _NAME_PART.match(text):
-        raise ConfigurationError(f"run_id {text!r} may only contain letters, digits, '_' and '-'")
+    if not text or not text.isprintable() or "/" in text:
+        raise ConfigurationError(f"run_id {text!r} must be printable text, not empty and without "
+                                 "'/' (it is part of file names)")
     return text
+
+
+def _escape(text: str) -> str:
+    """``text`` as one part of a dotted Pyro name: letters, digits, '_' and '-' stay, every
+    other character becomes %XX of its UTF-8 bytes (reversible, so distinct ids stay distinct)."""
+    return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), text)
 
 
 def _name_part(value: Any) -> str:
@@ -65,11 +74,11 @@ def _name_part(value: Any) -> str:
 
 
 def dispatcher_name(run_id: Any) -> str:
-    return f"ultrarun.{check_run_id(run_id)}.dispatcher"
+    return f"ultrarun.{_escape(check_run_id(run_id))}.dispatcher"
 
 
 def worker_prefix(run_id: Any) -> str:
-    return f"ultrarun.{check_run_id(run_id)}.worker."
+    return f"ultrarun.{_escape(check_run_id(run_id))}.worker."
 
 
 def worker_name(run_id: Any, host: str, pid: int, worker_id: Any) -> str:
@@ -82,7 +91,8 @@ def parse_worker_name(name: str) -> dict[str, Any]:
     parts = name.split(".")
     if len(parts) != 6 or parts[0] != "ultrarun" or parts[2] != "worker":
         raise ConfigurationError(f"{name!r} is not an ultrarun worker name")
-    return {"run_id": parts[1], "host": parts[3], "pid": int(parts[4]), "worker_id": parts[5]}
+    return {"run_id": urllib.parse.unquote(parts[1]), "host": parts[3], "pid": int(parts[4]),
+            "worker_id": parts[5]}
 
 
 # --------------------------------------------------------------------------------------- errors

@@ -143,10 +143,12 @@ class BracketIterGenerator(BaseIterGenerator):
 class SuccessiveHalvingIterGenerator(BracketIterGenerator):
     """Every iteration is the most aggressive bracket (``s = s_max``) between the two budgets."""
 
-    def __init__(self, min_budget: float, max_budget: float, eta: float = 3) -> None:
+    def __init__(self, min_budget: float, max_budget: float, eta: float = 3,
+                 bracket_formula: str = "paper") -> None:
         self.eta = validate_eta(eta)
         self.s_max = max_bracket_index(min_budget, max_budget, eta)
-        super().__init__(bracket(self.s_max, self.s_max, max_budget, eta, min_budget))
+        super().__init__(bracket(self.s_max, self.s_max, max_budget, eta, min_budget,
+                                 bracket_formula))
 
 
 class CustomIterGenerator(BracketIterGenerator):
