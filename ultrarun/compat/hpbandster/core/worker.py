@@ -8,6 +8,7 @@ be added as keywords. ``nameserver_port=None`` means Pyro's default port (``PYRO
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from ultrarun import worker as _native
@@ -35,8 +36,11 @@ class Worker(_native.Worker):
             return
         # pickled under HpBandSter (a subclass that made its worker picklable): keep the user's
         # own attributes, rebuild the worker's from the arguments it was made with
+        # HpBandSter's name is hpbandster.run_<run_id>.worker.<host>.<pid>[.<id>]
+        named = re.match(r".*?\.worker\..*?\.\d+\.(.+)$", str(state.get("worker_id", "")))
         _native.Worker.__init__(self, state["run_id"], state.get("nameserver"),
                                 state.get("nameserver_port"), host=state.get("host"),
+                                worker_id=named.group(1) if named else None,
                                 timeout=state.get("timeout"))
         self.__dict__.update({k: v for k, v in state.items() if k not in _HPBANDSTER_STATE})
 
