@@ -36,8 +36,12 @@ class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         if fullname != ALIAS and not fullname.startswith(ALIAS + "."):
             return None
-        if importlib.util.find_spec(_target(fullname)) is None:
-            return None  # a module HpBandSter has and the drop-in does not: ImportError
+        try:
+            found = importlib.util.find_spec(_target(fullname))
+        except ModuleNotFoundError:  # its parent is not in the drop-in either
+            found = None
+        if found is None:
+            return None  # a module HpBandSter has and the drop-in does not (hpbandster.examples)
         return importlib.util.spec_from_loader(fullname, self)
 
     def create_module(self, spec: Any) -> Any:
