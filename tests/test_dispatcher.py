@@ -273,7 +273,7 @@ def test_dispatcher_arguments_are_validated():
     with pytest.raises(ConfigurationError, match="ping_interval"):
         Dispatcher(lambda job: None, ping_interval=0)
     with pytest.raises(ConfigurationError, match="run_id"):
-        Dispatcher(lambda job: None, run_id="a.b")
+        Dispatcher(lambda job: None, run_id="a/b")
 
 
 def test_prefetch_runs_every_job_exactly_once_and_workers_hold_two(cluster):

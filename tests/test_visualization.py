@@ -20,6 +20,14 @@ def run(config_id, budget, loss, started, finished, status=None):
                None if loss is not None else "Traceback", status)
 
 
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 @pytest.fixture
 def result():
     """Three budgets; losses on budget 3 and 9 rank the configs exactly as budget 1 does."""
@@ -35,7 +43,7 @@ def texts(fig):
 
 
 def test_losses_over_time_draws_budgets_incumbent_and_failures(result):
-    ax = losses_over_time(result).axes[0]
+    ax = losses_over_time(result)[1]
     assert len(ax.collections) == 3  # one scatter per budget
     assert [len(c.get_offsets()) for c in ax.collections] == [4, 3, 3]
     labels = [line.get_label() for line in ax.lines]
@@ -44,25 +52,25 @@ def test_losses_over_time_draws_budgets_incumbent_and_failures(result):
 
 
 def test_losses_spanning_decades_get_a_log_axis(result):
-    assert losses_over_time(result).axes[0].get_yscale() == "linear"  # 0.01..0.4: within 2 decades
+    assert losses_over_time(result)[1].get_yscale() == "linear"  # 0.01..0.4: within 2 decades
     wide = Result.from_runs([run((0, 0, i), 1, 10.0 ** i, i, i + 1) for i in range(-1, 3)])
-    assert losses_over_time(wide).axes[0].get_yscale() == "log"
+    assert losses_over_time(wide)[1].get_yscale() == "log"
 
 
 def test_concurrent_runs_counts_overlaps_exactly():
     runs = [run((0, 0, 0), 1, 0.1, 0, 2), run((0, 0, 1), 1, 0.2, 1, 3), run((0, 0, 2), 1, None, 2, 4)]
-    (line,) = concurrent_runs_over_time(runs).axes[0].lines
+    (line,) = concurrent_runs_over_time(runs)[1].lines
     counts = list(line.get_ydata())
     assert max(counts) == 2 and counts[-1] == 0  # the run starting at 2 replaces the one ending at 2
 
 
 def test_finished_runs_one_line_per_budget(result):
-    lines = finished_runs_over_time(result).axes[0].lines
+    lines = finished_runs_over_time(result)[1].lines
     assert [line.get_ydata()[-1] for line in lines] == [5, 3, 4]  # failed runs count as finished
 
 
 def test_correlation_matrix(result):
-    fig = correlation_across_budgets(result)
+    fig, _ = correlation_across_budgets(result)
     matrix = fig.axes[0].images[0].get_array()
     assert matrix.shape == (2, 2)
     assert matrix[0, 0] == pytest.approx(1) and matrix[0, 1] == pytest.approx(1) and matrix[1, 1] == pytest.approx(1)
@@ -72,13 +80,13 @@ def test_correlation_matrix(result):
 
 def test_single_budget():
     single = Result.from_runs([run((0, 0, i), 1, i, i, i + 1) for i in range(3)])
-    assert len(losses_over_time(single).axes[0].collections) == 1
-    assert any("No data" in t for t in texts(correlation_across_budgets(single)))
+    assert len(losses_over_time(single)[1].collections) == 1
+    assert any("No data" in t for t in texts(correlation_across_budgets(single)[0]))
 
 
 @pytest.mark.parametrize("plot", PLOTS)
 def test_empty_result_gives_a_figure_that_says_so(plot):
-    fig = plot(Result([{}]))
+    fig, _ = plot(Result([{}]))
     assert any("No data" in t for t in texts(fig))
     fig.savefig(io.BytesIO(), format="png")
 
@@ -87,7 +95,7 @@ def test_empty_result_gives_a_figure_that_says_so(plot):
 def test_only_crashed_runs_and_plain_run_lists(plot):
     crashed = [run((0, 0, 0), 1, None, 0, 1), run((0, 0, 1), 3, None, 1, 2)]
     buffer = io.BytesIO()
-    plot(crashed).savefig(buffer, format="png")
+    plot(crashed)[0].savefig(buffer, format="png")
     assert buffer.getvalue().startswith(b"\x89PNG")
 
 

@@ -1,9 +1,13 @@
 """Ready-made masters for the common cases, with HpBandSter's names and arguments.
 
-``BOHB(configspace, run_id, min_budget, max_budget, eta)`` is HpBandSter's BOHB: Hyperband
-brackets with the BOHB sampler; ``HyperBand`` samples at random; ``RandomSearch`` evaluates random
-configurations at the largest budget. ``asha=True`` swaps the synchronous brackets for
-asynchronous successive halving (every worker stays busy).
+``BOHB(configspace, run_id=..., min_budget=..., max_budget=..., eta=...)`` is HpBandSter's BOHB:
+Hyperband brackets with the BOHB sampler; ``HyperBand`` samples at random; ``RandomSearch``
+evaluates random configurations at the largest budget. ``asha=True`` swaps the synchronous
+brackets for asynchronous successive halving (every worker stays busy). Everything after the
+configuration space is keyword-only: HpBandSter's positional order is ``(configspace, eta,
+min_budget, max_budget)``, so ``BOHB(cs, 3, 9, 243)`` raises rather than reading 3 as the run id
+(``ultrarun.compat.hpbandster`` keeps HpBandSter's order). ``bracket_formula="hpbandster"``
+sizes the brackets as HpBandSter does; the default is the Hyperband paper's formula.
 """
 from __future__ import annotations
 
@@ -18,9 +22,10 @@ from .iterations import bracket as hb_bracket
 from .master import Master
 
 
-def _generator(min_budget: float, max_budget: float, eta: float, asha: bool) -> BaseIterGenerator:
+def _generator(min_budget: float, max_budget: float, eta: float, asha: bool,
+               bracket_formula: str = "paper") -> BaseIterGenerator:
     if not asha:
-        return HyperBandIterGenerator(min_budget, max_budget, eta)
+        return HyperBandIterGenerator(min_budget, max_budget, eta, bracket_formula)
     # One ASHA iteration samples as many configs as Hyperband's most aggressive bracket, so
     # n_iterations means about the same amount of exploration in both modes.
     s_max = max_bracket_index(min_budget, max_budget, eta)
@@ -31,37 +36,39 @@ def _generator(min_budget: float, max_budget: float, eta: float, asha: bool) -> 
 class BOHB(Master):
     """BOHB (Falkner et al. 2018): Hyperband with a model-based (KDE) sampler."""
 
-    def __init__(self, configspace: ConfigurationSpace, run_id: Any = "0",
+    def __init__(self, configspace: ConfigurationSpace, *, run_id: Any = "0",
                  min_budget: float = 0.01, max_budget: float = 1, eta: float = 3,
                  min_points_in_model: int | None = None, top_n_percent: float = 15,
                  num_samples: int = 64, random_fraction: float = 1 / 3,
                  bandwidth_factor: float = 3, min_bandwidth: float = 1e-3,
-                 seed: int | None = None, asha: bool = False, **kwargs: Any):
+                 seed: int | None = None, asha: bool = False, bracket_formula: str = "paper",
+                 **kwargs: Any):
         optimizer = optimizers.BOHB(configspace, seed=seed,
                                     min_points_in_model=min_points_in_model,
                                     top_n_percent=top_n_percent, num_samples=num_samples,
                                     random_fraction=random_fraction,
                                     bandwidth_factor=bandwidth_factor, min_bandwidth=min_bandwidth)
-        super().__init__(run_id, optimizer, _generator(min_budget, max_budget, eta, asha),
-                         **kwargs)
+        super().__init__(run_id, optimizer,
+                         _generator(min_budget, max_budget, eta, asha, bracket_formula), **kwargs)
 
 
 class HyperBand(Master):
     """Hyperband (Li et al. 2018): successive-halving brackets with random sampling."""
 
-    def __init__(self, configspace: ConfigurationSpace, run_id: Any = "0",
+    def __init__(self, configspace: ConfigurationSpace, *, run_id: Any = "0",
                  min_budget: float = 0.01, max_budget: float = 1, eta: float = 3,
-                 seed: int | None = None, asha: bool = False, **kwargs: Any):
+                 seed: int | None = None, asha: bool = False, bracket_formula: str = "paper",
+                 **kwargs: Any):
         optimizer = optimizers.RandomSearch(configspace, seed=seed)
-        super().__init__(run_id, optimizer, _generator(min_budget, max_budget, eta, asha),
-                         **kwargs)
+        super().__init__(run_id, optimizer,
+                         _generator(min_budget, max_budget, eta, asha, bracket_formula), **kwargs)
 
 
 class RandomSearch(Master):
     """Random configurations at ``max_budget``, as many per iteration as Hyperband's largest
     bracket has (HpBandSter's RandomSearch)."""
 
-    def __init__(self, configspace: ConfigurationSpace, run_id: Any = "0",
+    def __init__(self, configspace: ConfigurationSpace, *, run_id: Any = "0",
                  min_budget: float = 1, max_budget: float = 1, eta: float = 3,
                  seed: int | None = None, **kwargs: Any):
         n = (max_bracket_index(min_budget, max_budget, eta) + 1) if min_budget < max_budget else 1

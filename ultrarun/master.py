@@ -27,7 +27,7 @@ from .errors import ConfigurationError, UltrarunError
 from .iterations import BaseIteration, BaseIterGenerator
 from .job import Job, JobStatus, to_plain
 from .optimizers import BaseOptimizer
-from .results import Result
+from .results import Result, Run
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +218,8 @@ class Master:
             dispatcher.new_result_callback = self.job_callback
             dispatcher.queue_callback = self.adjust_queue_size
         self.dispatcher = dispatcher
+        self._warm_runs: list[Run] = []  # previous_result's runs, iteration -1 of the Result
+        self._warm_configs: dict[ConfigId, tuple[dict, Any]] = {}
         if previous_result is not None:
             self._warm_start(previous_result)
 
@@ -495,15 +497,33 @@ class Master:
         hb_config = {"time_ref": self.config["time_ref"], "budgets": budgets,
                      "max_budget": max(self.iter_generator.budgets or budgets or [0.0]),
                      "min_budget": min(self.iter_generator.budgets or budgets or [0.0])}
-        return Result.from_runs(self.jobs, configs, hb_config)
+        # warm-start runs end at time 0 of this run (as in HpBandSter): absolute = ref + relative
+        ref = self.config["time_ref"] or 0.0
+        warm = [Run(r.config_id, r.budget, r.loss, r.info,
+                    {k: v + ref for k, v in r.time_stamps.items() if v is not None},
+                    r.error_logs, r.status) for r in self._warm_runs]
+        configs.update(self._warm_configs)
+        return Result.from_runs(warm + self.jobs, configs, hb_config)
 
     def _warm_start(self, previous: Result) -> None:
+        """Tell the optimizer every earlier result; the Result of this run shows them as
+        iteration -1, ids ``(-1, 0, i)``, shifted so that the last one finished at time 0."""
         id2conf = previous.get_id2config_mapping()
+        finished = [r.time_stamps.get("finished") for r in previous.get_all_runs()]
+        shift = -max([t for t in finished if t is not None], default=0.0)
+        new_ids: dict[Any, ConfigId] = {}
         told = 0
         for run in previous.get_all_runs():
             config = id2conf.get(run.config_id, {}).get("config")
             if config is None:
                 continue
+            if run.config_id not in new_ids:
+                new_ids[run.config_id] = (-1, 0, len(new_ids))
+                self._warm_configs[new_ids[run.config_id]] = (
+                    config, id2conf[run.config_id].get("config_info", {}))
+            self._warm_runs.append(Run(new_ids[run.config_id], run.budget, run.loss, run.info,
+                                       {k: v + shift for k, v in run.time_stamps.items()
+                                        if v is not None}, run.error_logs, run.status))
             self.optimizer.tell(config, run.loss, run.budget)
             told += 1
             if run.loss is not None and run.loss < self.incumbent_performances.get(run.budget, math.inf):

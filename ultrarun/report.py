@@ -49,7 +49,9 @@ def write_result_report(result: Result, output_dir: str | os.PathLike[str], titl
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     for name, draw in FIGURES.items():
-        draw(result).savefig(output_dir / name, dpi=100)
+        fig, _ = draw(result)
+        fig.savefig(output_dir / name, dpi=100)
+        visualization.close(fig)
     page = output_dir / "index.html"
     page.write_text(render_html(result, title, list(FIGURES), top), encoding="utf-8")
     logger.info("report written to %s", page)

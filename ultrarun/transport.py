@@ -37,6 +37,7 @@ import ssl
 import struct
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -73,27 +74,35 @@ _FRESH = "UNCE"
 _COUNTER = struct.Struct("!Q")
 
 # ---------------------------------------------------------------------------------------- names
-_NAME_PART = re.compile(r"^[A-Za-z0-9_\-]+$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
 
 
 def check_run_id(run_id: Any) -> str:
-    """Run ids become part of dotted Pyro names, so only letters, digits, '_' and '-'."""
+    """A run id is any printable text (``'exp.1'``, ``'job 12'``), not empty and without '/'
+    (it also names files: the credentials file, the journal). Pyro names escape it."""
     text = str(run_id)
-    if not _NAME_PART.match(text):
-        raise ConfigurationError(f"run_id {text!r} may only contain letters, digits, '_' and '-'")
+    if not text or not text.isprintable() or "/" in text:
+        raise ConfigurationError(f"run_id {text!r} must be printable text, not empty and without "
+                                 "'/' (it is part of file names)")
     return text
 
 
+def _escape(text: str) -> str:
+    """``text`` as one part of a dotted Pyro name: letters, digits, '_' and '-' stay, every
+    other character becomes %XX of its UTF-8 bytes (reversible, so distinct ids stay distinct)."""
+    return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), text)
+
+
 def _name_part(value: Any) -> str:
-    return re.sub(r"[^A-Za-z0-9_\-]", "-", str(value))
+    return _UNSAFE.sub("-", str(value))
 
 
 def dispatcher_name(run_id: Any) -> str:
-    return f"ultrarun.{check_run_id(run_id)}.dispatcher"
+    return f"ultrarun.{_escape(check_run_id(run_id))}.dispatcher"
 
 
 def worker_prefix(run_id: Any) -> str:
-    return f"ultrarun.{check_run_id(run_id)}.worker."
+    return f"ultrarun.{_escape(check_run_id(run_id))}.worker."
 
 
 def worker_name(run_id: Any, host: str, pid: int, worker_id: Any) -> str:
@@ -106,7 +115,8 @@ def parse_worker_name(name: str) -> dict[str, Any]:
     parts = name.split(".")
     if len(parts) != 6 or parts[0] != "ultrarun" or parts[2] != "worker":
         raise ConfigurationError(f"{name!r} is not an ultrarun worker name")
-    return {"run_id": parts[1], "host": parts[3], "pid": int(parts[4]), "worker_id": parts[5]}
+    return {"run_id": urllib.parse.unquote(parts[1]), "host": parts[3], "pid": int(parts[4]),
+            "worker_id": parts[5]}
 
 
 # --------------------------------------------------------------------------------------- errors

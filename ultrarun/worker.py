@@ -69,11 +69,15 @@ class Worker:
         time_limit, memory_limit: hard per-job limits in seconds and MiB; need
             ``concurrent_type="process"``. Exceeding them reports TIMEOUT / MEMOUT.
         tls: a directory of TLS certificates (``ultrarun certs``): two-way TLS for the process.
+
+    Everything after ``nameserver_port`` is keyword-only: HpBandSter's fourth positional
+    argument is ``logger`` and ultraopt's is ``host``, so a positional call fails loudly instead
+    of being read differently (``ultrarun.compat`` keeps their orders).
     """
 
     def __init__(self, run_id: Any, nameserver: str | None = None,
-                 nameserver_port: int | None = None, host: str | None = None,
-                 worker_id: Any = None, timeout: float | None = None, debug: bool = False, *,
+                 nameserver_port: int | None = None, *, host: str | None = None,
+                 worker_id: Any = None, timeout: float | None = None, debug: bool = False,
                  secret: str | None = None, time_limit: float | None = None,
                  memory_limit: float | None = None, id: Any = None,
                  logger: logging.Logger | None = None, tls: Any = None):

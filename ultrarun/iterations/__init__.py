@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from ._asha import ASHA, ASHAIterGenerator
 from ._base import BaseIteration, BaseIterGenerator, ConfigId, ConfigStatus, Datum, Fits, Sampler
-from ._budgets import Bracket, bracket, hyperband_brackets, max_bracket_index
+from ._budgets import (BRACKET_FORMULAS, Bracket, bracket, hyperband_brackets,
+                       max_bracket_index)
 from ._hyperband import HyperBandIterGenerator
 from ._successive_halving import (BracketIterGenerator, CustomIterGenerator, SuccessiveHalving,
                                   SuccessiveHalvingIterGenerator)
@@ -17,5 +18,5 @@ __all__ = [
     "SuccessiveHalving", "SuccessiveHalvingIterGenerator", "HyperBandIterGenerator",
     "CustomIterGenerator", "ASHA", "ASHAIterGenerator",
     "ConfigId", "ConfigStatus", "Datum", "Fits", "Sampler",
-    "Bracket", "bracket", "hyperband_brackets", "max_bracket_index",
+    "Bracket", "bracket", "hyperband_brackets", "max_bracket_index", "BRACKET_FORMULAS",
 ]

@@ -89,7 +89,7 @@ class SuccessiveHalving(BaseIteration):
         if self.stage + 1 == len(self.budgets):
             self._finish()
             return
-        promoted = top_k(reviewed, self.num_configs[self.stage + 1])
+        promoted = self._promote(reviewed, self.num_configs[self.stage + 1])
         self.stage += 1
         for cid, _ in reviewed:
             datum = self.data[cid]
@@ -106,6 +106,11 @@ class SuccessiveHalving(BaseIteration):
             logger.warning("iteration %s: no configuration succeeded at budget %s; ending early",
                            self.iteration, budget)
             self._finish()
+
+
+    def _promote(self, reviewed: list[tuple[ConfigId, float]], k: int) -> list[ConfigId]:
+        """Which of the stage's ``(config id, loss)`` go on: the best ``k`` successful ones."""
+        return top_k(reviewed, k)
 
 
 class BracketIterGenerator(BaseIterGenerator):
@@ -143,10 +148,12 @@ class BracketIterGenerator(BaseIterGenerator):
 class SuccessiveHalvingIterGenerator(BracketIterGenerator):
     """Every iteration is the most aggressive bracket (``s = s_max``) between the two budgets."""
 
-    def __init__(self, min_budget: float, max_budget: float, eta: float = 3) -> None:
+    def __init__(self, min_budget: float, max_budget: float, eta: float = 3,
+                 bracket_formula: str = "paper") -> None:
         self.eta = validate_eta(eta)
         self.s_max = max_bracket_index(min_budget, max_budget, eta)
-        super().__init__(bracket(self.s_max, self.s_max, max_budget, eta, min_budget))
+        super().__init__(bracket(self.s_max, self.s_max, max_budget, eta, min_budget,
+                                 bracket_formula))
 
 
 class CustomIterGenerator(BracketIterGenerator):

@@ -26,6 +26,44 @@ logger = logging.getLogger(__name__)
 GATHER_TYPES = ("ALL", "BATCH")
 
 
+# ---------------------------------------------------------------------- jobs
+class EvaluatorJob(Job):
+    """A job of an evaluator, readable with DeepHyper's names as well as ultrarun's.
+
+    ``args`` and ``parameters`` are the arguments (``kwargs``); ``output`` is
+    ``{"objective": value}`` once gathered (a failure's objective is ``"F_<status>"``, DeepHyper's
+    mark of a failed evaluation, e.g. ``"F_crashed"``); ``objective`` is that value;
+    ``metadata`` holds the info the run function returned, its run and CPU times and the
+    ``timestamp_submit``/``timestamp_start``/``timestamp_end``/``timestamp_gather`` times.
+    """
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return self.kwargs
+
+    parameters = args
+
+    @property
+    def output(self) -> dict[str, Any] | None:
+        if not self.status.is_final:
+            return None
+        if self.status is JobStatus.SUCCESS:
+            return {"objective": self.loss}
+        return {"objective": f"F_{self.status.name.lower()}"}
+
+    @property
+    def objective(self) -> Any:
+        output = self.output
+        return None if output is None else output["objective"]
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        info = (self.result or {}).get("info") or {}
+        names = {"submit": "timestamp_submit", "start": "timestamp_start",
+                 "end": "timestamp_end", "gather": "timestamp_gather"}
+        return {**info, **{names.get(k, k): v for k, v in self.timestamps.items()}}
+
+
 # ---------------------------------------------------------------------- callbacks
 class Callback:
     """Hooks called by the evaluator: ``on_launch`` at submit, ``on_done`` at gather."""
@@ -158,7 +196,9 @@ class Evaluator:
         ``run_function(args: dict, **run_function_kwargs)``; returns a number, a list of numbers
         or a dict with ``loss``/``cost``/``objective`` and optionally ``info``.
     num_workers:
-        Parallel workers of the backend (its default when None).
+        Parallel workers of the backend (its default when None). The serial backend takes any
+        number, as DeepHyper's serial evaluator does: it reports it as ``num_workers`` (searches
+        size their batches by it) and still runs one job at a time.
     callbacks:
         :class:`Callback` objects.
     backend:
@@ -194,7 +234,12 @@ class Evaluator:
 
     def _create_runner(self, single_worker: AbstractRunner, num_workers: int | None,
                        runner_kwargs: dict[str, Any]) -> AbstractRunner:
-        if num_workers is not None:
+        self._num_workers = None
+        if num_workers is not None and self._backend == "serial":
+            if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
+                raise ConfigurationError(f"num_workers must be an int >= 1, got {num_workers!r}")
+            self._num_workers = num_workers  # jobs still run one at a time
+        elif num_workers is not None:
             runner_kwargs["n_workers"] = num_workers
         return make_runner(self._backend, single_worker, **runner_kwargs)
 
@@ -221,7 +266,7 @@ class Evaluator:
 
     @property
     def num_workers(self) -> int:
-        return self._runner.num_workers
+        return getattr(self, "_num_workers", None) or self._runner.num_workers
 
     @property
     def num_jobs_submitted(self) -> int:
@@ -263,7 +308,7 @@ class Evaluator:
                                      f"(first: {type(args_list[bad[0]]).__name__})")
         jobs = []
         for args in args_list:
-            job = Job(id=self._next_id, kwargs=dict(args), worker_name=self._backend)
+            job = EvaluatorJob(id=self._next_id, kwargs=dict(args), worker_name=self._backend)
             self._next_id += 1
             self.jobs[job.id] = job
             job.time_it("submit")
@@ -366,5 +411,5 @@ def _mpicomm(run_function: Callable[..., Any], **kwargs: Any) -> Evaluator:
 
 register_evaluator("mpicomm", _mpicomm)
 
-__all__ = ["Evaluator", "Callback", "TqdmCallback", "CSVLoggerCallback", "register_evaluator",
+__all__ = ["Evaluator", "EvaluatorJob", "Callback", "TqdmCallback", "CSVLoggerCallback", "register_evaluator",
            "evaluator_names", "job_row", "write_csv"]

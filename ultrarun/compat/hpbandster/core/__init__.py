@@ -1,0 +1,1 @@
+"""``hpbandster.core``: name server, worker, dispatcher, master, iterations, results."""

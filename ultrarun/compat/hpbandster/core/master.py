@@ -1,0 +1,130 @@
+"""``hpbandster.core.master``: HpBandSter's custom-optimizer API on ultrarun's master.
+
+``Master(run_id, config_generator, working_directory='.', ping_interval=60,
+nameserver='127.0.0.1', nameserver_port=None, host=None, shutdown_workers=True,
+job_queue_sizes=(-1, 0), dynamic_queue_size=True, logger=None, result_logger=None,
+previous_result=None)``. Subclass it and implement ``get_next_iteration(iteration,
+iteration_kwargs)`` returning an iteration such as
+``hpbandster.optimizers.iterations.SuccessiveHalving(HPB_iter=..., num_configs=..., budgets=...,
+config_sampler=self.config_generator.get_config, **iteration_kwargs)``. The config generator's
+``new_result(job)`` is called with every finished job, under the master's lock, before the next
+configuration is sampled. ultrarun's own master options may be added as keywords.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from ultrarun import master as _native
+from ultrarun.iterations import BaseIterGenerator
+from ultrarun.job import Job, JobStatus
+from ultrarun.optimizers import BaseOptimizer
+from ultrarun.compat import pyro_port
+from .base_iteration import _plain_config
+
+
+class ResultConfig:
+    """Mixin: the Result's ``HB_config`` also carries what the master put in ``self.config``
+    (``eta``, ``budgets``, ``max_SH_iter``, ...), as HpBandSter's does."""
+
+    config: dict
+
+    def get_result(self) -> Any:
+        result = super().get_result()  # type: ignore[misc]
+        for key, value in self.config.items():
+            if key != "time_ref" and value is not None:
+                result.HB_config[key] = value.tolist() if isinstance(value, np.ndarray) else value
+        return result
+
+
+class GeneratorOptimizer(BaseOptimizer):
+    """A config generator seen as the optimizer the master drives: ``ask`` is ``get_config``;
+    results reach the generator's ``new_result(job)`` from :meth:`Master.job_callback`."""
+
+    def __init__(self, generator: Any):  # no configuration space of its own
+        self.generator = generator
+        self.seed = None
+        self.configspace = getattr(generator, "configspace", None)
+
+    def ask(self, budget: float, n_points: int = 1) -> list[tuple[dict, dict]]:
+        out = []
+        for _ in range(n_points):
+            config, info = self.generator.get_config(budget)
+            out.append((_plain_config(config), dict(info or {})))
+        return out
+
+    def tell(self, config: Any, loss: Any, budget: float) -> None:
+        pass
+
+    def mark_running(self, config: Any, budget: float) -> None:
+        pass
+
+    def cancel(self, config: Any, budget: float) -> None:
+        pass
+
+    def _suggest(self, budget: float) -> Any:
+        raise NotImplementedError
+
+
+class _SubclassIterations(BaseIterGenerator):
+    """Stands in for an iteration generator: the Master subclass makes the iterations."""
+
+    def __init__(self, master: "Master"):
+        self._master = master
+
+    def get_next_iteration(self, iteration: int, sampler: Any, **kwargs: Any) -> Any:
+        return self._master.get_next_iteration(iteration, kwargs)
+
+    @property
+    def budgets(self) -> list[float]:
+        return [float(b) for b in getattr(self._master, "budgets", [])]
+
+    def num_jobs(self, iteration: int) -> None:
+        return None
+
+
+class Master(ResultConfig, _native.Master):
+    """ultrarun's master driven by an HpBandSter config generator."""
+
+    def __init__(self, run_id: Any, config_generator: Any, working_directory: str = ".",
+                 ping_interval: float = 60, nameserver: str = "127.0.0.1",
+                 nameserver_port: int | None = None, host: str | None = None,
+                 shutdown_workers: bool = True, job_queue_sizes: tuple[int, int] = (-1, 0),
+                 dynamic_queue_size: bool = True, logger: logging.Logger | None = None,
+                 result_logger: Any = None, previous_result: Any = None, **kwargs: Any):
+        self.config_generator = config_generator
+        super().__init__(run_id, GeneratorOptimizer(config_generator), _SubclassIterations(self),
+                         working_directory=working_directory, ping_interval=ping_interval,
+                         nameserver=nameserver, nameserver_port=pyro_port(nameserver_port),
+                         host=host, shutdown_workers=shutdown_workers,
+                         job_queue_sizes=job_queue_sizes, dynamic_queue_size=dynamic_queue_size,
+                         result_logger=result_logger, previous_result=previous_result,
+                         logger=logger, **kwargs)
+        if previous_result is not None:
+            self._warm_start_generator(previous_result)
+
+    def get_next_iteration(self, iteration: int, iteration_kwargs: dict | None = None) -> Any:
+        raise NotImplementedError(f"implement get_next_iteration for {type(self).__name__}")
+
+    def job_callback(self, job: Job, replayed: bool = False) -> None:
+        with self.thread_cond:  # re-entrant: the generator learns before the next sample
+            super().job_callback(job, replayed)
+            if job.status is not JobStatus.CANCELLED:
+                self.config_generator.new_result(job)
+
+    def _warm_start_generator(self, previous: Any) -> None:
+        """HpBandSter feeds earlier runs to the generator, updating its model on the last."""
+        id2conf = previous.get_id2config_mapping()
+        runs = [r for r in previous.get_all_runs() if r.config_id in id2conf]
+        for i, run in enumerate(runs):
+            job = Job(id=run.config_id, kwargs={"config": id2conf[run.config_id]["config"],
+                                                "budget": run.budget},
+                      status=run.status, exception=run.error_logs,
+                      result=None if run.loss is None else {"loss": run.loss, "info": run.info})
+            job.timestamps = dict(run.time_stamps)
+            self.config_generator.new_result(job, update_model=i == len(runs) - 1)
+
+
+__all__ = ["Master"]

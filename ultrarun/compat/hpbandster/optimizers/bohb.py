@@ -1,0 +1,4 @@
+"""``hpbandster.optimizers.bohb``: see :mod:`ultrarun.compat.hpbandster.optimizers`."""
+from . import BOHB
+
+__all__ = ["BOHB"]

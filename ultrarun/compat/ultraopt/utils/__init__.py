@@ -1,0 +1,1 @@
+"""``ultraopt.utils``: only ``progress`` is provided."""
