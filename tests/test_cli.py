@@ -147,7 +147,7 @@ def test_log_file_and_verbosity(tmp_path, nameserver):
                    "--working-dir", str(nameserver.working_directory), "--timeout", "0.2", "-v",
                    "--log-file", str(log))
     assert out.returncode == 0, out.stderr
-    assert "idle for 0.2s: shut down" in log.read_text()
+    assert "shut down: it was idle for 0.2s" in log.read_text()
 
 
 @pytest.mark.parametrize("argv, words", [

@@ -207,10 +207,9 @@ class Worker:
         except Exception:
             self.logger.exception("worker %s failed", self.worker_name)
         finally:
-            if timed_out:
-                self.shutdown()  # unregister and stop serving first, then say so
-                self.logger.info("worker %s was idle for %gs: shut down", self.worker_name,
-                                 self.timeout)
+            if timed_out:  # unregister and stop serving first, then say so
+                rt.reason = f"it was idle for {self.timeout:g}s"
+                self.shutdown()
             rt.stopped.set()
 
     def _execute(self, rt: "_Runtime", job: dict) -> dict:
@@ -260,9 +259,10 @@ class Worker:
             rt.server.shutdown()
         if rt.child is not None:
             rt.child.close()
+        self.logger.info("worker %s shut down%s", self.worker_name,
+                         f": {rt.reason}" if rt.reason else "")
         rt.stopped.set()
         rt.finished.set()
-        self.logger.info("worker %s shut down", self.worker_name)
 
     def __enter__(self) -> "Worker":
         return self
@@ -409,6 +409,7 @@ class _Runtime:
         self.stopped = threading.Event()  # the loop has ended
         self.finished = threading.Event()  # shutdown() has finished
         self.closed = False
+        self.reason = ""  # why it shut down by itself
         self.inbox = Inbox()
         self.hello = True  # the uplink should say hello
         self.meet: str | None = None  # a dispatcher that pinged us: connect to it
