@@ -65,3 +65,70 @@ def test_job_status_and_repr():
     other = Job(id=(0, 0, 1), kwargs={})
     assert job.token != other.token
     assert "QUEUED" in repr(job)
+
+
+# ----------------------------------------------------------------- anything a party may send
+import marshal  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from ultrarun.errors import JobError  # noqa: E402
+from ultrarun.job import parse_job_message, parse_result_message  # noqa: E402
+
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(),
+                     st.text(max_size=8), st.binary(max_size=8),
+                     st.builds(np.float32, st.floats(width=32)), st.builds(np.int64,
+                                                                          st.integers(-9, 9)),
+                     st.just(object()), st.just(np.arange(3)), st.just(float("nan")))
+_VALUES = st.recursive(_SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.tuples(inner, inner),
+    st.dictionaries(st.one_of(st.text(max_size=4), st.integers()), inner, max_size=3)),
+    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.one_of(_VALUES, st.fixed_dictionaries({"loss": _SCALARS}, optional={
+    "info": _VALUES, "extra": _VALUES})))
+def test_any_compute_return_value_is_a_result_or_a_clear_error(raw):
+    """What compute returns is either a result that travels unchanged, or a ResultError: no
+    other exception, whatever the value."""
+    try:
+        result = validate_result(raw)
+    except ResultError as exc:
+        assert str(exc)
+        return
+    assert type(result["loss"]) is float and math.isfinite(result["loss"])
+    assert marshal.loads(marshal.dumps(result)) == result
+
+
+_JOB = {"token": 1, "attempt": 1, "id": "x", "kwargs": {"budget": 1.0},
+        "dispatcher": "PYRO:d@h:1", "seq": 1}
+
+
+@settings(max_examples=300, deadline=None)
+@given(changes=st.dictionaries(st.sampled_from(sorted(_JOB) + ["other"]), _VALUES, max_size=4),
+       drop=st.sets(st.sampled_from(sorted(_JOB)), max_size=2))
+def test_any_job_message_is_taken_or_refused_with_its_field_named(changes, drop):
+    message = {k: v for k, v in {**_JOB, **changes}.items() if k not in drop}
+    try:
+        job = parse_job_message(message)
+    except JobError as exc:
+        assert any(name in str(exc) for name in [*_JOB, "a job", "dict"]), str(exc)
+        return
+    assert type(job["token"]) is int and job["seq"] >= 1 and job["dispatcher"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(message=st.one_of(_VALUES, st.fixed_dictionaries(
+    {"token": st.integers(), "attempt": st.integers()},
+    optional={"status": st.one_of(st.sampled_from([s.value for s in JobStatus]), _SCALARS),
+              "result": _VALUES, "exception": _VALUES, "duration": _SCALARS})))
+def test_any_result_message_is_a_final_status_or_refused(message):
+    try:
+        parsed = parse_result_message(message)
+    except JobError:
+        return
+    assert parsed["status"].is_final
+    assert parsed["status"] is not JobStatus.SUCCESS or validate_result(parsed["result"])
+    assert parsed["duration"] is None or parsed["duration"] >= 0

@@ -30,7 +30,7 @@ from . import transport
 from ._pool import Pool, Report, RetryPolicy
 from .config import config
 from .errors import (AuthenticationError, CommunicationError, CommunicationTimeout,
-                     ConfigurationError, JobError, UltrarunError)
+                     ConfigurationError, JobError, ResultError, UltrarunError)
 from .job import Job, JobStatus, parse_result_message, to_plain
 from .security import resolve_secret
 
@@ -209,6 +209,12 @@ class Dispatcher:
         """Queue a job (``config``, ``budget``, ``working_directory``, ...); an idle worker gets
         it at once. kwargs are converted to plain data here: numpy values never travel."""
         job = Job(id=to_plain(id, "job id"), kwargs=to_plain(kwargs, "job kwargs"))
+        size = transport.encoded_size(job.kwargs)
+        if size > config.MAX_MESSAGE_SIZE // 2:
+            raise ResultError(f"job kwargs take {size} bytes on the wire, more than half the "
+                              f"MAX_MESSAGE_SIZE setting ({config.MAX_MESSAGE_SIZE}): pass a "
+                              "path to the data instead, or raise ULTRARUN_MAX_MESSAGE_SIZE "
+                              "for every party of the run")
         with self._lock:
             if self._stop.is_set():
                 raise UltrarunError("the dispatcher is shut down")

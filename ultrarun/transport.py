@@ -29,6 +29,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import marshal
 import os
 import re
 import selectors
@@ -161,6 +162,12 @@ def _signing_key(secret: str) -> bytes:
     if not secret:
         raise ConfigurationError("a run secret is required: every message is signed with it")
     return secret.encode("utf-8") if isinstance(secret, str) else secret
+
+
+def encoded_size(value: Any) -> int:
+    """Bytes ``value`` (plain data) takes on the wire, to check it against MAX_MESSAGE_SIZE
+    before sending it."""
+    return len(marshal.dumps(value))
 
 
 def _apply_limits() -> None:
@@ -511,6 +518,10 @@ class _Loop:
         _reply.annotations = {_FRESH: fresh}
         try:
             self.daemon.handleRequest(_Frame(self, peer, frame))
+        except Pyro4.errors.MessageTooLargeError as exc:  # the answer: say so, keep the peer
+            with contextlib.suppress(Exception):
+                self.daemon._sendExceptionResponse(_Frame(self, peer, frame), message.seq,
+                                                   message.serializer_id, exc, None)
         except Exception as exc:  # Pyro re-raises communication errors: drop the peer
             self.close(peer, f"request failed: {exc}")
         finally:
@@ -743,8 +754,14 @@ class Connection:
         self.what = what or uri
 
     def call(self, method: str, *args: Any) -> Any:
+        """Call ``method``; a connection the server had closed (idle, or evicted) is opened
+        again once. Every call ultrarun makes may run twice: they are idempotent."""
         with remote_call(f"{method} on {self.what}"):
-            return getattr(self._proxy, method)(*args)
+            try:
+                return getattr(self._proxy, method)(*args)
+            except Pyro4.errors.ConnectionClosedError:
+                self._proxy._pyroRelease()
+                return getattr(self._proxy, method)(*args)
 
     def send(self, method: str, *args: Any) -> None:
         """A oneway call (the remote method must be declared :func:`oneway`)."""
@@ -885,6 +902,6 @@ def local_address_towards(host: str) -> str:
 
 
 __all__ = ["Server", "Connection", "NameServerClient", "start_nameserver", "remote_call",
-           "expose", "oneway", "configure_tls", "tls_directory", "check_run_id",
+           "expose", "oneway", "configure_tls", "encoded_size", "tls_directory", "check_run_id",
            "dispatcher_name", "worker_prefix", "worker_name", "parse_worker_name",
            "local_address_towards", "DEFAULT_NAMESERVER_PORT"]

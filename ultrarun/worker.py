@@ -43,6 +43,7 @@ _worker_ids = itertools.count()
 _STARTUP_TIMEOUT = 120.0  # seconds a compute process may take to start
 _CONCURRENT_TYPES = ("thread", "process")
 _DISPATCHERS_KEPT = 8  # dispatchers whose acknowledgements a worker remembers
+_HEADROOM = 64 * 1024  # bytes of a message that are not the payload's (names, report, ...)
 
 
 def _patience() -> float:
@@ -227,6 +228,12 @@ class Worker:
         else:
             status, result, exception = _run_compute(self, kwargs)
         duration = time.monotonic() - started
+        size = transport.encoded_size(result)
+        if size > config.MAX_MESSAGE_SIZE - _HEADROOM:
+            status, result, exception = JobStatus.CRASHED, None, (
+                f"ResultError: the result takes {size} bytes on the wire, more than the "
+                f"MAX_MESSAGE_SIZE setting allows ({config.MAX_MESSAGE_SIZE}); return less in "
+                "'info', or raise ULTRARUN_MAX_MESSAGE_SIZE for every party of the run")
         self.logger.log(level, "worker %s finished job %s: %s %s", self.worker_name, job["id"],
                         status.name, result if exception is None else exception)
         return {"token": job["token"], "attempt": job["attempt"], "status": status.value,
