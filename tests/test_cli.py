@@ -166,3 +166,39 @@ def test_a_bad_setting_in_the_environment_is_ignored_with_a_warning():
     out = ultrarun("status", "--help", env=dict(os.environ, ULTRARUN_COMMTIMEOUT="abc"))
     assert out.returncode == 0
     assert "ignoring ULTRARUN_COMMTIMEOUT" in out.stderr
+
+
+def test_status_with_a_wrong_run_id_names_the_runs_it_has(nameserver):
+    out = ultrarun("status", "--run-id", "exp2", "--working-dir",
+                   str(nameserver.working_directory))
+    assert out.returncode == 2
+    assert "Errno" not in out.stderr and "Traceback" not in out.stderr
+    assert "no credentials file for run exp2" in out.stderr
+    assert f"it has credentials for run(s) {nameserver.run_id}: is the run id right?" in out.stderr
+
+
+def test_status_through_the_nameserver_without_a_secret_says_none_was_given(nameserver):
+    out = ultrarun("status", "--run-id", nameserver.run_id, "--nameserver",
+                   f"{nameserver.host}:{nameserver.port}")
+    assert out.returncode == 2
+    assert "no secret was given" in out.stderr and "--secret" in out.stderr
+    assert "secrets differ" not in out.stderr
+    with_secret = ultrarun("status", "--run-id", nameserver.run_id, "--nameserver",
+                           f"{nameserver.host}:{nameserver.port}", "--secret", nameserver.secret)
+    assert with_secret.returncode == 0, with_secret.stderr
+
+
+@pytest.mark.slow
+def test_status_lists_the_best_so_far_by_budget_as_numbers(cluster):
+    cluster.start_workers(1)
+    d, results = cluster.dispatcher()
+    wait_until(lambda: d.number_of_workers() == 1, message="1 worker")
+    budgets = [1.0, 27.0, 3.0, 81.0, 9.0]
+    for i, budget in enumerate(budgets):
+        d.submit_job(i, config={"x": i}, budget=budget)
+    results.wait_for(len(budgets))
+    out = ultrarun("status", "--run-id", cluster.run_id, "--working-dir", str(cluster.dir))
+    assert out.returncode == 0, out.stderr
+    shown = [float(line.split()[5].rstrip(":")) for line in out.stdout.splitlines()
+             if line.startswith("best so far at budget")]
+    assert shown == sorted(budgets)
