@@ -184,10 +184,14 @@ def check_main_guard() -> None:
     """Raise a ConfigurationError when the running script calls us outside
     ``if __name__ == "__main__":``: each spawned worker would run that call again and die.
 
-    Looks at the line of the main script that is executing now; interactive sessions, notebooks
-    and ``python -c`` have no script to import again and pass.
+    Looks at the line of the main script that is executing now. What multiprocessing does not
+    import again passes: interactive sessions, notebooks, ``python -c``, a package's
+    ``__main__`` (``python -m package``).
     """
-    if not getattr(sys.modules.get("__main__"), "__file__", None):
+    main = sys.modules.get("__main__")
+    spec_name = getattr(getattr(main, "__spec__", None), "name", None) or ""
+    if (not getattr(main, "__file__", None) or spec_name == "__main__"
+            or spec_name.endswith(".__main__")):
         return
     frame = sys._getframe(1)
     while frame is not None and not (frame.f_code.co_name == "<module>"
