@@ -27,6 +27,7 @@ from .errors import ConfigurationError, UltrarunError
 from .iterations import BaseIteration, BaseIterGenerator
 from .job import Job, JobStatus, to_plain
 from .optimizers import BaseOptimizer
+from .progress import Progress
 from .results import Result
 from .transport import DEFAULT_NAMESERVER_PORT
 
@@ -232,7 +233,7 @@ class Master:
         self.wait_for_workers(min_n_workers, timeout=min_n_workers_timeout)
         to_start = math.inf if n_iterations is None else n_iterations
         fresh = False  # the newest iteration has not handed out a run yet
-        self._open_progress()
+        self._open_progress(n_iterations)
         try:
             with _gc.frozen_startup_objects(), self.thread_cond:
                 # the clock starts after the freeze's one full collection (tens of ms), and the
@@ -509,23 +510,23 @@ class Master:
         self.logger.info("warm start: told the optimizer %d earlier results", told)
 
     # ------------------------------------------------------------------- progress
-    def _open_progress(self) -> None:
-        show = self.show_progress
-        if show is None:
-            show = sys.stderr.isatty()
-        if show:
-            from tqdm import tqdm
-
-            self._progress = tqdm(unit="job", desc=f"run {self.run_id}",
-                                  dynamic_ncols=True)
+    def _open_progress(self, n_iterations: int | None) -> None:
+        """A bar on a terminal (or with show_progress=True), INFO log lines otherwise."""
+        if self.show_progress is False:
+            return
+        counts = ([] if n_iterations is None else
+                  [self.iter_generator.num_jobs(len(self.iterations) + i)
+                   for i in range(n_iterations)])
+        total = sum(counts) if counts and None not in counts else None
+        self._progress = Progress(self.run_id, total=total,
+                                  time_left=self.time_left_for_this_task,
+                                  bar=self.show_progress or sys.stderr.isatty(),
+                                  logger=self.logger)
 
     def _update_progress(self, job: Job) -> None:
-        if self._progress is None:
-            return
-        best = min(self.incumbent_performances.values(), default=None)
-        self._progress.update(1)
-        self._progress.set_postfix(running=self.num_running_jobs, failed=self.num_failed,
-                                   best=None if best is None else f"{best:.4g}", refresh=False)
+        if self._progress is not None:
+            self._progress.update(self.num_running_jobs, self.num_failed,
+                                  self.incumbent_performances)
 
     def _close_progress(self) -> None:
         if self._progress is not None:
