@@ -14,6 +14,7 @@ import pytest
 from conftest import wait_until
 from ultrarun.cli import build_parser, load_object, main
 from ultrarun.errors import ConfigurationError
+from ultrarun.report import FIGURES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,7 +94,7 @@ def test_report_command_writes_plots_of_a_logged_run(tmp_path):
     assert out.returncode == 0, out.stderr
     html = (tmp_path / "rep" / "index.html").read_text()
     pngs = sorted((tmp_path / "rep").glob("*.png"))
-    assert len(pngs) == 4
+    assert len(pngs) == len(FIGURES)
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
         assert png.name in html

@@ -168,9 +168,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from .report import DEFAULT_SUBDIR, watch_report, write_report
 
-    path = write_report(args.directory, output_dir=args.output)
+    if args.watch is None:
+        path = write_report(args.directory, output_dir=args.output)
+    else:
+        page = Path(args.output or Path(args.directory) / DEFAULT_SUBDIR) / "index.html"
+        print(f"watching {args.directory}: {page} is rewritten as results arrive and reloads "
+              f"every {args.watch:g} s; Ctrl-C to stop", flush=True)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        path = watch_report(args.directory, args.output, interval=args.watch, count=args.count,
+                            stop=stop)
     print(f"report written to {path}")
     return 0
 
@@ -307,9 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "Read a logged run (configs.json, results.json) and write PNG figures and an "
                    "index.html.",
                    "ultrarun report demo_output",
-                   "ultrarun report /shared/exp1/results --output ~/public_html/exp1")
+                   "ultrarun report /shared/exp1/results --output ~/public_html/exp1 --watch 30")
     p.add_argument("directory", metavar="DIRECTORY", help="the run's result directory")
     p.add_argument("--output", help="where to write the report (default: DIRECTORY/report)")
+    p.add_argument("--watch", nargs="?", type=float, const=5.0, metavar="SECONDS",
+                   help="rewrite the report as results arrive, every SECONDS (5 if not given), "
+                        "until Ctrl-C; the page reloads itself (default: write once)")
+    p.add_argument("--count", type=int, default=None,
+                   help="with --watch: stop after N rounds (default: never)")
     p.set_defaults(func=cmd_report)
 
     p = add_parser("demo", "run a local optimisation end to end",

@@ -77,6 +77,7 @@ def concurrent_runs_over_time(result: RunsOrResult) -> "Figure":
     counts = [0] + list(itertools.accumulate(delta for _, delta in events))
     ax.step(times, counts, where="post")
     ax.set_ylim(bottom=0)
+    _integer_ticks(ax)
     return _over_time(fig, ax, "number of concurrent runs", legend=False)
 
 
@@ -90,6 +91,7 @@ def finished_runs_over_time(result: RunsOrResult) -> "Figure":
         times = sorted(r.time_stamps["finished"] for r in runs if r.budget == budget)
         ax.step([0.0] + times, np.arange(len(times) + 1), where="post",
                 label=f"budget {budget:g} ({len(times)})")
+    _integer_ticks(ax)
     return _over_time(fig, ax, "number of finished runs")
 
 
@@ -98,7 +100,7 @@ def correlation_across_budgets(result: RunsOrResult) -> "Figure":
 
     A high correlation means small budgets rank configurations as the large ones do, which is what
     successive halving relies on. Cells show rho and the number of configurations n; cells with
-    fewer than 3 pairs, or constant losses, stay empty.
+    fewer than 3 pairs, or constant losses, are grey and say "not enough data" (rho = 0 is white).
     """
     runs = _runs(result)
     fig, ax = _figure("Rank correlation of the loss across budgets")
@@ -120,7 +122,12 @@ def correlation_across_budgets(result: RunsOrResult) -> "Figure":
     image = ax.matshow(rhos, vmin=-1, vmax=1, cmap="RdBu_r")
     for (row, col), n in counts.items():
         value = rhos[row, col]
-        rho = "" if math.isnan(value) else f"rho = {value:.2f}\n"
+        rho = "not enough data\n" if math.isnan(value) else f"rho = {value:.2f}\n"
+        if math.isnan(value):  # grey and hatched: not the white of rho = 0
+            from matplotlib.patches import Rectangle
+
+            ax.add_patch(Rectangle((col - 0.5, row - 0.5), 1, 1, facecolor="0.85",
+                                   edgecolor="0.6", hatch="//", linewidth=0))
         color = "white" if abs(value) > 0.6 else "black"  # readable on the dark ends of the map
         ax.text(col, row, f"{rho}n = {n}", ha="center", va="center", fontsize="small", color=color)
     ax.xaxis.set_ticks_position("bottom")
@@ -183,6 +190,13 @@ def _over_time(fig: "Figure", ax: "Axes", ylabel: str, legend: bool = True) -> "
     if legend:
         ax.legend(loc="best", fontsize="small")
     return fig
+
+
+def _integer_ticks(ax: "Axes") -> None:
+    """Counts: no tick at 0.5 runs."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _no_data(fig: "Figure", ax: "Axes", why: str = "no finished runs yet") -> "Figure":
