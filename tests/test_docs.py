@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,38 @@ def test_the_quickstart_files_run_as_written(tmp_path):
     assert "best configuration: {'lr':" in outputs["first_run.py"]
     assert (tmp_path / "first_run" / "results.json").exists()
     assert "budget 9: loss " in outputs["my_worker.py"]
+
+
+@pytest.mark.slow
+def test_the_readme_cluster_recipe_runs_as_written(tmp_path):
+    """README's four steps, with /shared/exp1 in a temporary directory and this machine's
+    loopback address for the name server's."""
+    section = (ROOT / "README.md").read_text().split("## Using it on a cluster", 1)[1]
+    shell = re.search(r"```bash\n(.*?)```", section, re.DOTALL).group(1)
+    master = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+
+    def here(text: str) -> str:
+        return (text.replace("/shared/exp1", str(tmp_path / "exp1"))
+                .replace("\"$(hostname -I | cut -d' ' -f1)\"", "127.0.0.1"))
+
+    steps = [shlex.split(here(line).rstrip(" &")) for line in shell.splitlines()
+             if line.startswith("ultrarun ")]
+    assert [s[1] for s in steps] == ["nameserver", "worker", "status"]
+    (tmp_path / "exp1").mkdir()
+    (tmp_path / "master.py").write_text(here(master))
+    started = [subprocess.Popen([sys.executable, "-m", *step], cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for step in steps[:2]]
+    try:
+        out = subprocess.run([sys.executable, "master.py"], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=240)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert out.stdout.startswith("{'x1': ")
+        assert started[1].wait(timeout=60) == 0, "the master shut the workers down"
+        lines = (tmp_path / "exp1" / "results" / "results.json").read_text().splitlines()
+        assert len(lines) == 40 + 17 + 8 + 4  # BOHB's four brackets between budgets 1 and 27
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                proc.terminate()
+            proc.wait(timeout=30)
