@@ -15,15 +15,16 @@ The master of a cluster run with the default command uses ``branin_space()`` fro
 """
 from __future__ import annotations
 
-import argparse
 import re
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
-from ultrarun import BOHB, LocalCluster, Worker
+from ultrarun import Worker
 from ultrarun.benchmarks import branin_space
+
+from run_locally import run_locally
 
 DEFAULT_COMMAND = [sys.executable, str(Path(__file__).resolve().with_name("train_command.py")),
                    "--x1", "{x1}", "--x2", "{x2}", "--budget", "{budget}"]
@@ -55,24 +56,11 @@ class CommandWorker(Worker):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n-workers", type=int, default=2, help="worker processes (default 2)")
-    parser.add_argument("--n-iterations", type=int, default=2, help="BOHB iterations (default 2)")
-    args = parser.parse_args(argv)
-    with LocalCluster(n_workers=args.n_workers, worker_class=CommandWorker) as cluster:
-        bohb = BOHB(branin_space(), run_id=cluster.run_id, min_budget=1, max_budget=27, seed=0,
-                    nameserver=cluster.nameserver.host, nameserver_port=cluster.nameserver_port,
-                    secret=cluster.secret, working_directory=cluster.working_directory)
-        try:
-            result = bohb.run(n_iterations=args.n_iterations, min_n_workers=args.n_workers)
-        finally:
-            bohb.shutdown(shutdown_workers=True)
+    result = run_locally(CommandWorker, branin_space(), 1, 27, argv, __doc__)
     best = result.get_runs_by_id(result.get_incumbent_id())[-1]
     print(f"best: {best.info['command']} -> loss {best.loss:.4f} "
           f"({len(result.get_all_runs())} commands run)")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -8,11 +8,12 @@ The master of a cluster run uses ``hartmann6_space()`` from ``ultrarun.benchmark
 """
 from __future__ import annotations
 
-import argparse
 import time
 
-from ultrarun import BOHB, LocalCluster, Worker
+from ultrarun import Worker
 from ultrarun.benchmarks import HARTMANN6_OPTIMUM, hartmann6, hartmann6_space
+
+from run_locally import run_locally
 
 
 class Hartmann6Worker(Worker):
@@ -28,25 +29,11 @@ class Hartmann6Worker(Worker):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n-workers", type=int, default=2, help="worker processes (default 2)")
-    parser.add_argument("--n-iterations", type=int, default=4, help="BOHB iterations (default 4)")
-    args = parser.parse_args(argv)
-    with LocalCluster(n_workers=args.n_workers, worker_class=Hartmann6Worker) as cluster:
-        bohb = BOHB(hartmann6_space(), run_id=cluster.run_id, min_budget=1, max_budget=27,
-                    seed=0, nameserver=cluster.nameserver.host,
-                    nameserver_port=cluster.nameserver_port, secret=cluster.secret,
-                    working_directory=cluster.working_directory)
-        try:
-            result = bohb.run(n_iterations=args.n_iterations, min_n_workers=args.n_workers)
-        finally:
-            bohb.shutdown(shutdown_workers=True)
+    result = run_locally(Hartmann6Worker, hartmann6_space(), 1, 27, argv, __doc__, n_iterations=4)
     config_id, loss = result.get_incumbents_per_budget()[27.0]
     print(f"best at budget 27: loss {loss:.4f}, regret {loss - HARTMANN6_OPTIMUM:.4f} "
           f"({len(result.get_all_runs())} runs)")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -12,12 +12,13 @@ The master of a cluster run uses ``mlp_space()`` and ``min_budget=3, max_budget=
 """
 from __future__ import annotations
 
-import argparse
 
 import numpy as np
 from ConfigSpace import Categorical, ConfigurationSpace, Float, Integer
 
-from ultrarun import BOHB, LocalCluster, Worker
+from ultrarun import Worker
+
+from run_locally import run_locally
 
 MIN_BUDGET, MAX_BUDGET = 3, 81
 
@@ -102,26 +103,12 @@ def _evaluate(params, x, y):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n-workers", type=int, default=2, help="worker processes (default 2)")
-    parser.add_argument("--n-iterations", type=int, default=2, help="BOHB iterations (default 2)")
-    args = parser.parse_args(argv)
-    with LocalCluster(n_workers=args.n_workers, worker_class=MLPWorker) as cluster:
-        bohb = BOHB(mlp_space(), run_id=cluster.run_id, min_budget=MIN_BUDGET,
-                    max_budget=MAX_BUDGET, seed=0, nameserver=cluster.nameserver.host,
-                    nameserver_port=cluster.nameserver_port, secret=cluster.secret,
-                    working_directory=cluster.working_directory)
-        try:
-            result = bohb.run(n_iterations=args.n_iterations, min_n_workers=args.n_workers)
-        finally:
-            bohb.shutdown(shutdown_workers=True)
+    result = run_locally(MLPWorker, mlp_space(), MIN_BUDGET, MAX_BUDGET, argv, __doc__)
     best = result.get_runs_by_id(result.get_incumbent_id())[-1]
     config = result.get_id2config_mapping()[best.config_id]["config"]
     print(f"best after {best.info['epochs']} epochs: {config}: validation loss {best.loss:.3f}, "
           f"accuracy {best.info['accuracy']:.3f} ({len(result.get_all_runs())} runs)")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
