@@ -1,7 +1,9 @@
 """The ``ultrarun`` command: help, demo, status and report, as a user runs them."""
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import os
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import pytest
 from conftest import wait_until
 from ultrarun.cli import build_parser, load_object, main
 from ultrarun.errors import ConfigurationError
+from ultrarun.report import FIGURES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,7 +94,7 @@ def test_report_command_writes_plots_of_a_logged_run(tmp_path):
     assert out.returncode == 0, out.stderr
     html = (tmp_path / "rep" / "index.html").read_text()
     pngs = sorted((tmp_path / "rep").glob("*.png"))
-    assert len(pngs) == 4
+    assert len(pngs) == len(FIGURES)
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
         assert png.name in html
@@ -166,3 +169,107 @@ def test_a_bad_setting_in_the_environment_is_ignored_with_a_warning():
     out = ultrarun("status", "--help", env=dict(os.environ, ULTRARUN_COMMTIMEOUT="abc"))
     assert out.returncode == 0
     assert "ignoring ULTRARUN_COMMTIMEOUT" in out.stderr
+
+
+def test_status_with_a_wrong_run_id_names_the_runs_it_has(nameserver):
+    out = ultrarun("status", "--run-id", "exp2", "--working-dir",
+                   str(nameserver.working_directory))
+    assert out.returncode == 2
+    assert "Errno" not in out.stderr and "Traceback" not in out.stderr
+    assert "no credentials file for run exp2" in out.stderr
+    assert f"it has credentials for run(s) {nameserver.run_id}: is the run id right?" in out.stderr
+
+
+def test_status_through_the_nameserver_without_a_secret_says_none_was_given(nameserver):
+    out = ultrarun("status", "--run-id", nameserver.run_id, "--nameserver",
+                   f"{nameserver.host}:{nameserver.port}")
+    assert out.returncode == 2
+    assert "no secret was given" in out.stderr and "--secret" in out.stderr
+    assert "secrets differ" not in out.stderr
+    with_secret = ultrarun("status", "--run-id", nameserver.run_id, "--nameserver",
+                           f"{nameserver.host}:{nameserver.port}", "--secret", nameserver.secret)
+    assert with_secret.returncode == 0, with_secret.stderr
+
+
+@pytest.mark.slow
+def test_status_lists_the_best_so_far_by_budget_as_numbers(cluster):
+    cluster.start_workers(1)
+    d, results = cluster.dispatcher()
+    wait_until(lambda: d.number_of_workers() == 1, message="1 worker")
+    budgets = [1.0, 27.0, 3.0, 81.0, 9.0]
+    for i, budget in enumerate(budgets):
+        d.submit_job(i, config={"x": i}, budget=budget)
+    results.wait_for(len(budgets))
+    out = ultrarun("status", "--run-id", cluster.run_id, "--working-dir", str(cluster.dir))
+    assert out.returncode == 0, out.stderr
+    shown = [float(line.split()[5].rstrip(":")) for line in out.stdout.splitlines()
+             if line.startswith("best so far at budget")]
+    assert shown == sorted(budgets)
+
+
+def _commands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def _options(command: argparse.ArgumentParser, common: bool = False) -> dict[str, argparse.Action]:
+    """Each shown option by its longest name (positionals by metavar); the -v/-q/--log-file of
+    every command only with ``common``."""
+    shown = {}
+    for action in command._actions:
+        if action.help == argparse.SUPPRESS or isinstance(action, argparse._HelpAction):
+            continue
+        name = max(action.option_strings, key=len) if action.option_strings else action.metavar
+        if (name in ("--verbose", "--quiet", "--log-file")) == common:
+            shown[name] = action
+    return shown
+
+
+def _has_default(action: argparse.Action) -> bool:
+    return (action.default is not None and not isinstance(action.default, bool)
+            and action.nargs != 0 and action.option_strings)
+
+
+@pytest.mark.parametrize("name", ["nameserver", "worker", "status", "report", "demo"])
+def test_every_option_has_help_its_default_and_the_command_shows_examples(name):
+    command = _commands()[name]
+    text = command.format_help()
+    for option, action in _options(command).items():
+        assert action.help, f"ultrarun {name} {option} has no help text"
+        if _has_default(action):
+            assert f"(default: {action.default})" in " ".join(text.split()), (name, option)
+    examples = text.split("examples:\n", 1)[1].splitlines()
+    assert examples and all(line.startswith(f"  ultrarun {name}") for line in examples if line)
+
+
+def _documented_tables() -> dict[str, dict[str, str]]:
+    """docs/cli.md: for each ``## `ultrarun COMMAND` `` section, option -> default cell."""
+    tables: dict[str, dict[str, str]] = {}
+    section = None
+    for line in (ROOT / "docs" / "cli.md").read_text().splitlines():
+        heading = re.match(r"## `ultrarun (\w+)`|## (Options of every command)", line)
+        if heading:
+            section = heading.group(1) or "every"
+            tables[section] = {}
+        cells = re.match(r"\| `([^` ]+)[^|]*\|\s*([^|]*?)\s*\|", line)
+        if section and cells:
+            option = cells.group(1).split("/")[-1]
+            tables[section][option] = cells.group(2).strip().strip("`")
+    return tables
+
+
+def test_the_cli_reference_documents_every_option_with_the_default_of_help():
+    tables = _documented_tables()
+    commands = _commands()
+    assert set(tables) == set(commands) | {"every"}
+    common = _options(commands["demo"], common=True)
+    assert set(tables["every"]) == set(common)
+    for name, command in commands.items():
+        options = _options(command)
+        assert set(tables[name]) == set(options), f"docs/cli.md, ultrarun {name}"
+        for option, action in options.items():
+            if action.required:
+                assert tables[name][option] == "required", (name, option)
+            elif _has_default(action):
+                assert tables[name][option] == str(action.default), (name, option)

@@ -1,14 +1,25 @@
-"""write_report on a logged run: PNG files that open, an HTML page that shows them."""
+"""write_report on a logged run: PNG files that open, an HTML page that shows them with captions,
+the best configuration and advice on min_budget, in a responsive grid a real browser lays out."""
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from ultrarun.job import Job, JobStatus
-from ultrarun.report import FIGURES, best_configurations, summary, write_report
-from ultrarun.results import json_result_logger, logged_results_to_HBS_result
+from ultrarun.report import (CAPTIONS, FIGURES, best_configurations, min_budget_advice,
+                             parameters_vs_loss, summary, watch_report, write_report)
+from ultrarun.results import Result, Run, json_result_logger, logged_results_to_HBS_result
+from ultrarun.visualization import concurrent_runs_over_time, correlation_across_budgets
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -42,7 +53,8 @@ def test_write_report_writes_pngs_and_html_that_refers_to_them(logged_run):
         data = png.read_bytes()
         assert data.startswith(PNG_SIGNATURE) and len(data) > 1000
         with Image.open(png) as image:
-            assert image.size == (800, 500)
+            assert image.size[0] == 800
+            assert name == "parameters_vs_loss.png" or image.size == (800, 500)
         assert f'src="{name}"' in text
     assert "CRASHED: 1" in text and "TIMEOUT: 1" in text and "SUCCESS: 11" in text
     assert "<b>net</b>" not in text and "&lt;b&gt;net&lt;/b&gt;" in text  # run data is escaped
@@ -74,3 +86,142 @@ def test_report_of_a_run_without_results(tmp_path):
 def test_report_of_a_directory_without_logs(tmp_path):
     with pytest.raises(FileNotFoundError, match="configs.json"):
         write_report(tmp_path)
+
+
+def test_every_figure_has_a_caption_and_the_incumbent_jump_is_explained(logged_run):
+    text = write_report(logged_run).read_text()
+    captions = re.findall(r'<figure><img src="([^"]+)"[^>]*><figcaption>(.+?)</figcaption>', text)
+    assert [name for name, _ in captions] == list(FIGURES)
+    assert all(len(caption) > 80 for _, caption in captions)
+    assert "It can jump up when the first run on a larger budget finishes" in text
+    assert "grid-template-columns" in text and 'name="viewport"' in text  # a responsive grid
+
+
+def test_the_best_configuration_is_shown_with_its_parameters(logged_run):
+    text = write_report(logged_run).read_text()
+    best = text.split("<h2>Best configuration</h2>", 1)[1].split("</section>", 1)[0]
+    assert "Configuration [0, 0, 0] (the best loss on the largest budget)" in best
+    assert "<tr><th>lr</th><td>1</td></tr>" in best
+    assert "<tr><th>name</th><td>&lt;b&gt;net&lt;/b&gt;</td></tr>" in best
+    assert "Loss by budget: 1: 1, 3: 0.333333, 9: 0.111111" in best
+
+
+def runs_with_ranking(agree: bool, n: int = 8) -> Result:
+    """n configurations on budgets 1 and 3; budget 3 ranks them as budget 1 does, or reversed."""
+    runs = []
+    for i in range(n):
+        runs.append(Run((0, 0, i), 1.0, float(i), {}, {"submitted": i, "started": i, "finished": i + 1}))
+        loss = float(i if agree else n - i)
+        runs.append(Run((0, 0, i), 3.0, loss, {}, {"submitted": i, "started": i, "finished": i + 2}))
+    return Result.from_runs(runs)
+
+
+def test_the_correlation_caption_says_what_it_means_for_min_budget(logged_run):
+    assert "min_budget is not too small" in min_budget_advice(runs_with_ranking(agree=True))
+    weak = min_budget_advice(runs_with_ranking(agree=False))
+    assert weak.startswith("Here rho(1, 3) = -1.00 over 8 configurations") and "use a larger min_budget" in weak
+    few = min_budget_advice(runs_with_ranking(agree=True, n=2))
+    assert "not enough data yet to judge min_budget" in few
+    text = write_report(logged_run).read_text()
+    caption = re.search(r'correlation_across_budgets.png"[^>]*><figcaption>(.+?)</figcaption>', text)
+    assert "Here rho(1, 3) = 1.00 over 3 configurations" in caption.group(1)
+
+
+def test_not_enough_data_in_the_heatmap_looks_unlike_rho_zero():
+    result = runs_with_ranking(agree=True, n=2)  # 2 configurations on both budgets: no rho
+    ax = correlation_across_budgets(result).axes[0]
+    assert [t.get_text() for t in ax.texts] == ["not enough data\nn = 2"]
+    (patch,) = ax.patches
+    assert patch.get_facecolor()[:3] != (1.0, 1.0, 1.0) and patch.get_hatch() == "//"
+
+
+def test_counts_have_integer_ticks():
+    runs = [Run((0, 0, i), 1.0, 0.1, {}, {"submitted": i, "started": i, "finished": i + 1.5})
+            for i in range(3)]
+    ax = concurrent_runs_over_time(runs).axes[0]
+    ticks = [t for t in ax.get_yticks() if ax.get_ylim()[0] <= t <= ax.get_ylim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_parameters_vs_loss_has_a_panel_per_parameter(logged_run):
+    fig = parameters_vs_loss(logged_results_to_HBS_result(logged_run))
+    by_label = {ax.get_xlabel(): ax for ax in fig.axes}
+    assert set(by_label) == {"lr", "name"}
+    assert by_label["lr"].get_xscale() == "log"  # 1e-8 .. 1
+    assert [t.get_text() for t in by_label["name"].get_xticklabels()] == ["<b>net</b>"]
+    assert sum(len(c.get_offsets()) for c in by_label["lr"].collections) == 11  # successful runs
+
+
+def test_watch_rewrites_the_report_and_leaves_a_page_that_does_not_reload(logged_run, tmp_path):
+    out = tmp_path / "live"
+    page = watch_report(logged_run, out, interval=0.01, count=2)
+    assert page == out / "index.html"
+    assert 'http-equiv="refresh"' not in page.read_text()
+    cli = subprocess.run([sys.executable, "-m", "ultrarun", "report", str(logged_run), "--output",
+                          str(out), "--watch", "0.01", "--count", "1"], capture_output=True,
+                         text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    assert "reloads every 0.01 s" in cli.stdout and f"report written to {page}" in cli.stdout
+
+
+def test_a_watched_page_reloads_itself(logged_run, tmp_path):
+    page = write_report(logged_run, tmp_path / "live", refresh=5)
+    assert '<meta http-equiv="refresh" content="5">' in page.read_text()
+
+
+# ------------------------------------------------------------------ a real browser
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+PROBE = """<script>
+window.addEventListener("load", () => {
+  const figures = [...document.querySelectorAll("figure img")].map(img => ({
+    src: img.getAttribute("src"), loaded: img.complete && img.naturalWidth > 0,
+    top: Math.round(img.getBoundingClientRect().top)}));
+  const out = document.createElement("pre");
+  out.id = "probe";
+  out.textContent = JSON.stringify(figures);
+  document.body.appendChild(out);
+});
+</script>
+</body>"""
+
+
+def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--disable-background-networking", "--disable-component-update",
+                           "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+                           "--hide-scrollbars", "--virtual-time-budget=5000", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def probe(page: Path, profile: Path, width: int) -> list[dict]:
+    """What the browser made of the page's figures: loaded or not, and where (a copy of the
+    page with a small script that reports it; the report itself has no script)."""
+    probed = page.with_name("probe.html")
+    probed.write_text(page.read_text().replace("</body>", PROBE))
+    out = chromium(profile, f"--window-size={width},1000", "--dump-dom", probed.as_uri())
+    found = re.search(r'<pre id="probe">(.*?)</pre>', out.stdout)
+    assert found, out.stderr[-2000:]
+    return json.loads(found.group(1))
+
+
+@pytest.mark.slow
+def test_the_page_in_a_real_browser_shows_every_figure_in_a_responsive_grid(logged_run, tmp_path):
+    page = write_report(logged_run)
+    profile = tmp_path / "chromium-profile"
+    shot = tmp_path / "screenshot.png"
+    out = chromium(profile, "--window-size=1600,2200", f"--screenshot={shot}", page.as_uri())
+    assert out.returncode == 0 and shot.exists(), out.stderr[-2000:]
+    with Image.open(shot) as image:
+        assert image.size == (1600, 2200)
+        pixels = np.asarray(image.convert("RGB"), dtype=int)
+    assert (pixels.sum(axis=2) < 720).mean() > 0.03, "the page is blank"
+    blue = (np.abs(pixels - [31, 119, 180]).max(axis=2) < 20).sum()
+    assert blue > 500, "the plots' budget-1 colour (tab10 blue) is on the page: images render"
+
+    wide = probe(page, profile, 1600)
+    assert [f["src"] for f in wide] == list(FIGURES) and all(f["loaded"] for f in wide), wide
+    assert wide[0]["top"] == wide[1]["top"], "on a wide screen, figures sit side by side"
+    narrow = probe(page, profile, 700)
+    tops = [f["top"] for f in narrow]
+    assert tops == sorted(set(tops)), "on a narrow screen, one figure per row"

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 from pathlib import Path
 from typing import Any, Sequence
@@ -179,9 +180,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from .report import DEFAULT_SUBDIR, watch_report, write_report
 
-    path = write_report(args.directory, output_dir=args.output)
+    if args.watch is None:
+        path = write_report(args.directory, output_dir=args.output)
+    else:
+        page = Path(args.output or Path(args.directory) / DEFAULT_SUBDIR) / "index.html"
+        print(f"watching {args.directory}: {page} is rewritten as results arrive and reloads "
+              f"every {args.watch:g} s; Ctrl-C to stop", flush=True)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        path = watch_report(args.directory, args.output, interval=args.watch, count=args.count,
+                            stop=stop)
     print(f"report written to {path}")
     return 0
 
@@ -193,18 +204,51 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------------------- parser
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' line breaks and shows each option's default where it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" not in text and action.option_strings and default is not None
+                and default is not argparse.SUPPRESS and not isinstance(default, bool)
+                and action.nargs != 0):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+RUN_ID_HELP = "the run's id; its name server, workers and master share it"
+NAMESERVER_HELP = ("the name server's address (port default 9090); the secret then comes from "
+                   "--secret, ULTRARUN_SECRET or your per-user secret")
+CREDENTIALS_HELP = ("the shared directory holding the name server's credentials file "
+                    "(address and secret)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
-    common.add_argument("-q", "--quiet", action="count", default=0, help="less log output")
+    common.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output (-v INFO, -vv DEBUG)")
+    common.add_argument("-q", "--quiet", action="count", default=0,
+                        help="less log output (-q ERROR, -qq CRITICAL)")
     common.add_argument("--log-file", help="also write the log to this file")
 
     parser = argparse.ArgumentParser(
-        prog="ultrarun",
+        prog="ultrarun", formatter_class=_HelpFormatter,
         description="Hyperparameter optimisation on many machines: name server, workers, "
-                    "dispatcher and multi-fidelity masters over Pyro4.")
+                    "dispatcher and multi-fidelity masters over Pyro4.",
+        epilog=_examples("ultrarun demo                      # a whole BOHB run on this machine",
+                         "ultrarun COMMAND --help            # the options of COMMAND"))
     parser.add_argument("--version", action="version", version=f"ultrarun {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add_parser(name: str, help: str, description: str, *examples: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=help,
+                              description=textwrap.fill(description, 78),
+                              epilog=_examples(*examples), formatter_class=_HelpFormatter)
 
     def add_secret(p: argparse.ArgumentParser) -> None:
         p.add_argument("--secret", help="the run secret (default: ULTRARUN_SECRET, the "
@@ -213,89 +257,131 @@ def build_parser() -> argparse.ArgumentParser:
                        help="two-way TLS with the certificates in DIR (made by `ultrarun "
                             "certs DIR`; default: ULTRARUN_TLS)")
 
-    p = sub.add_parser("nameserver", parents=[common], help="run a name server in the foreground",
-                       description="Run the run's Pyro name server until Ctrl-C or SIGTERM. "
-                                   "With --working-dir, write the credentials file there "
-                                   "(JSON, mode 0600) for workers on other nodes.")
-    p.add_argument("--run-id", required=True)
-    p.add_argument("--working-dir", help="shared directory for the credentials file")
+    p = add_parser("nameserver", "run a name server in the foreground",
+                   "Run the run's Pyro name server until Ctrl-C or SIGTERM. With --working-dir, "
+                   "write the credentials file there (JSON, mode 0600) for workers on other "
+                   "nodes.",
+                   "ultrarun nameserver --run-id exp1 --working-dir /shared/exp1 "
+                   "--host \"$(hostname -I | cut -d' ' -f1)\" &",
+                   "ultrarun nameserver --run-id exp1 --working-dir /shared/exp1 --nic ib0 &")
+    p.add_argument("--run-id", required=True, help=RUN_ID_HELP)
+    p.add_argument("--working-dir", help="shared directory to write the credentials file into "
+                                         "(also gives the run a fresh secret)")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    where.add_argument("--nic", help="listen on this network interface's address (e.g. eth0)")
+    where.add_argument("--host", help="address to listen on, one the other nodes reach "
+                                      "(default 127.0.0.1: this machine only)")
+    where.add_argument("--nic", help="listen on this network interface's address "
+                                     "(`ip -brief address` lists them)")
     p.add_argument("--port", type=int, default=0,
-                   help="port (default: the port in DIR's credentials file, if a crashed name "
-                        "server of this run left one, else any free port)")
+                   help="port (0: the port in the credentials file a crashed name server of "
+                        "this run left in --working-dir, else any free port)")
     p.add_argument("--fresh", action="store_true",
                    help="ignore a credentials file left in --working-dir: new secret, any port")
     add_secret(p)
     p.set_defaults(func=cmd_nameserver)
 
-    p = sub.add_parser("certs", parents=[common], help="make TLS certificates for a run",
-                       description="Write a private CA and a certificate it signed into "
-                                   "DIRECTORY, for two-way TLS between the parties of a run "
-                                   "(--tls DIRECTORY on every command, tls= in the API).")
-    p.add_argument("directory", metavar="DIRECTORY")
-    p.add_argument("--days", type=int, default=3650, help="validity in days (default 3650)")
+    p = add_parser("certs", "make TLS certificates for a run",
+                   "Write a private CA and a certificate it signed into DIRECTORY, for two-way "
+                   "TLS between the parties of a run (--tls DIRECTORY on every command, tls= in "
+                   "the API). Copy DIRECTORY without ca.key to every node.",
+                   "ultrarun certs /shared/exp1/tls",
+                   "ultrarun nameserver --run-id exp1 --working-dir /shared/exp1 "
+                   "--tls /shared/exp1/tls &")
+    p.add_argument("directory", metavar="DIRECTORY", help="where to write the files")
+    p.add_argument("--days", type=int, default=3650, help="validity in days")
     p.set_defaults(func=cmd_certs)
 
-    p = sub.add_parser("worker", parents=[common], help="run long-lived worker process(es)",
-                       description="Start K worker processes of WORKER_CLASS that serve the "
-                                   "run's jobs until shut down (run this on each cluster node).")
+    where.add_argument("--host", help="address to listen on, one the other nodes reach "
+                                      "(default 127.0.0.1: this machine only)")
+    where.add_argument("--nic", help="listen on this network interface's address "
+                                     "(`ip -brief address` lists them)")
+    p.add_argument("--port", type=int, default=0, help="port (0: any free port)")
+    add_secret(p)
+    p.set_defaults(func=cmd_nameserver)
+
+    p = add_parser("worker", "run long-lived worker process(es)",
+                   "Start K worker processes of WORKER_CLASS that serve the run's jobs until shut "
+                   "down (run this on each cluster node).",
+                   "ultrarun worker ultrarun.benchmarks:BraninWorker --run-id exp1 "
+                   "--working-dir /shared/exp1 --n-workers 4",
+                   "ultrarun worker ~/exp/my_worker.py:MyWorker --run-id exp1 "
+                   "--working-dir /shared/exp1 --arg lr=0.1")
     p.add_argument("worker_class", metavar="WORKER_CLASS",
-                   help="package.module:WorkerClass or path/to/file.py:WorkerClass")
-    p.add_argument("--run-id", required=True)
+                   help="package.module:WorkerClass (importable, or a module in the current "
+                        "directory) or path/to/file.py:WorkerClass")
+    p.add_argument("--run-id", required=True, help=RUN_ID_HELP)
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--working-dir", help="directory holding the name server's credentials")
-    where.add_argument("--nameserver", type=_host_port, metavar="HOST:PORT")
-    p.add_argument("--n-workers", type=int, default=1, help="worker processes to start")
-    p.add_argument("--timeout", type=float, help="shut down after this many idle seconds")
+    where.add_argument("--working-dir", help=CREDENTIALS_HELP)
+    where.add_argument("--nameserver", type=_host_port, metavar="HOST:PORT", help=NAMESERVER_HELP)
+    p.add_argument("--n-workers", type=int, default=1,
+                   help="worker processes to start on this node; with more than 1 this process "
+                        "supervises them and forwards SIGINT/SIGTERM")
+    p.add_argument("--timeout", type=float,
+                   help="shut down after this many idle seconds (default: never)")
     p.add_argument("--concurrent-type", choices=["thread", "process"], default="thread",
                    help="run compute in the worker's thread or in a child process")
-    p.add_argument("--time-limit", type=float, help="hard seconds per job (process mode)")
-    p.add_argument("--memory-limit", type=float, help="hard MiB per job (process mode)")
+    p.add_argument("--time-limit", type=float,
+                   help="hard seconds per job (process mode; default: none)")
+    p.add_argument("--memory-limit", type=float,
+                   help="hard MiB per job (process mode; default: none)")
     p.add_argument("--host", help="address to listen on (default: the one facing the name server)")
     p.add_argument("--worker-id", default=None, help=argparse.SUPPRESS)
     p.add_argument("--wait-credentials", type=int, default=60,
                    help="seconds to wait for the credentials file")
     p.add_argument("--arg", type=_key_value, action="append", metavar="KEY=VALUE",
-                   help="constructor argument for WORKER_CLASS (repeatable)")
+                   help="constructor argument for WORKER_CLASS (repeatable); VALUE is a Python "
+                        "literal if it parses as one, else a string")
     add_secret(p)
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("status", parents=[common], help="show a run's workers, queue and jobs",
-                       description="Show the workers of a run (name, host, pid, state, current "
-                                   "job, jobs done, last seen), its queue and finished jobs.")
-    p.add_argument("--run-id", required=True)
+    p = add_parser("status", "show a run's workers, queue and jobs",
+                   "Show the workers of a run (name, host, pid, state, current job, jobs done, "
+                   "last seen), its queue, finished jobs and the best loss so far per budget.",
+                   "ultrarun status --run-id exp1 --working-dir /shared/exp1 --watch 5",
+                   "ultrarun status --run-id exp1 --nameserver 10.0.0.5:41235 --secret \"$S\" --json")
+    p.add_argument("--run-id", required=True, help=RUN_ID_HELP)
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--working-dir", help="directory holding the name server's credentials")
-    where.add_argument("--nameserver", type=_host_port, metavar="HOST:PORT")
+    where.add_argument("--working-dir", help=CREDENTIALS_HELP)
+    where.add_argument("--nameserver", type=_host_port, metavar="HOST:PORT", help=NAMESERVER_HELP)
     p.add_argument("--watch", nargs="?", type=float, const=2.0, metavar="SECONDS",
-                   help="refresh every SECONDS (default 2) until Ctrl-C")
-    p.add_argument("--count", type=int, default=None, help="with --watch: stop after N refreshes")
+                   help="refresh every SECONDS (2 if not given) until Ctrl-C (default: show once)")
+    p.add_argument("--count", type=int, default=None,
+                   help="with --watch: stop after N refreshes (default: never)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     add_secret(p)
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("report", parents=[common], help="write an HTML report with plots",
-                       description="Read a logged run (configs.json, results.json) and write "
-                                   "PNG figures and an index.html.")
-    p.add_argument("directory", help="the run's result directory")
+    p = add_parser("report", "write an HTML report with plots",
+                   "Read a logged run (configs.json, results.json) and write PNG figures and an "
+                   "index.html.",
+                   "ultrarun report demo_output",
+                   "ultrarun report /shared/exp1/results --output ~/public_html/exp1 --watch 30")
+    p.add_argument("directory", metavar="DIRECTORY", help="the run's result directory")
     p.add_argument("--output", help="where to write the report (default: DIRECTORY/report)")
+    p.add_argument("--watch", nargs="?", type=float, const=5.0, metavar="SECONDS",
+                   help="rewrite the report as results arrive, every SECONDS (5 if not given), "
+                        "until Ctrl-C; the page reloads itself (default: write once)")
+    p.add_argument("--count", type=int, default=None,
+                   help="with --watch: stop after N rounds (default: never)")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("demo", parents=[common], help="run a local optimisation end to end",
-                       description="Start an embedded name server and local worker processes, "
-                                   "optimise a multi-fidelity benchmark, print the incumbent "
-                                   "and write results and a report.")
-    p.add_argument("--n-workers", type=int, default=4)
-    p.add_argument("--output", default="demo_output", help="result directory")
-    p.add_argument("--n-iterations", type=int, default=4)
+    p = add_parser("demo", "run a local optimisation end to end",
+                   "Start an embedded name server and local worker processes, optimise a "
+                   "multi-fidelity benchmark (Branin, budgets 1 to 27), print the incumbent per "
+                   "budget and write results and a report.",
+                   "ultrarun demo",
+                   "ultrarun demo --optimizer hyperband --asha --seconds 30 --output /tmp/demo")
+    p.add_argument("--n-workers", type=int, default=4, help="worker processes")
+    p.add_argument("--output", default="demo_output",
+                   help="result directory (configs.json, results.json, the journal, report/)")
+    p.add_argument("--n-iterations", type=int, default=4, help="Hyperband iterations to run")
     p.add_argument("--seconds", type=float,
                    help="run until this many seconds are used up instead of --n-iterations "
-                        "(no job starts that would end later)")
-    p.add_argument("--optimizer", choices=["bohb", "hyperband", "random"], default="bohb")
+                        "(no job starts that would end later; default: off)")
+    p.add_argument("--optimizer", choices=["bohb", "hyperband", "random"], default="bohb",
+                   help="how configurations are chosen")
     p.add_argument("--asha", action="store_true", help="asynchronous successive halving")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the optimizer's sampler")
     p.set_defaults(func=cmd_demo)
     return parser
 

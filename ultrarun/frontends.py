@@ -83,12 +83,15 @@ def minimize(fn: Any, configspace: ConfigurationSpace, min_budget: float, max_bu
              n_workers: int = 4, n_iterations: int = 4, method: str = "bohb", eta: float = 3,
              asha: bool = False, seed: int | None = None, result_directory: Any = None,
              time_left_for_this_task: float = float("inf"), concurrent_type: str = "thread",
-             **master_kwargs: Any):
+             startup_timeout: float = 120.0, **master_kwargs: Any):
     """Minimise ``fn(config, budget) -> loss or dict`` with local worker processes.
 
     Starts an embedded name server and ``n_workers`` processes, runs ``n_iterations`` of BOHB
     (``method="bohb"``), Hyperband (``"hyperband"``) or random search (``"random"``), and returns
-    the :class:`~ultrarun.results.Result`. ``fn`` must be importable (a module-level function).
+    the :class:`~ultrarun.results.Result`. Worker processes import ``fn`` by name, so define it
+    with ``def`` at module level, and call ``minimize`` under ``if __name__ == "__main__":``
+    (both are checked at once). A worker process that dies before it registers, or workers that
+    have not all registered after ``startup_timeout`` seconds, raise an error instead of a wait.
     With ``result_directory``, HpBandSter-style logs (configs.json, results.json) are written there.
     """
     from .errors import ConfigurationError
@@ -102,8 +105,8 @@ def minimize(fn: Any, configspace: ConfigurationSpace, min_budget: float, max_bu
                                   time_left_for_this_task=time_left_for_this_task, **master_kwargs)
     if method != "random":
         kwargs["asha"] = asha
-    with LocalCluster(n_workers=n_workers, eval_func=fn,
-                      concurrent_type=concurrent_type) as cluster:
+    with LocalCluster(n_workers=n_workers, eval_func=fn, concurrent_type=concurrent_type,
+                      startup_timeout=startup_timeout) as cluster:
         if result_directory is not None:
             kwargs.setdefault("result_logger", json_result_logger(result_directory, overwrite=True))
             kwargs.setdefault("working_directory", result_directory)

@@ -1,20 +1,30 @@
 """Everything on one machine: an embedded name server and worker processes.
 
 Used by ``ultrarun demo`` and :func:`ultrarun.minimize`; handy for notebooks and tests. Worker
-processes are started with multiprocessing's "spawn", so the worker class (or eval function)
-must be importable: defined at module level, not in ``__main__`` without a main guard.
+processes are started with multiprocessing's "spawn": each imports the worker class (or eval
+function) by name, and imports the main script again. So the class or function must be defined
+at module level, and a script must call ``LocalCluster``/``minimize`` under
+``if __name__ == "__main__":``. Both are checked before any process starts, and a worker process
+that dies before it registers is reported at once (see docs/master.md).
 """
 from __future__ import annotations
 
+import ast
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
+import pickle
 import signal
+import sys
 import tempfile
+import time
 import uuid
+from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ConfigurationError
+from . import transport
+from .errors import ConfigurationError, UltrarunError
 from .nameserver import NameServer
 from .worker import Worker
 
@@ -43,11 +53,18 @@ class LocalCluster:
     def __init__(self, n_workers: int = 4, worker_class: type = Worker,
                  worker_kwargs: dict | None = None, eval_func: Callable | None = None,
                  run_id: str | None = None, working_directory: str | os.PathLike | None = None,
-                 concurrent_type: str = "thread", secret: str | None = None):
+                 concurrent_type: str = "thread", secret: str | None = None,
+                 startup_timeout: float = 120.0):
         if n_workers < 1:
             raise ConfigurationError(f"n_workers must be >= 1, got {n_workers}")
         if not (isinstance(worker_class, type) and issubclass(worker_class, Worker)):
             raise ConfigurationError("worker_class must be a subclass of ultrarun.Worker")
+        if not startup_timeout > 0:
+            raise ConfigurationError(f"startup_timeout must be > 0 seconds, got {startup_timeout!r}")
+        check_importable(worker_class, "worker_class")
+        if eval_func is not None:
+            check_importable(eval_func, "the function")
+        self.startup_timeout = float(startup_timeout)
         self.n_workers = n_workers
         self.worker_class = worker_class
         self.worker_kwargs = dict(worker_kwargs or {})
@@ -72,6 +89,20 @@ class LocalCluster:
         return self.nameserver.secret
 
     def start(self) -> "LocalCluster":
+        """Start the name server and the worker processes; returns once every worker has
+        registered. Raises (and stops everything) if a worker process dies first, or if not all
+        have registered within ``startup_timeout`` seconds."""
+        check_main_guard()
+        try:
+            self._start()
+            self._wait_for_registration()
+        except BaseException:
+            self.shutdown()
+            raise
+        log.info("local cluster %s: %d worker processes", self.run_id, self.n_workers)
+        return self
+
+    def _start(self) -> None:
         host, port = self.nameserver.start()
         ctx = multiprocessing.get_context("spawn")
         level = logging.getLogger("ultrarun").getEffectiveLevel()
@@ -83,8 +114,32 @@ class LocalCluster:
                                      self.concurrent_type, level), daemon=True)
             proc.start()
             self.processes.append(proc)
-        log.info("local cluster %s: %d worker processes", self.run_id, self.n_workers)
-        return self
+
+    def _wait_for_registration(self) -> None:
+        """Until each worker process is in the name server; wakes as soon as one dies."""
+        deadline = time.monotonic() + self.startup_timeout
+        pending = {proc.pid: proc for proc in self.processes}
+        with self.nameserver.client() as client:
+            while True:
+                for name in client.list(transport.worker_prefix(self.run_id)):
+                    pending.pop(transport.parse_worker_name(name)["pid"], None)
+                if not pending:
+                    return
+                dead = [proc for proc in pending.values() if proc.exitcode is not None]
+                if dead:
+                    raise UltrarunError(
+                        f"worker process {dead[0].name} exited with code {dead[0].exitcode} "
+                        "before it registered (its error is printed above). Worker processes "
+                        "import your script again: call LocalCluster/minimize under "
+                        "'if __name__ == \"__main__\":', and define the worker class or "
+                        "function at module level of an importable file")
+                if time.monotonic() >= deadline:
+                    raise UltrarunError(
+                        f"{len(pending)} of {self.n_workers} worker processes had not registered "
+                        f"with the name server after {self.startup_timeout:g} s "
+                        "(startup_timeout); is the machine overloaded?")
+                multiprocessing.connection.wait([p.sentinel for p in pending.values()],
+                                                timeout=0.05)
 
     def shutdown(self) -> None:
         """Stop the worker processes and the name server. Idempotent."""
@@ -107,6 +162,66 @@ class LocalCluster:
 
     def __exit__(self, *exc: Any) -> None:
         self.shutdown()
+
+
+def check_importable(obj: Any, what: str) -> None:
+    """Raise a one-line ConfigurationError unless worker processes can import ``obj`` by name."""
+    qualname = getattr(obj, "__qualname__", "")
+    if "<lambda>" in qualname or "<locals>" in qualname:
+        kind = "a lambda" if "<lambda>" in qualname else "defined inside a function"
+        raise ConfigurationError(
+            f"{what} {qualname!r} is {kind}; worker processes import it by name, so define it "
+            "with 'def' at module level of a .py file")
+    try:
+        pickle.dumps(obj)
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        raise ConfigurationError(
+            f"{what} {qualname or obj!r} cannot be sent to worker processes ({exc}); define it "
+            "with 'def' at module level of a .py file") from None
+
+
+def check_main_guard() -> None:
+    """Raise a ConfigurationError when the running script calls us outside
+    ``if __name__ == "__main__":``: each spawned worker would run that call again and die.
+
+    Looks at the line of the main script that is executing now. What multiprocessing does not
+    import again passes: interactive sessions, notebooks, ``python -c``, a package's
+    ``__main__`` (``python -m package``).
+    """
+    main = sys.modules.get("__main__")
+    spec_name = getattr(getattr(main, "__spec__", None), "name", None) or ""
+    if (not getattr(main, "__file__", None) or spec_name == "__main__"
+            or spec_name.endswith(".__main__")):
+        return
+    frame = sys._getframe(1)
+    while frame is not None and not (frame.f_code.co_name == "<module>"
+                                     and frame.f_globals.get("__name__") in ("__main__",
+                                                                              "__mp_main__")):
+        frame = frame.f_back
+    if frame is None:
+        return  # called from a function after the script ran (atexit, a thread)
+    try:
+        tree = ast.parse(Path(frame.f_code.co_filename).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return
+    line = frame.f_lineno
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.If) and _is_main_test(node.test)
+                and node.body[0].lineno <= line <= (node.body[-1].end_lineno or line)):
+            return
+    raise ConfigurationError(
+        f"{frame.f_code.co_filename}, line {line}: worker processes import this script again "
+        "and would run this line too; put it under 'if __name__ == \"__main__\":'")
+
+
+def _is_main_test(test: ast.expr) -> bool:
+    """``__name__ == "__main__"`` (either way round)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1
+            and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = {ast.dump(test.left), ast.dump(test.comparators[0])}
+    return sides == {ast.dump(ast.Name("__name__", ast.Load())),
+                     ast.dump(ast.Constant("__main__"))}
 
 
 __all__ = ["LocalCluster"]

@@ -27,7 +27,9 @@ from .errors import ConfigurationError, UltrarunError
 from .iterations import BaseIteration, BaseIterGenerator
 from .job import Job, JobStatus, to_plain
 from .optimizers import BaseOptimizer
+from .progress import Progress
 from .results import Result, Run
+from .transport import DEFAULT_NAMESERVER_PORT
 
 log = logging.getLogger(__name__)
 
@@ -225,14 +227,17 @@ class Master:
 
     # ------------------------------------------------------------------------ running
     def run(self, n_iterations: int | None = 1, min_n_workers: int = 1,
-            iteration_kwargs: dict | None = None) -> Result:
+            iteration_kwargs: dict | None = None,
+            min_n_workers_timeout: float | None = None) -> Result:
         """Run ``n_iterations`` more iterations; returns the :class:`Result` of all of them.
 
         Returns once every job it started has finished (or was cancelled); crashed, timed-out and
         lost jobs count as failed and never stall an iteration. ``n_iterations=None`` runs
         iterations until ``time_left_for_this_task`` is used up. With a time limit, a job whose
         estimated duration (from finished jobs) exceeds the time left is not started: the run
-        ends on time instead of waiting for a job that started too late.
+        ends on time instead of waiting for a job that started too late. It first waits for
+        ``min_n_workers`` workers, saying so every 10 s, and gives up with an error after
+        ``min_n_workers_timeout`` seconds (None: waits as long as it takes).
         """
         if n_iterations is None:
             if math.isinf(self.time_left_for_this_task):
@@ -254,10 +259,10 @@ class Master:
             self.journal.open(append=not fresh)
             if fresh:
                 self.journal.write(header, sync=True)
-        self.wait_for_workers(min_n_workers)
+        self.wait_for_workers(min_n_workers, timeout=min_n_workers_timeout)
         to_start = math.inf if n_iterations is None else n_iterations
         fresh = False  # the newest iteration has not handed out a run yet
-        self._open_progress()
+        self._open_progress(n_iterations)
         try:
             with _gc.frozen_startup_objects(), self.thread_cond:
                 # the clock starts after the freeze's one full collection (tens of ms), and the
@@ -309,18 +314,38 @@ class Master:
         """Jobs submitted and not finished yet (running, held by a worker, or queued)."""
         return sum(self._in_flight.values())
 
-    def wait_for_workers(self, min_n_workers: int = 1, timeout: float | None = None) -> None:
-        """Block until at least ``min_n_workers`` workers are in the pool."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def wait_for_workers(self, min_n_workers: int = 1, timeout: float | None = None,
+                         report_every: float = 10.0) -> None:
+        """Block until at least ``min_n_workers`` workers are in the pool.
+
+        Says what it waits for, and where, every ``report_every`` seconds (a warning); with a
+        ``timeout`` (seconds), raises :class:`~ultrarun.errors.UltrarunError` when it is over.
+        """
+        start = time.monotonic()
+        deadline = math.inf if timeout is None else start + timeout
         self.dispatcher.start()  # idempotent: lets callers wait before run()
-        self.logger.info("waiting for %d worker(s)", min_n_workers)
+        d = self.dispatcher
+        where = f"run {self.run_id}" + (
+            f" at {d.nameserver or '127.0.0.1'}:{d.nameserver_port or DEFAULT_NAMESERVER_PORT}"
+            if isinstance(d, Dispatcher) else "")
+        report = start + report_every
+        self.logger.info("waiting for workers of %s (%d of %d so far)", where,
+                         self.dispatcher.number_of_workers(), min_n_workers)
         with self.thread_cond:
-            while self.dispatcher.number_of_workers() < min_n_workers:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise UltrarunError(f"only {self.dispatcher.number_of_workers()} of "
-                                        f"{min_n_workers} workers after {timeout}s")
+            while (n := self.dispatcher.number_of_workers()) < min_n_workers:
+                now = time.monotonic()
+                if now >= deadline:
+                    raise UltrarunError(
+                        f"gave up waiting for workers of {where} after {timeout:g} s: {n} of "
+                        f"{min_n_workers} registered. Are the workers started with --run-id "
+                        f"{self.run_id} and this name server? `ultrarun status` shows who is "
+                        "registered")
+                if now >= report:
+                    self.logger.warning("still waiting for workers of %s (%d of %d so far, "
+                                        "%.0f s)", where, n, min_n_workers, now - start)
+                    report = now + report_every
                 self.dispatcher.trigger_discover_worker()
-                self.thread_cond.wait(1.0)
+                self.thread_cond.wait(max(0.0, min(1.0, report - now, deadline - now)))
         self.adjust_queue_size()
 
     def active_iterations(self) -> list[int]:
@@ -532,23 +557,23 @@ class Master:
         self.logger.info("warm start: told the optimizer %d earlier results", told)
 
     # ------------------------------------------------------------------- progress
-    def _open_progress(self) -> None:
-        show = self.show_progress
-        if show is None:
-            show = sys.stderr.isatty()
-        if show:
-            from tqdm import tqdm
-
-            self._progress = tqdm(unit="job", desc=f"run {self.run_id}",
-                                  dynamic_ncols=True)
+    def _open_progress(self, n_iterations: int | None) -> None:
+        """A bar on a terminal (or with show_progress=True), INFO log lines otherwise."""
+        if self.show_progress is False:
+            return
+        counts = ([] if n_iterations is None else
+                  [self.iter_generator.num_jobs(len(self.iterations) + i)
+                   for i in range(n_iterations)])
+        total = sum(counts) if counts and None not in counts else None
+        self._progress = Progress(self.run_id, total=total,
+                                  time_left=self.time_left_for_this_task,
+                                  bar=self.show_progress or sys.stderr.isatty(),
+                                  logger=self.logger)
 
     def _update_progress(self, job: Job) -> None:
-        if self._progress is None:
-            return
-        best = min(self.incumbent_performances.values(), default=None)
-        self._progress.update(1)
-        self._progress.set_postfix(running=self.num_running_jobs, failed=self.num_failed,
-                                   best=None if best is None else f"{best:.4g}", refresh=False)
+        if self._progress is not None:
+            self._progress.update(self.num_running_jobs, self.num_failed,
+                                  self.incumbent_performances)
 
     def _close_progress(self) -> None:
         if self._progress is not None:

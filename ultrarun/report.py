@@ -1,61 +1,200 @@
-"""A static HTML report of a run: four PNG figures, a summary and the best configurations.
+"""A static HTML report of a run: figures with captions, a summary and the best configurations.
 
 ``write_report(directory)`` reads the logs a run wrote (``configs.json``, ``results.json``) and
-works on a run still in progress as well as on a finished one. The page has no scripts and no
+works on a run still in progress as well as on a finished one; ``ultrarun report DIR --watch``
+rewrites it as results arrive and the page reloads itself. The page has no scripts and no
 external resources besides the PNGs beside it, so it can be copied off a cluster and opened
-anywhere. ``ultrarun report DIR`` calls it.
+anywhere. What each part shows and how to read it: docs/report.md.
 """
 from __future__ import annotations
 
 import html
 import json
 import logging
+import math
 import os
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import visualization
 from .results import Result, Run, logged_results_to_HBS_result, status_counts
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 logger = logging.getLogger(__name__)
+
+DEFAULT_SUBDIR = "report"
+MAX_PARAMETERS = 12  # panels in the parameter figure
+
+
+def parameters_vs_loss(result: Result, max_parameters: int = MAX_PARAMETERS) -> "Figure":
+    """Every hyperparameter against the loss: one panel per parameter, one dot per successful
+    run, coloured by budget (as in ``losses_over_time``).
+
+    Numeric parameters whose values span more than two decades get a log axis; categorical ones
+    are spread over their categories. Inactive (conditional) parameters are left out of a run's
+    panels.
+    """
+    from matplotlib.figure import Figure
+
+    runs = [r for r in result.get_all_runs() if r.loss is not None and math.isfinite(r.loss)]
+    id2conf = result.get_id2config_mapping()
+    names = sorted({name for r in runs for name in id2conf[r.config_id]["config"]})
+    shown = names[:max_parameters]
+    columns = min(3, max(1, len(shown)))
+    rows = max(1, math.ceil(len(shown) / columns))
+    fig = Figure(figsize=(8.0, max(3.0, 2.6 * rows + 0.5)), layout="constrained")
+    title = "Hyperparameters against the loss"
+    if len(names) > len(shown):
+        title += f" (first {len(shown)} of {len(names)})"
+    fig.suptitle(title)
+    if not shown:
+        ax = fig.add_subplot()
+        ax.text(0.5, 0.5, "No data: no successful run yet", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    budgets = sorted({r.budget for r in runs})
+    colors = visualization._colormap("tab10")
+    losses = [r.loss for r in runs]
+    log_loss = min(losses) > 0 and max(losses) / min(losses) > 100
+    for index, name in enumerate(shown):
+        ax = fig.add_subplot(rows, columns, index + 1)
+        values = [(id2conf[r.config_id]["config"].get(name), r) for r in runs]
+        values = [(v, r) for v, r in values if v is not None]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v, _ in values)
+        categories: list[Any] = []
+        if not numeric:
+            categories = sorted({str(v) for v, _ in values})
+        for i, budget in enumerate(budgets):
+            points = [(v, r.loss) for v, r in values if r.budget == budget]
+            if not points:
+                continue
+            xs = [float(v) if numeric else categories.index(str(v)) for v, _ in points]
+            if not numeric:  # spread the dots of a category a little, so they do not hide
+                xs = [x + 0.25 * ((k * 0.618) % 1 - 0.5) for k, x in enumerate(xs)]
+            ax.scatter(xs, [loss for _, loss in points], s=10, color=colors(i % colors.N),
+                       label=f"budget {budget:g}")
+        if numeric:
+            xs = [float(v) for v, _ in values]
+            if xs and min(xs) > 0 and max(xs) / min(xs) > 100:
+                ax.set_xscale("log")
+        else:
+            ax.set_xticks(range(len(categories)), categories, fontsize="small")
+        if log_loss:
+            ax.set_yscale("log")
+        ax.set_xlabel(name)
+        if index % columns == 0:
+            ax.set_ylabel("loss")
+    if len(budgets) > 1:
+        fig.axes[0].legend(fontsize="x-small", loc="best")
+    return fig
+
 
 #: Figure file names and the functions that draw them, in page order.
 FIGURES: dict[str, Callable[[Result], Any]] = {
     "losses_over_time.png": visualization.losses_over_time,
-    "finished_runs_over_time.png": visualization.finished_runs_over_time,
-    "concurrent_runs_over_time.png": visualization.concurrent_runs_over_time,
+    "parameters_vs_loss.png": parameters_vs_loss,
     "correlation_across_budgets.png": visualization.correlation_across_budgets,
+    "concurrent_runs_over_time.png": visualization.concurrent_runs_over_time,
+    "finished_runs_over_time.png": visualization.finished_runs_over_time,
 }
 
-DEFAULT_SUBDIR = "report"
+#: What each figure shows and how to read it (the correlation figure adds a verdict on the run).
+CAPTIONS: dict[str, str] = {
+    "losses_over_time.png":
+        "Each dot is a finished run, at the time it finished, coloured by its budget; the thin "
+        "line of each colour is that budget's best loss so far: the incumbent per budget. The "
+        "black line is the overall incumbent, the best loss on the largest budget that has a "
+        "result so far (HpBandSter's definition). It can jump up when the first run on a larger "
+        "budget finishes: losses on different budgets are not comparable, so this is not a "
+        "worse configuration. Compare each budget with its own line. Red crosses on the top "
+        "edge are failed runs.",
+    "parameters_vs_loss.png":
+        "Each hyperparameter against the loss, one dot per successful run, coloured by budget. "
+        "Where the dots of the largest budget are lowest is the region worth searching; a "
+        "parameter whose dots are low everywhere matters little.",
+    "correlation_across_budgets.png":
+        "Spearman rank correlation of the losses of the same configurations on two budgets, with "
+        "n the number of configurations run on both. Successive halving keeps the best "
+        "configurations of a small budget, which works when the small budget ranks them as the "
+        "large ones do: rho near 1. Grey cells have not enough data (fewer than 3 configurations "
+        "on both budgets, or constant losses): that is not rho = 0.",
+    "concurrent_runs_over_time.png":
+        "Runs in progress over time, counted from each run's start and finish: how busy the "
+        "workers were. Dips below the number of workers are idle workers, e.g. a successive "
+        "halving stage waiting for its slowest run before it promotes (ASHA does not wait).",
+    "finished_runs_over_time.png":
+        "Finished runs over time, failed ones included, one line per budget: the pace of the "
+        "run, and when it reached each budget.",
+}
 
 
 def write_report(directory: str | os.PathLike[str], output_dir: str | os.PathLike[str] | None = None,
-                 top: int = 10) -> Path:
+                 top: int = 10, refresh: float | None = None) -> Path:
     """Write the report of the run logged in ``directory`` and return the path of its ``index.html``.
 
     ``output_dir`` defaults to ``<directory>/report``; existing report files there are replaced.
+    With ``refresh`` (seconds) the page reloads itself that often (see :func:`watch_report`).
     """
     directory = Path(directory)
     result = logged_results_to_HBS_result(directory)
     out = Path(output_dir) if output_dir is not None else directory / DEFAULT_SUBDIR
-    return write_result_report(result, out, title=f"ultrarun report: {directory.resolve().name}", top=top)
+    return write_result_report(result, out, title=f"ultrarun report: {directory.resolve().name}",
+                               top=top, refresh=refresh)
 
 
 def write_result_report(result: Result, output_dir: str | os.PathLike[str], title: str = "ultrarun report",
-                        top: int = 10) -> Path:
+                        top: int = 10, refresh: float | None = None) -> Path:
     """Write the report of an in-memory :class:`Result` (e.g. the one a master returned)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     for name, draw in FIGURES.items():
         fig, _ = draw(result)
-        fig.savefig(output_dir / name, dpi=100)
+        _replace(output_dir / name, lambda path: fig.savefig(path, dpi=100, format="png"))
         visualization.close(fig)
     page = output_dir / "index.html"
-    page.write_text(render_html(result, title, list(FIGURES), top), encoding="utf-8")
+    text = render_html(result, title, list(FIGURES), top, refresh=refresh)
+    _replace(page, lambda path: path.write_text(text, encoding="utf-8"))
     logger.info("report written to %s", page)
     return page
+
+
+def watch_report(directory: str | os.PathLike[str], output_dir: str | os.PathLike[str] | None = None,
+                 interval: float = 5.0, count: int | None = None,
+                 stop: threading.Event | None = None) -> Path:
+    """Rewrite the report whenever the run's logs change, every ``interval`` seconds, until
+    ``stop`` is set or after ``count`` rounds; meanwhile the page reloads itself as often. The
+    last report written does not reload. Returns the page's path."""
+    stop = stop or threading.Event()
+    directory = Path(directory)
+    seen, rounds = None, 0
+    while count is None or rounds < count - 1:
+        state = _logs_state(directory)
+        if state != seen:
+            write_report(directory, output_dir, refresh=interval)
+            seen = state
+        rounds += 1
+        if stop.wait(interval):
+            break
+    return write_report(directory, output_dir)
+
+
+def _logs_state(directory: Path) -> tuple:
+    """What changes when a result is logged: the files' sizes and modification times."""
+    return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                 for p in sorted(directory.glob("*.json")))
+
+
+def _replace(path: Path, write: Callable[[Path], Any]) -> None:
+    """Write to a temporary file, then rename: a browser reloading the page never sees half a
+    file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
 
 
 def summary(result: Result) -> dict[str, Any]:
@@ -87,7 +226,46 @@ def best_configurations(result: Result, top: int = 10) -> list[Run]:
     return best[:top]
 
 
-def render_html(result: Result, title: str, figure_files: list[str], top: int = 10) -> str:
+def budget_correlations(result: Result) -> list[tuple[float, float, float, int]]:
+    """``(budget, next budget, rho, n)`` for each pair of neighbouring budgets (rho is NaN with
+    fewer than 3 configurations on both, or constant losses)."""
+    by_config: dict[Any, dict[float, float]] = {}
+    for r in result.get_all_runs():
+        if r.loss is not None and math.isfinite(r.loss):
+            by_config.setdefault(r.config_id, {})[r.budget] = r.loss
+    budgets = sorted({b for losses in by_config.values() for b in losses})
+    out = []
+    for low, high in zip(budgets, budgets[1:]):
+        pairs = [(losses[low], losses[high]) for losses in by_config.values()
+                 if low in losses and high in losses]
+        out.append((low, high, visualization.spearman(pairs), len(pairs)))
+    return out
+
+
+def min_budget_advice(result: Result) -> str:
+    """One sentence on what the smallest budgets' correlation says about ``min_budget``."""
+    pairs = budget_correlations(result)
+    if not pairs:
+        return "With runs on one budget only, there is nothing to compare yet."
+    low, high, rho, n = pairs[0]
+    if math.isnan(rho):
+        return (f"Budgets {low:g} and {high:g} share {n} configuration(s) with a loss: not enough "
+                "data yet to judge min_budget.")
+    said = f"Here rho({low:g}, {high:g}) = {rho:.2f} over {n} configurations: "
+    if rho >= 0.7:
+        return said + (f"budget {low:g} ranks configurations much as budget {high:g} does, so "
+                       "min_budget is not too small (a smaller one might save time).")
+    if rho >= 0.3:
+        return said + (f"budget {low:g} ranks configurations only roughly as budget {high:g} "
+                       "does; good configurations may be dropped early. Consider a larger "
+                       "min_budget.")
+    return said + (f"budget {low:g} ranks configurations unlike budget {high:g}, so the first "
+                   "stage of successive halving discards them almost at random: use a larger "
+                   "min_budget.")
+
+
+def render_html(result: Result, title: str, figure_files: list[str], top: int = 10,
+                refresh: float | None = None) -> str:
     """The report page; every value from the run is HTML-escaped."""
     info = summary(result)
     id2conf = result.get_id2config_mapping()
@@ -99,43 +277,88 @@ def render_html(result: Result, title: str, figure_files: list[str], top: int = 
     rows += [(f"best loss on budget {b:g}", f"{loss:.6g} ({_id(cid)})")
              for b, (cid, loss) in info["best_per_budget"].items()]
     summary_rows = "\n".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in rows)
+    best = best_configurations(result, top)
     best_rows = "\n".join(
         f"<tr><td>{rank}</td><td>{_esc(_id(r.config_id))}</td><td>{r.budget:g}</td><td>{r.loss:.6g}</td>"
         f"<td><code>{_esc(json.dumps(id2conf[r.config_id]['config'], sort_keys=True, default=repr))}</code></td></tr>"
-        for rank, r in enumerate(best_configurations(result, top), 1))
-    figures = "\n".join(f'<figure><img src="{_esc(name)}" alt="{_esc(name[:-4].replace("_", " "))}">'
-                        f"</figure>" for name in figure_files)
+        for rank, r in enumerate(best, 1))
+    captions = dict(CAPTIONS)
+    captions["correlation_across_budgets.png"] += " " + min_budget_advice(result)
+    figures = "\n".join(
+        f'<figure><img src="{_esc(name)}" alt="{_esc(name[:-4].replace("_", " "))}">'
+        f"<figcaption>{_esc(captions.get(name, ''))}</figcaption></figure>"
+        for name in figure_files)
     generated = time.strftime("%Y-%m-%d %H:%M:%S")
+    reload = "" if refresh is None else f'<meta http-equiv="refresh" content="{refresh:g}">\n'
+    live = "" if refresh is None else f" This page reloads every {refresh:g} s while the run is watched."
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<title>{_esc(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+{reload}<title>{_esc(title)}</title>
 <style>
-body {{ font-family: sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin-bottom: 2em; }}
+body {{ font-family: sans-serif; margin: 1.5em; color: #222; max-width: 2000px; }}
+table {{ border-collapse: collapse; margin-bottom: 1em; }}
 th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }}
-figure {{ display: inline-block; margin: 0 1em 1em 0; }}
-img {{ max-width: 100%; }}
+code {{ word-break: break-all; }}
+.grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 560px), 1fr));
+         gap: 1.5em; align-items: start; }}
+figure {{ margin: 0; }}
+figure img {{ width: 100%; height: auto; border: 1px solid #eee; }}
+figcaption {{ font-size: 0.9em; color: #444; line-height: 1.4; }}
 </style>
 </head>
 <body>
 <h1>{_esc(title)}</h1>
-<p>Generated {generated}. Times are seconds after the first submission.</p>
+<p>Generated {generated}. Times are seconds after the first submission.{live}</p>
+<div class="grid">
+<section>
 <h2>Summary</h2>
 <table>
 {summary_rows}
 </table>
+</section>
+<section>
+<h2>Best configuration</h2>
+{_best_configuration(result)}
+</section>
+</div>
+<h2>Figures</h2>
+<div class="grid">
+{figures}
+</div>
 <h2>Best configurations</h2>
 <table>
 <tr><th>#</th><th>config id</th><th>budget</th><th>loss</th><th>configuration</th></tr>
 {best_rows or '<tr><td colspan="5">no successful run yet</td></tr>'}
 </table>
-<h2>Figures</h2>
-{figures}
 </body>
 </html>
 """
+
+
+def _best_configuration(result: Result) -> str:
+    """The incumbent's parameters and its loss on every budget it ran on (HTML)."""
+    config_id = result.get_incumbent_id()
+    why = "the best loss on the largest budget"
+    if config_id is None:
+        best = best_configurations(result, 1)
+        if not best:
+            return "<p>no successful run yet</p>"
+        config_id, why = best[0].config_id, f"none finished the largest budget yet; best on budget {best[0].budget:g}"
+    config = result.get_id2config_mapping()[config_id]["config"]
+    params = "\n".join(f"<tr><th>{_esc(k)}</th><td>{_esc(_value(v))}</td></tr>"
+                       for k, v in sorted(config.items()))
+    runs = ", ".join(f"{r.budget:g}: {r.loss:.6g}" if r.loss is not None else f"{r.budget:g}: {r.status.name if r.status else 'failed'}"
+                     for r in result.get_runs_by_id(config_id))
+    return (f"<p>Configuration {_esc(_id(config_id))} ({_esc(why)}).</p>\n"
+            f"<table>\n<tr><th>parameter</th><th>value</th></tr>\n{params}\n</table>\n"
+            f"<p>Loss by budget: {_esc(runs)}</p>")
+
+
+def _value(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def _id(config_id: Any) -> str:
@@ -146,4 +369,6 @@ def _esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-__all__ = ["write_report", "write_result_report", "summary", "best_configurations", "render_html"]
+__all__ = ["write_report", "write_result_report", "watch_report", "summary",
+           "best_configurations", "budget_correlations", "min_budget_advice",
+           "parameters_vs_loss", "render_html", "FIGURES", "CAPTIONS"]

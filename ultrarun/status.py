@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from . import transport
-from .errors import CommunicationError
-from .security import Credentials, resolve_secret
+from .config import config
+from .errors import AuthenticationError, CommunicationError, ConfigurationError
+from .security import Credentials, credentials_path, resolve_secret
 
 
 def collect_status(run_id: str, nameserver: str, nameserver_port: int | None,
@@ -26,6 +29,8 @@ def collect_status(run_id: str, nameserver: str, nameserver_port: int | None,
     dispatcher = None
     if dispatcher_uri:
         dispatcher = _call(dispatcher_uri, secret, timeout, "status")
+    if dispatcher and dispatcher.get("best"):  # by budget as a number, not as text
+        dispatcher["best"] = sorted(dispatcher["best"], key=lambda b: _number(b["budget"]))
     known = {w["name"]: w for w in (dispatcher or {}).get("workers", [])}
     workers = []
     for name, uri in sorted(listed.items()):
@@ -39,6 +44,13 @@ def collect_status(run_id: str, nameserver: str, nameserver_port: int | None,
             "job": state.get("job"), "jobs_done": state.get("jobs_done"),
             "in_pool": name in known, "last_seen": seen.get("last_seen")})
     return {"run_id": run_id, "dispatcher": dispatcher, "workers": workers}
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("inf")
 
 
 def _call(uri: str, secret: str, timeout: float, method: str) -> Any:
@@ -78,16 +90,47 @@ def format_status(status: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def read_credentials(directory: str | os.PathLike, run_id: str) -> Credentials:
+    """The run's credentials file, or a ConfigurationError that says which runs the directory
+    has (a wrong run id is the usual cause) and how to write one."""
+    try:
+        return Credentials.read(directory, run_id)
+    except FileNotFoundError:
+        pass
+    path = credentials_path(directory, run_id)
+    pattern = credentials_path("", "*").name
+    prefix, suffix = pattern.split("*")
+    found = sorted(p.name[len(prefix):-len(suffix)] for p in Path(directory).glob(pattern)) \
+        if Path(directory).is_dir() else []
+    if not Path(directory).is_dir():
+        hint = f"the directory {directory} does not exist"
+    elif found:
+        hint = f"it has credentials for run(s) {', '.join(found)}: is the run id right?"
+    else:
+        hint = "it has no credentials file at all: is the name server running with " \
+               f"--working-dir {directory}?"
+    raise ConfigurationError(f"no credentials file for run {run_id} ({path}); {hint}")
+
+
 def print_status(args: argparse.Namespace) -> int:
     if args.working_dir:
-        creds = Credentials.read(args.working_dir, args.run_id)
+        creds = read_credentials(args.working_dir, args.run_id)
         host, port, secret = creds.host, creds.port, args.secret or creds.secret
     else:
         (host, port), secret = args.nameserver, args.secret
     stop = threading.Event()
     shown = 0
     while True:
-        status = collect_status(args.run_id, host, port, secret)
+        try:
+            status = collect_status(args.run_id, host, port, secret)
+        except AuthenticationError as exc:
+            if secret or config.SECRET:
+                raise
+            raise AuthenticationError(
+                f"the name server at {host}:{port or transport.DEFAULT_NAMESERVER_PORT} refused "
+                "your per-user secret: no secret was given. Give the run's secret with --secret "
+                "or ULTRARUN_SECRET, or use --working-dir DIR to read it from the run's "
+                "credentials file") from exc
         print(json.dumps(status) if args.json else format_status(status), flush=True)
         shown += 1
         if args.watch is None or (args.count is not None and shown >= args.count):

@@ -82,6 +82,7 @@ def concurrent_runs_over_time(result: RunsOrResult, num_points: int | None = Non
     counts = [0] + list(itertools.accumulate(delta for _, delta in events))
     ax.step(times, counts, where="post")
     ax.set_ylim(bottom=0)
+    _integer_ticks(ax)
     return _over_time(fig, ax, "number of concurrent runs", legend=False, show=show)
 
 
@@ -95,6 +96,7 @@ def finished_runs_over_time(result: RunsOrResult, show: bool = False) -> "FigAx"
         times = sorted(r.time_stamps["finished"] for r in runs if r.budget == budget)
         ax.step([0.0] + times, np.arange(len(times) + 1), where="post",
                 label=f"budget {budget:g} ({len(times)})")
+    _integer_ticks(ax)
     return _over_time(fig, ax, "number of finished runs", show=show)
 
 
@@ -103,7 +105,7 @@ def correlation_across_budgets(result: RunsOrResult, show: bool = False) -> "Fig
 
     A high correlation means small budgets rank configurations as the large ones do, which is what
     successive halving relies on. Cells show rho and the number of configurations n; cells with
-    fewer than 3 pairs, or constant losses, stay empty.
+    fewer than 3 pairs, or constant losses, are grey and say "not enough data" (rho = 0 is white).
     """
     runs = _runs(result)
     fig, ax = _figure("Rank correlation of the loss across budgets")
@@ -125,7 +127,12 @@ def correlation_across_budgets(result: RunsOrResult, show: bool = False) -> "Fig
     image = ax.matshow(rhos, vmin=-1, vmax=1, cmap="RdBu_r")
     for (row, col), n in counts.items():
         value = rhos[row, col]
-        rho = "" if math.isnan(value) else f"rho = {value:.2f}\n"
+        rho = "not enough data\n" if math.isnan(value) else f"rho = {value:.2f}\n"
+        if math.isnan(value):  # grey and hatched: not the white of rho = 0
+            from matplotlib.patches import Rectangle
+
+            ax.add_patch(Rectangle((col - 0.5, row - 0.5), 1, 1, facecolor="0.85",
+                                   edgecolor="0.6", hatch="//", linewidth=0))
         color = "white" if abs(value) > 0.6 else "black"  # readable on the dark ends of the map
         ax.text(col, row, f"{rho}n = {n}", ha="center", va="center", fontsize="small", color=color)
     ax.xaxis.set_ticks_position("bottom")
@@ -393,8 +400,8 @@ def _over_time(fig: "Figure", ax: "Axes", ylabel: str, legend: bool = True,
     return _shown(fig, ax, show)
 
 
-def _no_data(fig: "Figure", ax: "Axes", why: str = "no finished runs yet",
-             show: bool = False) -> "FigAx":
+    _integer_ticks(ax)
+    return _over_time(fig, ax, "number of finished runs", show=show)
     ax.text(0.5, 0.5, f"No data: {why}", ha="center", va="center", transform=ax.transAxes)
     ax.set_axis_off()
     return _shown(fig, ax, show)

@@ -14,7 +14,7 @@ while read -r host; do
   case "$host" in \#*) continue;; esac
   ssh -n -o BatchMode=yes "$host" \
     "cd '$PWD' && nohup ultrarun worker '$worker_class' --run-id '$run_id' --working-dir '$shared' \
-      --n-workers $per_host --timeout 600 > '$shared/worker-$host.log' 2>&1 &" &
+      --n-workers $per_host --timeout ${IDLE_TIMEOUT:-600} > '$shared/worker-$host.log' 2>&1 &" &
 done < "$hosts_file"
 wait
 echo "started workers on $(grep -cv '^\s*\(#\|$\)' "$hosts_file") host(s); see $shared/worker-*.log"

@@ -1,0 +1,122 @@
+"""What a running master shows of its progress: a bar on a terminal, log lines elsewhere.
+
+On a terminal (or with ``show_progress=True``) a tqdm bar counts finished jobs, out of the total
+when the schedule fixes it (Hyperband or successive halving with ``n_iterations``), so it shows an
+ETA; with a time limit it shows the time left. Elsewhere (a batch job writing to a file) the same
+line is logged at INFO every ``interval`` seconds and once at the end. The best loss shown is the
+one on the largest budget that has a result so far, labelled with that budget: a loss on budget 1
+and one on budget 27 are not comparable. See docs/master.md.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import IO, Any, Callable
+
+log = logging.getLogger(__name__)
+
+
+class Progress:
+    """Progress of one ``Master.run``: call :meth:`update` for every finished job, then
+    :meth:`close`.
+
+    Args:
+        run_id: shown in front of every line.
+        total: jobs the run will finish if nothing stops it early (None: not known).
+        time_left: seconds until the run's deadline (inf: none).
+        bar: a tqdm bar (True) or log lines (False).
+        interval: seconds between two log lines.
+        logger, file, clock: where lines go and what time it is (tests inject them).
+    """
+
+    def __init__(self, run_id: Any, total: int | None = None, time_left: float = math.inf,
+                 bar: bool = False, interval: float = 30.0, logger: logging.Logger | None = None,
+                 file: IO[str] | None = None, clock: Callable[[], float] = time.monotonic):
+        self.run_id = run_id
+        self.total = total
+        self.clock = clock
+        self.interval = float(interval)
+        self.logger = logger or log
+        self.done = 0
+        self.running = 0
+        self.failed = 0
+        self.best: tuple[float, float] | None = None  # (budget, loss) on the largest budget
+        self._start = clock()
+        self._deadline = self._start + time_left
+        self._next_line = self._start + self.interval
+        self._bar: Any = None
+        if bar:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="job", desc=f"run {run_id}", dynamic_ncols=True,
+                             file=file)
+
+    def update(self, running: int, failed: int, best_per_budget: dict[float, float]) -> None:
+        """One more job finished; ``best_per_budget`` is the best loss seen on each budget."""
+        self.done += 1
+        self.running, self.failed = running, failed
+        if best_per_budget:
+            budget = max(best_per_budget)
+            self.best = (budget, best_per_budget[budget])
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(self._postfix(), refresh=False)
+            return
+        now = self.clock()
+        if now >= self._next_line:
+            self.logger.info("%s", self.line())
+            self._next_line = now + self.interval
+
+    def line(self, eta: bool = True) -> str:
+        """``run exp1: 12/40 jobs, 2 running, 1 failed, best 0.412 on budget 27, ETA 1m20s``."""
+        done = f"{self.done}/{self.total}" if self.total else f"{self.done}"
+        parts = [f"run {self.run_id}: {done} jobs", f"{self.running} running",
+                 f"{self.failed} failed"]
+        if self.best is not None:
+            parts.append(f"best {self.best[1]:.4g} on budget {self.best[0]:g}")
+        seconds = self._eta() if eta else None
+        if seconds is not None:
+            parts.append(f"ETA {_duration(seconds)}")
+        return ", ".join(parts)
+
+    def _postfix(self) -> dict[str, Any]:
+        shown: dict[str, Any] = {"running": self.running, "failed": self.failed}
+        if self.best is not None:
+            shown[f"best@{self.best[0]:g}"] = f"{self.best[1]:.4g}"
+        if math.isfinite(self._deadline):
+            shown["left"] = _duration(max(0.0, self._deadline - self.clock()))
+        return shown
+
+    def _eta(self) -> float | None:
+        """Seconds until the end: from the pace so far and the total, capped by the deadline."""
+        now = self.clock()
+        left = self._deadline - now
+        if self.total and self.done:
+            by_pace = (now - self._start) / self.done * max(self.total - self.done, 0)
+            return max(0.0, min(by_pace, left))
+        return max(0.0, left) if math.isfinite(left) else None
+
+    def close(self) -> None:
+        """End the bar, or log the last line. Idempotent."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        elif self.done and self._next_line != math.inf:
+            self.logger.info("%s; took %s", self.line(eta=False),
+                             _duration(self.clock() - self._start))
+        self._next_line = math.inf
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+__all__ = ["Progress"]
