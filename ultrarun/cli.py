@@ -291,14 +291,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=3650, help="validity in days")
     p.set_defaults(func=cmd_certs)
 
-    where.add_argument("--host", help="address to listen on, one the other nodes reach "
-                                      "(default 127.0.0.1: this machine only)")
-    where.add_argument("--nic", help="listen on this network interface's address "
-                                     "(`ip -brief address` lists them)")
-    p.add_argument("--port", type=int, default=0, help="port (0: any free port)")
-    add_secret(p)
-    p.set_defaults(func=cmd_nameserver)
-
     p = add_parser("worker", "run long-lived worker process(es)",
                    "Start K worker processes of WORKER_CLASS that serve the run's jobs until shut "
                    "down (run this on each cluster node).",

@@ -400,8 +400,15 @@ def _over_time(fig: "Figure", ax: "Axes", ylabel: str, legend: bool = True,
     return _shown(fig, ax, show)
 
 
-    _integer_ticks(ax)
-    return _over_time(fig, ax, "number of finished runs", show=show)
+def _integer_ticks(ax: "Axes") -> None:
+    """Counts: no tick at 0.5 runs."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _no_data(fig: "Figure", ax: "Axes", why: str = "no finished runs yet",
+             show: bool = False) -> "FigAx":
     ax.text(0.5, 0.5, f"No data: {why}", ha="center", va="center", transform=ax.transAxes)
     ax.set_axis_off()
     return _shown(fig, ax, show)
