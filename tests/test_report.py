@@ -129,7 +129,7 @@ def test_the_correlation_caption_says_what_it_means_for_min_budget(logged_run):
 
 def test_not_enough_data_in_the_heatmap_looks_unlike_rho_zero():
     result = runs_with_ranking(agree=True, n=2)  # 2 configurations on both budgets: no rho
-    ax = correlation_across_budgets(result).axes[0]
+    fig, ax = correlation_across_budgets(result)
     assert [t.get_text() for t in ax.texts] == ["not enough data\nn = 2"]
     (patch,) = ax.patches
     assert patch.get_facecolor()[:3] != (1.0, 1.0, 1.0) and patch.get_hatch() == "//"
@@ -138,13 +138,13 @@ def test_not_enough_data_in_the_heatmap_looks_unlike_rho_zero():
 def test_counts_have_integer_ticks():
     runs = [Run((0, 0, i), 1.0, 0.1, {}, {"submitted": i, "started": i, "finished": i + 1.5})
             for i in range(3)]
-    ax = concurrent_runs_over_time(runs).axes[0]
+    fig, ax = concurrent_runs_over_time(runs)
     ticks = [t for t in ax.get_yticks() if ax.get_ylim()[0] <= t <= ax.get_ylim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks)
 
 
 def test_parameters_vs_loss_has_a_panel_per_parameter(logged_run):
-    fig = parameters_vs_loss(logged_results_to_HBS_result(logged_run))
+    fig, _ = parameters_vs_loss(logged_results_to_HBS_result(logged_run))
     by_label = {ax.get_xlabel(): ax for ax in fig.axes}
     assert set(by_label) == {"lr", "name"}
     assert by_label["lr"].get_xscale() == "log"  # 1e-8 .. 1

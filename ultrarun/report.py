@@ -30,9 +30,10 @@ DEFAULT_SUBDIR = "report"
 MAX_PARAMETERS = 12  # panels in the parameter figure
 
 
-def parameters_vs_loss(result: Result, max_parameters: int = MAX_PARAMETERS) -> "Figure":
+def parameters_vs_loss(result: Result, max_parameters: int = MAX_PARAMETERS) -> tuple:
     """Every hyperparameter against the loss: one panel per parameter, one dot per successful
-    run, coloured by budget (as in ``losses_over_time``).
+    run, coloured by budget (as in ``losses_over_time``). Returns ``(fig, axes)`` like the
+    plots of :mod:`ultrarun.visualization`.
 
     Numeric parameters whose values span more than two decades get a log axis; categorical ones
     are spread over their categories. Inactive (conditional) parameters are left out of a run's
@@ -56,7 +57,7 @@ def parameters_vs_loss(result: Result, max_parameters: int = MAX_PARAMETERS) -> 
         ax.text(0.5, 0.5, "No data: no successful run yet", ha="center", va="center",
                 transform=ax.transAxes)
         ax.set_axis_off()
-        return fig
+        return fig, fig.axes
     budgets = sorted({r.budget for r in runs})
     colors = visualization._colormap("tab10")
     losses = [r.loss for r in runs]
@@ -91,7 +92,7 @@ def parameters_vs_loss(result: Result, max_parameters: int = MAX_PARAMETERS) -> 
             ax.set_ylabel("loss")
     if len(budgets) > 1:
         fig.axes[0].legend(fontsize="x-small", loc="best")
-    return fig
+    return fig, fig.axes
 
 
 #: Figure file names and the functions that draw them, in page order.
