@@ -138,6 +138,21 @@ def test_numpy_values_travel_as_plain_python(cluster):
     assert sent.result["loss"] == 18.0
 
 
+def test_messages_over_the_size_limit_fail_the_job_not_the_worker(cluster):
+    """A result larger than MAX_MESSAGE_SIZE is CRASHED with a message saying so (the worker
+    keeps serving); job kwargs that large are refused at submit."""
+    cluster.start_workers(1)
+    d, results = cluster.dispatcher()
+    d.submit_job("big", config={"big_info": 5 * 1024 * 1024}, budget=1.0)
+    d.submit_job("after", config={"x": 1}, budget=1.0)
+    results.wait_for(2)
+    big = results.by_id()["big"]
+    assert big.status is JobStatus.CRASHED and "MAX_MESSAGE_SIZE" in big.exception
+    assert results.by_id()["after"].status is JobStatus.SUCCESS
+    with pytest.raises(ResultError, match="MAX_MESSAGE_SIZE"):
+        d.submit_job("huge", config={"data": "y" * (3 * 1024 * 1024)}, budget=1.0)
+
+
 def test_kwargs_that_cannot_travel_are_refused_at_submit(cluster):
     d, _ = cluster.dispatcher()
     with pytest.raises(ResultError, match=r"job kwargs\['config'\]\['f'\]"):

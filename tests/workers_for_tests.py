@@ -46,6 +46,8 @@ class TestWorker(Worker):
             return {"loss": "low", "info": {}}
         if junk == "object":
             return {"loss": 1.0, "info": {"model": object()}}
+        if "big_info" in config:  # an answer larger than the message size limit
+            return {"loss": 1.0, "info": {"blob": "x" * config["big_info"]}}
         if config.get("echo"):  # send back what arrived, to check its exact shape
             return {"loss": 0.0, "info": {"config_id": config_id, "config": config}}
         if config.get("numpy"):
