@@ -35,7 +35,7 @@ class BOHB(Master):
                  min_budget: float = 0.01, max_budget: float = 1, eta: float = 3,
                  min_points_in_model: int | None = None, top_n_percent: float = 15,
                  num_samples: int = 64, random_fraction: float = 1 / 3,
-                 bandwidth_factor: float = 3, min_bandwidth: float = 1e-3,
+                 bandwidth_factor: float = 3, min_bandwidth: float = 0.03,
                  seed: int | None = None, asha: bool = False, **kwargs: Any):
         optimizer = optimizers.BOHB(configspace, seed=seed,
                                     min_points_in_model=min_points_in_model,

@@ -16,7 +16,7 @@ with the master's loop played out in simulated time: ``--workers`` workers, a jo
 ``b`` takes ``b`` time units, results come back in order of finish time, a new job starts
 whenever a worker is free (promotions are ``mark_running``, results are ``tell``). That makes each
 run exactly reproducible per seed and independent of machine load, and 16 workers cost no more
-than one. Peers run in their own venvs (``peers/<name>.py``, one small runner each, skipped when
+than one. Peers run in their own venvs (``peers/<name>_peer.py``, one small runner each, skipped when
 their python is absent), sequentially (one worker), with the same problems, seeds and budget.
 
 Measure: the regret of the incumbent among evaluations at the top budget (27), as a function of
@@ -187,7 +187,7 @@ def run_peer(name: str, python: str, argv: Sequence[str]) -> list[str]:
                           "reason": f"{python} not found"}), flush=True)
         return []
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    cmd = [python, str(HERE / "peers" / f"{name}.py"), *argv]
+    cmd = [python, str(HERE / "peers" / f"{name}_peer.py"), *argv]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
     try:
@@ -367,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         metavar="NAME=JSON", help='extra ultrarun method, e.g. \'bw={"optimizer": '
                         '"bohb", "min_bandwidth": 0.1, "iterations": "asha"}\'')
     parser.add_argument("--peer", action="append", default=[], metavar="NAME=PYTHON",
-                        help="run peers/NAME.py with this interpreter (skipped if absent)")
+                        help="run peers/NAME_peer.py with this interpreter (skipped if absent)")
     parser.add_argument("--jobs", type=int, default=2, help="processes for ultrarun's runs")
     parser.add_argument("--total-budget", type=float, default=hyperband_total_budget())
     parser.add_argument("--reference", default="default")
