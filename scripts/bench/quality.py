@@ -115,9 +115,10 @@ METHODS: dict[str, tuple[str, str, dict]] = {
 
 def default_method() -> tuple[str, str, dict]:
     """What ``ultrarun.minimize`` runs by default (its method and iterations)."""
-    from ultrarun.frontends import DEFAULT_METHOD, DEFAULT_ASHA
+    from ultrarun.frontends import DEFAULT_ITERATIONS, DEFAULT_METHOD
 
-    return (DEFAULT_METHOD, "asha" if DEFAULT_ASHA else "hyperband", {})
+    names = {"successive_halving": "sh", "hyperband": "hyperband", "asha": "asha"}
+    return (DEFAULT_METHOD, names[DEFAULT_ITERATIONS], {})
 
 
 def simulate(problem: Problem, optimizer: Any, generator: Any, n_workers: int,

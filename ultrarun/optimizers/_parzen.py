@@ -8,7 +8,9 @@ One kernel per observation plus a *prior* kernel: truncated Gaussians in [0, 1] 
 dimensions (floats and integers in ConfigSpace's scaling, ordinals by their index), and for
 categorical ones a distribution that puts weight 1 on the observed value plus
 ``prior_weight / k`` on each of the ``k`` values. Multivariate: a kernel is one point in all
-dimensions (bandwidth ``0.2 n^(-1/(d+4))``, Scott's rule as Optuna uses it); univariate: each
+dimensions, with bandwidths from the normal-reference rule on the spread of the points
+(``1.06 std n^(-1/(d+4))`` per dimension, as BOHB's KDE: ``bandwidth="adaptive"``) or Optuna's
+``0.2 n^(-1/(d+4))`` whatever the spread (``bandwidth="optuna"``); univariate: each
 dimension is its own mixture and the bandwidth of a kernel is the distance to its farther
 neighbour (with the ends of the range as neighbours when ``consider_endpoints``). Either way
 bandwidths are clipped to ``[1 / min(100, 1 + n), 1]`` (Optuna's "magic clip").
@@ -40,7 +42,7 @@ class Parzen:
 
     def __init__(self, data: np.ndarray, weights: np.ndarray, kinds: list[str],
                  sizes: list[int], prior_weight: float = 1.0, multivariate: bool = True,
-                 consider_endpoints: bool = False) -> None:
+                 consider_endpoints: bool = False, bandwidth: str = "adaptive") -> None:
         data = np.asarray(data, dtype=float).reshape(-1, len(kinds))
         n, d = data.shape
         self.kinds, self.sizes, self.multivariate = kinds, sizes, multivariate
@@ -55,6 +57,7 @@ class Parzen:
         mus = np.vstack([data[:, self.numerical] / self._scale,
                          np.full((1, len(self.numerical)), 0.5)])  # the prior kernel last
         self.mus = mus
+        self.adaptive = bandwidth == "adaptive"
         self.sigmas = self._bandwidths(mus, n, consider_endpoints)
         low, high = ndtr(-mus / self.sigmas), ndtr((1 - mus) / self.sigmas)
         self._log_mass = np.log(np.maximum(high - low, 1e-300))
@@ -69,7 +72,10 @@ class Parzen:
     def _bandwidths(self, mus: np.ndarray, n: int, consider_endpoints: bool) -> np.ndarray:
         d = max(len(self.numerical), 1)
         clip_low = 1.0 / min(100.0, 1.0 + n + 1)  # kernels counted with the prior
-        if self.multivariate:
+        if self.multivariate and self.adaptive and n >= 2:
+            spread = mus[:-1].std(axis=0)
+            sigmas = np.broadcast_to(1.06 * spread * n ** (-1.0 / (d + 4)), mus.shape).copy()
+        elif self.multivariate:
             sigma = 0.2 * max(n + 1, 1) ** (-1.0 / (d + 4))
             sigmas = np.full(mus.shape, sigma)
         else:

@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 #: how results at several budgets become one model (see :class:`TPE`)
 FIDELITY_MODES = ("rank", "largest")
+#: how multivariate kernels get their bandwidths (see :class:`~._parzen.Parzen`)
+BANDWIDTH_RULES = ("adaptive", "optuna")
 
 
 def default_gamma(n: int) -> int:
@@ -46,7 +48,8 @@ class TPE(BaseOptimizer):
                  n_startup_trials: int = 10, n_ei_candidates: int = 24,
                  prior_weight: float = 1.0, consider_endpoints: bool = False,
                  multivariate: bool = True, group: bool = True,
-                 constant_liar: bool = True, fidelity: str = "rank") -> None:
+                 constant_liar: bool = True, fidelity: str = "rank",
+                 bandwidth: str = "adaptive") -> None:
         super().__init__(configspace, seed)
         _require(isinstance(n_startup_trials, Integral) and not isinstance(n_startup_trials, bool)
                  and n_startup_trials >= 2, "n_startup_trials", n_startup_trials,
@@ -70,6 +73,9 @@ class TPE(BaseOptimizer):
         self.multivariate = multivariate
         self.group = group
         self.constant_liar = constant_liar
+        _require(bandwidth in BANDWIDTH_RULES, "bandwidth", bandwidth,
+                 f"one of {', '.join(map(repr, BANDWIDTH_RULES))}")
+        self.bandwidth = bandwidth
         self._vectors: dict[float, list[np.ndarray]] = {}
         self._losses: dict[float, list[float]] = {}
         self._seen: dict[float, set[bytes]] = {}
@@ -176,7 +182,7 @@ class TPE(BaseOptimizer):
                 models.append(Parzen(points, default_weights(len(points)),
                                      [kinds[c] for c in columns], [sizes[c] for c in columns],
                                      self.prior_weight, self.multivariate,
-                                     self.consider_endpoints))
+                                     self.consider_endpoints, self.bandwidth))
             block = models[0].sample(num, self.rng)
             full = np.zeros((num, len(self.vectors.names)))
             full[:, dims[columns]] = block
