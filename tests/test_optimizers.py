@@ -1,6 +1,7 @@
 """Optimizers: valid plain configs, reproducibility, BOHB's model and parallel asks."""
 from __future__ import annotations
 
+import math
 import statistics
 import time
 
@@ -11,7 +12,9 @@ from ConfigSpace import (Categorical, Configuration, ConfigurationSpace, Constan
                          Integer, OrdinalHyperparameter)
 
 from ultrarun.errors import ConfigurationError
-from ultrarun.optimizers import BOHB, BaseOptimizer, RandomSearch
+from ultrarun.benchmarks import BRANIN_OPTIMUM, branin, branin_space
+from ultrarun.optimizers import BOHB, DEHB, TPE, BaseOptimizer, RandomSearch
+from ultrarun.optimizers._bohb import DEFAULT_MIN_BANDWIDTH, PAPER_MIN_BANDWIDTH
 from ultrarun.optimizers._space import VectorSpace
 
 PLAIN = (float, int, str, bool)
@@ -68,7 +71,7 @@ def run(optimizer: BaseOptimizer, loss, evaluations: int, budget: float = 1.0):
     return history
 
 
-@pytest.mark.parametrize("cls", [RandomSearch, BOHB])
+@pytest.mark.parametrize("cls", [RandomSearch, BOHB, TPE, DEHB])
 def test_same_seed_same_configs(cls):
     first = run(cls(mixed_space(), seed=3), mixed_loss, 60)
     second = run(cls(mixed_space(), seed=3), mixed_loss, 60)
@@ -77,7 +80,7 @@ def test_same_seed_same_configs(cls):
     assert [c for c, _, _ in first] != [c for c, _, _ in other]
 
 
-@pytest.mark.parametrize("cls", [RandomSearch, BOHB])
+@pytest.mark.parametrize("cls", [RandomSearch, BOHB, TPE, DEHB])
 def test_every_kind_of_hyperparameter_is_sampled_validly_as_plain_python(cls):
     space = mixed_space()
     history = run(cls(space, seed=0), mixed_loss, 150)
@@ -89,7 +92,7 @@ def test_every_kind_of_hyperparameter_is_sampled_validly_as_plain_python(cls):
     assert any("warmup" in c for c in configs) and any("warmup" not in c for c in configs)
     assert not any(c["optimizer"] == "adam" and c["batch"] == 128 for c in configs)
     assert {type(c["batch"]) for c in configs} == {int}
-    if cls is BOHB:
+    if cls is not RandomSearch:
         model_picks = [c for c, info, _ in history if info["model_based_pick"]]
         assert len(model_picks) > 50, "the model is used once it has enough results"
 
@@ -239,3 +242,133 @@ def test_pending_accounting():
 def test_invalid_arguments_say_what_is_allowed(call, message):
     with pytest.raises(ConfigurationError, match=message):
         call()
+
+
+def _bunched_bohb(**kwargs) -> BOHB:
+    """BOHB whose good results bunch up within 0.002 of (0.3, 0.3), as they do on Branin."""
+    space = ConfigurationSpace({"x": (0.0, 1.0), "y": (0.0, 1.0)})
+    optimizer = BOHB(space, seed=0, random_fraction=0.0, **kwargs)
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        if i % 5 == 0:
+            x, y = 0.3 + rng.uniform(-0.002, 0.002, size=2)
+            loss = 0.1
+        else:
+            x, y = rng.uniform(0, 1, size=2)
+            loss = 1.0 + x + y
+        optimizer.tell({"x": float(x), "y": float(y)}, loss, 1.0)
+    return optimizer
+
+
+def test_bohb_default_bandwidth_does_not_collapse_onto_bunched_good_points():
+    """With the paper's floor (1e-3) every pick stays within ~0.002 of the good points, so an
+    optimum 0.02 away is never found (issue 16); the default floor keeps looking around them
+    (the farthest of 40 picks: 0.027-0.038 for three seeds, against 0.0019-0.0023)."""
+    def reach(optimizer):
+        picks = [optimizer.ask(1.0)[0] for _ in range(40)]
+        assert all(info["model_based_pick"] for _, info in picks)
+        return max(math.hypot(c["x"] - 0.3, c["y"] - 0.3) for c, _ in picks)
+
+    assert BOHB(ConfigurationSpace({"x": (0.0, 1.0)})).min_bandwidth == DEFAULT_MIN_BANDWIDTH
+    assert reach(_bunched_bohb()) > 0.02
+    assert reach(_bunched_bohb(min_bandwidth=PAPER_MIN_BANDWIDTH)) < 0.005
+
+
+# -- TPE ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs", [{}, {"multivariate": False, "consider_endpoints": True},
+                                    {"group": False}, {"bandwidth": "optuna"},
+                                    {"fidelity": "largest"}])
+def test_tpe_variants_sample_conditional_spaces_validly(kwargs):
+    space = mixed_space()
+    history = run(TPE(space, seed=1, **kwargs), mixed_loss, 80)
+    for config, _, _ in history:
+        assert_valid_and_plain(space, config)
+    assert sum(info["model_based_pick"] for _, info, _ in history) == 70
+
+
+def test_tpe_samples_from_the_model_once_it_has_n_startup_trials():
+    space = ConfigurationSpace({"x": (-2.0, 2.0), "y": (-2.0, 2.0)})
+    history = run(TPE(space, seed=1, n_startup_trials=7), lambda c: c["x"] ** 2 + c["y"] ** 2, 15)
+    picks = [info for _, info, _ in history]
+    assert [p["model_based_pick"] for p in picks] == [False] * 7 + [True] * 8
+    assert all(p["model_budget"] == 1.0 for p in picks[7:])
+
+
+def test_tpe_beats_random_search_on_branin_at_a_small_budget():
+    """60 evaluations of Branin, seeds 0-9. Measured: TPE's median regret 0.03 against random
+    search's 0.70, TPE ahead on 9 of 10 seeds. If TPE were no better than random search, 9 or
+    more wins out of 10 would happen with probability 11/1024 (~1%), and a 10x lower median
+    less often still: this cannot pass by luck."""
+    def best(cls, seed):
+        optimizer = cls(branin_space(), seed=seed)
+        return min(v for _, _, v in run(optimizer, lambda c: branin(c, 1.0), 60)) - BRANIN_OPTIMUM
+
+    tpe = [best(TPE, seed) for seed in range(10)]
+    rand = [best(RandomSearch, seed) for seed in range(10)]
+    assert statistics.median(tpe) < 0.1 * statistics.median(rand), (tpe, rand)
+    assert sum(t < r for t, r in zip(tpe, rand)) >= 9, (tpe, rand)
+
+
+def test_tpe_ranks_configurations_by_the_largest_budget_they_reached():
+    """fidelity="rank" (the default): the good set is what got furthest, as Optuna's TPE ranks
+    trials its Hyperband pruner stopped; "largest" uses one budget, as BOHB."""
+    space = ConfigurationSpace({"x": (0.0, 1.0)})
+    for fidelity, budget in (("rank", 9.0), ("largest", 1.0)):
+        optimizer = TPE(space, seed=0, fidelity=fidelity)
+        configs = [c for c, _ in optimizer.ask(1.0, 20)]
+        for config in configs:
+            optimizer.tell(config, config["x"], 1.0)  # small x is good at budget 1 ...
+        for config in sorted(configs, key=lambda c: -c["x"])[:3]:
+            optimizer.tell(config, 1 - config["x"], 9.0)  # ... but large x went furthest
+        assert optimizer.current_model_budget() == budget
+        picks = [c["x"] for c, _ in optimizer.ask(1.0, 10)]
+        assert (statistics.median(picks) > 0.6) == (fidelity == "rank"), (fidelity, picks)
+
+
+def test_tpe_in_flight_picks_stay_apart():
+    """Constant liar: configurations in flight count as the worst results, so 16 workers asking
+    before any of their results is in get distinct, spread-out picks."""
+    def spread(constant_liar, seed):
+        space = ConfigurationSpace({"x": (-2.0, 2.0), "y": (-2.0, 2.0)})
+        optimizer = TPE(space, seed=seed, constant_liar=constant_liar)
+        for config, _ in optimizer.ask(1.0, 20):
+            optimizer.tell(config, config["x"] ** 2 + config["y"] ** 2, 1.0)
+        points = np.array([[c["x"], c["y"]] for c, _ in optimizer.ask(1.0, 16)])
+        return np.median(np.linalg.norm(points[:, None] - points[None, :], axis=2)[
+            np.triu_indices(16, 1)])
+
+    ratios = [spread(True, seed) / spread(False, seed) for seed in range(8)]
+    assert np.median(ratios) > 1.3, ratios
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: TPE(ConfigurationSpace({"x": (0.0, 1.0)}), n_startup_trials=1),
+     r"n_startup_trials is 1; it must be an integer >= 2"),
+    (lambda: TPE(ConfigurationSpace({"x": (0.0, 1.0)}), prior_weight=0),
+     r"prior_weight is 0; it must be a positive number"),
+    (lambda: TPE(ConfigurationSpace({"x": (0.0, 1.0)}), fidelity="mean"),
+     r"fidelity is 'mean'; it must be one of 'rank', 'largest'"),
+    (lambda: TPE(ConfigurationSpace({"x": (0.0, 1.0)}), bandwidth="silverman"),
+     r"bandwidth is 'silverman'; it must be one of 'adaptive', 'optuna'"),
+    (lambda: TPE(ConfigurationSpace({"x": (0.0, 1.0)}), multivariate=1),
+     r"multivariate is 1; it must be True or False"),
+    (lambda: DEHB(ConfigurationSpace({"x": (0.0, 1.0)}), population_size=3),
+     r"population_size is 3; it must be an integer >= 4"),
+    (lambda: DEHB(ConfigurationSpace({"x": (0.0, 1.0)}), crossover_prob=1.5),
+     r"crossover_prob is 1.5; it must be a number between 0 and 1"),
+])
+def test_tpe_and_dehb_arguments_say_what_is_allowed(call, message):
+    with pytest.raises(ConfigurationError, match=message):
+        call()
+
+
+def test_dehb_breeds_from_the_best_results_of_the_largest_budget_with_enough():
+    space = ConfigurationSpace({"x": (0.0, 1.0), "y": (0.0, 1.0)})
+    optimizer = DEHB(space, seed=0)
+    assert optimizer.population_size == 10
+    for config, _ in optimizer.ask(1.0, 30):
+        optimizer.tell(config, abs(config["x"] - 0.2) + abs(config["y"] - 0.7), 1.0)
+    picks = optimizer.ask(3.0, 20)
+    assert all(info == {"model_based_pick": True, "model_budget": 1.0} for _, info in picks)
+    distance = [abs(c["x"] - 0.2) + abs(c["y"] - 0.7) for c, _ in picks]
+    assert statistics.median(distance) < 0.45  # 0.38 here; a random point's: 0.63 on average

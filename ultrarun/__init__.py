@@ -20,7 +20,8 @@ from .worker import Worker
 # The optimisation side imports ConfigSpace (over a second): loaded on first use, so worker
 # processes, which need only the runtime above, start fast.
 _LAZY = {
-    "Master": "master", "BOHB": "frontends", "HyperBand": "frontends",
+    "Master": "master", "BOHB": "frontends", "TPE": "frontends", "DEHB": "frontends",
+    "HyperBand": "frontends",
     "RandomSearch": "frontends", "minimize": "frontends", "LocalCluster": "local",
     "BaseIteration": "iterations", "BaseIterGenerator": "iterations",
     "SuccessiveHalving": "iterations", "SuccessiveHalvingIterGenerator": "iterations",
@@ -50,7 +51,7 @@ __all__ = [
     "NameServer", "nic_name_to_host", "Worker", "Dispatcher", "Job", "JobStatus", "StatusType",
     "LocalCluster",
     # optimisation
-    "Master", "BOHB", "HyperBand", "RandomSearch", "minimize",
+    "Master", "BOHB", "TPE", "DEHB", "HyperBand", "RandomSearch", "minimize",
     "BaseIteration", "BaseIterGenerator", "SuccessiveHalving", "SuccessiveHalvingIterGenerator",
     "HyperBandIterGenerator", "CustomIterGenerator", "ASHA", "ASHAIterGenerator",
     # results

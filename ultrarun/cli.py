@@ -370,9 +370,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float,
                    help="run until this many seconds are used up instead of --n-iterations "
                         "(no job starts that would end later; default: off)")
-    p.add_argument("--optimizer", choices=["bohb", "hyperband", "random"], default="bohb",
-                   help="how configurations are chosen")
-    p.add_argument("--asha", action="store_true", help="asynchronous successive halving")
+    p.add_argument("--optimizer", choices=["tpe", "bohb", "dehb", "hyperband", "random"],
+                   help="how configurations are chosen (default: tpe on successive halving, "
+                        "the quality benchmark's winner)")
+    p.add_argument("--iterations", choices=["hyperband", "successive_halving", "asha"],
+                   help="the schedule (default: the optimizer's; tpe: successive_halving, "
+                        "bohb, dehb and hyperband: hyperband)")
+    p.add_argument("--asha", action="store_true",
+                   help="asynchronous successive halving (--iterations asha)")
     p.add_argument("--seed", type=int, default=0, help="seed of the optimizer's sampler")
     p.set_defaults(func=cmd_demo)
     return parser

@@ -1,8 +1,11 @@
 """``ultrarun demo``: a real optimisation end to end on this machine.
 
 An embedded name server, local worker processes evaluating multi-fidelity Branin (10 ms of
-pretend work per unit of budget), BOHB (or Hyperband, random search, ASHA) over budgets 1..27,
-a progress bar, the incumbent per budget, result logs and an HTML report with plots.
+pretend work per unit of budget), the default optimizer (TPE on successive halving; or BOHB,
+DEHB, Hyperband, random search, on any schedule) over budgets 1..27, a progress bar, the
+incumbent per budget, result logs and an HTML report with plots. Runs with ``--n-iterations``
+are deterministic (results reach the optimizer in submission order): the same ``--seed`` gives
+the same configurations.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import time
 from pathlib import Path
 
 from .benchmarks import BRANIN_OPTIMUM, BraninWorker, branin_space
-from .frontends import BOHB, HyperBand, RandomSearch
+from .frontends import DEFAULT_METHOD, METHODS
 from .local import LocalCluster
 from .results import json_result_logger
 
@@ -22,23 +25,28 @@ def run_demo(args: argparse.Namespace) -> int:
     journal = out / "ultrarun-demo.journal.jsonl"
     if journal.exists():
         journal.unlink()  # a fresh run every time
-    print(f"ultrarun demo: {args.optimizer}{' + ASHA' if args.asha else ''} on multi-fidelity "
-          f"Branin, budgets 1..27, {args.n_workers} worker processes", flush=True)
+    method = args.optimizer or DEFAULT_METHOD
+    iterations = "asha" if args.asha else getattr(args, "iterations", None)
+    schedule = f" ({iterations})" if iterations else ""
+    print(f"ultrarun demo: {method}{schedule} on multi-fidelity Branin, budgets 1..27, "
+          f"{args.n_workers} worker processes", flush=True)
     t0 = time.time()
     with LocalCluster(n_workers=args.n_workers, worker_class=BraninWorker,
                       worker_kwargs={"max_budget": 27.0, "sleep_per_budget": 0.01},
                       run_id="demo", working_directory=out) as cluster:
         print(f"name server at {cluster.nameserver.host}:{cluster.nameserver_port}", flush=True)
-        front = {"bohb": BOHB, "hyperband": HyperBand, "random": RandomSearch}[args.optimizer]
+        front = METHODS[method]
         kwargs = dict(min_budget=1, max_budget=27, eta=3, seed=args.seed, run_id="demo",
                       nameserver=cluster.nameserver.host, nameserver_port=cluster.nameserver_port,
                       secret=cluster.secret, working_directory=out,
                       result_logger=json_result_logger(out, overwrite=True))
-        if args.optimizer != "random":
-            kwargs["asha"] = args.asha
+        if method != "random" and iterations is not None:
+            kwargs["iterations"] = iterations
         seconds = getattr(args, "seconds", None)
         if seconds is not None:
             kwargs["time_left_for_this_task"] = seconds
+        else:  # a fixed number of iterations: reproducible per seed
+            kwargs["deterministic"] = True
         master = front(branin_space(), **kwargs)
         try:
             result = master.run(n_iterations=None if seconds is not None else args.n_iterations,

@@ -1,31 +1,54 @@
 """Ready-made masters for the common cases, with HpBandSter's names and arguments.
 
 ``BOHB(configspace, run_id=..., min_budget=..., max_budget=..., eta=...)`` is HpBandSter's BOHB:
-Hyperband brackets with the BOHB sampler; ``HyperBand`` samples at random; ``RandomSearch``
-evaluates random configurations at the largest budget. ``asha=True`` swaps the synchronous
-brackets for asynchronous successive halving (every worker stays busy). Everything after the
-configuration space is keyword-only: HpBandSter's positional order is ``(configspace, eta,
-min_budget, max_budget)``, so ``BOHB(cs, 3, 9, 243)`` raises rather than reading 3 as the run id
-(``ultrarun.compat.hpbandster`` keeps HpBandSter's order). ``bracket_formula="hpbandster"``
-sizes the brackets as HpBandSter does; the default is the Hyperband paper's formula.
+Hyperband brackets with the BOHB sampler; ``TPE`` samples with multivariate Parzen estimators
+(Optuna's TPE) on successive-halving brackets; ``DEHB`` with differential evolution on Hyperband
+brackets; ``HyperBand`` samples at random; ``RandomSearch`` evaluates random configurations at
+the largest budget. ``iterations`` picks the schedule: ``"hyperband"``, ``"successive_halving"``
+(the most aggressive bracket, over and over) or ``"asha"`` (asynchronous successive halving:
+every worker stays busy; ``asha=True`` says the same). See ``docs/optimizers.md`` for which to
+pick. Everything after the configuration space is keyword-only: HpBandSter's positional order
+is ``(configspace, eta, min_budget, max_budget)``, so ``BOHB(cs, 3, 9, 243)`` raises rather than
+reading 3 as the run id (``ultrarun.compat.hpbandster`` keeps HpBandSter's order).
+``bracket_formula="hpbandster"`` sizes the brackets as HpBandSter does; the default is the
+Hyperband paper's formula.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from ConfigSpace import ConfigurationSpace
 
 from . import optimizers
+from .errors import ConfigurationError
 from .iterations import (ASHAIterGenerator, BaseIterGenerator, CustomIterGenerator,
-                         HyperBandIterGenerator, max_bracket_index)
+                         HyperBandIterGenerator, SuccessiveHalvingIterGenerator,
+                         max_bracket_index)
 from .iterations import bracket as hb_bracket
 from .master import Master
 
+#: the schedules a front end can run
+ITERATIONS = ("hyperband", "successive_halving", "asha")
+#: what ``minimize`` and ``ultrarun demo`` run unless told otherwise: the combination that won
+#: the quality benchmark (docs/benchmarks.md)
+DEFAULT_METHOD = "tpe"
+DEFAULT_ITERATIONS = "successive_halving"
+
 
 def _generator(min_budget: float, max_budget: float, eta: float, asha: bool,
-               bracket_formula: str = "paper") -> BaseIterGenerator:
-    if not asha:
+               iterations: str | None = None, bracket_formula: str = "paper"
+               ) -> BaseIterGenerator:
+    if iterations is not None and iterations not in ITERATIONS:
+        raise ConfigurationError(f"iterations is {iterations!r}; it must be one of "
+                                 f"{', '.join(map(repr, ITERATIONS))}")
+    if asha and iterations not in (None, "asha"):
+        raise ConfigurationError(f"asha=True and iterations={iterations!r} disagree; give one")
+    kind = "asha" if asha else (iterations or "hyperband")
+    if kind == "hyperband":
         return HyperBandIterGenerator(min_budget, max_budget, eta, bracket_formula)
+    if kind == "successive_halving":
+        return SuccessiveHalvingIterGenerator(min_budget, max_budget, eta, bracket_formula)
     # One ASHA iteration samples as many configs as Hyperband's most aggressive bracket, so
     # n_iterations means about the same amount of exploration in both modes.
     s_max = max_bracket_index(min_budget, max_budget, eta)
@@ -40,8 +63,9 @@ class BOHB(Master):
                  min_budget: float = 0.01, max_budget: float = 1, eta: float = 3,
                  min_points_in_model: int | None = None, top_n_percent: float = 15,
                  num_samples: int = 64, random_fraction: float = 1 / 3,
-                 bandwidth_factor: float = 3, min_bandwidth: float = 1e-3,
-                 seed: int | None = None, asha: bool = False, bracket_formula: str = "paper",
+                 bandwidth_factor: float = 3, min_bandwidth: float = 0.03,
+                 seed: int | None = None, asha: bool = False, iterations: str | None = None,
+                 bracket_formula: str = "paper",
                  **kwargs: Any):
         optimizer = optimizers.BOHB(configspace, seed=seed,
                                     min_points_in_model=min_points_in_model,
@@ -49,7 +73,49 @@ class BOHB(Master):
                                     random_fraction=random_fraction,
                                     bandwidth_factor=bandwidth_factor, min_bandwidth=min_bandwidth)
         super().__init__(run_id, optimizer,
-                         _generator(min_budget, max_budget, eta, asha, bracket_formula), **kwargs)
+                         _generator(min_budget, max_budget, eta, asha, iterations,
+                                    bracket_formula), **kwargs)
+
+
+def _optimizer_kwargs(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Take the arguments of optimizer ``cls`` out of a front end's ``kwargs``."""
+    names = set(inspect.signature(cls).parameters) - {"configspace", "seed"}
+    return {name: kwargs.pop(name) for name in list(kwargs) if name in names}
+
+
+class TPE(Master):
+    """Multivariate TPE (:class:`ultrarun.optimizers.TPE`, Optuna's sampler) on successive
+    halving (``iterations="successive_halving"`` unless told otherwise): the default of
+    :func:`minimize`. The optimizer's arguments (``n_startup_trials``,
+    ``prior_weight``, ``constant_liar``, ...) are accepted here too."""
+
+    def __init__(self, configspace: ConfigurationSpace, *, run_id: Any = "0",
+                 min_budget: float = 0.01, max_budget: float = 1, eta: float = 3,
+                 seed: int | None = None, asha: bool = False, iterations: str | None = None,
+                 bracket_formula: str = "paper", **kwargs: Any):
+        if iterations is None and not asha:
+            iterations = DEFAULT_ITERATIONS
+        optimizer = optimizers.TPE(configspace, seed=seed,
+                                   **_optimizer_kwargs(optimizers.TPE, kwargs))
+        super().__init__(run_id, optimizer,
+                         _generator(min_budget, max_budget, eta, asha, iterations,
+                                    bracket_formula), **kwargs)
+
+
+class DEHB(Master):
+    """Differential evolution (:class:`ultrarun.optimizers.DEHB`) on Hyperband brackets; the
+    optimizer's arguments (``population_size``, ``mutation_factor``, ``crossover_prob``) are
+    accepted here too."""
+
+    def __init__(self, configspace: ConfigurationSpace, *, run_id: Any = "0",
+                 min_budget: float = 0.01, max_budget: float = 1, eta: float = 3,
+                 seed: int | None = None, asha: bool = False, iterations: str | None = None,
+                 bracket_formula: str = "paper", **kwargs: Any):
+        optimizer = optimizers.DEHB(configspace, seed=seed,
+                                    **_optimizer_kwargs(optimizers.DEHB, kwargs))
+        super().__init__(run_id, optimizer,
+                         _generator(min_budget, max_budget, eta, asha, iterations,
+                                    bracket_formula), **kwargs)
 
 
 class HyperBand(Master):
@@ -57,11 +123,11 @@ class HyperBand(Master):
 
     def __init__(self, configspace: ConfigurationSpace, *, run_id: Any = "0",
                  min_budget: float = 0.01, max_budget: float = 1, eta: float = 3,
-                 seed: int | None = None, asha: bool = False, bracket_formula: str = "paper",
-                 **kwargs: Any):
+                 seed: int | None = None, asha: bool = False, iterations: str | None = None,
+                 bracket_formula: str = "paper", **kwargs: Any):
         optimizer = optimizers.RandomSearch(configspace, seed=seed)
-        super().__init__(run_id, optimizer,
-                         _generator(min_budget, max_budget, eta, asha, bracket_formula), **kwargs)
+        super().__init__(run_id, optimizer, _generator(min_budget, max_budget, eta, asha,
+                                                       iterations, bracket_formula), **kwargs)
 
 
 class RandomSearch(Master):
@@ -76,35 +142,44 @@ class RandomSearch(Master):
         super().__init__(run_id, optimizer, CustomIterGenerator([max_budget], [n]), **kwargs)
 
 
-__all__ = ["BOHB", "HyperBand", "RandomSearch"]
+__all__ = ["BOHB", "TPE", "DEHB", "HyperBand", "RandomSearch"]
+
+#: ``minimize(method=...)`` -> front end
+METHODS = {"tpe": TPE, "bohb": BOHB, "dehb": DEHB, "hyperband": HyperBand,
+           "random": RandomSearch}
 
 
 def minimize(fn: Any, configspace: ConfigurationSpace, min_budget: float, max_budget: float,
-             n_workers: int = 4, n_iterations: int = 4, method: str = "bohb", eta: float = 3,
-             asha: bool = False, seed: int | None = None, result_directory: Any = None,
+             n_workers: int = 4, n_iterations: int = 4, method: str = DEFAULT_METHOD,
+             eta: float = 3, asha: bool = False, iterations: str | None = None,
+             seed: int | None = None, result_directory: Any = None,
              time_left_for_this_task: float = float("inf"), concurrent_type: str = "thread",
              startup_timeout: float = 120.0, **master_kwargs: Any):
     """Minimise ``fn(config, budget) -> loss or dict`` with local worker processes.
 
-    Starts an embedded name server and ``n_workers`` processes, runs ``n_iterations`` of BOHB
-    (``method="bohb"``), Hyperband (``"hyperband"``) or random search (``"random"``), and returns
-    the :class:`~ultrarun.results.Result`. Worker processes import ``fn`` by name, so define it
-    with ``def`` at module level, and call ``minimize`` under ``if __name__ == "__main__":``
-    (both are checked at once). A worker process that dies before it registers, or workers that
-    have not all registered after ``startup_timeout`` seconds, raise an error instead of a wait.
-    With ``result_directory``, HpBandSter-style logs (configs.json, results.json) are written there.
+    Starts an embedded name server and ``n_workers`` processes, runs ``n_iterations`` of TPE on
+    successive halving (``method="tpe"``, the default: no tuning needed, see
+    ``docs/optimizers.md``), BOHB (``"bohb"``), DEHB (``"dehb"``), Hyperband (``"hyperband"``)
+    or random search (``"random"``), and returns the :class:`~ultrarun.results.Result`.
+    ``iterations`` (``"hyperband"``, ``"successive_halving"``, ``"asha"``) overrides the method's
+    schedule. Worker processes import ``fn`` by name, so define it with ``def`` at module level,
+    and call ``minimize`` under ``if __name__ == "__main__":`` (both are checked at once). A
+    worker process that dies before it registers, or workers that have not all registered after
+    ``startup_timeout`` seconds, raise an error instead of a wait. With ``result_directory``,
+    HpBandSter-style logs (configs.json, results.json) are written there.
     """
-    from .errors import ConfigurationError
     from .local import LocalCluster
     from .results import json_result_logger
 
-    fronts = {"bohb": BOHB, "hyperband": HyperBand, "random": RandomSearch}
+    fronts = METHODS
     if method not in fronts:
         raise ConfigurationError(f"method must be one of {sorted(fronts)}, got {method!r}")
     kwargs: dict[str, Any] = dict(min_budget=min_budget, max_budget=max_budget, eta=eta, seed=seed,
                                   time_left_for_this_task=time_left_for_this_task, **master_kwargs)
     if method != "random":
         kwargs["asha"] = asha
+        if iterations is not None:
+            kwargs["iterations"] = iterations
     with LocalCluster(n_workers=n_workers, eval_func=fn, concurrent_type=concurrent_type,
                       startup_timeout=startup_timeout) as cluster:
         if result_directory is not None:

@@ -139,7 +139,11 @@ class Master:
     (default ``<working_directory>/ultrarun-<run_id>.journal.jsonl``) and ``checkpoint_freq`` how
     many results may pass between fsyncs of it. ``prefetch=1`` lets each worker hold its next job
     while it computes (the dispatcher's option), which keeps workers busy when jobs are short;
-    the queue sizes then count job slots (workers x (1 + prefetch)). ``dispatcher`` lets another executor with the
+    the queue sizes then count job slots (workers x (1 + prefetch)). ``deterministic=True`` hands
+    results to the iterations and the optimizer in the order their jobs were submitted, one each
+    time the run would wait, so a seeded run with a fixed number of workers and ``n_iterations``
+    samples the same configurations every time (workers may idle while an earlier job finishes;
+    see ``docs/optimizers.md``). ``dispatcher`` lets another executor with the
     dispatcher's interface (``start``, ``submit_job``, ``number_of_workers``, ``shutdown``) run the
     jobs, and ``runner`` any :mod:`ultrarun.runners` backend (process, Dask, MPI, ...); by default
     a :class:`~ultrarun.dispatcher.Dispatcher` on the name server is used.
@@ -158,7 +162,8 @@ class Master:
                  incumbent_performances: dict[float, float] | None = None, *,
                  resume: bool = False, show_progress: bool | None = None, prefetch: int = 0,
                  secret: str | None = None, dispatcher: Any = None, runner: Any = None,
-                 logger: logging.Logger | None = None, tls: Any = None):
+                 logger: logging.Logger | None = None, tls: Any = None,
+                 deterministic: bool = False):
         if not isinstance(optimizer, BaseOptimizer):
             raise ConfigurationError("optimizer must be an ultrarun.optimizers.BaseOptimizer, "
                                      f"got {type(optimizer).__name__}")
@@ -206,6 +211,9 @@ class Master:
         self._n_workers = 0  # as of the last adjust_queue_size
         self._unfit = False  # a run was held back because it would outlast the deadline
         self._expected_start: float | None = None  # when a job launched now would start
+        self.deterministic = bool(deterministic)
+        self._submitted: collections.deque = collections.deque()  # (id, budget), in order
+        self._arrived: dict[tuple, tuple[Job, bool]] = {}  # results not yet applied
 
         if runner is not None:
             from .runners import RunnerDispatcher
@@ -304,7 +312,7 @@ class Master:
                             self.logger.info("no job fits in the %.1f s left; stopping",
                                              _remaining(deadline))
                         break
-                    self.thread_cond.wait(timeout=_remaining(deadline))
+                    self._wait(_remaining(deadline))
         finally:
             self._close_progress()
         return self.get_result()
@@ -371,7 +379,7 @@ class Master:
         if self.num_running_jobs >= self.job_queue_sizes[1]:
             while (self.num_running_jobs > self.job_queue_sizes[0]
                    and time.monotonic() < deadline):
-                self.thread_cond.wait(timeout=_remaining(deadline))
+                self._wait(_remaining(deadline))
 
     def _fits(self, budget: float) -> bool:
         """Whether a job at ``budget`` is expected to finish before the deadline.
@@ -425,7 +433,16 @@ class Master:
 
     def _wait_for_running(self) -> None:
         while self.num_running_jobs > 0:
-            self.thread_cond.wait(timeout=1.0)
+            self._wait(1.0)
+
+    def _wait(self, timeout: float | None) -> None:
+        """Wait for a result. Deterministic: apply the next result in submission order instead,
+        if it is in (one per wait, so each decision sees the same results). Caller holds
+        thread_cond."""
+        if self.deterministic and self._submitted and self._submitted[0] in self._arrived:
+            self._apply_result(*self._arrived.pop(self._submitted.popleft()))
+            return
+        self.thread_cond.wait(timeout=timeout)
 
     # ------------------------------------------------------------------- jobs
     def _sample(self, budget: float, n: int) -> list[tuple[dict, dict]]:
@@ -451,6 +468,8 @@ class Master:
             if self.result_logger is not None:
                 self.result_logger.new_config(config_id, config, datum.config_info)
         self._in_flight[float(budget)] += 1
+        if self.deterministic:
+            self._submitted.append((config_id, float(budget)))
         kwargs = {"config": config, "budget": budget, "config_info": datum.config_info,
                   "working_directory": str(self.working_directory)}
         done = self._replay_results.get((config_id, float(budget)))
@@ -468,6 +487,17 @@ class Master:
                                 "status": job.status.value, "result": job.result,
                                 "exception": job.exception, "timestamps": job.timestamps,
                                 "attempt": job.attempt, "worker": job.worker_name}, sync=True)
+        if self.deterministic:  # applied by the run loop, in submission order (_wait)
+            with self.thread_cond:
+                self._arrived[(config_id, float(budget))] = (job, replayed)
+                self.thread_cond.notify_all()
+            return
+        self._apply_result(job, replayed)
+
+    def _apply_result(self, job: Job, replayed: bool) -> None:
+        """Tell the iteration and the optimizer about a finished job."""
+        config_id = tuple(job.id)
+        budget = job.kwargs["budget"]
         with self.thread_cond:
             if self.result_logger is not None:
                 self.result_logger(job)

@@ -1,212 +1,214 @@
-"""Optimisation quality: BOHB vs Hyperband vs random search on multi-fidelity Branin and Hartmann6.
+"""Optimisation quality: ultrarun's optimizers against each other and against the peers.
 
-    python scripts/bench/quality.py [--seeds 10] [--iterations 16] [--workers 4]
-                                    [--functions branin hartmann6]
-                                    [--checkpoints 250 500 1000 1700]
-                                    [--variant 'NAME={"min_points_in_model": 3}' ...]
-                                    [--diagnose]
+    python scripts/bench/quality.py [--problems branin hartmann6 counting_ones sgd_digits]
+        [--seeds 0-9] [--workers 1] [--methods default bohb tpe ...]
+        [--variant 'NAME={"optimizer": "bohb", "min_bandwidth": 0.1}' ...]
+        [--peer optuna=/tmp/peers/optuna/bin/python ...] [--jobs 2]
+        [--save runs.jsonl] [--load runs.jsonl ...] [--markdown out.md] [--plots docs/img]
 
-Everything runs through the real system: per function one ``LocalCluster`` (an embedded name
-server and ``--workers`` worker processes whose ``compute`` does not sleep) is shared by every
-seed and method; the masters are the front ends ``BOHB``, ``HyperBand`` and ``RandomSearch``
-(min_budget=1, max_budget=27, eta=3), run one after another on the cluster's run id.
+Problems (``problems.py``, shared with the peers' runners): multi-fidelity Branin and Hartmann6,
+the mixed categorical/continuous counting-ones, and scikit-learn's SGDClassifier on the digits
+data, all with budgets 1..27, eta 3. Every run gets the same total budget: what 16 Hyperband
+iterations spend (1,692 units). A job costs its budget.
 
-Equal total budget: BOHB and Hyperband run ``--iterations`` Hyperband iterations (16 = four
-full cycles = 1,692 budget units); random search evaluates at max_budget and runs as many
-iterations (4 configurations at 27 each) as it takes to spend at least as much.
+ultrarun's runs use the real optimizers and iteration generators (the ones ``Master`` drives),
+with the master's loop played out in simulated time: ``--workers`` workers, a job at budget
+``b`` takes ``b`` time units, results come back in order of finish time, a new job starts
+whenever a worker is free (promotions are ``mark_running``, results are ``tell``). That makes each
+run exactly reproducible per seed and independent of machine load, and 16 workers cost no more
+than one. Peers run in their own venvs (``peers/<name>_peer.py``, one small runner each, skipped when
+their python is absent), sequentially (one worker), with the same problems, seeds and budget.
 
-"Time" is cumulative budget (the BOHB paper's measure when cost is proportional to budget): each
-run's finished jobs are walked in order of finish time, their budgets summed, and the regret at
-a checkpoint ``B`` is the best loss seen *at max_budget* among the jobs that finished before the
-sum exceeded ``B``, minus the known optimum (``inf`` if no max-budget result came in by then).
-The last checkpoint is clipped to the Hyperband total so every method is read at a budget it
-actually spent.
+Measure: the regret of the incumbent among evaluations at the top budget (27), as a function of
+the cumulative budget spent (each job is charged its budget, also a peer's partial evaluation of
+a trial at a rung). sgd_digits' regret is against the best validation error any run found.
 
-Output (stdout, JSON lines):
-
-- one ``{"bench": "quality", "function", "method", "checkpoint", "median", "q25", "q75",
-  "seeds", ...}`` line per (function, method, checkpoint), regrets over seeds;
-- one ``{"bench": "quality_summary", "function", "bohb_median", "random_median",
-  "bohb_below_random", "factor", ...}`` line per function (factor = random / BOHB median regret at
-  the last checkpoint; > 1 means BOHB is better);
-- with ``--diagnose``, one ``{"bench": "quality_bohb_model", ...}`` line per (function, BOHB
-  method) with how many configurations were model-based picks, and at which model budget;
-- a final ``{"bench": "quality_wall", "wall_s": ...}`` line.
-
-``--variant NAME=JSON`` adds a BOHB run with extra constructor arguments (e.g.
-``'bohb_minbw0.03={"min_bandwidth": 0.03}'``), reported like the built-in methods. A readable
-table goes to stderr at the end.
-
-Noise: Hyperband and random search are exactly reproducible per seed (and share the seed's
-configuration stream, so their numbers coincide early on). BOHB with more than one worker is
-not: its model sees results in the order the workers return them, so the same seeds give
-different runs, and the 10-seed BOHB median on Branin moves by several times between
-repetitions. Use ``--seeds 30`` or more, or repeat the run, before reading small differences.
+Output: one ``quality_run`` JSON line per run (the trace), then one ``quality`` line per
+(problem, method, checkpoint) with median, quartiles and rank among the methods, and one
+``quality_test`` line per (problem, method) comparing it with ``--reference`` (default
+``default``) by a two-sided Mann-Whitney U test on the final regrets. ``--markdown`` writes the
+tables, ``--plots`` a regret-over-budget PNG per problem.
 """
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
-import logging
 import math
+import multiprocessing
+import os
+import statistics
+import subprocess
 import sys
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ConfigSpace import ConfigurationSpace
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-from ultrarun.benchmarks import (BRANIN_OPTIMUM, HARTMANN6_OPTIMUM, branin, branin_space,
-                                 hartmann6, hartmann6_space)
-from ultrarun.frontends import BOHB, HyperBand, RandomSearch
-from ultrarun.iterations import HyperBandIterGenerator
-from ultrarun.job import Job, JobStatus
-from ultrarun.local import LocalCluster
-from ultrarun.master import Master
-from ultrarun.worker import Worker
+from problems import (ETA, MAX_BUDGET, MIN_BUDGET, PROBLEMS, Param, Problem, Trace,  # noqa: E402
+                      best_at, hyperband_total_budget, parse_seeds)
 
-MIN_BUDGET, MAX_BUDGET, ETA = 1.0, 27.0, 3.0
-DEFAULT_CHECKPOINTS = (250.0, 500.0, 1000.0, 1700.0)
+CHECKPOINT_FRACTIONS = (0.25, 0.5, 1.0)
+PEER_DEADLINE_S = 3600
 
 
-# --------------------------------------------------------------------------------- workers
-class BraninQualityWorker(Worker):
-    """Multi-fidelity Branin at the job's budget; no sleeping, the loss is all that counts."""
+# --------------------------------------------------------------------------- ultrarun methods
+def configspace(params: Sequence[Param], seed: int) -> Any:
+    from ConfigSpace import (Categorical, ConfigurationSpace, EqualsCondition, Float,
+                             InCondition, Integer)
 
-    def __init__(self, *args: Any, max_budget: float = MAX_BUDGET, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.max_budget = max_budget
-
-    def compute(self, config_id: Any, config: dict, budget: float, working_directory: str,
-                **kwargs: Any) -> dict:
-        return {"loss": branin(config, budget, self.max_budget), "info": {}}
-
-
-class Hartmann6QualityWorker(BraninQualityWorker):
-    """Multi-fidelity Hartmann6 at the job's budget."""
-
-    def compute(self, config_id: Any, config: dict, budget: float, working_directory: str,
-                **kwargs: Any) -> dict:
-        return {"loss": hartmann6(config, budget, self.max_budget), "info": {}}
-
-
-@dataclass(frozen=True)
-class Problem:
-    worker_class: type[Worker]
-    space: Callable[[int | None], ConfigurationSpace]
-    optimum: float
+    space = ConfigurationSpace(seed=seed)
+    for p in params:
+        if p.kind == "float":
+            space.add(Float(p.name, (p.low, p.high), log=p.log))
+        elif p.kind == "int":
+            space.add(Integer(p.name, (int(p.low), int(p.high)), log=p.log))
+        else:
+            space.add(Categorical(p.name, list(p.choices)))
+    for p in params:
+        if p.parent is not None:
+            child, parent = space[p.name], space[p.parent]
+            space.add(EqualsCondition(child, parent, p.parent_values[0])
+                      if len(p.parent_values) == 1 else InCondition(child, parent,
+                                                                   list(p.parent_values)))
+    return space
 
 
-PROBLEMS: dict[str, Problem] = {
-    "branin": Problem(BraninQualityWorker, branin_space, BRANIN_OPTIMUM),
-    "hartmann6": Problem(Hartmann6QualityWorker, hartmann6_space, HARTMANN6_OPTIMUM),
+def _optimizer(name: str, space: Any, seed: int, kwargs: dict) -> Any:
+    from ultrarun import optimizers
+
+    classes = {"random": optimizers.RandomSearch, "bohb": optimizers.BOHB,
+               "tpe": getattr(optimizers, "TPE", None), "dehb": getattr(optimizers, "DEHB", None)}
+    return classes[name](space, seed=seed, **kwargs)
+
+
+def _generator(name: str) -> Any:
+    from ultrarun.iterations import (ASHAIterGenerator, CustomIterGenerator,
+                                     HyperBandIterGenerator, SuccessiveHalvingIterGenerator)
+
+    if name == "hyperband":
+        return HyperBandIterGenerator(MIN_BUDGET, MAX_BUDGET, ETA)
+    if name == "sh":
+        return SuccessiveHalvingIterGenerator(MIN_BUDGET, MAX_BUDGET, ETA)
+    if name == "asha":
+        return ASHAIterGenerator(MIN_BUDGET, MAX_BUDGET, ETA)
+    if name == "full":  # random search's schedule: 4 configurations at the top budget
+        return CustomIterGenerator([MAX_BUDGET], [4])
+    raise ValueError(f"unknown iterations {name!r}")
+
+
+#: name -> (optimizer, iterations, optimizer kwargs); "default" is what minimize() uses
+METHODS: dict[str, tuple[str, str, dict]] = {
+    "random": ("random", "full", {}),
+    "hyperband": ("random", "hyperband", {}),
+    "bohb": ("bohb", "hyperband", {}),
+    "bohb_paper": ("bohb", "hyperband", {"min_bandwidth": 1e-3}),
+    "bohb_asha": ("bohb", "asha", {}),
+    "tpe": ("tpe", "hyperband", {}),
+    "tpe_asha": ("tpe", "asha", {}),
+    "tpe_sh": ("tpe", "sh", {}),
+    "dehb": ("dehb", "hyperband", {}),
 }
 
 
-# --------------------------------------------------------------------------------- methods
-@dataclass
-class Method:
-    name: str
-    front: type[Master]
-    kwargs: dict[str, Any] = field(default_factory=dict)
+def default_method() -> tuple[str, str, dict]:
+    """What ``ultrarun.minimize`` runs by default (its method and iterations)."""
+    from ultrarun.frontends import DEFAULT_ITERATIONS, DEFAULT_METHOD
 
-    @property
-    def is_bohb(self) -> bool:
-        return self.front is BOHB
+    names = {"successive_halving": "sh", "hyperband": "hyperband", "asha": "asha"}
+    return (DEFAULT_METHOD, names[DEFAULT_ITERATIONS], {})
 
 
-def hyperband_total_budget(iterations: int) -> float:
-    """Budget units ``iterations`` Hyperband iterations spend when nothing fails."""
-    gen = HyperBandIterGenerator(MIN_BUDGET, MAX_BUDGET, ETA)
-    return float(sum(sum(n * b for n, b in zip(br.num_configs, br.budgets))
-                     for br in (gen.bracket(i) for i in range(iterations))))
-
-
-def random_search_iterations(total_budget: float) -> int:
-    """Random-search iterations (s_max + 1 configs at max_budget each) to spend ``total_budget``."""
-    per_iteration = (HyperBandIterGenerator(MIN_BUDGET, MAX_BUDGET, ETA).s_max + 1) * MAX_BUDGET
-    return max(1, math.ceil(total_budget / per_iteration))
-
-
-@dataclass
-class RunRecord:
-    """What one (function, method, seed) run left behind."""
-
-    regrets: list[float]  # per checkpoint
-    budget_used: float
-    jobs: int
-    failed: int
-    model_picks: int = 0
-    configs: int = 0
-    model_budgets: Counter = field(default_factory=Counter)
-    first_model_pick_at: float | None = None  # cumulative budget when the first model pick ran
-
-
-def regret_at_checkpoints(jobs: Sequence[Job], optimum: float,
-                          checkpoints: Sequence[float]) -> tuple[list[float], float]:
-    """Regret of the max-budget incumbent at each cumulative-budget checkpoint, and the total."""
-    ordered = sorted(jobs, key=lambda j: j.timestamps.get("finished", math.inf))
-    best = math.inf
-    used = 0.0
-    regrets: list[float] = []
-    pending = sorted(checkpoints)
-    for job in ordered:
-        budget = float(job.kwargs["budget"])
-        while pending and used + budget > pending[0]:
-            regrets.append(best - optimum)
-            pending.pop(0)
-        used += budget
-        if (job.status is JobStatus.SUCCESS and job.result is not None
-                and math.isclose(budget, MAX_BUDGET) and job.result["loss"] < best):
-            best = float(job.result["loss"])
-    regrets.extend(best - optimum for _ in pending)
-    return regrets, used
-
-
-def run_one(cluster: LocalCluster, problem: Problem, method: Method, seed: int,
-            n_iterations: int, checkpoints: Sequence[float]) -> RunRecord:
-    master = method.front(problem.space(seed), run_id=cluster.run_id, min_budget=MIN_BUDGET,
-                          max_budget=MAX_BUDGET, eta=ETA, seed=seed,
-                          nameserver=cluster.nameserver.host,
-                          nameserver_port=cluster.nameserver_port, secret=cluster.secret,
-                          working_directory=cluster.working_directory, show_progress=False,
-                          **method.kwargs)
-    try:
-        result = master.run(n_iterations=n_iterations, min_n_workers=cluster.n_workers)
-    finally:
-        master.shutdown(shutdown_workers=False)
-    jobs = list(master.jobs)
-    regrets, used = regret_at_checkpoints(jobs, problem.optimum, checkpoints)
-    record = RunRecord(regrets=regrets, budget_used=used, jobs=len(jobs),
-                       failed=sum(1 for j in jobs if j.status.failed))
-    if method.is_bohb:
-        id2conf = result.get_id2config_mapping()
-        record.configs = len(id2conf)
-        for info in (c.get("config_info") or {} for c in id2conf.values()):
-            if info.get("model_based_pick"):
-                record.model_picks += 1
-                record.model_budgets[float(info.get("model_budget", math.nan))] += 1
-        cumulative = 0.0
-        seen: set[tuple] = set()
-        for job in sorted(jobs, key=lambda j: j.timestamps.get("finished", math.inf)):
-            cumulative += float(job.kwargs["budget"])
-            cid = tuple(job.id)
-            if cid in seen:
+def simulate(problem: Problem, optimizer: Any, generator: Any, n_workers: int,
+             total_budget: float) -> tuple[Trace, dict]:
+    """The master's loop in simulated time: start jobs while a worker is free and the budget
+    lasts (new iterations when every running one waits), finish the earliest job, repeat."""
+    trace = Trace(total_budget)
+    iterations: list[Any] = []
+    running: list[tuple[float, int, Any, tuple, dict, float]] = []  # heap by finish time
+    started: set[tuple] = set()
+    now, launched, counter, model_picks, configs = 0.0, 0.0, 0, 0, 0
+    while True:
+        if len(running) < n_workers and launched < total_budget:
+            run = None
+            for iteration in iterations:
+                if not iteration.is_finished:
+                    run = iteration.get_next_run()
+                    if run is not None:
+                        break
+            if run is None and all(it.is_finished or it.is_blocked for it in iterations):
+                fresh = generator.get_next_iteration(len(iterations), optimizer.ask)
+                iterations.append(fresh)
+                run = fresh.get_next_run()
+            if run is not None:
+                config_id, config, budget = run
+                iteration = iterations[config_id[0]]
+                if config_id in started:
+                    optimizer.mark_running(config, budget)
+                else:
+                    started.add(config_id)
+                    configs += 1
+                    model_picks += bool(iteration.data[config_id].config_info.get(
+                        "model_based_pick"))
+                heapq.heappush(running, (now + budget, counter, iteration, config_id, config,
+                                         budget))
+                counter += 1
+                launched += budget
                 continue
-            seen.add(cid)
-            if job.kwargs.get("config_info", {}).get("model_based_pick"):
-                record.first_model_pick_at = cumulative
-                break
-    return record
+        if not running:
+            break
+        now, _, iteration, config_id, config, budget = heapq.heappop(running)
+        loss = trace.evaluate(problem, config, budget)
+        iteration.register_result(config_id, budget, loss)
+        optimizer.tell(config, loss, budget)
+    return trace, {"configs": configs, "model_picks": model_picks}
 
 
-# --------------------------------------------------------------------------------- statistics
+def run_ultrarun(task: tuple) -> str:
+    """One (method, problem, seed) run; the ``quality_run`` JSON line."""
+    method, spec, problem_name, seed, n_workers, total_budget = task
+    opt_name, gen_name, kwargs = spec
+    problem = PROBLEMS[problem_name]
+    optimizer = _optimizer(opt_name, configspace(problem.params, seed), seed, dict(kwargs))
+    t0 = time.process_time()
+    trace, stats = simulate(problem, optimizer, _generator(gen_name), n_workers, total_budget)
+    return json.dumps({"bench": "quality_run", "method": method, "problem": problem_name,
+                       "seed": seed, "workers": n_workers, "spent": trace.spent,
+                       "cpu_s": round(time.process_time() - t0, 2), **stats,
+                       "trace": trace.evaluations})
+
+
+# --------------------------------------------------------------------------- peers
+def run_peer(name: str, python: str, argv: Sequence[str]) -> list[str]:
+    """Run ``peers/<name>.py`` under the peer's python; its ``quality_run`` lines."""
+    if not Path(python).exists():
+        print(json.dumps({"bench": "quality_peer_skipped", "peer": name,
+                          "reason": f"{python} not found"}), flush=True)
+        return []
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    cmd = [python, str(HERE / "peers" / f"{name}_peer.py"), *argv]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=PEER_DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        out, _ = proc.communicate()
+        print(json.dumps({"bench": "quality_peer_error", "peer": name,
+                          "error": f"deadline of {PEER_DEADLINE_S} s hit"}), flush=True)
+    lines = [line for line in out.splitlines() if line.startswith('{"bench": "quality_run"')]
+    if proc.returncode:
+        print(json.dumps({"bench": "quality_peer_error", "peer": name,
+                          "error": f"exit status {proc.returncode}"}), flush=True)
+    return lines
+
+
+# --------------------------------------------------------------------------- statistics
 def quantile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolation quantile that copes with ``inf`` (numpy gives nan for inf - inf)."""
+    """Linear-interpolation quantile that copes with ``inf``."""
     xs = sorted(values)
-    if not xs:
-        return math.nan
     pos = q * (len(xs) - 1)
     lo, hi = math.floor(pos), math.ceil(pos)
     if lo == hi or xs[lo] == xs[hi]:
@@ -217,124 +219,217 @@ def quantile(values: Sequence[float], q: float) -> float:
 
 
 def _num(x: float) -> float | str:
-    """JSON has no inf: write it as the string "inf"."""
-    return "inf" if math.isinf(x) else float(f"{x:.6g}")
+    return "inf" if math.isinf(x) else float(f"{x:.4g}")
 
 
-# --------------------------------------------------------------------------------- main
-def parse_variant(text: str) -> Method:
+def summarise(runs: list[dict], total_budget: float, reference: str) -> dict:
+    """Regrets per (problem, method) at each checkpoint, medians, ranks and tests."""
+    from scipy.stats import mannwhitneyu
+
+    checkpoints = [f * total_budget for f in CHECKPOINT_FRACTIONS]
+    by: dict[str, dict[str, list[list[float]]]] = {}
+    optimum: dict[str, float] = {}
+    for run in runs:
+        problem = PROBLEMS[run["problem"]]
+        best = min((l for b, l in run["trace"] if l is not None and b >= MAX_BUDGET),
+                   default=math.inf)
+        optimum[run["problem"]] = min(optimum.get(run["problem"], math.inf), best) \
+            if problem.optimum is None else problem.optimum
+    for run in runs:
+        regrets = [b - optimum[run["problem"]] for b in best_at(run["trace"], checkpoints)]
+        by.setdefault(run["problem"], {}).setdefault(run["method"], []).append(regrets)
+    out: dict = {"checkpoints": checkpoints, "problems": {}}
+    for problem, methods in by.items():
+        table: dict[str, Any] = {}
+        for k, checkpoint in enumerate(checkpoints):
+            medians = {m: quantile([r[k] for r in rs], 0.5) for m, rs in methods.items()}
+            order = sorted(medians, key=lambda m: medians[m])
+            for m, rs in methods.items():
+                values = [r[k] for r in rs]
+                rank = 1 + sum(medians[o] < medians[m] for o in order)
+                table.setdefault(m, []).append({
+                    "median": medians[m], "q25": quantile(values, 0.25),
+                    "q75": quantile(values, 0.75), "rank": rank, "seeds": len(values)})
+        tests = {}
+        if reference in methods:
+            ref = [r[-1] for r in methods[reference]]
+            for m, rs in methods.items():
+                if m == reference:
+                    continue
+                other = [r[-1] for r in rs]
+                finite = [min(v, 1e300) for v in ref], [min(v, 1e300) for v in other]
+                p = mannwhitneyu(*finite, alternative="two-sided").pvalue
+                tests[m] = {"p": float(p), "reference_better": quantile(ref, 0.5)
+                            < quantile(other, 0.5), "reference_at_or_below":
+                            quantile(ref, 0.5) <= quantile(other, 0.5)}
+        out["problems"][problem] = {"table": table, "tests": tests, "optimum": optimum[problem],
+                                    "curves": _curves(methods, runs, problem, optimum[problem],
+                                                      total_budget)}
+    return out
+
+
+def _curves(methods: dict, runs: list[dict], problem: str, optimum: float,
+            total_budget: float) -> dict[str, list[tuple[float, float, float, float]]]:
+    grid = [total_budget * i / 40 for i in range(1, 41)]
+    curves = {}
+    for m in methods:
+        regrets = [[b - optimum for b in best_at(r["trace"], grid)] for r in runs
+                   if r["problem"] == problem and r["method"] == m]
+        curves[m] = [(g, quantile([r[i] for r in regrets], 0.5),
+                      quantile([r[i] for r in regrets], 0.25),
+                      quantile([r[i] for r in regrets], 0.75)) for i, g in enumerate(grid)]
+    return curves
+
+
+def markdown(summary: dict, reference: str) -> str:
+    fractions = " | ".join(f"{int(f * 100)}% ({c:g})" for f, c in
+                           zip(CHECKPOINT_FRACTIONS, summary["checkpoints"]))
+    lines = []
+    for problem, data in summary["problems"].items():
+        lines += [f"**{problem}** (optimum {data['optimum']:.6g}; median regret [IQR], rank)", "",
+                  f"| method | {fractions} | p vs {reference} |",
+                  "| --- |" + " --- |" * (len(CHECKPOINT_FRACTIONS) + 1)]
+        final = {m: cells[-1]["median"] for m, cells in data["table"].items()}
+        for m in sorted(data["table"], key=lambda m: (final[m], m)):
+            cells = " | ".join(f"{_fmt(c['median'])} [{_fmt(c['q25'])}–{_fmt(c['q75'])}] #{c['rank']}"
+                               for c in data["table"][m])
+            test = data["tests"].get(m)
+            p = "" if test is None else f"{test['p']:.3g}"
+            name = f"**{m}**" if m == reference else m
+            lines.append(f"| {name} | {cells} | {p} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _fmt(x: float) -> str:
+    return "inf" if math.isinf(x) else f"{x:.3g}"
+
+
+def plot(summary: dict, directory: Path, reference: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for problem, data in summary["problems"].items():
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for m, curve in sorted(data["curves"].items()):
+            xs = [c[0] for c in curve if math.isfinite(c[1])]
+            med = [max(c[1], 1e-6) for c in curve if math.isfinite(c[1])]
+            lw = 2.6 if m == reference else 1.3
+            line, = ax.plot(xs, med, label=m, linewidth=lw)
+            lo = [max(c[2], 1e-6) for c in curve if math.isfinite(c[1])]
+            hi = [max(c[3], 1e-6) if math.isfinite(c[3]) else max(med) for c in curve
+                  if math.isfinite(c[1])]
+            if m == reference:
+                ax.fill_between(xs, lo, hi, alpha=0.2, color=line.get_color())
+        ax.set_yscale("log")
+        ax.set_xlabel("cumulative budget")
+        ax.set_ylabel("median regret (IQR shaded for the reference)")
+        ax.set_title(f"{problem}: regret of the incumbent at budget {MAX_BUDGET:g}")
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        path = directory / f"quality-{problem}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+# --------------------------------------------------------------------------- main
+def parse_variant(text: str) -> tuple[str, tuple[str, str, dict]]:
     name, sep, spec = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"--variant needs NAME=JSON, got {text!r}")
     try:
-        kwargs = json.loads(spec)
+        kwargs = json.loads(spec) if sep else None
     except json.JSONDecodeError as exc:
         raise argparse.ArgumentTypeError(f"--variant {name}: bad JSON: {exc}") from exc
-    if not isinstance(kwargs, dict):
-        raise argparse.ArgumentTypeError(f"--variant {name}: JSON must be an object")
-    return Method(name, BOHB, kwargs)
+    if not name or not isinstance(kwargs, dict) or "optimizer" not in kwargs:
+        raise argparse.ArgumentTypeError(f"--variant needs NAME=JSON with an 'optimizer' key, "
+                                         f"got {text!r}")
+    kwargs = dict(kwargs)
+    return name, (kwargs.pop("optimizer"), kwargs.pop("iterations", "hyperband"), kwargs)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (default 10)")
-    parser.add_argument("--iterations", type=int, default=16,
-                        help="Hyperband iterations for BOHB and Hyperband (default 16)")
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--functions", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
-    parser.add_argument("--checkpoints", type=float, nargs="+", default=list(DEFAULT_CHECKPOINTS),
-                        help="cumulative budgets to report; the last is clipped to the "
-                             "Hyperband total")
-    parser.add_argument("--methods", nargs="+", default=["bohb", "hyperband", "random"],
-                        choices=["bohb", "hyperband", "random"])
+    parser.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
+    parser.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-9"),
+                        help="e.g. 0-9 (default) or 0,3,5")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1],
+                        help="simulated workers for ultrarun's runs; several values run each "
+                             "method once per value (named method@W)")
+    parser.add_argument("--methods", nargs="*", default=["default", "bohb", "tpe", "tpe_asha",
+                                                          "bohb_asha", "dehb", "hyperband",
+                                                          "random"])
     parser.add_argument("--variant", type=parse_variant, action="append", default=[],
-                        metavar="NAME=JSON", help="extra BOHB run with these constructor kwargs")
-    parser.add_argument("--diagnose", action="store_true",
-                        help="also print how many BOHB configs were model-based picks")
+                        metavar="NAME=JSON", help='extra ultrarun method, e.g. \'bw={"optimizer": '
+                        '"bohb", "min_bandwidth": 0.1, "iterations": "asha"}\'')
+    parser.add_argument("--peer", action="append", default=[], metavar="NAME=PYTHON",
+                        help="run peers/NAME_peer.py with this interpreter (skipped if absent)")
+    parser.add_argument("--jobs", type=int, default=2, help="processes for ultrarun's runs")
+    parser.add_argument("--total-budget", type=float, default=hyperband_total_budget())
+    parser.add_argument("--reference", default="default")
+    parser.add_argument("--save", type=Path, help="append every quality_run line to this file")
+    parser.add_argument("--load", type=Path, nargs="*", default=[],
+                        help="also summarise the runs saved in these files")
+    parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--plots", type=Path)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
+    methods = dict(METHODS)
+    methods["default"] = default_method() if "default" in args.methods else ("random", "full", {})
+    methods.update(args.variant)
+    chosen = list(args.methods) + [name for name, _ in args.variant]
+    tasks = [(m if len(args.workers) == 1 else f"{m}@{w}", methods[m], p, s, w, args.total_budget)
+             for p in args.problems for m in chosen for s in args.seeds for w in args.workers]
+    lines: list[str] = []
+    for path in args.load:
+        lines += [l for l in path.read_text().splitlines() if l.startswith('{"bench": "quality_run"')]
+    save = open(args.save, "a") if args.save else None
     started = time.monotonic()
-    total = hyperband_total_budget(args.iterations)
-    checkpoints = sorted({min(c, total) for c in args.checkpoints})
-    rs_iterations = random_search_iterations(total)
-    builtin = {"bohb": Method("bohb", BOHB), "hyperband": Method("hyperband", HyperBand),
-               "random": Method("random", RandomSearch)}
-    methods = [builtin[m] for m in args.methods] + list(args.variant)
-    table: dict[tuple[str, str], list[float]] = {}
 
-    for fname in args.functions:
-        problem = PROBLEMS[fname]
-        records: dict[str, list[RunRecord]] = {m.name: [] for m in methods}
-        t0 = time.monotonic()
-        with LocalCluster(n_workers=args.workers, worker_class=problem.worker_class,
-                          worker_kwargs={"max_budget": MAX_BUDGET}) as cluster:
-            for seed in range(args.seeds):
-                for method in methods:
-                    n_iter = rs_iterations if method.front is RandomSearch else args.iterations
-                    records[method.name].append(
-                        run_one(cluster, problem, method, seed, n_iter, checkpoints))
-        elapsed = time.monotonic() - t0
-        for method in methods:
-            recs = records[method.name]
-            for k, checkpoint in enumerate(checkpoints):
-                values = [r.regrets[k] for r in recs]
-                median = quantile(values, 0.5)
-                table[(fname, method.name, checkpoint)] = median  # type: ignore[index]
-                print(json.dumps({
-                    "bench": "quality", "function": fname, "method": method.name,
-                    "checkpoint": checkpoint, "median": _num(median),
-                    "q25": _num(quantile(values, 0.25)), "q75": _num(quantile(values, 0.75)),
-                    "seeds": len(values),
-                    "mean_budget_used": round(sum(r.budget_used for r in recs) / len(recs), 1),
-                    "kwargs": method.kwargs or None}), flush=True)
-            if args.diagnose and method.is_bohb:
-                budgets: Counter = Counter()
-                for r in recs:
-                    budgets.update(r.model_budgets)
-                firsts = [r.first_model_pick_at for r in recs if r.first_model_pick_at is not None]
-                print(json.dumps({
-                    "bench": "quality_bohb_model", "function": fname, "method": method.name,
-                    "kwargs": method.kwargs or None,
-                    "configs_per_run": sum(r.configs for r in recs) / len(recs),
-                    "model_picks_per_run": sum(r.model_picks for r in recs) / len(recs),
-                    "model_fraction": round(sum(r.model_picks for r in recs)
-                                            / max(1, sum(r.configs for r in recs)), 3),
-                    "model_budget_counts": {str(b): n for b, n in sorted(budgets.items())},
-                    "median_budget_at_first_model_pick": (quantile(firsts, 0.5) if firsts
-                                                          else None),
-                    "runs_without_model_pick": len(recs) - len(firsts)}), flush=True)
-        last = checkpoints[-1]
-        if "bohb" in records and "random" in records:
-            b = quantile([r.regrets[-1] for r in records["bohb"]], 0.5)
-            rnd = quantile([r.regrets[-1] for r in records["random"]], 0.5)
-            factor = rnd / b if b > 0 else math.inf
-            print(json.dumps({
-                "bench": "quality_summary", "function": fname, "checkpoint": last,
-                "bohb_median": _num(b), "random_median": _num(rnd),
-                "bohb_below_random": b < rnd, "factor": _num(factor),
-                "variants": {v.name: _num(quantile([r.regrets[-1] for r in records[v.name]], 0.5))
-                             for v in args.variant},
-                "wall_s": round(elapsed, 1)}), flush=True)
+    def keep(line: str) -> None:
+        lines.append(line)
+        print(line, flush=True)
+        if save:
+            save.write(line + "\n")
+            save.flush()
 
-    wall = time.monotonic() - started
-    print(json.dumps({"bench": "quality_wall", "wall_s": round(wall, 1), "seeds": args.seeds,
-                      "iterations": args.iterations, "random_iterations": rs_iterations,
-                      "workers": args.workers, "total_budget": total}), flush=True)
-    _print_table(table, args.functions, [m.name for m in methods], checkpoints)
-
-
-def _print_table(table: dict, functions: Sequence[str], methods: Sequence[str],
-                 checkpoints: Sequence[float]) -> None:
-    """Median regret per (function, method) and checkpoint, human-readable, on stderr."""
-    header = f"{'function':<10} {'method':<16}" + "".join(f"{c:>12g}" for c in checkpoints)
-    lines = ["median regret at cumulative budget", header]
-    for fname in functions:
-        for m in methods:
-            cells = "".join(f"{table[(fname, m, c)]:>12.4g}" for c in checkpoints)
-            lines.append(f"{fname:<10} {m:<16}{cells}")
-    print("\n".join(lines), file=sys.stderr, flush=True)
+    peer_args = ["--problems", *args.problems, "--seeds", ",".join(map(str, args.seeds)),
+                 "--total-budget", str(args.total_budget)]
+    with multiprocessing.get_context("spawn").Pool(max(1, args.jobs)) as pool:
+        peers = [pool.apply_async(run_peer, (name, python, peer_args))
+                 for name, _, python in (p.partition("=") for p in args.peer)]
+        for line in pool.imap_unordered(run_ultrarun, tasks):
+            keep(line)
+        for job in peers:
+            for line in job.get():
+                keep(line)
+    if save:
+        save.close()
+    runs = [json.loads(l) for l in lines]
+    summary = summarise(runs, args.total_budget, args.reference)
+    for problem, data in summary["problems"].items():
+        for m, cells in data["table"].items():
+            for frac, cell in zip(CHECKPOINT_FRACTIONS, cells):
+                print(json.dumps({"bench": "quality", "problem": problem, "method": m,
+                                  "fraction": frac, **{k: _num(v) if isinstance(v, float) else v
+                                                       for k, v in cell.items()}}))
+        for m, test in data["tests"].items():
+            print(json.dumps({"bench": "quality_test", "problem": problem, "method": m,
+                              "reference": args.reference, **test}))
+    print(json.dumps({"bench": "quality_wall", "wall_s": round(time.monotonic() - started, 1),
+                      "total_budget": args.total_budget, "seeds": len(args.seeds)}))
+    text = markdown(summary, args.reference)
+    print(text, file=sys.stderr)
+    if args.markdown:
+        args.markdown.write_text(text)
+    if args.plots:
+        for path in plot(summary, args.plots, args.reference):
+            print(f"plot: {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

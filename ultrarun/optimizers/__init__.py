@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from ._base import BaseOptimizer, Suggestion
 from ._bohb import BOHB
+from ._dehb import DEHB
 from ._random import RandomSearch
+from ._tpe import TPE
 
-__all__ = ["BaseOptimizer", "RandomSearch", "BOHB", "Suggestion"]
+__all__ = ["BaseOptimizer", "RandomSearch", "BOHB", "TPE", "DEHB", "Suggestion"]

@@ -1,0 +1,220 @@
+"""A multivariate Tree-structured Parzen Estimator, after Optuna's ``TPESampler``.
+
+Optuna's defaults and components (Watanabe 2023): the best ``gamma(n) = min(ceil(0.1 n), 25)``
+results are "good", older results weigh less once there are more than 25, a prior kernel of
+weight ``prior_weight``, ``n_ei_candidates`` candidates drawn from the good density and the one
+with the largest ``l(x) / g(x)`` returned. ``multivariate`` models the dimensions jointly;
+``group`` fits one joint model per group of hyperparameters that are active together, so
+conditional spaces are modelled exactly; ``constant_liar`` counts configurations in flight as the
+worst results. For multi-fidelity runs it models the largest budget with ``n_startup_trials``
+results, like BOHB. See ``docs/optimizers.md``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+from ConfigSpace import ConfigurationSpace
+
+from ._base import BaseOptimizer
+from ._bohb import _real, _require
+from ._parzen import Parzen, default_weights
+from ._space import ORDINAL
+
+logger = logging.getLogger(__name__)
+
+#: how results at several budgets become one model (see :class:`TPE`)
+FIDELITY_MODES = ("rank", "largest")
+#: how multivariate kernels get their bandwidths (see :class:`~._parzen.Parzen`)
+BANDWIDTH_RULES = ("adaptive", "optuna")
+
+
+def default_gamma(n: int) -> int:
+    """Optuna's number of good results among ``n``."""
+    return min(math.ceil(0.1 * n), 25)
+
+
+class TPE(BaseOptimizer):
+    """Samples where ``l(x) / g(x)`` is high; ``l`` and ``g`` are Parzen estimators of the good
+    and the other results on the largest budget with at least ``n_startup_trials`` of them.
+
+    Until a budget has that many results, picks are uniformly random.
+    """
+
+    def __init__(self, configspace: ConfigurationSpace, seed: int | None = None,
+                 n_startup_trials: int = 10, n_ei_candidates: int = 24,
+                 prior_weight: float = 1.0, consider_endpoints: bool = False,
+                 multivariate: bool = True, group: bool = True,
+                 constant_liar: bool = True, fidelity: str = "rank",
+                 bandwidth: str = "adaptive") -> None:
+        super().__init__(configspace, seed)
+        _require(isinstance(n_startup_trials, Integral) and not isinstance(n_startup_trials, bool)
+                 and n_startup_trials >= 2, "n_startup_trials", n_startup_trials,
+                 "an integer >= 2")
+        _require(isinstance(n_ei_candidates, Integral) and not isinstance(n_ei_candidates, bool)
+                 and n_ei_candidates >= 1, "n_ei_candidates", n_ei_candidates,
+                 "a positive integer")
+        _require(_real(prior_weight) and prior_weight > 0, "prior_weight", prior_weight,
+                 "a positive number")
+        for name, value in (("consider_endpoints", consider_endpoints),
+                            ("multivariate", multivariate), ("group", group),
+                            ("constant_liar", constant_liar)):
+            _require(isinstance(value, bool), name, value, "True or False")
+        _require(fidelity in FIDELITY_MODES, "fidelity", fidelity,
+                 f"one of {', '.join(map(repr, FIDELITY_MODES))}")
+        self.fidelity = fidelity
+        self.n_startup_trials = int(n_startup_trials)
+        self.n_ei_candidates = int(n_ei_candidates)
+        self.prior_weight = float(prior_weight)
+        self.consider_endpoints = consider_endpoints
+        self.multivariate = multivariate
+        self.group = group
+        self.constant_liar = constant_liar
+        _require(bandwidth in BANDWIDTH_RULES, "bandwidth", bandwidth,
+                 f"one of {', '.join(map(repr, BANDWIDTH_RULES))}")
+        self.bandwidth = bandwidth
+        self._vectors: dict[float, list[np.ndarray]] = {}
+        self._losses: dict[float, list[float]] = {}
+        self._seen: dict[float, set[bytes]] = {}
+        #: fidelity="rank": per configuration (vector bytes) its vector, largest budget, loss there
+        self._latest: dict[bytes, tuple[np.ndarray, float, float]] = {}
+        dims = self.vectors.model_dims
+        self._ordinals = [int(i) for i in dims if self.vectors.kinds[i] == ORDINAL]
+
+    # -- learning ---------------------------------------------------------------------------
+    def _observe(self, vector: np.ndarray, loss: float, budget: float) -> None:
+        self._vectors.setdefault(budget, []).append(vector)
+        self._losses.setdefault(budget, []).append(loss)
+        self._seen.setdefault(budget, set()).add(vector.tobytes())
+        key = vector.tobytes()
+        latest = self._latest.get(key)
+        if latest is None or budget >= latest[1]:
+            self._latest[key] = (vector, budget, loss)
+
+    def current_model_budget(self) -> float | None:
+        """The budget whose results the model uses: the largest with ``n_startup_trials`` results
+        (``fidelity="largest"``); with ``fidelity="rank"`` the largest budget any result has,
+        once ``n_startup_trials`` configurations have one."""
+        if self.fidelity == "rank":
+            if len(self._latest) < self.n_startup_trials:
+                return None
+            return max(self._losses)
+        usable = [b for b, losses in self._losses.items() if len(losses) >= self.n_startup_trials]
+        return max(usable) if usable else None
+
+    # -- suggesting -------------------------------------------------------------------------
+    def _suggest(self, budget: float) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
+        model_budget = self.current_model_budget()
+        if model_budget is None:
+            return self._random_suggestion()
+        picked = self._model_pick(model_budget)
+        if picked is None:
+            logger.debug("TPE: no valid candidate from the model; sampling at random")
+            return self._random_suggestion()
+        config, vector = picked
+        return config, {"model_based_pick": True, "model_budget": model_budget}, vector
+
+    def _data(self, model_budget: float) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors (model dimensions, NaN where inactive) and their ranks (lower is better),
+        oldest first; in-flight configurations without a result last, as the worst (constant
+        liar). ``fidelity="largest"`` ranks the results at the model budget by loss; ``"rank"``
+        ranks every configuration by the largest budget it reached, then by its loss there (as
+        Optuna's TPE ranks trials a Hyperband pruner stopped), failures last."""
+        if self.fidelity == "rank":
+            entries = list(self._latest.values())
+            vectors = [vector for vector, _, _ in entries]
+            keys = [(not math.isfinite(loss), -budget, loss) for _, budget, loss in entries]
+            order = sorted(range(len(keys)), key=keys.__getitem__)
+            ranks = np.empty(len(keys))
+            ranks[order] = np.arange(len(keys))
+            ranks[[i for i, key in enumerate(keys) if key[0]]] = math.inf
+            losses = list(ranks)
+            seen = self._latest
+        else:
+            vectors = list(self._vectors[model_budget])
+            losses = list(self._losses[model_budget])
+            seen = self._seen[model_budget]
+        if self.constant_liar:
+            for vector in self._pending.values():
+                if vector.tobytes() not in seen:
+                    vectors.append(vector)
+                    losses.append(math.inf)
+        dims = self.vectors.model_dims
+        return np.vstack(vectors)[:, dims], np.asarray(losses)
+
+    def _groups(self, data: np.ndarray) -> list[np.ndarray]:
+        """Column groups modelled jointly: with ``group``, the columns active in exactly the same
+        results; else all columns active in every result (the rest are sampled at random)."""
+        active = ~np.isnan(data)
+        if not self.group:
+            always = np.flatnonzero(active.all(axis=0))
+            rest = [np.array([c]) for c in np.flatnonzero(~active.all(axis=0))]
+            return ([always] if always.size else []) + rest
+        groups: dict[bytes, list[int]] = {}
+        for column in range(data.shape[1]):
+            groups.setdefault(active[:, column].tobytes(), []).append(column)
+        return [np.array(columns) for columns in groups.values()]
+
+    def _model_pick(self, model_budget: float) -> tuple[dict[str, Any], np.ndarray] | None:
+        data, losses = self._data(model_budget)
+        n = len(losses)
+        order = np.argsort(losses, kind="stable")
+        good = np.zeros(n, dtype=bool)
+        good[order[:default_gamma(n)]] = True
+        good &= np.isfinite(losses)
+        if not good.any():  # every result failed: nothing to learn from yet
+            return None
+        dims = self.vectors.model_dims
+        kinds = [self.vectors.kinds[i] for i in dims]
+        sizes = [self.vectors.sizes[i] for i in dims]
+        num = self.n_ei_candidates
+        candidates = np.full((num, len(self.vectors.names)), np.nan)
+        total = np.zeros(num)
+        best = np.empty(len(self.vectors.names))
+        for columns in self._groups(data):
+            rows = ~np.isnan(data[:, columns]).any(axis=1)
+            models = []
+            for part in (good & rows, ~good & rows):
+                points = data[part][:, columns]
+                models.append(Parzen(points, default_weights(len(points)),
+                                     [kinds[c] for c in columns], [sizes[c] for c in columns],
+                                     self.prior_weight, self.multivariate,
+                                     self.consider_endpoints, self.bandwidth))
+            block = models[0].sample(num, self.rng)
+            full = np.zeros((num, len(self.vectors.names)))
+            full[:, dims[columns]] = block
+            full = self._snap(full)
+            block = full[:, dims[columns]]
+            score = models[0].log_pdf(block) - models[1].log_pdf(block)
+            candidates[:, dims[columns]] = block
+            total += score
+            best[dims[columns]] = block[int(np.argmax(score))]
+        # the best candidate of each group together first, then whole candidates by score
+        rows = np.vstack([best[None], candidates[np.argsort(-total, kind="stable")]])
+        rows = self.vectors.deactivate(self.vectors.complete(rows))
+        rows = rows[~self.vectors.forbidden(rows)]
+        for row in rows:
+            try:
+                config = self.vectors.to_config(row)
+            except ValueError:  # ConfigSpace rejected it: try the next
+                continue
+            self._remember(config, row.copy())
+            return config, row
+        return None
+
+    def _snap(self, full: np.ndarray) -> np.ndarray:
+        """Integers onto their grid (``complete``), ordinals onto their indices."""
+        full = self.vectors.complete(full)
+        for index in self._ordinals:
+            full[:, index] = np.clip(np.rint(full[:, index]), 0, self.vectors.sizes[index] - 1)
+        return full
+
+    def __repr__(self) -> str:
+        return (f"TPE(hyperparameters={len(self._space)}, seed={self.seed}, "
+                f"multivariate={self.multivariate}, group={self.group})")
+
+
+__all__ = ["TPE", "default_gamma"]
