@@ -161,7 +161,7 @@ def test_warm_start_runs_appear_as_iteration_minus_one(tmp_path):
     space = ConfigurationSpace({"x": (0.0, 1.0), "kind": ["a", "b"]})
     runner = ThreadRunner(TargetFunctionRunner(quadratic), n_workers=2)
     master = HyperBand(space, run_id="warm", min_budget=1, max_budget=3, eta=3, seed=0,
-                       runner=runner, working_directory=tmp_path, show_progress=False,
+                       executor=runner, working_directory=tmp_path, show_progress=False,
                        previous_result=previous)
     try:
         result = master.run(n_iterations=1)

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 def hyperband_on(runner, tmp_path):
     master = HyperBand(branin_space(), run_id="runner", min_budget=1, max_budget=9, eta=3,
-                       seed=0, runner=runner, working_directory=tmp_path, show_progress=False)
+                       seed=0, executor=runner, working_directory=tmp_path, show_progress=False)
     try:
         return master, master.run(n_iterations=2, min_n_workers=1)
     finally:
@@ -40,3 +40,28 @@ def test_master_drives_a_dask_runner(tmp_path, dask_client):
     runner = DaskParallelRunner(TargetFunctionRunner(targets.branin_target),
                                 dask_client=dask_client)
     check(*hyperband_on(runner, tmp_path))
+
+
+def test_master_on_a_pyro_runner_uses_its_dispatcher_with_the_true_costs(tmp_path):
+    """No second adapter and no stand-in loss: the master's jobs go to the Pyro runner's
+    dispatcher, and a crashing target is CRASHED, not a SUCCESS with a made-up loss."""
+    from ultrarun.dispatcher import Dispatcher
+    from ultrarun.executor import RetryPolicy
+    from ultrarun.runners import PyroRunner
+
+    runner = PyroRunner(TargetFunctionRunner(targets.branin_target), n_workers=2)
+    master = HyperBand(branin_space(), run_id="pyro-runner", min_budget=1, max_budget=9, eta=3,
+                       seed=0, executor=runner, working_directory=tmp_path, show_progress=False,
+                       retry=RetryPolicy(max_retries=5))
+    try:
+        assert isinstance(master.executor, Dispatcher)
+        assert master.executor.retry.max_retries == 5, "the master sets the retry policy"
+        result = master.run(n_iterations=1, min_n_workers=2)
+    finally:
+        master.shutdown(shutdown_workers=True)
+    runs = result.get_all_runs()
+    assert runs and all(r.status is JobStatus.SUCCESS for r in runs)
+    by_id = result.get_id2config_mapping()
+    for run in runs:
+        config = by_id[run.config_id]["config"]
+        assert run.loss == pytest.approx(targets.branin_target(config, run.budget))

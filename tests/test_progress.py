@@ -57,7 +57,7 @@ def test_without_a_terminal_it_logs_a_line_every_interval_and_at_the_end(caplog)
 def test_a_master_not_on_a_terminal_logs_its_progress_with_the_total(tmp_path, caplog):
     runner = ThreadRunner(TargetFunctionRunner(targets.branin_target), n_workers=2)
     master = HyperBand(branin_space(), run_id="prog", min_budget=1, max_budget=9, seed=0,
-                       runner=runner, working_directory=tmp_path)
+                       executor=runner, working_directory=tmp_path)
     try:
         with caplog.at_level(logging.INFO, logger="ultrarun.master"):
             master.run(n_iterations=2)

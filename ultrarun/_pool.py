@@ -18,8 +18,9 @@ rules below are tested without threads and without waiting.
   is re-queued; a job the worker holds that is not its own here (given elsewhere meanwhile, or
   finished) is cancelled there; a worker computing something that is not its job here takes no
   new job until it is done. One rule repairs a stall, a lost answer and a healed partition.
-- **Retries** follow one :class:`RetryPolicy`; the **pace** (seconds per unit of budget, from
-  the workers' own timings of their computes) gives :meth:`Pool.expected_start`.
+- **Retries** follow the executor's :class:`~ultrarun.executor.RetryPolicy`; the executor's
+  :class:`~ultrarun.executor.Durations` (the workers' own timings of their computes) give
+  :meth:`Pool.expected_start`.
 """
 from __future__ import annotations
 
@@ -27,12 +28,12 @@ import collections
 import heapq
 import itertools
 import math
-import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .errors import ConfigurationError, JobError
+from .executor import Durations, RetryPolicy
 from .job import Job, JobStatus
 
 _MISSED_PINGS = 2  # pings a silent worker may miss in a row before it is lost
@@ -53,30 +54,6 @@ def move(job: Job, to: JobStatus) -> None:
     if to not in _MOVES.get(job.status, ()):
         raise JobStateError(f"job {job.id!r} cannot go from {job.status.name} to {to.name}")
     job.status = to
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """When a job runs again: always after its worker was lost (an infrastructure failure), and
-    after a final status in ``retry_on`` (a user failure, only when asked), up to
-    ``max_retries`` re-runs. Then a lost job is LOST and a failed one keeps its status."""
-
-    max_retries: int = 3
-    retry_on: frozenset = frozenset()
-
-    def __post_init__(self) -> None:
-        if type(self.max_retries) is not int or self.max_retries < 0:
-            raise ConfigurationError(f"max_retries must be an int >= 0, got {self.max_retries!r}")
-        bad = [s for s in self.retry_on if not isinstance(s, JobStatus) or not s.failed
-               or s in (JobStatus.LOST, JobStatus.CANCELLED)]
-        if bad:
-            raise ConfigurationError("retry_on takes CRASHED, TIMEOUT or MEMOUT, got "
-                                     f"{bad!r}")
-        object.__setattr__(self, "retry_on", frozenset(self.retry_on))
-
-    def again(self, job: Job) -> bool:
-        """Whether ``job``, whose attempt just failed, may run once more."""
-        return job.attempt <= self.max_retries
 
 
 @dataclass(eq=False)
@@ -173,14 +150,16 @@ class Pool:
 
     ``address`` goes into every job message (where the worker reports to); ``clock`` has
     ``monotonic()`` (for durations) and ``time()`` (for the jobs' timestamps): the ``time``
-    module, or a fake in tests. What happened that the driver should log is in ``events``.
+    module, or a fake in tests. ``durations`` learn from every result. What happened that the
+    driver should log is in ``events``.
     """
 
     def __init__(self, retry: RetryPolicy | None = None, prefetch: int = 0, address: str = "",
-                 clock: Any = time):
+                 clock: Any = time, durations: Durations | None = None):
         if type(prefetch) is not int or prefetch < 0:
             raise ConfigurationError(f"prefetch must be an int >= 0, got {prefetch!r}")
         self.retry = retry or RetryPolicy()
+        self.durations = durations or Durations()
         self.prefetch = prefetch
         self.address = address
         self.clock = clock
@@ -196,8 +175,6 @@ class Pool:
         self._seqs: dict[str, int] = {}  # per worker name, never reset
         self._marks = itertools.count(1)
         self._done = _Recent(4096)  # (worker, token, attempt) of results taken
-        self._pace: collections.deque = collections.deque(maxlen=64)
-        self._pace_median: float | None = None
 
     # --------------------------------------------------------------------------------- jobs
     def submit(self, job: Job) -> None:
@@ -367,15 +344,12 @@ class Pool:
         self._take(state, delivery)
         self._done.append((state.name, token, attempt))
         job.duration = result.get("duration")
-        budget = _budget(job)
-        if budget and job.duration is not None:
-            self._pace.append(job.duration / budget)
-            self._pace_median = statistics.median(self._pace)
+        self.durations.record(job.kwargs.get("budget"), job.duration)
         if first:
             state.since = self.clock.monotonic()  # the job it holds next starts now
         state.jobs_done += 1
         status = result["status"]
-        if status in self.retry.retry_on and self.retry.again(job):
+        if status in self.retry.retry_on and self.retry.again(job.attempt):
             self._requeue([delivery], state.name, f"it ended {status.name}, which is retried",
                           count_first=True)
         else:
@@ -424,7 +398,7 @@ class Pool:
             return next(iter(self._idle))
         if not self._spare:
             return None
-        pace = self._pace_median
+        pace = self.durations.pace
         if pace is None:
             return prefer if prefer in self._spare else next(iter(self._spare))
         now = self.clock.monotonic()
@@ -462,7 +436,7 @@ class Pool:
         for i, delivery in enumerate(deliveries):
             job = delivery.job
             if i == 0 and count_first:
-                if not self.retry.again(job):
+                if not self.retry.again(job.attempt):
                     self._finish(job, JobStatus.LOST, None, f"the worker running it was lost "
                                  f"{job.attempt} times; last: {worker}: {reason}")
                     continue
@@ -487,7 +461,7 @@ class Pool:
         jobs so far: each worker frees up after what it holds, and the queue ahead goes to
         whoever frees up first. None before the first result (no pace yet), or without
         workers."""
-        pace = self._pace_median
+        pace = self.durations.pace
         if pace is None:
             return None
         now = self.clock.monotonic()
@@ -528,4 +502,4 @@ class Pool:
         return out
 
 
-__all__ = ["Pool", "RetryPolicy", "Report", "WorkerState", "JobStateError", "move", "key"]
+__all__ = ["Pool", "Report", "WorkerState", "JobStateError", "move", "key"]

@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import transport
-from ._pool import Pool, Report, RetryPolicy
+from ._pool import Pool, Report
 from .config import config
 from .errors import (AuthenticationError, CommunicationError, CommunicationTimeout,
                      ConfigurationError, JobError, ResultError, UltrarunError)
-from .job import Job, JobStatus, parse_result_message, to_plain
+from .executor import Durations, Executor, RetryPolicy
+from .job import Incumbents, Job, JobStatus, parse_result_message, to_plain
 from .security import resolve_secret
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,9 @@ class _Link:
     closed: bool = False
 
 
-class Dispatcher:
-    """Hands jobs to the run's workers and calls ``new_result_callback(job)`` once per job.
+class Dispatcher(Executor):
+    """Runs jobs on the run's Pyro workers: the :class:`~ultrarun.executor.Executor` the master
+    uses by default. Calls ``new_result_callback(job)`` once per job.
 
     Args:
         new_result_callback: called with each finished :class:`~ultrarun.job.Job`.
@@ -88,7 +90,7 @@ class Dispatcher:
         if not ping_interval > 0:
             raise ConfigurationError(f"ping_interval must be > 0, got {ping_interval!r}")
         self.pool = Pool(retry or RetryPolicy(max_retries, frozenset(retry_on)), prefetch,
-                         clock=clock)
+                         clock=clock, durations=Durations())
         self.new_result_callback = new_result_callback
         self.queue_callback = queue_callback
         self.run_id = transport.check_run_id(run_id)
@@ -103,7 +105,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._links: dict[str, _Link] = {}
         self._suspects: dict[str, float] = {}  # name -> when to probe it again
-        self._best: dict[Any, tuple[float, Any]] = {}  # budget -> (loss, job id)
+        self._best = Incumbents()
         self._n_workers = 0
         self._callbacks: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -120,8 +122,22 @@ class Dispatcher:
         return self.pool.prefetch
 
     @property
-    def retry(self) -> RetryPolicy:
+    def where(self) -> str:
+        """The name server it finds its workers through."""
+        return (f"{self.nameserver or '127.0.0.1'}:"
+                f"{self.nameserver_port or transport.DEFAULT_NAMESERVER_PORT}")
+
+    @property
+    def retry(self) -> RetryPolicy:  # type: ignore[override]
         return self.pool.retry
+
+    @retry.setter
+    def retry(self, policy: RetryPolicy) -> None:
+        self.pool.retry = policy
+
+    @property
+    def durations(self) -> Durations:  # type: ignore[override]
+        return self.pool.durations
 
     # ------------------------------------------------------------------------ lifecycle
     def start(self) -> "Dispatcher":
@@ -198,12 +214,6 @@ class Dispatcher:
             self._close_link(link)
         self.logger.info("dispatcher of run %s shut down", self.run_id)
 
-    def __enter__(self) -> "Dispatcher":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.shutdown()
-
     # ----------------------------------------------------------------------------- jobs
     def submit_job(self, id: Any, **kwargs: Any) -> Job:
         """Queue a job (``config``, ``budget``, ``working_directory``, ...); an idle worker gets
@@ -263,11 +273,7 @@ class Dispatcher:
         for event in self.pool.take_events():
             self._log_event(event)
         for job in self.pool.take_finished():
-            if job.status is JobStatus.SUCCESS and isinstance(job.result, dict):
-                budget = job.kwargs.get("budget")
-                best = self._best.get(budget)
-                if best is None or job.result["loss"] < best[0]:
-                    self._best[budget] = (job.result["loss"], job.id)
+            self._best.offer_job(job)
             self._callbacks.put(("job", job))
         for name in [n for n, link in self._links.items()
                      if n not in self.pool.workers and not link.probing]:
@@ -435,8 +441,8 @@ class Dispatcher:
         """A snapshot for ``ultrarun status``: workers, queue, job counts and the best loss per
         budget so far (the incumbent)."""
         with self._lock:
-            best = [{"budget": b, "loss": loss, "id": i}
-                    for b, (loss, i) in sorted(self._best.items(), key=_budget_order)]
+            best = [{"budget": b, "loss": loss, "id": self._best.ids[b]}
+                    for b, loss in sorted(self._best.losses.items(), key=_budget_order)]
             counts = self.pool.counts
             return {"run_id": self.run_id, "uri": self.uri, "workers": self.pool.snapshot(),
                     "queued": len(self.pool.queue), "running": self.pool.running,
@@ -560,4 +566,4 @@ class DispatcherService:
         return self._dispatcher.status()
 
 
-__all__ = ["Dispatcher", "RetryPolicy"]
+__all__ = ["Dispatcher"]

@@ -5,6 +5,8 @@ failed (configuration, communication, the name server, a job).
 """
 from __future__ import annotations
 
+from typing import Any
+
 
 class UltrarunError(Exception):
     """Base class of all ultrarun errors."""
@@ -38,6 +40,15 @@ class ResultError(JobError):
     """A compute result cannot be used or cannot travel; the message names the offending field."""
 
 
+class JobFailed(JobError):
+    """Raised by a compute to end its job with ``status`` (CRASHED, TIMEOUT or MEMOUT) and this
+    message, e.g. a compute that enforces its own time limit."""
+
+    def __init__(self, status: Any, message: str = ""):
+        super().__init__(message or getattr(status, "name", str(status)))
+        self.status = status
+
+
 class FirstRunCrashedException(JobError):
     """The very first trial crashed (opt-in check of the runners: usually a broken target)."""
 
@@ -55,6 +66,7 @@ __all__ = [
     "NameServerError",
     "JobError",
     "ResultError",
+    "JobFailed",
     "FirstRunCrashedException",
     "TargetAlgorithmAbortException",
 ]

@@ -79,6 +79,39 @@ class Job:
                 f"worker={self.worker_name!r}, loss={self.loss!r})")
 
 
+class Incumbents:
+    """The best successful result per budget: its loss, id and configuration. The one tracker
+    the master (``incumbents``, ``incumbent_performances``), the dispatcher's status and
+    :class:`~ultrarun.results.Result` read."""
+
+    def __init__(self, losses: dict | None = None, configs: dict | None = None):
+        self.losses: dict[Any, float] = dict(losses or {})  #: budget -> best loss
+        self.configs: dict[Any, Any] = dict(configs or {})  #: budget -> its configuration
+        self.ids: dict[Any, Any] = {}  #: budget -> its id
+
+    def offer(self, budget: Any, loss: float | None, id: Any = None, config: Any = None) -> bool:
+        """Take the result if it beats the budget's best (a tie keeps the first); True if so."""
+        if loss is None or not loss < self.losses.get(budget, math.inf):
+            return False
+        self.losses[budget], self.ids[budget], self.configs[budget] = loss, id, config
+        return True
+
+    def offer_job(self, job: "Job") -> bool:
+        if job.status is not JobStatus.SUCCESS or not job.result:
+            return False
+        budget = job.kwargs.get("budget")
+        return self.offer(budget, job.result["loss"], job.id, job.kwargs.get("config"))
+
+    def best(self) -> tuple[Any, float, Any] | None:
+        """``(budget, loss, id)`` at the largest budget with a result (HpBandSter's incumbent
+        rule), or None."""
+        budgets = [b for b in self.losses if type(b) in (int, float)]
+        if not budgets:
+            return None
+        budget = max(budgets)
+        return budget, self.losses[budget], self.ids.get(budget)
+
+
 _SCALARS = frozenset((str, bool, int, type(None)))
 
 #: Where a value sits, for error messages only: a name, or (container's place, key). Built as a
@@ -247,5 +280,5 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-__all__ = ["Job", "JobStatus", "StatusType", "to_plain", "validate_result", "parse_job_message",
+__all__ = ["Job", "JobStatus", "StatusType", "Incumbents", "to_plain", "validate_result", "parse_job_message",
            "parse_result_message"]

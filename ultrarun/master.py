@@ -1,20 +1,19 @@
-"""The master: drives multi-fidelity iterations over a dispatcher and records every result.
+"""The master: drives multi-fidelity iterations over an executor and records every result.
 
 It asks the optimizer for configurations (through the iterations' sampler), keeps the job queue
-filled relative to the number of workers, and gets results back by callback. Every finished
-result is appended and flushed to the journal before the master acts on it, so a master that
-dies can be restarted with ``resume=True`` and re-runs only the jobs that had not finished.
+filled relative to the number of workers, and gets results back by callback. It depends on the
+executor contract only (:mod:`ultrarun.executor`; docs/architecture.md). Every finished result
+is appended and flushed to the journal before the master acts on it, so a master that dies can
+be restarted with ``resume=True`` and re-runs only the jobs that had not finished.
 """
 from __future__ import annotations
 
-import bisect
 import collections
 import hashlib
 import json
 import logging
 import math
 import os
-import statistics
 import sys
 import threading
 import time
@@ -24,12 +23,12 @@ from typing import Any, Callable
 from . import _gc
 from .dispatcher import Dispatcher
 from .errors import ConfigurationError, UltrarunError
+from .executor import Executor, RetryPolicy
 from .iterations import BaseIteration, BaseIterGenerator
-from .job import Job, JobStatus, to_plain
+from .job import Incumbents, Job, JobStatus, to_plain
 from .optimizers import BaseOptimizer
 from .progress import Progress
 from .results import Result, Run
-from .transport import DEFAULT_NAMESERVER_PORT
 
 log = logging.getLogger(__name__)
 
@@ -129,24 +128,41 @@ class Journal:
                 self._fh = None
 
 
-class Master:
-    """Runs iterations of a budget schedule with an optimizer on the run's workers.
+class _RunState:
+    """What one call of :meth:`Master.run` carries from one pass of its loop to the next."""
 
-    The parameters mean what they mean in HpBandSter and ultraopt. ``job_queue_sizes`` are
-    (min, max) jobs in flight, relative to the number of workers when ``dynamic_queue_size``;
-    ``time_left_for_this_task`` (seconds) stops launching jobs when it is used up;
-    ``previous_result`` warm-starts the optimizer; ``checkpoint_file`` is the journal's path
-    (default ``<working_directory>/ultrarun-<run_id>.journal.jsonl``) and ``checkpoint_freq`` how
-    many results may pass between fsyncs of it. ``prefetch=1`` lets each worker hold its next job
-    while it computes (the dispatcher's option), which keeps workers busy when jobs are short;
-    the queue sizes then count job slots (workers x (1 + prefetch)). ``deterministic=True`` hands
-    results to the iterations and the optimizer in the order their jobs were submitted, one each
-    time the run would wait, so a seeded run with a fixed number of workers and ``n_iterations``
-    samples the same configurations every time (workers may idle while an earlier job finishes;
-    see ``docs/optimizers.md``). ``dispatcher`` lets another executor with the
-    dispatcher's interface (``start``, ``submit_job``, ``number_of_workers``, ``shutdown``) run the
-    jobs, and ``runner`` any :mod:`ultrarun.runners` backend (process, Dask, MPI, ...); by default
-    a :class:`~ultrarun.dispatcher.Dispatcher` on the name server is used.
+    def __init__(self, n_iterations: int | None, deadline: float, fits: Any,
+                 iteration_kwargs: dict):
+        self.to_start = math.inf if n_iterations is None else n_iterations  # iterations left
+        self.deadline = deadline  # time.monotonic() at which no job starts any more
+        self.fits = fits  # fits(budget) -> bool, None without a deadline
+        self.iteration_kwargs = iteration_kwargs
+        self.fresh = False  # the newest iteration has not handed out a run yet
+        self.unfit = False  # a run was held back because it would outlast the deadline
+        self.expected_start: float | None = None  # when a job launched now would start
+
+
+class Master:
+    """Runs iterations of a budget schedule with an optimizer on an executor's workers.
+
+    The positional parameters mean what they mean in HpBandSter and ultraopt.
+    ``job_queue_sizes`` are (min, max) jobs in flight, relative to the executor's job slots
+    (workers x (1 + prefetch)) when ``dynamic_queue_size``; ``time_left_for_this_task``
+    (seconds) stops launching jobs when it is used up; ``previous_result`` warm-starts the
+    optimizer; ``checkpoint_file`` is the journal's path (default
+    ``<working_directory>/ultrarun-<run_id>.journal.jsonl``) and ``checkpoint_freq`` how many
+    results may pass between fsyncs of it.
+
+    Keyword-only: ``executor`` runs the jobs: any :class:`~ultrarun.executor.Executor`, or any
+    :mod:`ultrarun.runners` backend (adapted once); by default a
+    :class:`~ultrarun.dispatcher.Dispatcher` on the name server, made with ``ping_interval``,
+    ``nameserver``, ``nameserver_port``, ``host``, ``prefetch`` (jobs a busy worker holds
+    besides the one it runs: 1 keeps workers busy when jobs are short), ``secret``, ``tls`` and
+    ``timeout`` (seconds a remote call may take). ``retry`` (a
+    :class:`~ultrarun.executor.RetryPolicy`) says when a job runs again, for any executor.
+    ``deterministic=True`` hands results to the iterations and the optimizer in the order their
+    jobs were submitted, one each time the run would wait, so a seeded run with a fixed number
+    of workers samples the same configurations every time (see ``docs/optimizers.md``).
     """
 
     def __init__(self, run_id: Any, optimizer: BaseOptimizer, iter_generator: BaseIterGenerator,
@@ -160,10 +176,11 @@ class Master:
                  previous_result: Result | None = None,
                  incumbents: dict[float, dict] | None = None,
                  incumbent_performances: dict[float, float] | None = None, *,
-                 resume: bool = False, show_progress: bool | None = None, prefetch: int = 0,
-                 secret: str | None = None, dispatcher: Any = None, runner: Any = None,
-                 logger: logging.Logger | None = None, tls: Any = None,
-                 deterministic: bool = False):
+                 resume: bool = False, show_progress: bool | None = None,
+                 deterministic: bool = False, executor: Any = None,
+                 retry: RetryPolicy | None = None, timeout: float | None = None,
+                 prefetch: int = 0, secret: str | None = None, tls: Any = None,
+                 logger: logging.Logger | None = None):
         if not isinstance(optimizer, BaseOptimizer):
             raise ConfigurationError("optimizer must be an ultrarun.optimizers.BaseOptimizer, "
                                      f"got {type(optimizer).__name__}")
@@ -186,9 +203,9 @@ class Master:
         self.job_queue_sizes = tuple(job_queue_sizes)
         self.dynamic_queue_size = dynamic_queue_size
         self.result_logger = result_logger
-        self.incumbents: dict[float, dict] = dict(incumbents or {})
-        self.incumbent_performances: dict[float, float] = dict(incumbent_performances or {})
+        self.best = Incumbents(incumbent_performances, incumbents)
         self.show_progress = show_progress
+        self.deterministic = bool(deterministic)
         self.logger = logger or log
         self.journal = Journal(checkpoint_file or self.working_directory /
                                f"ultrarun-{run_id}.journal.jsonl", fsync_every=checkpoint_freq)
@@ -203,35 +220,59 @@ class Master:
         self._replay_results: dict[tuple[ConfigId, float], dict] = {}
         self._progress: Any = None
         self._closed = False
-        self._deadline = math.inf  # time.monotonic() at which run() stops launching
-        self._durations: dict[float, collections.deque] = {}  # seconds per job, by budget
-        self._median: dict[float, float] = {}  # the median of each of those
-        self._worker_free_at: dict[str, float] = {}  # when each worker's last job finished
         self._in_flight: collections.Counter = collections.Counter()  # running jobs per budget
-        self._n_workers = 0  # as of the last adjust_queue_size
-        self._unfit = False  # a run was held back because it would outlast the deadline
-        self._expected_start: float | None = None  # when a job launched now would start
-        self.deterministic = bool(deterministic)
-        self._submitted: collections.deque = collections.deque()  # (id, budget), in order
-        self._arrived: dict[tuple, tuple[Job, bool]] = {}  # results not yet applied
-
-        if runner is not None:
-            from .runners import RunnerDispatcher
-
-            dispatcher = RunnerDispatcher(runner)
-        if dispatcher is None:
-            dispatcher = Dispatcher(self.job_callback, run_id=run_id, ping_interval=ping_interval,
-                                    nameserver=nameserver, nameserver_port=nameserver_port,
-                                    host=host, queue_callback=self.adjust_queue_size,
-                                    secret=secret, prefetch=prefetch, tls=tls)
-        else:
-            dispatcher.new_result_callback = self.job_callback
-            dispatcher.queue_callback = self.adjust_queue_size
-        self.dispatcher = dispatcher
+        self._submitted: collections.deque = collections.deque()  # deterministic: (id, budget)
+        self._arrived: dict[tuple, tuple[Job, bool]] = {}  # deterministic: not applied yet
+        self.executor = self._executor(executor, run_id, ping_interval, nameserver,
+                                       nameserver_port, host, prefetch, secret, tls, timeout)
+        if retry is not None:
+            self.executor.retry = retry
         self._warm_runs: list[Run] = []  # previous_result's runs, iteration -1 of the Result
         self._warm_configs: dict[ConfigId, tuple[dict, Any]] = {}
         if previous_result is not None:
             self._warm_start(previous_result)
+
+    def _executor(self, given: Any, run_id: Any, ping_interval: float, nameserver: str,
+                  nameserver_port: int | None, host: str | None, prefetch: int,
+                  secret: str | None, tls: Any, timeout: float | None) -> Executor:
+        """The executor the jobs run on, bound to this master's callbacks."""
+        if given is None:
+            given = Dispatcher(self.job_callback, run_id=run_id, ping_interval=ping_interval,
+                               nameserver=nameserver, nameserver_port=nameserver_port,
+                               host=host, queue_callback=self.adjust_queue_size, secret=secret,
+                               prefetch=prefetch, tls=tls, timeout=timeout)
+        elif not isinstance(given, Executor):
+            from .runners import AbstractRunner
+
+            if not isinstance(given, AbstractRunner):
+                raise ConfigurationError("executor must be an ultrarun.executor.Executor (such as "
+                                         "a Dispatcher) or an ultrarun.runners runner, got "
+                                         f"{type(given).__name__}")
+            given = given.as_executor()
+        return given.bind(self.job_callback, self.adjust_queue_size)
+
+    @property
+    def dispatcher(self) -> Executor:
+        """The executor (HpBandSter's name for it)."""
+        return self.executor
+
+    @property
+    def incumbents(self) -> dict:
+        """Budget -> the best configuration at it (ultraopt's name)."""
+        return self.best.configs
+
+    @incumbents.setter
+    def incumbents(self, value: dict) -> None:
+        self.best.configs = value
+
+    @property
+    def incumbent_performances(self) -> dict:
+        """Budget -> the best loss at it (ultraopt's name)."""
+        return self.best.losses
+
+    @incumbent_performances.setter
+    def incumbent_performances(self, value: dict) -> None:
+        self.best.losses = value
 
     # ------------------------------------------------------------------------ running
     def run(self, n_iterations: int | None = 1, min_n_workers: int = 1,
@@ -253,69 +294,73 @@ class Master:
                                          "time_left_for_this_task too")
         elif n_iterations < 1:
             raise ConfigurationError(f"n_iterations must be >= 1 or None, got {n_iterations}")
-        iteration_kwargs = dict(iteration_kwargs or {})
-        self.dispatcher.start()
-        if self.journal._fh is None:
-            header = self._journal_header()
-            if self.resume:
-                earlier, self._replay_configs, self._replay_results = self.journal.read()
-                _check_same_run(earlier, header, self.journal.path)
-                self.logger.info("resuming from %s: %d configurations, %d results",
-                                 self.journal.path, len(self._replay_configs),
-                                 len(self._replay_results))
-            fresh = not (self.resume and self.journal.path.exists())
-            self.journal.open(append=not fresh)
-            if fresh:
-                self.journal.write(header, sync=True)
+        self.executor.start()
+        self._open_journal()
         self.wait_for_workers(min_n_workers, timeout=min_n_workers_timeout)
-        to_start = math.inf if n_iterations is None else n_iterations
-        fresh = False  # the newest iteration has not handed out a run yet
         self._open_progress(n_iterations)
         try:
             with _gc.frozen_startup_objects(), self.thread_cond:
                 # the clock starts after the freeze's one full collection (tens of ms), and the
                 # results' times count from the same moment
-                deadline = self._deadline = time.monotonic() + self.time_left_for_this_task
+                deadline = time.monotonic() + self.time_left_for_this_task
                 if self.config["time_ref"] is None:
                     self.config["time_ref"] = time.time()
-                fits = None if math.isinf(deadline) else self._fits
-                while True:
-                    if time.monotonic() >= deadline:
-                        self.logger.info("time is up: no new jobs; cancelling the queued ones and "
-                                         "waiting for %d running", self.num_running_jobs)
-                        self.dispatcher.cancel_queued_jobs()
-                        self._wait_for_running()
-                        break
-                    self._queue_wait(deadline)
-                    if time.monotonic() >= deadline:
-                        continue
-                    run, self._unfit, self._expected_start = None, False, None
-                    for i in self.active_iterations():
-                        run = self.iterations[i].get_next_run(fits)
-                        if run is not None:
-                            break
-                    if run is not None:
-                        self._submit_job(*run)
-                        fresh = False
-                        continue
-                    if fresh and self._unfit:
-                        to_start = 0  # not even a new iteration's first job fits any more
-                    if to_start > 0:
-                        self.iterations.append(self.get_next_iteration(len(self.iterations),
-                                                                       iteration_kwargs))
-                        to_start -= 1
-                        fresh = True
-                        continue
-                    if self.num_running_jobs == 0 and (self._unfit or
-                                                       not self.active_iterations()):
-                        if self._unfit:
-                            self.logger.info("no job fits in the %.1f s left; stopping",
-                                             _remaining(deadline))
-                        break
-                    self._wait(_remaining(deadline))
+                state = _RunState(n_iterations, deadline, None, dict(iteration_kwargs or {}))
+                if not math.isinf(deadline):
+                    state.fits = lambda budget: self._fits(state, budget)
+                while self._step(state):
+                    pass
         finally:
             self._close_progress()
         return self.get_result()
+
+    def _step(self, state: _RunState) -> bool:
+        """One pass of the run loop; False when the run is over. Caller holds thread_cond."""
+        if time.monotonic() >= state.deadline:
+            self._stop_launching()
+            return False
+        self._queue_wait(state.deadline)
+        if time.monotonic() >= state.deadline:
+            return True
+        if self._launch_next(state) or self._start_iteration(state):
+            return True
+        if self.num_running_jobs == 0 and (state.unfit or not self.active_iterations()):
+            if state.unfit:
+                self.logger.info("no job fits in the %.1f s left; stopping",
+                                 _remaining(state.deadline))
+            return False
+        self._wait(_remaining(state.deadline))
+        return True
+
+    def _stop_launching(self) -> None:
+        """The time is up: cancel what waits, let what runs finish."""
+        self.logger.info("time is up: no new jobs; cancelling the queued ones and waiting for "
+                         "%d running", self.num_running_jobs)
+        self.executor.cancel_queued_jobs()
+        while self.num_running_jobs > 0:
+            self._wait(1.0)
+
+    def _launch_next(self, state: _RunState) -> bool:
+        """Submit the next run of the oldest active iteration that has one (and that fits)."""
+        state.unfit, state.expected_start = False, None
+        for i in self.active_iterations():
+            run = self.iterations[i].get_next_run(state.fits)
+            if run is not None:
+                self._submit_job(*run)
+                state.fresh = False
+                return True
+        if state.fresh and state.unfit:
+            state.to_start = 0  # not even a new iteration's first job fits any more
+        return False
+
+    def _start_iteration(self, state: _RunState) -> bool:
+        if state.to_start <= 0:
+            return False
+        self.iterations.append(self.get_next_iteration(len(self.iterations),
+                                                       state.iteration_kwargs))
+        state.to_start -= 1
+        state.fresh = True
+        return True
 
     @property
     def num_running_jobs(self) -> int:
@@ -331,16 +376,14 @@ class Master:
         """
         start = time.monotonic()
         deadline = math.inf if timeout is None else start + timeout
-        self.dispatcher.start()  # idempotent: lets callers wait before run()
-        d = self.dispatcher
-        where = f"run {self.run_id}" + (
-            f" at {d.nameserver or '127.0.0.1'}:{d.nameserver_port or DEFAULT_NAMESERVER_PORT}"
-            if isinstance(d, Dispatcher) else "")
+        self.executor.start()  # idempotent: lets callers wait before run()
+        where = f"run {self.run_id}" + (f" at {self.executor.where}"
+                                        if getattr(self.executor, "where", None) else "")
         report = start + report_every
         self.logger.info("waiting for workers of %s (%d of %d so far)", where,
-                         self.dispatcher.number_of_workers(), min_n_workers)
+                         self.executor.number_of_workers(), min_n_workers)
         with self.thread_cond:
-            while (n := self.dispatcher.number_of_workers()) < min_n_workers:
+            while (n := self.executor.number_of_workers()) < min_n_workers:
                 now = time.monotonic()
                 if now >= deadline:
                     raise UltrarunError(
@@ -352,7 +395,7 @@ class Master:
                     self.logger.warning("still waiting for workers of %s (%d of %d so far, "
                                         "%.0f s)", where, n, min_n_workers, now - start)
                     report = now + report_every
-                self.dispatcher.trigger_discover_worker()
+                self.executor.trigger_discover_worker()
                 self.thread_cond.wait(max(0.0, min(1.0, report - now, deadline - now)))
         self.adjust_queue_size()
 
@@ -365,14 +408,14 @@ class Master:
                                                       **(iteration_kwargs or {}))
 
     def adjust_queue_size(self, number_of_workers: int | None = None) -> None:
-        """Keep (min, max) jobs in flight relative to the number of workers (when dynamic)."""
+        """Keep (min, max) jobs in flight relative to the executor's job slots (when dynamic)."""
         with self.thread_cond:
-            self._n_workers = (self.dispatcher.number_of_workers() if number_of_workers is None
-                               else number_of_workers)
+            workers = (self.executor.number_of_workers() if number_of_workers is None
+                       else number_of_workers)
             if self.dynamic_queue_size:
-                nw = self._n_workers * (1 + getattr(self.dispatcher, "prefetch", 0))  # job slots
-                self.job_queue_sizes = (self.user_job_queue_sizes[0] + nw,
-                                        self.user_job_queue_sizes[1] + nw)
+                slots = workers * (1 + self.executor.prefetch)
+                self.job_queue_sizes = (self.user_job_queue_sizes[0] + slots,
+                                        self.user_job_queue_sizes[1] + slots)
             self.thread_cond.notify_all()
 
     def _queue_wait(self, deadline: float) -> None:
@@ -381,59 +424,20 @@ class Master:
                    and time.monotonic() < deadline):
                 self._wait(_remaining(deadline))
 
-    def _fits(self, budget: float) -> bool:
-        """Whether a job at ``budget`` is expected to finish before the deadline.
-
-        A job's duration is the median of the last finished jobs at its budget, or, for a budget
-        not seen yet, the nearest smaller (else larger) seen budget's scaled linearly; with no
-        finished job yet, every job fits. It starts when the dispatcher expects a worker to be
-        free for it (after what the workers hold and the jobs queued ahead of it), or, with a
-        dispatcher that cannot tell, after the shortest running job when every worker is busy.
-        Caller holds thread_cond.
-        """
-        estimate = self._estimate(budget)
+    def _fits(self, state: _RunState, budget: float) -> bool:
+        """Whether a job at ``budget`` is expected to finish before the deadline: it starts when
+        the executor expects a slot to be free (now, if it cannot tell) and takes what jobs at
+        that budget took (the executor's durations; with none finished yet, every job fits).
+        Caller holds thread_cond."""
+        estimate = self.executor.durations.estimate(budget)
         if estimate is None:
             return True
-        if self._expected_start is None:  # the same for every budget tried: ask once
-            expected_start = getattr(self.dispatcher, "expected_start", None)
-            start = expected_start() if expected_start is not None else None
-            if start is None:
-                start = time.monotonic()
-                if self._in_flight and self.num_running_jobs >= self._n_workers:
-                    start += self._estimate(min(self._in_flight)) or 0.0
-            self._expected_start = start
-        if self._expected_start + estimate <= self._deadline:
+        if state.expected_start is None:  # the same for every budget tried: ask once
+            state.expected_start = self.executor.expected_start() or time.monotonic()
+        if state.expected_start + estimate <= state.deadline:
             return True
-        self._unfit = True
+        state.unfit = True
         return False
-
-    def _estimate(self, budget: float) -> float | None:
-        """Seconds a job at ``budget`` holds a worker (None: nothing finished yet)."""
-        budget = float(budget)
-        known = self._median.get(budget)
-        if known is not None or not self._median:
-            return known
-        seen = sorted(self._median)
-        near = seen[max(bisect.bisect_left(seen, budget) - 1, 0)]
-        return self._median[near] * budget / near
-
-    def _record_duration(self, job: Job) -> None:
-        """How long the job held its worker: from when it was sent, or, when it was sent ahead
-        (prefetch), from when the worker finished its previous job. Caller holds thread_cond."""
-        started, finished = job.timestamps.get("started"), job.timestamps.get("finished")
-        if started is None or finished is None or job.worker_name is None:
-            return
-        begin = max(started, self._worker_free_at.get(job.worker_name, started))
-        self._worker_free_at[job.worker_name] = finished
-        if job.status is JobStatus.SUCCESS:
-            budget = float(job.kwargs["budget"])
-            durations = self._durations.setdefault(budget, collections.deque(maxlen=64))
-            durations.append(max(finished - begin, 0.0))
-            self._median[budget] = statistics.median(durations)
-
-    def _wait_for_running(self) -> None:
-        while self.num_running_jobs > 0:
-            self._wait(1.0)
 
     def _wait(self, timeout: float | None) -> None:
         """Wait for a result. Deterministic: apply the next result in submission order instead,
@@ -476,20 +480,22 @@ class Master:
         if done is not None:
             self.job_callback(_replayed_job(config_id, kwargs, done), replayed=True)
         else:
-            self.dispatcher.submit_job(config_id, **kwargs)
+            self.executor.submit_job(config_id, **kwargs)
 
     def job_callback(self, job: Job, replayed: bool = False) -> None:
-        """A finished job: journal it, then tell the iteration and the optimizer."""
-        config_id = tuple(job.id)
-        budget = job.kwargs["budget"]
-        if not replayed:  # before the master acts on it; the file write does not hold the lock
-            self.journal.write({"t": "result", "id": config_id, "budget": budget,
-                                "status": job.status.value, "result": job.result,
-                                "exception": job.exception, "timestamps": job.timestamps,
-                                "attempt": job.attempt, "worker": job.worker_name}, sync=True)
+        """A finished job: journal and log it (outside the lock: no file write holds up the
+        run loop), then tell the iteration and the optimizer."""
+        if not replayed:  # journaled before the master acts on it
+            self.journal.write({"t": "result", "id": tuple(job.id),
+                                "budget": job.kwargs["budget"], "status": job.status.value,
+                                "result": job.result, "exception": job.exception,
+                                "timestamps": job.timestamps, "attempt": job.attempt,
+                                "worker": job.worker_name, "duration": job.duration}, sync=True)
+        if self.result_logger is not None:
+            self.result_logger(job)
         if self.deterministic:  # applied by the run loop, in submission order (_wait)
             with self.thread_cond:
-                self._arrived[(config_id, float(budget))] = (job, replayed)
+                self._arrived[(tuple(job.id), float(job.kwargs["budget"]))] = (job, replayed)
                 self.thread_cond.notify_all()
             return
         self._apply_result(job, replayed)
@@ -498,22 +504,15 @@ class Master:
         """Tell the iteration and the optimizer about a finished job."""
         config_id = tuple(job.id)
         budget = job.kwargs["budget"]
+        config = job.kwargs["config"]
         with self.thread_cond:
-            if self.result_logger is not None:
-                self.result_logger(job)
             self.jobs.append(job)
             self._in_flight[float(budget)] -= 1
             if self._in_flight[float(budget)] <= 0:
                 del self._in_flight[float(budget)]
-            if not replayed:
-                self._record_duration(job)
             loss = job.result["loss"] if job.status is JobStatus.SUCCESS and job.result else None
-            if job.status.failed:
-                self.num_failed += 1
-            config = job.kwargs["config"]
-            if loss is not None and loss < self.incumbent_performances.get(budget, math.inf):
-                self.incumbents[budget] = config
-                self.incumbent_performances[budget] = loss
+            self.num_failed += job.status.failed
+            self.best.offer(budget, loss, config_id, config)
             try:
                 self.iterations[config_id[0]].register_result(
                     config_id, budget, loss, job.status,
@@ -527,13 +526,31 @@ class Master:
                     self.optimizer.tell(config, loss, budget)
             except Exception:  # a broken optimizer must not lose the result or stall the run
                 self.logger.exception("the optimizer could not take the result of %s", job.id)
-            self._update_progress(job)
+            if self._progress is not None:
+                self._progress.update(self.num_running_jobs, self.num_failed, self.best.losses)
             self.thread_cond.notify_all()
         if self.progress_callback is not None:
             try:
                 self.progress_callback(job, self)
             except Exception:
                 self.logger.exception("progress_callback raised; continuing")
+
+    # ------------------------------------------------------------------- the journal
+    def _open_journal(self) -> None:
+        """Open the journal once: read it first when resuming (and refuse another run's)."""
+        if self.journal._fh is not None:
+            return
+        header = self._journal_header()
+        if self.resume:
+            earlier, self._replay_configs, self._replay_results = self.journal.read()
+            _check_same_run(earlier, header, self.journal.path)
+            self.logger.info("resuming from %s: %d configurations, %d results",
+                             self.journal.path, len(self._replay_configs),
+                             len(self._replay_results))
+        fresh = not (self.resume and self.journal.path.exists())
+        self.journal.open(append=not fresh)
+        if fresh:
+            self.journal.write(header, sync=True)
 
     def _journal_header(self) -> dict:
         """What a resumed run must share with the run that wrote the journal."""
@@ -567,7 +584,6 @@ class Master:
         finished = [r.time_stamps.get("finished") for r in previous.get_all_runs()]
         shift = -max([t for t in finished if t is not None], default=0.0)
         new_ids: dict[Any, ConfigId] = {}
-        told = 0
         for run in previous.get_all_runs():
             config = id2conf.get(run.config_id, {}).get("config")
             if config is None:
@@ -580,11 +596,8 @@ class Master:
                                        {k: v + shift for k, v in run.time_stamps.items()
                                         if v is not None}, run.error_logs, run.status))
             self.optimizer.tell(config, run.loss, run.budget)
-            told += 1
-            if run.loss is not None and run.loss < self.incumbent_performances.get(run.budget, math.inf):
-                self.incumbents[run.budget] = config
-                self.incumbent_performances[run.budget] = run.loss
-        self.logger.info("warm start: told the optimizer %d earlier results", told)
+            self.best.offer(run.budget, run.loss, new_ids[run.config_id], config)
+        self.logger.info("warm start: told the optimizer %d earlier results", len(self._warm_runs))
 
     # ------------------------------------------------------------------- progress
     def _open_progress(self, n_iterations: int | None) -> None:
@@ -600,11 +613,6 @@ class Master:
                                   bar=self.show_progress or sys.stderr.isatty(),
                                   logger=self.logger)
 
-    def _update_progress(self, job: Job) -> None:
-        if self._progress is not None:
-            self._progress.update(self.num_running_jobs, self.num_failed,
-                                  self.incumbent_performances)
-
     def _close_progress(self) -> None:
         if self._progress is not None:
             self._progress.close()
@@ -612,11 +620,11 @@ class Master:
 
     # ------------------------------------------------------------------- lifecycle
     def shutdown(self, shutdown_workers: bool = False) -> None:
-        """Stop the dispatcher (and the workers, if asked) and close the journal. Idempotent."""
+        """Stop the executor (and the workers, if asked) and close the journal. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        self.dispatcher.shutdown(shutdown_workers=shutdown_workers)
+        self.executor.shutdown(shutdown_workers=shutdown_workers)
         self.journal.close()
         self._close_progress()
 

@@ -22,7 +22,7 @@ from . import visualization
 from .results import Result, Run, logged_results_to_HBS_result, status_counts
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    pass
 
 logger = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from typing import Any, Callable
 from . import _gc, transport
 from .config import config
 from .errors import (AuthenticationError, CommunicationError, ConfigurationError, JobError,
-                     NameServerError, ResultError, UltrarunError)
+                     JobFailed, NameServerError, ResultError, UltrarunError)
 from .job import JobStatus, parse_job_message, validate_result
 from .security import Credentials, credentials_path, resolve_secret
 
@@ -720,6 +720,10 @@ def _run_compute(worker: Worker, kwargs: dict) -> tuple[JobStatus, dict | None, 
         return JobStatus.SUCCESS, validate_result(raw), None
     except ResultError as exc:
         return JobStatus.CRASHED, None, f"ResultError: {exc}"
+    except JobFailed as exc:
+        status = exc.status if isinstance(exc.status, JobStatus) and exc.status.failed else \
+            JobStatus.CRASHED
+        return status, None, str(exc)
     except MemoryError:
         return JobStatus.MEMOUT, None, traceback.format_exc()
     except (Exception, SystemExit):

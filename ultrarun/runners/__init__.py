@@ -13,7 +13,7 @@ from ._base import (AbstractParallelRunner, AbstractRunner, AbstractSerialRunner
 from ._dask import DaskParallelRunner
 from ._evaluator import (Callback, CSVLoggerCallback, Evaluator, TqdmCallback, evaluator_names,
                          register_evaluator)
-from ._executor import RunnerDispatcher
+from ._executor import RunnerExecutor
 from ._mpi import MPICommEvaluator, MPICommRunner
 from ._process import ProcessRunner
 from ._pyro import PyroRunner, RunnerWorker
@@ -28,7 +28,7 @@ __all__ = [
     "TrialInfo", "TrialValue", "WorkerLost",
     "TargetFunctionRunner", "ScriptRunner", "TargetFunctionScriptRunner",
     "SerialRunner", "ThreadRunner", "ProcessRunner", "DaskParallelRunner", "MPICommRunner",
-    "PyroRunner", "RunnerWorker", "RunnerDispatcher",
+    "PyroRunner", "RunnerWorker", "RunnerExecutor",
     "make_runner", "register_runner", "runner_names",
     "Evaluator", "MPICommEvaluator", "Callback", "TqdmCallback", "CSVLoggerCallback",
     "register_evaluator", "evaluator_names",

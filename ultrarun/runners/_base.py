@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import (ConfigurationError, FirstRunCrashedException, ResultError,
                       TargetAlgorithmAbortException, UltrarunError)
+from ..executor import Executor, RetryPolicy
 from ..job import JobStatus, to_plain
 
 logger = logging.getLogger(__name__)
@@ -122,17 +123,18 @@ class AbstractRunner(abc.ABC):
     abort_on_first_run_crash:
         Raise :class:`FirstRunCrashedException` if the first finished trial crashed: usually the
         target is broken and every other trial would crash too.
-    max_retries:
-        How often a trial whose worker process vanished is resubmitted before it is LOST.
+    max_retries, retry_on:
+        The :class:`~ultrarun.executor.RetryPolicy` (or pass ``retry``), the same as the
+        dispatcher's: a trial whose worker process vanished is resubmitted up to
+        ``max_retries`` times before it is LOST; statuses in ``retry_on`` are retried too.
     """
 
     def __init__(self, *, crash_cost: Cost = math.inf, abort_on_first_run_crash: bool = False,
-                 max_retries: int = 1) -> None:
-        if not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigurationError(f"max_retries must be an int >= 0, got {max_retries!r}")
+                 max_retries: int = 1, retry_on: Any = (), retry: RetryPolicy | None = None
+                 ) -> None:
+        self.retry = retry or RetryPolicy(max_retries, frozenset(retry_on))
         self._crash_cost = crash_cost
         self._abort_on_first_run_crash = bool(abort_on_first_run_crash)
-        self._max_retries = max_retries
         self._pending: dict[int, _Pending] = {}
         self._results: collections.deque[tuple[TrialInfo, TrialValue]] = collections.deque()
         self._last_token = 0  # a plain int: itertools.count cannot be pickled from 3.14
@@ -288,6 +290,12 @@ class AbstractRunner(abc.ABC):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def as_executor(self) -> Executor:
+        """This runner as the master's :class:`~ultrarun.executor.Executor`."""
+        from ._executor import RunnerExecutor
+
+        return RunnerExecutor(self)
+
     @property
     def meta(self) -> dict[str, Any]:
         """A description of the runner for logs."""
@@ -326,7 +334,7 @@ class AbstractRunner(abc.ABC):
             logger.info("dropping the late result of trial %s: it was cancelled or lost", token)
             return
         if isinstance(outcome, WorkerLost):
-            if outcome.retry and pending.attempt <= self._max_retries:
+            if outcome.retry and self.retry.again(pending.attempt):
                 pending.attempt += 1
                 logger.warning("worker lost (%s); resubmitting trial %s (attempt %d)",
                                outcome.reason, token, pending.attempt)
@@ -343,6 +351,12 @@ class AbstractRunner(abc.ABC):
             value = self._failure(JobStatus.CRASHED, error_info(outcome))
         else:
             value = outcome[1]
+            if value.status in self.retry.retry_on and self.retry.again(pending.attempt):
+                pending.attempt += 1
+                logger.warning("trial %s ended %s, which is retried (attempt %d)", token,
+                               value.status.name, pending.attempt)
+                self._submit(token, pending.trial_info)
+                return
             if pending.attempt > 1:
                 value = replace(value, additional_info={**value.additional_info,
                                                         "attempts": pending.attempt})

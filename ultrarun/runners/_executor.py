@@ -1,17 +1,20 @@
-"""Let the master drive any runner: the dispatcher's interface over submit/collect.
+"""A runner as an :class:`~ultrarun.executor.Executor`: the one adapter between the two.
 
-``Master(..., runner=ProcessRunner(TargetFunctionRunner(fn), n_workers=4))`` runs the same
-Hyperband or BOHB schedule on local processes, a Dask cluster or MPI ranks as on Pyro workers.
-One thread owns the runner (runners are not thread-safe): it submits what the master queued and
-turns finished trials into :class:`~ultrarun.job.Job` callbacks.
+``Master(..., executor=ProcessRunner(TargetFunctionRunner(fn), n_workers=4))`` runs the same
+Hyperband or BOHB schedule on local processes, a Dask cluster or MPI ranks as on Pyro workers
+(``AbstractRunner.as_executor`` makes this adapter; the Pyro runner hands over its dispatcher
+instead). One thread owns the runner (runners are not thread-safe): it submits what the master
+queued and turns finished trials into :class:`~ultrarun.job.Job` callbacks.
 """
 from __future__ import annotations
 
 import collections
 import logging
 import threading
-from typing import Any, Callable
+import time
+from typing import Any
 
+from ..executor import Durations, Executor, RetryPolicy
 from ..job import Job, JobStatus, to_plain
 from ._base import AbstractRunner, TrialInfo, TrialValue
 
@@ -20,15 +23,12 @@ logger = logging.getLogger(__name__)
 _POLL = 0.01  # seconds the pump waits for results before looking for new submissions
 
 
-class RunnerDispatcher:
-    """The part of :class:`~ultrarun.dispatcher.Dispatcher`'s interface the master uses."""
+class RunnerExecutor(Executor):
+    """Runs the master's jobs on ``runner``; its retry policy is the runner's."""
 
-    def __init__(self, runner: AbstractRunner,
-                 new_result_callback: Callable[[Job], Any] | None = None,
-                 queue_callback: Callable[[int], Any] | None = None):
+    def __init__(self, runner: AbstractRunner):
         self.runner = runner
-        self.new_result_callback = new_result_callback
-        self.queue_callback = queue_callback
+        self.durations = Durations()
         self._lock = threading.Lock()
         self._submissions: collections.deque[Job] = collections.deque()
         self._cancel = False
@@ -37,7 +37,15 @@ class RunnerDispatcher:
         self._thread: threading.Thread | None = None
         self._workers = 0
 
-    def start(self) -> "RunnerDispatcher":
+    @property
+    def retry(self) -> RetryPolicy:  # type: ignore[override]
+        return self.runner.retry
+
+    @retry.setter
+    def retry(self, policy: RetryPolicy) -> None:
+        self.runner.retry = policy
+
+    def start(self) -> "RunnerExecutor":
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._pump, name="runner-pump", daemon=True)
@@ -54,14 +62,21 @@ class RunnerDispatcher:
     def number_of_workers(self) -> int:
         return self._workers
 
-    def trigger_discover_worker(self) -> None:
-        """Nothing to discover: the runner knows its workers."""
-
     def cancel_queued_jobs(self, ids: Any = None) -> int:
         """Cancel what has not finished (runners cannot tell queued from running)."""
         with self._lock:
             self._cancel = True
             return len(self._submissions) + len(self._running)
+
+    def expected_start(self) -> float | None:
+        """Now, while a worker is free; else when the shortest running job should end."""
+        with self._lock:
+            running = list(self._running.values())
+        if len(running) < self._workers:
+            return time.monotonic()
+        ends = [self.durations.estimate(job.kwargs.get("budget", 0.0)) for job in running]
+        known = [end for end in ends if end is not None]
+        return time.monotonic() + min(known) if known else None
 
     def _pump(self) -> None:
         self._announce()
@@ -74,14 +89,16 @@ class RunnerDispatcher:
                                   additional_info={"config_id": job.id})
                 job.status = JobStatus.RUNNING
                 job.time_it("started")
-                self._running[id(trial)] = job
+                with self._lock:
+                    self._running[id(trial)] = job
                 self.runner.submit_trial(trial)
             if cancel:
                 self.runner.cancel_pending()
             if self._running:
                 self.runner.wait(timeout=_POLL)
                 for trial, value in self.runner.iter_results():
-                    job = self._running.pop(id(trial), None)
+                    with self._lock:
+                        job = self._running.pop(id(trial), None)
                     if job is not None:
                         self._deliver(job, value)
             else:
@@ -98,10 +115,12 @@ class RunnerDispatcher:
     def _deliver(self, job: Job, value: TrialValue) -> None:
         job.status = value.status
         job.time_it("finished")
+        job.duration = value.time
         info = to_plain(value.additional_info, "additional_info")
         if value.status is JobStatus.SUCCESS:
             cost = value.cost[0] if isinstance(value.cost, list) else value.cost
             job.result = {"loss": float(cost), "info": info}
+            self.durations.record(job.kwargs.get("budget"), value.time)
         else:
             job.exception = info.get("traceback") or info.get("error") or value.status.name
         if self.new_result_callback is not None:
@@ -119,4 +138,4 @@ class RunnerDispatcher:
             self.runner.close()
 
 
-__all__ = ["RunnerDispatcher"]
+__all__ = ["RunnerExecutor"]

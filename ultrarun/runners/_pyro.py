@@ -12,8 +12,8 @@ times and then reported LOST; a crashing target is CRASHED with its traceback.
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import logging
-import math
 import os
 import queue
 import threading
@@ -21,7 +21,7 @@ import time
 from typing import Any, Mapping, Sequence
 
 from ..dispatcher import Dispatcher
-from ..errors import ConfigurationError, TargetAlgorithmAbortException
+from ..errors import ConfigurationError, JobFailed, TargetAlgorithmAbortException
 from ..job import Job, JobStatus, to_plain
 from ..worker import Worker
 from ._base import (AbstractParallelRunner, AbstractRunner, Outcome, TrialInfo, TrialValue,
@@ -31,7 +31,9 @@ logger = logging.getLogger(__name__)
 
 
 class RunnerWorker(Worker):
-    """A Pyro worker that runs each trial with its single-worker runner's ``run_wrapper``."""
+    """A Pyro worker that runs each trial with its single-worker runner's ``run_wrapper``: the
+    cost is the result's loss (a list of costs rides in ``info['cost']``), and a trial that did
+    not succeed ends the job with its status (:class:`~ultrarun.errors.JobFailed`)."""
 
     def __init__(self, *args: Any, single_worker: AbstractRunner | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -46,15 +48,21 @@ class RunnerWorker(Worker):
                           additional_info=dict(additional_info or {}))
         try:
             _, value = self.single_worker.run_wrapper(trial)
-        except TargetAlgorithmAbortException as exc:  # travels as data, raised by the runner
-            return {"loss": 0.0, "info": {"abort": str(exc)}}
-        first = value.cost[0] if isinstance(value.cost, list) else value.cost
-        # 'loss' must be finite to travel as a result; the real cost rides in the info.
-        loss = first if math.isfinite(first) else 0.0
-        return {"loss": loss, "info": {"trial_value": {
-            "cost": value.cost, "time": value.time, "cpu_time": value.cpu_time,
-            "status": value.status.value, "starttime": value.starttime,
-            "endtime": value.endtime, "additional_info": value.additional_info}}}
+        except TargetAlgorithmAbortException as exc:  # raised again by the runner
+            raise JobFailed(JobStatus.CRASHED, f"{_ABORT}{exc}") from None
+        if value.status is not JobStatus.SUCCESS:  # the info rides after the message
+            info = value.additional_info
+            text = info.get("traceback") or info.get("error") or ""
+            raise JobFailed(value.status, f"{text}{_INFO}{json.dumps(info)}")
+        info = dict(value.additional_info)
+        if isinstance(value.cost, list):
+            info["cost"] = value.cost
+            return {"loss": value.cost[0], "info": info}
+        return {"loss": value.cost, "info": info}
+
+
+_ABORT = "TargetAlgorithmAbortException: "
+_INFO = "\n--- the trial's additional_info: "
 
 
 class PyroRunner(AbstractParallelRunner):
@@ -89,7 +97,7 @@ class PyroRunner(AbstractParallelRunner):
             raise ConfigurationError("give run_id together with nameserver")
         self._dispatcher = Dispatcher(self._on_job, run_id=run_id, ping_interval=ping_interval,
                                       nameserver=nameserver, nameserver_port=nameserver_port,
-                                      secret=secret, timeout=timeout, max_retries=self._max_retries)
+                                      secret=secret, timeout=timeout, retry=self.retry)
         try:
             self._dispatcher.start()
             self._wait_for_workers(patience, n_workers if self._cluster is not None else 1)
@@ -125,25 +133,28 @@ class PyroRunner(AbstractParallelRunner):
         self._done.put((job.id, self._outcome(job)))
 
     def _outcome(self, job: Job) -> Outcome:
-        if job.status is JobStatus.SUCCESS:
-            info = (job.result or {}).get("info") or {}
-            if isinstance(info, dict) and "abort" in info:
-                return TargetAlgorithmAbortException(info["abort"])
-            value = info.get("trial_value") if isinstance(info, dict) else None
-            if value is not None:
-                return job.id, TrialValue(**{**value, "status": JobStatus(value["status"])})
-            stamps = job.timestamps
-            return job.id, TrialValue(cost=job.result["loss"],
-                                      time=stamps["finished"] - stamps["started"],
-                                      status=JobStatus.SUCCESS, starttime=stamps["started"],
-                                      endtime=stamps["finished"], additional_info={"info": info})
         if job.status is JobStatus.LOST:
             return WorkerLost(job.exception or "worker lost", retry=False)
         if job.status is JobStatus.CANCELLED:
             return concurrent.futures.CancelledError()
         text = job.exception or job.status.name
-        return job.id, self._failure(job.status, {"error": text.strip().splitlines()[-1],
-                                                  "traceback": text})
+        if text.startswith(_ABORT):
+            return TargetAlgorithmAbortException(text[len(_ABORT):])
+        stamps = job.timestamps
+        if job.status is not JobStatus.SUCCESS:
+            text, _, info = text.partition(_INFO)
+            return job.id, self._failure(job.status, json.loads(info) if info else {
+                "error": text.strip().splitlines()[-1] if text.strip() else job.status.name,
+                "traceback": text})
+        info = dict(job.result.get("info") or {})
+        return job.id, TrialValue(cost=info.pop("cost", job.result["loss"]),
+                                  time=job.duration or 0.0, status=JobStatus.SUCCESS,
+                                  starttime=stamps["started"], endtime=stamps["finished"],
+                                  additional_info=info)
+
+    def as_executor(self) -> Dispatcher:
+        """The dispatcher itself: the master's jobs go straight to the Pyro workers."""
+        return self._dispatcher
 
     def _poll(self, timeout: float | None) -> list[tuple[int, Outcome]]:
         out: list[tuple[int, Outcome]] = []
