@@ -6,7 +6,6 @@ import json
 import os
 import pickle
 import re
-import shutil
 import socket
 import subprocess
 import sys

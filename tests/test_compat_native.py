@@ -3,7 +3,6 @@ fail loudly, HpBandSter's bracket sizes as an option, plots that behave like HpB
 starts in the Result, HpBandSter pickles, and DeepHyper's job attributes."""
 from __future__ import annotations
 
-import math
 import pickle
 import sys
 

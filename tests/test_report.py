@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from ultrarun.job import Job, JobStatus
-from ultrarun.report import (CAPTIONS, FIGURES, best_configurations, min_budget_advice,
+from ultrarun.report import (FIGURES, best_configurations, min_budget_advice,
                              parameters_vs_loss, summary, watch_report, write_report)
 from ultrarun.results import Result, Run, json_result_logger, logged_results_to_HBS_result
 from ultrarun.visualization import concurrent_runs_over_time, correlation_across_budgets

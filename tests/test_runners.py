@@ -27,7 +27,7 @@ from ultrarun.runners import (AbstractRunner, DaskParallelRunner, ProcessRunner,
                               SerialRunner, TargetFunctionRunner, ThreadRunner, TrialInfo,
                               TrialValue, make_runner, register_runner, runner_names)
 from ultrarun.runners._script import parse_script_output
-from ultrarun.runners._target_function import parse_target_result
+from ultrarun.job import parse_result as parse_target_result
 
 BACKENDS = ["serial", "thread", "process", "dask", "pyro"]
 WORKER_PROCESS_BACKENDS = {"process", "dask", "pyro"}
@@ -267,7 +267,7 @@ def test_parse_named_objectives() -> None:
 @pytest.mark.parametrize("make_bad", [
     lambda: TargetFunctionRunner(42),
     lambda: TargetFunctionRunner(targets.noop, walltime_limit=-1),
-    lambda: TargetFunctionRunner(targets.noop, memory_limit=1.5),
+    lambda: TargetFunctionRunner(targets.noop, memory_limit=0),
     lambda: TargetFunctionRunner(targets.noop, required_arguments=["cutoff"]),
     lambda: TargetFunctionRunner(targets.noop, max_retries=-1),
     lambda: ThreadRunner(TargetFunctionRunner(targets.noop), n_workers=0),

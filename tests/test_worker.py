@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -86,7 +88,7 @@ def test_process_mode_runs_compute_in_a_child_and_survives_its_death(run):
     by_id = results.by_id()
     assert by_id["child"].result["info"]["pid"] != os.getpid()
     assert by_id["dies"].status is JobStatus.CRASHED
-    assert "exit code 3" in by_id["dies"].exception
+    assert "exited with code 3" in by_id["dies"].exception
     assert by_id["after"].status is JobStatus.SUCCESS
     assert worker._rt is not None and not worker._rt.stopped.is_set()
 
@@ -99,7 +101,7 @@ def test_time_limit_gives_timeout_and_the_worker_goes_on(run):
     results.wait_for(2, timeout=30)
     by_id = results.by_id()
     assert by_id["slow"].status is JobStatus.TIMEOUT
-    assert "time limit of 0.5s" in by_id["slow"].exception
+    assert "time limit of 0.5 s" in by_id["slow"].exception
     assert by_id["fast"].status is JobStatus.SUCCESS
     slow = by_id["slow"].timestamps
     assert slow["finished"] - slow["started"] < 10
@@ -201,3 +203,33 @@ def test_restarted_nameserver_learns_the_workers_and_dispatcher_again(tmp_path, 
         worker.shutdown()
         second.shutdown()
         first.shutdown()
+
+
+def test_a_worker_class_of_the_main_script_runs_in_process_mode(tmp_path):
+    """The compute child finds a class defined in the user's ``__main__`` (the script runs there
+    as ``__mp_main__``, behind its main guard, as with multiprocessing)."""
+    script = tmp_path / "main_worker.py"
+    script.write_text(
+        "import os, threading\n"
+        "from ultrarun import Dispatcher, NameServer, Worker\n"
+        "class Here(Worker):\n"
+        "    def compute(self, config, budget, **kwargs):\n"
+        "        return {'loss': budget, 'info': {'pid': os.getpid()}}\n"
+        "if __name__ == '__main__':\n"
+        "    with NameServer('main') as ns:\n"
+        "        w = Here('main', nameserver=ns.host, nameserver_port=ns.port, time_limit=30)\n"
+        "        w.run(background=True, concurrent_type='process')\n"
+        "        done, got = threading.Event(), []\n"
+        "        def back(job):\n"
+        "            got.append(job); done.set()\n"
+        "        with Dispatcher(back, run_id='main', nameserver=ns.host,\n"
+        "                        nameserver_port=ns.port) as d:\n"
+        "            d.submit_job(1, config={}, budget=2.0)\n"
+        "            assert done.wait(60)\n"
+        "        w.shutdown()\n"
+        "        job = got[0]\n"
+        "        print(job.status.name, job.result['loss'], job.result['info']['pid'] != os.getpid())\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["SUCCESS", "2.0", "True"]

@@ -192,33 +192,78 @@ def _item(value: Any, where: _Where, key: Any) -> Any:
 
 
 def validate_result(raw: Any) -> dict[str, Any]:
-    """Check a compute's return value and return it as plain data: ``{'loss': float, 'info': ...}``.
+    """Check a compute's return value and return it as plain data: ``{'loss': float, 'info': ...}``
+    (other keys of a returned dict are kept). Anything :func:`parse_result` takes with one cost
+    is accepted. Raises :class:`ResultError` naming what is wrong. A dict with a float loss takes
+    the shortest path: this runs between two jobs."""
+    if type(raw) is dict and type(raw.get("loss")) is float and math.isfinite(raw["loss"]):
+        plain = _plain_mapping(raw, "result")
+        plain.setdefault("info", {})
+        return plain
+    cost, info = parse_result(raw)
+    if isinstance(cost, list):
+        raise ResultError(f"compute returned {len(cost)} costs {_short(cost)}; a master "
+                          "minimises one: return {'loss': ..., 'info': ...}")
+    extra = _plain_mapping(raw, "result") if isinstance(raw, Mapping) else {}
+    extra.pop("cost", None), extra.pop("objective", None)
+    return {**extra, "loss": cost, "info": info}
 
-    A bare real number is taken as the loss. Raises :class:`ResultError` with a message naming
-    what is wrong (not a dict, no loss, a loss that is not a finite number, a field that cannot
-    travel). A dict with a float loss takes the shortest path: this runs between two jobs.
+
+def parse_result(raw: Any, objectives: Any = None) -> tuple[float | list[float], dict]:
+    """What a compute or a target function returned, as ``(cost, info)``: the one parser.
+
+    Accepted: a number; a list of numbers (several objectives); a dict with ``'loss'``,
+    ``'cost'`` or ``'objective'`` and optionally ``'info'``; a dict of named objectives when
+    ``objectives`` (their names) is given; any of those as ``(cost, info)``. The cost must be
+    finite and ``info`` plain data; :class:`ResultError` says what is wrong otherwise.
     """
-    if type(raw) is not dict:
-        if isinstance(raw, (numbers.Real, np.number)) and not isinstance(raw, bool):
-            raw = {"loss": raw, "info": {}}
-        if not isinstance(raw, Mapping):
-            raise ResultError(f"compute returned {type(raw).__name__} {_short(raw)}; expected a "
-                              "dict with 'loss' (a finite number, minimised) and 'info' (plain "
-                              "data)")
-    if "loss" not in raw:
-        raise ResultError(f"compute returned a dict without 'loss' (keys: {sorted(map(str, raw))})")
-    loss = raw["loss"]
-    if type(loss) is not float:
-        if isinstance(loss, (bool, np.bool_)) or not isinstance(loss, (numbers.Real, np.number)):
-            raise ResultError(f"result['loss'] is {type(loss).__name__} {_short(loss)}; it must "
-                              "be a number")
-        loss = float(loss)
-    if not math.isfinite(loss):
-        raise ResultError(f"result['loss'] is {loss}; it must be a finite number")
-    plain = _plain_mapping(raw, "result")
-    plain["loss"] = loss
-    plain.setdefault("info", {})
-    return plain
+    info: Any = {}
+    if isinstance(raw, tuple) and len(raw) == 2 and isinstance(raw[1], Mapping):
+        raw, info = raw
+    if isinstance(raw, Mapping):
+        key = next((k for k in ("loss", "cost", "objective") if k in raw), None)
+        if key is not None:
+            extra = raw.get("info", {})
+            if not isinstance(extra, Mapping):
+                raise ResultError(f"result['info'] is {type(extra).__name__}; it must be a dict")
+            cost, info = raw[key], {**extra, **info}
+        elif objectives:
+            missing = [name for name in objectives if name not in raw]
+            if missing:
+                raise ResultError(f"the result has no value for the objectives {missing} "
+                                  f"(keys: {sorted(map(str, raw))})")
+            cost = [raw[name] for name in objectives]
+        else:
+            raise ResultError(f"compute returned a dict without 'loss' (keys: "
+                              f"{sorted(map(str, raw))}); expected a dict with 'loss' (a finite "
+                              "number, minimised) and 'info' (plain data), or pass objectives="
+                              "[...] to read named objectives")
+    elif raw is None or isinstance(raw, (str, bytes, Mapping)) or not (
+            isinstance(raw, (numbers.Real, np.number, list, tuple, np.ndarray))):
+        raise ResultError(f"compute returned {type(raw).__name__} {_short(raw)}; expected a dict "
+                          "with 'loss' (a finite number, minimised) and 'info' (plain data)")
+    else:
+        cost = raw
+    cost = finite_cost(cost)
+    if objectives is not None and isinstance(cost, list) and len(cost) != len(objectives):
+        raise ResultError(f"the target returned {len(cost)} costs for {len(objectives)} "
+                          f"objectives {list(objectives)}")
+    return cost, _plain_mapping(info, "result['info']")
+
+
+def finite_cost(cost: Any, where: str = "result['loss']") -> float | list[float]:
+    """``cost`` as a float or a list of floats; :class:`ResultError` if it is not finite."""
+    if isinstance(cost, (bool, np.bool_)):
+        raise ResultError(f"{where} is bool {cost!r}; it must be a number")
+    if isinstance(cost, (numbers.Real, np.number)):
+        value = float(cost)
+        if not math.isfinite(value):
+            raise ResultError(f"{where} is {value}; it must be a finite number")
+        return value
+    if isinstance(cost, (list, tuple, np.ndarray)) and len(cost) > 0:
+        return [finite_cost(item, where) for item in np.asarray(cost, dtype=object).ravel()]
+    raise ResultError(f"{where} is {type(cost).__name__} {_short(cost)}; it must be a number "
+                      "(a finite number, or a non-empty list of them)")
 
 
 _JOB_FIELDS = (("token", int), ("attempt", int), ("seq", int), ("kwargs", dict),
@@ -280,5 +325,6 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-__all__ = ["Job", "JobStatus", "StatusType", "Incumbents", "to_plain", "validate_result", "parse_job_message",
+__all__ = ["Job", "JobStatus", "StatusType", "Incumbents", "to_plain", "validate_result",
+           "parse_result", "finite_cost", "parse_job_message",
            "parse_result_message"]

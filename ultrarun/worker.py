@@ -19,11 +19,7 @@ import functools
 import inspect
 import itertools
 import logging
-import multiprocessing
-import multiprocessing.connection
 import os
-import resource
-import signal
 import socket
 import threading
 import time
@@ -35,12 +31,12 @@ from .config import config
 from .errors import (AuthenticationError, CommunicationError, ConfigurationError, JobError,
                      JobFailed, NameServerError, ResultError, UltrarunError)
 from .job import JobStatus, parse_job_message, validate_result
+from .limits import LimitedCaller, check_limits
 from .security import Credentials, credentials_path, resolve_secret
 
 log = logging.getLogger(__name__)
 
 _worker_ids = itertools.count()
-_STARTUP_TIMEOUT = 120.0  # seconds a compute process may take to start
 _CONCURRENT_TYPES = ("thread", "process")
 _DISPATCHERS_KEPT = 8  # dispatchers whose acknowledgements a worker remembers
 _HEADROOM = 64 * 1024  # bytes of a message that are not the payload's (names, report, ...)
@@ -89,10 +85,9 @@ class Worker:
         self.worker_id = worker_id if worker_id is not None else id
         if self.worker_id is None:
             self.worker_id = next(_worker_ids)
-        for label, value in (("timeout", timeout), ("time_limit", time_limit),
-                             ("memory_limit", memory_limit)):
-            if value is not None and not value > 0:
-                raise ConfigurationError(f"{label} must be a positive number or None, got {value!r}")
+        if timeout is not None and not timeout > 0:
+            raise ConfigurationError(f"timeout must be a positive number or None, got {timeout!r}")
+        check_limits(time_limit, memory_limit, ("time_limit", "memory_limit"))
         transport.configure_tls(tls)
         self.timeout = timeout
         self.time_limit = time_limit
@@ -189,7 +184,8 @@ class Worker:
                                                  self.worker_id)
         rt.ns.register(self.worker_name, rt.uri)
         if rt.concurrent_type == "process":
-            rt.child = _ComputeProcess(self, self.time_limit, self.memory_limit)
+            rt.child = LimitedCaller(functools.partial(_compute_in_child, self),
+                                     self.time_limit, self.memory_limit)
         self.logger.info("worker %s registered with the name server at %s:%s, serving at %s",
                          self.worker_name, rt.ns.host, rt.ns.port, rt.uri)
 
@@ -224,7 +220,7 @@ class Worker:
                         job["kwargs"])
         started = time.monotonic()
         if rt.child is not None:
-            status, result, exception = rt.child.run(kwargs)
+            status, result, exception = _compute_limited(rt.child, kwargs)
         else:
             status, result, exception = _run_compute(self, kwargs)
         duration = time.monotonic() - started
@@ -409,7 +405,7 @@ class _Runtime:
         self.ns: transport.NameServerClient | None = None  # the uplink's, after start-up
         self.server: transport.Server | None = None
         self.uri = ""
-        self.child: _ComputeProcess | None = None
+        self.child: LimitedCaller | None = None
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.stop = threading.Event()
@@ -730,111 +726,21 @@ def _run_compute(worker: Worker, kwargs: dict) -> tuple[JobStatus, dict | None, 
         return JobStatus.CRASHED, None, traceback.format_exc()
 
 
-def _child_main(conn: multiprocessing.connection.Connection, worker: Worker,
-                memory_limit: float | None) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker process decides about Ctrl-C
-    if memory_limit:
-        limit = int(memory_limit * 1024 * 1024)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    conn.send("ready")  # start-up (imports, unpickling the worker) is not the job's time
-    while True:
-        try:
-            kwargs = conn.recv()
-        except (EOFError, OSError):
-            return
-        status, result, exception = _run_compute(worker, kwargs)
-        conn.send((status.value, result, exception))
+def _compute_in_child(worker: Worker, kwargs: dict) -> tuple[str, dict | None, str | None]:
+    """What the compute child runs (see :mod:`ultrarun.limits`): one job, as plain data."""
+    status, result, exception = _run_compute(worker, kwargs)
+    return status.value, result, exception
 
 
-class _ComputeProcess:
-    """A reusable child process that runs compute; killed and replaced on a limit or a crash."""
-
-    def __init__(self, worker: Worker, time_limit: float | None, memory_limit: float | None):
-        self._worker = worker
-        self._time_limit = time_limit
-        self._memory_limit = memory_limit
-        self._ctx = multiprocessing.get_context("spawn")
-        self._proc: Any = None
-        self._conn: Any = None
-        self._ready = False
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def _ensure(self) -> None:
-        if self._proc is not None and self._proc.is_alive():
-            return
-        self._kill()
-        parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(target=_child_main, args=(child, self._worker, self._memory_limit),
-                                 name="ultrarun-compute", daemon=True)
-        proc.start()
-        child.close()
-        self._proc, self._conn = proc, parent
-        self._ready = False
-
-    def _wait_ready(self, proc: Any, conn: Any) -> bool:
-        """Wait for a fresh child's ready message (at most _STARTUP_TIMEOUT)."""
-        if self._ready:
-            return True
-        ready = multiprocessing.connection.wait([conn, proc.sentinel], timeout=_STARTUP_TIMEOUT)
-        if conn in ready:
-            try:
-                self._ready = conn.recv() == "ready"
-            except (EOFError, OSError):
-                self._ready = False
-        return self._ready
-
-    def run(self, kwargs: dict) -> tuple[JobStatus, dict | None, str | None]:
-        with self._lock:
-            if self._closed:
-                return JobStatus.CANCELLED, None, "the worker is shutting down"
-            self._ensure()
-            proc, conn = self._proc, self._conn
-        if not self._wait_ready(proc, conn):
-            with self._lock:
-                self._kill()
-            return JobStatus.CRASHED, None, ("the compute process did not start (exit code "
-                                             f"{proc.exitcode}); see the worker's log")
-        try:
-            conn.send(kwargs)
-        except (OSError, ValueError) as exc:
-            return JobStatus.CRASHED, None, f"could not hand the job to the compute process: {exc}"
-        deadline = None if self._time_limit is None else time.monotonic() + self._time_limit
-        while True:
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ready = multiprocessing.connection.wait([conn, proc.sentinel], timeout=wait)
-            if conn in ready:
-                try:
-                    status, result, exception = conn.recv()
-                    return JobStatus(status), result, exception
-                except (EOFError, OSError):
-                    pass  # the process died while answering: handled below
-            if ready or proc.exitcode is not None:
-                proc.join(timeout=5)
-                code = proc.exitcode
-                with self._lock:
-                    self._kill()
-                if self._memory_limit and code == -signal.SIGKILL:
-                    return JobStatus.MEMOUT, None, ("compute process was killed (SIGKILL), "
-                                                    f"memory limit {self._memory_limit} MiB")
-                return JobStatus.CRASHED, None, f"compute process died with exit code {code}"
-            if deadline is not None and time.monotonic() >= deadline:
-                with self._lock:
-                    self._kill()
-                return JobStatus.TIMEOUT, None, f"compute exceeded the time limit of {self._time_limit}s"
-
-    def _kill(self) -> None:
-        if self._proc is not None:
-            if self._proc.is_alive():
-                self._proc.kill()
-            self._proc.join(timeout=5)
-            self._conn.close()
-        self._proc = self._conn = None
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._kill()
+def _compute_limited(caller: LimitedCaller, kwargs: dict
+                     ) -> tuple[JobStatus, dict | None, str | None]:
+    """One job in the worker's compute child, under its limits."""
+    out = caller.call(kwargs)
+    if out.status is JobStatus.SUCCESS:
+        status, result, exception = out.value
+        return JobStatus(status), result, exception
+    info = out.info or {}
+    return out.status, None, info.get("traceback") or info.get("error") or out.status.name
 
 
 __all__ = ["Worker"]

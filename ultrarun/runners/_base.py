@@ -18,18 +18,16 @@ import collections
 import concurrent.futures
 import logging
 import math
-import numbers
 import time
 import traceback
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Mapping, Sequence, Union
 
-import numpy as np
 
 from ..errors import (ConfigurationError, FirstRunCrashedException, ResultError,
                       TargetAlgorithmAbortException, UltrarunError)
 from ..executor import Executor, RetryPolicy
-from ..job import JobStatus, to_plain
+from ..job import JobStatus, finite_cost, to_plain
 
 logger = logging.getLogger(__name__)
 
@@ -91,21 +89,6 @@ class _Pending:
 def error_info(exc: BaseException) -> dict[str, str]:
     """The ``additional_info`` of a crashed trial: the error and its formatted traceback."""
     return {"error": repr(exc), "traceback": "".join(traceback.format_exception(exc))}
-
-
-def finite_cost(cost: Any) -> Cost:
-    """Return ``cost`` as a float or a list of floats; raise ResultError if it is not finite."""
-    if isinstance(cost, (bool, np.bool_)):
-        raise ResultError(f"cost is a bool ({cost!r}); it must be a number or a list of numbers")
-    if isinstance(cost, (numbers.Real, np.number)):
-        value = float(cost)
-        if not math.isfinite(value):
-            raise ResultError(f"cost is {value}; it must be a finite number")
-        return value
-    if isinstance(cost, (list, tuple, np.ndarray)) and len(cost) > 0:
-        return [finite_cost(item) for item in np.asarray(cost, dtype=object).ravel()]  # type: ignore[misc]
-    raise ResultError(f"cost is {type(cost).__name__} {cost!r:.80}; it must be a finite number "
-                      "or a non-empty list of finite numbers")
 
 
 class AbstractRunner(abc.ABC):
@@ -434,4 +417,4 @@ def check_n_workers(n_workers: int | None, default: int) -> int:
 
 
 __all__ = ["TrialInfo", "TrialValue", "WorkerLost", "AbstractRunner", "AbstractSerialRunner",
-           "AbstractParallelRunner", "error_info", "finite_cost"]
+           "AbstractParallelRunner", "error_info"]

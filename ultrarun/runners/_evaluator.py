@@ -205,7 +205,7 @@ class Evaluator:
         Runner backend name: ``"serial"``, ``"thread"``, ``"process"``, ``"dask"``, ``"ray"`` or
         a registered one.
     walltime_limit, memory_limit:
-        Hard per-job limits (seconds, MB), enforced in a child process: TIMEOUT, MEMOUT.
+        Hard per-job limits (seconds, MiB), enforced in a child process: TIMEOUT, MEMOUT.
     runner_kwargs:
         Further backend arguments (``dask_client``, ``patience``, ``mp_context``, ...).
     """

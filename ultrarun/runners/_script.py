@@ -27,14 +27,14 @@ from typing import Any, Mapping, Sequence
 from ..errors import ConfigurationError, ResultError
 from ..job import JobStatus
 from ._base import AbstractSerialRunner, Cost
-from ._limits import check_limits, child_env, exit_status
-from ._target_function import parse_target_result
+from ..limits import check_limits, child_env, exit_status
+from ..job import parse_result
 
 logger = logging.getLogger(__name__)
 
 #: Runs the program under RLIMIT_AS: ``python -c _RLIMIT_EXEC <MB> <program> <args...>``.
-_RLIMIT_EXEC = ("import os, sys; from ultrarun.runners._limits import set_memory_limit; "
-                "set_memory_limit(int(sys.argv[1])); os.execvp(sys.argv[2], sys.argv[2:])")
+_RLIMIT_EXEC = ("import os, sys; from ultrarun.limits import set_memory_limit; "
+                "set_memory_limit(float(sys.argv[1])); os.execvp(sys.argv[2], sys.argv[2:])")
 _TAIL = 2000
 
 
@@ -48,7 +48,7 @@ def parse_script_output(stdout: str) -> tuple[Any, dict[str, Any]]:
             except json.JSONDecodeError:
                 continue
             if isinstance(data, dict):
-                return parse_target_result(data)
+                return parse_result(data)
         key, sep, value = line.partition("=")
         if sep and key.strip() in ("cost", "loss"):
             try:
@@ -116,7 +116,7 @@ class ScriptRunner(AbstractSerialRunner):
         if proc.returncode != 0:
             if self._memory_limit is not None and "MemoryError" in stderr:
                 status, info = JobStatus.MEMOUT, {"error": "the program ran out of memory "
-                                                  f"(limit {self._memory_limit} MB)"}
+                                                  f"(limit {self._memory_limit:g} MiB)"}
             else:
                 status, info = exit_status(proc.returncode, self._memory_limit)
             return status, float("inf"), runtime, cpu_time, {**info, **tail}

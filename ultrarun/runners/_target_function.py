@@ -5,67 +5,19 @@ import copy
 import inspect
 import logging
 import math
-import numbers
 import time
 from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
 
-from ..errors import ConfigurationError, ResultError
-from ..job import JobStatus
+from ..errors import ConfigurationError
+from ..job import JobStatus, parse_result
 from ._base import AbstractSerialRunner, Cost
-from ._limits import LimitedCaller, check_limits
+from ..limits import LimitedCaller, check_limits
 
 logger = logging.getLogger(__name__)
 
 #: Trial fields passed to a target whose signature names them (as SMAC's required arguments).
 TRIAL_ARGUMENTS = ("seed", "instance", "budget")
-
-
-def parse_target_result(rval: Any, objectives: Sequence[str] | None = None,
-                        ) -> tuple[Any, dict[str, Any]]:
-    """Split what a target returned into ``(cost, info)``.
-
-    Accepted: a number; a list of numbers (multi-objective); a dict with ``'loss'``, ``'cost'`` or
-    ``'objective'`` and optionally ``'info'``; a dict of named objectives when ``objectives`` is
-    given; any of those as ``(cost, info)``. The cost is checked for finiteness later, by
-    ``run_wrapper``.
-    """
-    info: Any = {}
-    if isinstance(rval, tuple) and len(rval) == 2 and isinstance(rval[1], Mapping):
-        rval, info = rval
-    if isinstance(rval, Mapping):
-        key = next((k for k in ("loss", "cost", "objective") if k in rval), None)
-        if key is not None:
-            extra = rval.get("info", {})
-            if not isinstance(extra, Mapping):
-                raise ResultError(f"result['info'] is {type(extra).__name__}; it must be a dict")
-            cost, info = rval[key], {**extra, **info}
-        elif objectives:
-            missing = [name for name in objectives if name not in rval]
-            if missing:
-                raise ResultError(f"the result has no value for the objectives {missing} "
-                                  f"(keys: {sorted(map(str, rval))})")
-            cost = [rval[name] for name in objectives]
-        else:
-            raise ResultError("the target returned a dict without 'loss', 'cost' or 'objective' "
-                              f"(keys: {sorted(map(str, rval))}); pass objectives=[...] to read "
-                              "named objectives")
-    else:
-        cost = rval
-    if cost is None:
-        raise ResultError("the target returned no cost (None)")
-    if isinstance(cost, np.ndarray):
-        cost = cost.tolist()
-    if isinstance(cost, (list, tuple)):
-        if objectives is not None and len(cost) != len(objectives):
-            raise ResultError(f"the target returned {len(cost)} costs for {len(objectives)} "
-                              f"objectives {list(objectives)}")
-        cost = list(cost)
-    elif not isinstance(cost, (numbers.Real, np.number)):
-        raise ResultError(f"the target returned a cost of type {type(cost).__name__}; "
-                          "expected a number, a list of numbers or a dict with 'loss'")
-    return cost, dict(info)
 
 
 class TargetFunctionRunner(AbstractSerialRunner):
@@ -76,7 +28,7 @@ class TargetFunctionRunner(AbstractSerialRunner):
     returns a float, a list of floats, a dict (``{'loss' | 'cost': ..., 'info': {...}}``) or a
     tuple ``(cost, info)``.
 
-    With ``walltime_limit`` (seconds) or ``memory_limit`` (MB, enforced with RLIMIT_AS) the target
+    With ``walltime_limit`` (seconds) or ``memory_limit`` (MiB, enforced with RLIMIT_AS) the target
     runs in a reusable child process that is killed on the limit: TIMEOUT or MEMOUT. Without
     limits it runs in the calling process, which is fastest.
     """
@@ -135,7 +87,7 @@ class TargetFunctionRunner(AbstractSerialRunner):
             if result.status is not JobStatus.SUCCESS:
                 return result.status, math.inf, result.runtime, result.cpu_time, result.info or {}
             rval, runtime, cpu_time = result.value, result.runtime, result.cpu_time
-        cost, info = parse_target_result(rval, self._objectives)
+        cost, info = parse_result(rval, self._objectives)
         return JobStatus.SUCCESS, cost, runtime, cpu_time, info
 
     @property
@@ -151,4 +103,4 @@ class TargetFunctionRunner(AbstractSerialRunner):
             self._caller.close()
 
 
-__all__ = ["TargetFunctionRunner", "parse_target_result", "TRIAL_ARGUMENTS"]
+__all__ = ["TargetFunctionRunner", "TRIAL_ARGUMENTS"]

@@ -1,14 +1,22 @@
-"""Hard time and memory limits: the target runs in a child process that can be killed.
+"""Hard time and memory limits, for the workers' process mode and the runners alike.
 
-A limit can only be enforced from outside the code it limits, so a limited target runs in a
-child interpreter (:func:`child_main`) that is reused from trial to trial and
-killed and replaced when it hits a limit. The child is started with :mod:`subprocess`, not
-:mod:`multiprocessing`, so it can be started from anywhere, including daemonic pool processes
-and Dask workers.
+A limit can only be enforced from outside the code it limits, so a limited call runs in a
+child interpreter (:func:`child_main`) that is reused from call to call and killed and replaced
+when it hits a limit. The child is started with :mod:`subprocess`, not :mod:`multiprocessing`,
+so it can be started from anywhere, including daemonic pool processes and Dask workers. One
+rule decides every outcome (:func:`exit_status`, :class:`LimitedCaller`):
+
+- a call that runs longer than its time limit (seconds) is TIMEOUT, and its child killed;
+- ``MemoryError`` in the call is MEMOUT; so is a child killed by SIGKILL while a memory limit
+  (MiB, enforced with RLIMIT_AS on the child's address space) is set (the kernel's OOM killer);
+- any other death of the child (a signal, an exit code) is CRASHED, with the signal or code.
 
 Parent and child talk over the child's stdin/stdout with length-prefixed pickles. That is a
 private pipe between two processes of the same user, never a network socket; the child moves
-the user's prints from stdout to stderr so they cannot corrupt the channel.
+the user's prints from stdout to stderr so they cannot corrupt the channel. A target defined in
+the parent's ``__main__`` is found by running the main script in the child as
+``__mp_main__``, as :mod:`multiprocessing` does (so it needs the same main guard). See
+docs/worker.md and docs/runners.md.
 """
 from __future__ import annotations
 
@@ -26,46 +34,41 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, cast
 
-from ..errors import ConfigurationError, TargetAlgorithmAbortException
-from ..job import JobStatus
+from .errors import ConfigurationError, TargetAlgorithmAbortException
+from .job import JobStatus
 
 logger = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">Q")
 _STARTUP_TIMEOUT = 120.0  # seconds a fresh child may take to start and load the target
-_CHILD_MAIN = "import sys; from ultrarun.runners._limits import child_main; child_main(int(sys.argv[1]))"
+_CHILD_MAIN = ("import sys; from ultrarun.limits import child_main; "
+               "child_main(float(sys.argv[1]), sys.argv[2])")
 
 
-def check_limits(walltime_limit: float | None, memory_limit: int | None) -> None:
-    """Validate the limit arguments shared by the target-function and script runners."""
-    if walltime_limit is not None and (isinstance(walltime_limit, bool) or not
-                                       isinstance(walltime_limit, (int, float)) or walltime_limit <= 0):
-        raise ConfigurationError(f"walltime_limit must be a number of seconds > 0 or None, "
-                                 f"got {walltime_limit!r}")
-    if memory_limit is not None and (isinstance(memory_limit, bool) or not
-                                     isinstance(memory_limit, int) or memory_limit <= 0):
-        raise ConfigurationError(f"memory_limit must be an int number of MB > 0 or None, "
-                                 f"got {memory_limit!r}")
+def check_limits(time_limit: float | None, memory_limit: float | None,
+                 names: tuple[str, str] = ("walltime_limit", "memory_limit")) -> None:
+    """Validate a time limit (seconds) and a memory limit (MiB): positive numbers, or None."""
+    for name, value, unit in ((names[0], time_limit, "seconds"), (names[1], memory_limit, "MiB")):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not value > 0):
+            raise ConfigurationError(f"{name} must be a number of {unit} > 0 or None, "
+                                     f"got {value!r}")
 
 
-def exit_status(returncode: int, memory_limit: int | None) -> tuple[JobStatus, dict[str, Any]]:
-    """Classify a child that ended without a result.
-
-    Killed by SIGKILL while a memory limit is set is taken as the OOM killer: MEMOUT. Any other
-    signal or exit code is the target's failure: CRASHED, with the signal or code in the info.
-    """
+def exit_status(returncode: int, memory_limit: float | None) -> tuple[JobStatus, dict[str, Any]]:
+    """Classify a child that ended without a result (see the module's rule)."""
     if returncode < 0:
         name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else str(-returncode)
         if -returncode == signal.SIGKILL and memory_limit is not None:
-            return JobStatus.MEMOUT, {"error": f"the target was killed by {name} (memory limit "
-                                      f"{memory_limit} MB, probably the OOM killer)", "signal": name}
-        return JobStatus.CRASHED, {"error": f"the target process was killed by {name}",
-                                   "signal": name}
-    return JobStatus.CRASHED, {"error": f"the target process exited with code {returncode}",
+            return JobStatus.MEMOUT, {"error": f"the process was killed by {name} (memory limit "
+                                      f"{memory_limit:g} MiB, probably the OOM killer)",
+                                      "signal": name}
+        return JobStatus.CRASHED, {"error": f"the process was killed by {name}", "signal": name}
+    return JobStatus.CRASHED, {"error": f"the process exited with code {returncode}",
                                "returncode": returncode}
 
 
-def child_env(memory_limit: int | None) -> dict[str, str]:
+def child_env(memory_limit: float | None) -> dict[str, str]:
     """Environment of a child: the parent's import path; one BLAS thread under a memory limit.
 
     BLAS thread pools reserve address space per thread, which RLIMIT_AS counts, so under a
@@ -80,13 +83,13 @@ def child_env(memory_limit: int | None) -> dict[str, str]:
     return env
 
 
-def set_memory_limit(memory_limit_mb: int | None) -> None:
-    """Cap this process's address space (RLIMIT_AS) at ``memory_limit_mb`` megabytes."""
-    if memory_limit_mb is None:
+def set_memory_limit(memory_limit: float | None) -> None:
+    """Cap this process's address space (RLIMIT_AS) at ``memory_limit`` MiB."""
+    if not memory_limit:
         return
     import resource  # POSIX only, so imported where it is needed
 
-    limit = memory_limit_mb * 1024 * 1024
+    limit = int(memory_limit * 1024 * 1024)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
@@ -134,9 +137,11 @@ class ChildResult:
 class _Child:
     """One child interpreter that calls the target again and again."""
 
-    def __init__(self, target_bytes: bytes, memory_limit: int | None) -> None:
+    def __init__(self, target_bytes: bytes, memory_limit: float | None) -> None:
+        main = getattr(sys.modules.get("__main__"), "__file__", None)
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _CHILD_MAIN, str(memory_limit or 0)],
+            [sys.executable, "-c", _CHILD_MAIN, str(memory_limit or 0),
+             main if main and b"__main__" in target_bytes else ""],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=child_env(memory_limit))
         self.stdin = cast(BinaryIO, self.proc.stdin)
         self.stdout = cast(BinaryIO, self.proc.stdout)
@@ -174,7 +179,7 @@ class LimitedCaller:
     """
 
     def __init__(self, target: Callable[..., Any], walltime_limit: float | None,
-                 memory_limit: int | None) -> None:
+                 memory_limit: float | None) -> None:
         check_limits(walltime_limit, memory_limit)
         self._target = target
         self._walltime_limit = walltime_limit
@@ -241,7 +246,7 @@ class LimitedCaller:
         if timed_out and child.alive():
             child.kill()
             return ChildResult(JobStatus.TIMEOUT, runtime=runtime, info={
-                "error": f"the target exceeded the walltime limit of {self._walltime_limit} s"})
+                "error": f"exceeded the time limit of {self._walltime_limit:g} s"})
         child.kill()
         status, info = exit_status(child.proc.returncode, self._memory_limit)
         return ChildResult(status, runtime=runtime, info=info)
@@ -254,12 +259,24 @@ class LimitedCaller:
             child.kill()
 
 
-def child_main(memory_limit_mb: int) -> None:
+def _load_main(path: str) -> None:
+    """Make the parent's main script importable as ``__main__`` (multiprocessing's way)."""
+    import runpy
+    import types
+
+    module = types.ModuleType("__mp_main__")
+    sys.modules["__main__"] = sys.modules["__mp_main__"] = module
+    module.__dict__.update(runpy.run_path(path, run_name="__mp_main__"))
+
+
+def child_main(memory_limit: float, main: str = "") -> None:
     """Loop of the child: read the target once, then calls, and answer each one."""
     channel_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # the user's prints go to stderr, never into the channel
     channel_in = sys.stdin.buffer
-    set_memory_limit(memory_limit_mb or None)
+    set_memory_limit(memory_limit or None)
+    if main:
+        _load_main(main)
 
     def read() -> Any:
         header = channel_in.read(_HEADER.size)
@@ -281,8 +298,7 @@ def child_main(memory_limit_mb: int) -> None:
         except TargetAlgorithmAbortException as exc:
             reply = ("abort", str(exc))
         except MemoryError as exc:
-            reply = ("memout" if memory_limit_mb else "error",
-                     {"error": repr(exc), "traceback": traceback.format_exc()})
+            reply = ("memout", {"error": repr(exc), "traceback": traceback.format_exc()})
         except Exception as exc:  # reported to the parent as CRASHED
             reply = ("error", {"error": repr(exc), "traceback": traceback.format_exc()})
         reply = (*reply, time.monotonic() - start, time.process_time() - cpu_start)
