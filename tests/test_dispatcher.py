@@ -257,9 +257,9 @@ def test_n_workers_supervisor_starts_and_stops_its_processes(cluster):
     try:
         d, results = cluster.dispatcher()
         wait_until(lambda: d.number_of_workers() == 2, timeout=30, message="2 workers")
-        for i in range(4):
-            d.submit_job(i, config={"x": i}, budget=1.0)
-        assert len({j.result["info"]["pid"] for j in results.wait_for(4)}) >= 1
+        for i in range(4):  # long enough that both workers, idle, get some
+            d.submit_job(i, config={"x": i, "sleep": 0.3}, budget=1.0)
+        assert len({j.result["info"]["pid"] for j in results.wait_for(4)}) == 2
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
         wait_until(lambda: d.number_of_workers() == 0, timeout=10, message="workers gone")

@@ -123,24 +123,6 @@ def test_asha_until_the_time_is_up_starts_no_job_that_would_end_after_it(tmp_pat
     assert max(ends) > 2.0 - 0.45, "the workers were kept busy until close to the deadline"
 
 
-def test_time_left_holds_back_a_job_that_would_end_after_the_deadline(tmp_path):
-    # one worker; stage 0: 6 jobs of 0.05 s, stage 1: 2 jobs of 0.5 s. The first of those ends
-    # about 0.85 s in; the second would end about 1.35 s in, past the 1 s deadline.
-    space = ConfigurationSpace(seed=0, space=[Float("x", (0.0, 1.0))])
-    with LocalCluster(n_workers=1, eval_func=sleep_per_budget, working_directory=tmp_path) as cluster:
-        master = Master(cluster.run_id, RandomSampler(space, seed=0),
-                        CustomIterGenerator([1, 10], [6, 2]), nameserver=cluster.nameserver.host,
-                        nameserver_port=cluster.nameserver_port, secret=cluster.secret,
-                        working_directory=tmp_path, time_left_for_this_task=1.0)
-        try:
-            result = master.run(n_iterations=1)
-        finally:
-            master.shutdown(shutdown_workers=True)
-    runs = result.get_all_runs()
-    assert [r.budget for r in runs].count(10.0) == 1, "the second 0.5 s job was not started"
-    assert max(r.time_stamps["finished"] for r in runs) < 1.0
-
-
 def test_n_iterations_none_needs_a_time_limit(branin_cluster, tmp_path):
     master = front(HyperBand, branin_cluster, tmp_path, asha=True)
     try:

@@ -126,6 +126,19 @@ class Executor(abc.ABC):
     def trigger_discover_worker(self) -> None:
         """Look for new workers now (a no-op where the executor knows them)."""
 
+    @staticmethod
+    def of(given: Any) -> "Executor":
+        """``given`` if it is an executor, or what its ``as_executor()`` makes of it (every
+        :mod:`ultrarun.runners` runner has one)."""
+        if isinstance(given, Executor):
+            return given
+        make = getattr(given, "as_executor", None)
+        if callable(make):
+            return make()
+        raise ConfigurationError("executor must be an ultrarun.executor.Executor (such as a "
+                                 "Dispatcher) or something with as_executor(), such as an "
+                                 f"ultrarun.runners runner; got {type(given).__name__}")
+
     def __enter__(self) -> "Executor":
         return self.start()
 

@@ -134,7 +134,7 @@ class _RunState:
     def __init__(self, n_iterations: int | None, deadline: float, fits: Any,
                  iteration_kwargs: dict):
         self.to_start = math.inf if n_iterations is None else n_iterations  # iterations left
-        self.deadline = deadline  # time.monotonic() at which no job starts any more
+        self.deadline = deadline  # self.clock.monotonic() at which no job starts any more
         self.fits = fits  # fits(budget) -> bool, None without a deadline
         self.iteration_kwargs = iteration_kwargs
         self.fresh = False  # the newest iteration has not handed out a run yet
@@ -163,7 +163,11 @@ class Master:
     ``deterministic=True`` hands results to the iterations and the optimizer in the order their
     jobs were submitted, one each time the run would wait, so a seeded run with a fixed number
     of workers samples the same configurations every time (see ``docs/optimizers.md``).
+    ``clock`` (an attribute: ``monotonic()`` and ``time()``) is the :mod:`time` module; tests
+    put a fake one there to run the deadline logic without waiting.
     """
+
+    clock: Any = time
 
     def __init__(self, run_id: Any, optimizer: BaseOptimizer, iter_generator: BaseIterGenerator,
                  progress_callback: Callable[[Job, "Master"], Any] | None = None,
@@ -241,14 +245,8 @@ class Master:
                                nameserver=nameserver, nameserver_port=nameserver_port,
                                host=host, queue_callback=self.adjust_queue_size, secret=secret,
                                prefetch=prefetch, tls=tls, timeout=timeout)
-        elif not isinstance(given, Executor):
-            from .runners import AbstractRunner
-
-            if not isinstance(given, AbstractRunner):
-                raise ConfigurationError("executor must be an ultrarun.executor.Executor (such as "
-                                         "a Dispatcher) or an ultrarun.runners runner, got "
-                                         f"{type(given).__name__}")
-            given = given.as_executor()
+        else:
+            given = Executor.of(given)
         return given.bind(self.job_callback, self.adjust_queue_size)
 
     @property
@@ -302,9 +300,9 @@ class Master:
             with _gc.frozen_startup_objects(), self.thread_cond:
                 # the clock starts after the freeze's one full collection (tens of ms), and the
                 # results' times count from the same moment
-                deadline = time.monotonic() + self.time_left_for_this_task
+                deadline = self.clock.monotonic() + self.time_left_for_this_task
                 if self.config["time_ref"] is None:
-                    self.config["time_ref"] = time.time()
+                    self.config["time_ref"] = self.clock.time()
                 state = _RunState(n_iterations, deadline, None, dict(iteration_kwargs or {}))
                 if not math.isinf(deadline):
                     state.fits = lambda budget: self._fits(state, budget)
@@ -316,20 +314,20 @@ class Master:
 
     def _step(self, state: _RunState) -> bool:
         """One pass of the run loop; False when the run is over. Caller holds thread_cond."""
-        if time.monotonic() >= state.deadline:
+        if self.clock.monotonic() >= state.deadline:
             self._stop_launching()
             return False
         self._queue_wait(state.deadline)
-        if time.monotonic() >= state.deadline:
+        if self.clock.monotonic() >= state.deadline:
             return True
         if self._launch_next(state) or self._start_iteration(state):
             return True
         if self.num_running_jobs == 0 and (state.unfit or not self.active_iterations()):
             if state.unfit:
                 self.logger.info("no job fits in the %.1f s left; stopping",
-                                 _remaining(state.deadline))
+                                 self._remaining(state.deadline))
             return False
-        self._wait(_remaining(state.deadline))
+        self._wait(self._remaining(state.deadline))
         return True
 
     def _stop_launching(self) -> None:
@@ -374,7 +372,7 @@ class Master:
         Says what it waits for, and where, every ``report_every`` seconds (a warning); with a
         ``timeout`` (seconds), raises :class:`~ultrarun.errors.UltrarunError` when it is over.
         """
-        start = time.monotonic()
+        start = self.clock.monotonic()
         deadline = math.inf if timeout is None else start + timeout
         self.executor.start()  # idempotent: lets callers wait before run()
         where = f"run {self.run_id}" + (f" at {self.executor.where}"
@@ -384,7 +382,7 @@ class Master:
                          self.executor.number_of_workers(), min_n_workers)
         with self.thread_cond:
             while (n := self.executor.number_of_workers()) < min_n_workers:
-                now = time.monotonic()
+                now = self.clock.monotonic()
                 if now >= deadline:
                     raise UltrarunError(
                         f"gave up waiting for workers of {where} after {timeout:g} s: {n} of "
@@ -421,8 +419,8 @@ class Master:
     def _queue_wait(self, deadline: float) -> None:
         if self.num_running_jobs >= self.job_queue_sizes[1]:
             while (self.num_running_jobs > self.job_queue_sizes[0]
-                   and time.monotonic() < deadline):
-                self._wait(_remaining(deadline))
+                   and self.clock.monotonic() < deadline):
+                self._wait(self._remaining(deadline))
 
     def _fits(self, state: _RunState, budget: float) -> bool:
         """Whether a job at ``budget`` is expected to finish before the deadline: it starts when
@@ -433,11 +431,15 @@ class Master:
         if estimate is None:
             return True
         if state.expected_start is None:  # the same for every budget tried: ask once
-            state.expected_start = self.executor.expected_start() or time.monotonic()
+            state.expected_start = self.executor.expected_start() or self.clock.monotonic()
         if state.expected_start + estimate <= state.deadline:
             return True
         state.unfit = True
         return False
+
+    def _remaining(self, deadline: float) -> float | None:
+        """Seconds until ``deadline`` for Condition.wait (None: no deadline)."""
+        return None if math.isinf(deadline) else max(0.0, deadline - self.clock.monotonic())
 
     def _wait(self, timeout: float | None) -> None:
         """Wait for a result. Deterministic: apply the next result in submission order instead,
@@ -647,9 +649,6 @@ def _check_same_run(earlier: dict | None, now: dict, path: Path) -> None:
                                  f"({details}); use another run_id or checkpoint_file")
 
 
-def _remaining(deadline: float) -> float | None:
-    """Seconds until ``deadline`` for Condition.wait (None: no deadline)."""
-    return None if math.isinf(deadline) else max(0.0, deadline - time.monotonic())
 
 
 def _first_budget(datum: Any) -> float:

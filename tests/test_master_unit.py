@@ -1,0 +1,148 @@
+"""The master on a small in-memory executor with a fake clock: its decisions (deadlines,
+iterations, deterministic order, retries as the executor reports them), with no process, no
+thread and no waiting. The end-to-end tests in test_master.py show the same on real workers."""
+from __future__ import annotations
+
+import pytest
+from ConfigSpace import ConfigurationSpace, Float
+
+from ultrarun.executor import Durations, Executor, RetryPolicy
+from ultrarun.iterations import CustomIterGenerator, HyperBandIterGenerator
+from ultrarun.job import Job, JobStatus
+from ultrarun.master import Master
+from ultrarun.optimizers import RandomSearch as RandomSampler
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def time(self) -> float:
+        return 1_000_000.0 + self.t
+
+
+class SimulatedExecutor(Executor):
+    """``n_workers`` simulated workers; a job at budget b takes ``seconds_per_budget * b``. A
+    submitted job runs at once on the worker free first, the clock jumps to its end, and its
+    result is reported before ``submit_job`` returns (so the master never waits)."""
+
+    def __init__(self, clock: Clock, n_workers: int = 1, seconds_per_budget: float = 0.05,
+                 fail: set | None = None):
+        self.clock = clock
+        self.free_at = [0.0] * n_workers
+        self.seconds_per_budget = seconds_per_budget
+        self.fail = fail or set()
+        self.retry = RetryPolicy()
+        self.durations = Durations()
+        self.submitted: list[Job] = []
+
+    def start(self) -> "SimulatedExecutor":
+        return self
+
+    def number_of_workers(self) -> int:
+        return len(self.free_at)
+
+    def expected_start(self) -> float:
+        return max(self.clock.t, min(self.free_at))
+
+    def submit_job(self, id, **kwargs) -> Job:
+        job = Job(id=id, kwargs=kwargs)
+        self.submitted.append(job)
+        worker = self.free_at.index(min(self.free_at))
+        start = max(self.clock.t, self.free_at[worker])
+        job.duration = self.seconds_per_budget * kwargs["budget"]
+        end = self.free_at[worker] = start + job.duration
+        self.clock.t = end
+        job.timestamps = {"submitted": self.clock.time(), "started": 1e6 + start,
+                          "finished": 1e6 + end}
+        job.status = JobStatus.CRASHED if len(self.submitted) in self.fail else JobStatus.SUCCESS
+        if job.status is JobStatus.SUCCESS:
+            job.result = {"loss": float(kwargs["config"]["x"]), "info": {}}
+            self.durations.record(kwargs["budget"], job.duration)
+        self.new_result_callback(job)
+        return job
+
+    def cancel_queued_jobs(self, ids=None) -> int:
+        return 0
+
+    def shutdown(self, shutdown_workers: bool = False) -> None:
+        pass
+
+
+def master_on(executor: SimulatedExecutor, generator, tmp_path, **kwargs) -> Master:
+    space = ConfigurationSpace(seed=0, space=[Float("x", (0.0, 1.0))])
+    master = Master("sim", RandomSampler(space, seed=0), generator, executor=executor,
+                    working_directory=tmp_path, show_progress=False, **kwargs)
+    master.clock = executor.clock
+    return master
+
+
+def test_time_left_holds_back_a_job_that_would_end_after_the_deadline(tmp_path):
+    """One worker; stage 0: 6 jobs of 0.05 s, stage 1: 2 jobs of 0.5 s. The first of those ends
+    0.8 s in; the second would end 1.3 s in, past the 1 s deadline: it is not started."""
+    executor = SimulatedExecutor(Clock())
+    master = master_on(executor, CustomIterGenerator([1, 10], [6, 2]), tmp_path,
+                       time_left_for_this_task=1.0)
+    result = master.run(n_iterations=1)
+    runs = result.get_all_runs()
+    assert sorted(r.budget for r in runs) == [1.0] * 6 + [10.0]
+    assert max(r.time_stamps["finished"] for r in runs) <= 1.0
+    assert executor.clock.t == pytest.approx(0.8)
+
+
+def test_a_hyperband_iteration_runs_its_whole_schedule(tmp_path):
+    generator = HyperBandIterGenerator(1, 9, 3)
+    executor = SimulatedExecutor(Clock(), n_workers=3)
+    result = master_on(executor, generator, tmp_path).run(n_iterations=2)
+    assert len(result.get_all_runs()) == generator.num_jobs(0) + generator.num_jobs(1)
+    budgets = [job.kwargs["budget"] for job in executor.submitted]
+    assert budgets.count(9.0) == sum(1 for b in budgets if b == 9.0) > 0
+
+
+def test_failed_jobs_count_and_never_stall_an_iteration(tmp_path):
+    executor = SimulatedExecutor(Clock(), fail={1, 2, 3})
+    master = master_on(executor, CustomIterGenerator([1, 3], [6, 2]), tmp_path)
+    result = master.run(n_iterations=1)
+    assert master.num_failed == 3
+    assert [r.status for r in result.get_all_runs()].count(JobStatus.CRASHED) == 3
+    assert all(it.is_finished for it in master.iterations)
+
+
+def test_the_incumbent_is_the_best_loss_per_budget(tmp_path):
+    executor = SimulatedExecutor(Clock(), n_workers=2)
+    master = master_on(executor, CustomIterGenerator([1, 3], [6, 2]), tmp_path)
+    result = master.run(n_iterations=1)
+    for budget in (1.0, 3.0):
+        losses = [r.loss for r in result.get_all_runs() if r.budget == budget]
+        assert master.incumbent_performances[budget] == min(losses)
+    assert master.best.best()[0] == 3.0
+
+
+def test_the_master_sets_the_retry_policy_of_any_executor(tmp_path):
+    executor = SimulatedExecutor(Clock())
+    master_on(executor, CustomIterGenerator([1], [1]), tmp_path,
+              retry=RetryPolicy(max_retries=7, retry_on={JobStatus.TIMEOUT}))
+    assert executor.retry == RetryPolicy(7, frozenset({JobStatus.TIMEOUT}))
+
+
+def test_the_executor_must_keep_the_contract(tmp_path):
+    space = ConfigurationSpace(seed=0, space=[Float("x", (0.0, 1.0))])
+    with pytest.raises(Exception, match="Executor"):
+        Master("x", RandomSampler(space), CustomIterGenerator([1], [1]), executor=object(),
+               working_directory=tmp_path)
+
+
+@pytest.mark.parametrize("n_workers", [1, 3])
+def test_seconds_are_counted_by_the_clock_the_master_is_given(tmp_path, n_workers):
+    """A deadline of 2 s on the fake clock: whatever the real machine does, the master starts
+    no job whose estimate ends after it (n_iterations=None: until the time is up)."""
+    executor = SimulatedExecutor(Clock(), n_workers=n_workers)
+    master = master_on(executor, HyperBandIterGenerator(1, 9, 3), tmp_path,
+                       time_left_for_this_task=2.0)
+    result = master.run(n_iterations=None)
+    ends = [r.time_stamps["finished"] for r in result.get_all_runs()]
+    assert ends and max(ends) <= 2.0
+    assert len(ends) == len(executor.submitted)
