@@ -274,3 +274,20 @@ def test_the_cli_reference_documents_every_option_with_the_default_of_help():
                 assert tables[name][option] == "required", (name, option)
             elif _has_default(action):
                 assert tables[name][option] == str(action.default), (name, option)
+
+
+def test_a_worker_says_where_it_registered_and_what_it_waits_for(tmp_path, nameserver):
+    """At the default verbosity: the name server it waits for (while it waits), where it
+    registered, that no dispatcher is there yet, and its shutdown."""
+    out = ultrarun("worker", "ultrarun.worker:Worker", "--run-id", nameserver.run_id,
+                   "--working-dir", str(nameserver.working_directory), "--timeout", "0.5")
+    assert out.returncode == 0, out.stderr
+    assert f"registered with the name server at {nameserver.host}:{nameserver.port}" in out.stderr
+    assert f"no dispatcher of run {nameserver.run_id} yet" in out.stderr
+    assert "shut down: it was idle for 0.5s" in out.stderr
+    lonely = ultrarun("worker", "ultrarun.worker:Worker", "--run-id", "nobody",
+                      "--nameserver", "127.0.0.1:9", env={**os.environ,
+                                                          "ULTRARUN_NAMESERVER_WAIT": "6"})
+    assert lonely.returncode == 2
+    assert "waiting 5s so far for the name server at 127.0.0.1:9" in lonely.stderr
+    assert "no name server at 127.0.0.1:9 after 6s" in lonely.stderr

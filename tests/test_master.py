@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import pytest
@@ -132,7 +133,10 @@ def test_n_iterations_none_needs_a_time_limit(branin_cluster, tmp_path):
         master.shutdown()
 
 
-def test_crashed_jobs_do_not_stall_an_iteration(tmp_path):
+def test_crashed_jobs_do_not_stall_an_iteration_and_are_reported(tmp_path, caplog):
+    """Crashes never stall an iteration; at the default log level the first crash of its kind
+    is a warning with its reason, and the run ends with a count."""
+    caplog.set_level(logging.WARNING, logger="ultrarun.master")
     with LocalCluster(n_workers=2, worker_class=TestWorker, working_directory=tmp_path) as cluster:
         space = ConfigurationSpace(seed=0, space=[Float("x", (0.0, 1.0)),
                                                   Categorical("mode", ["crash", "fine"])])
@@ -149,6 +153,10 @@ def test_crashed_jobs_do_not_stall_an_iteration(tmp_path):
     assert crashed and all("crash on purpose" in r.error_logs for r in crashed)
     assert master.iterations[0].is_finished
     assert all(r.status is JobStatus.SUCCESS for r in runs if r.budget > 1.0)
+    firsts = [r for r in caplog.records if "the first CRASHED ValueError" in r.getMessage()]
+    assert len(firsts) == 1 and "ValueError: crash on purpose" in firsts[0].getMessage()
+    assert f"{len(crashed)} of {len(runs)} jobs failed: CRASHED ValueError x{len(crashed)}" \
+        in caplog.text
 
 
 def test_warm_start_tells_the_optimizer_the_previous_result(branin_cluster, tmp_path):

@@ -108,6 +108,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise ConfigurationError("--n-workers must be >= 1")
     if args.n_workers > 1:
         return _supervise_workers(args)
+    if not args.quiet and not args.verbose:  # a service says where it is and what it waits for
+        logging.getLogger("ultrarun.worker").setLevel(logging.INFO)
     cls = load_object(args.worker_class)
     kwargs = dict(args.arg or [])
     worker = cls(run_id=args.run_id, nameserver=args.nameserver[0] if args.nameserver else None,

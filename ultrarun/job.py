@@ -79,6 +79,19 @@ class Job:
                 f"worker={self.worker_name!r}, loss={self.loss!r})")
 
 
+def last_line(text: str | None) -> str:
+    """The last non-empty line of a failure's text (a traceback's is the exception)."""
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "(no message)"
+
+
+def failure_kind(status: JobStatus, text: str | None) -> str:
+    """A failure's kind, for reporting the first of each: its status and, for a crash, the
+    exception's type (``CRASHED ValueError``)."""
+    name = last_line(text).split(":", 1)[0]
+    return f"CRASHED {name}" if status is JobStatus.CRASHED and name.isidentifier() else status.name
+
+
 class Incumbents:
     """The best successful result per budget: its loss, id and configuration. The one tracker
     the master (``incumbents``, ``incumbent_performances``), the dispatcher's status and
@@ -326,5 +339,5 @@ def _short(value: Any, limit: int = 80) -> str:
 
 
 __all__ = ["Job", "JobStatus", "StatusType", "Incumbents", "to_plain", "validate_result",
-           "parse_result", "finite_cost", "parse_job_message",
+           "parse_result", "finite_cost", "failure_kind", "last_line", "parse_job_message",
            "parse_result_message"]

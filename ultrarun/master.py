@@ -25,7 +25,7 @@ from .dispatcher import Dispatcher
 from .errors import ConfigurationError, UltrarunError
 from .executor import Executor, RetryPolicy
 from .iterations import BaseIteration, BaseIterGenerator
-from .job import Incumbents, Job, JobStatus, to_plain
+from .job import Incumbents, Job, JobStatus, failure_kind, last_line, to_plain
 from .optimizers import BaseOptimizer
 from .progress import Progress
 from .results import Result, Run
@@ -225,6 +225,7 @@ class Master:
         self._progress: Any = None
         self._closed = False
         self._in_flight: collections.Counter = collections.Counter()  # running jobs per budget
+        self._failures: collections.Counter = collections.Counter()  # by kind
         self._submitted: collections.deque = collections.deque()  # deterministic: (id, budget)
         self._arrived: dict[tuple, tuple[Job, bool]] = {}  # deterministic: not applied yet
         self.executor = self._executor(executor, run_id, ping_interval, nameserver,
@@ -310,6 +311,10 @@ class Master:
                     pass
         finally:
             self._close_progress()
+        if self._failures:
+            self.logger.warning("%d of %d jobs failed: %s", sum(self._failures.values()),
+                                len(self.jobs), ", ".join(f"{kind} x{n}" for kind, n in
+                                                         self._failures.most_common()))
         return self.get_result()
 
     def _step(self, state: _RunState) -> bool:
@@ -514,6 +519,8 @@ class Master:
                 del self._in_flight[float(budget)]
             loss = job.result["loss"] if job.status is JobStatus.SUCCESS and job.result else None
             self.num_failed += job.status.failed
+            if job.status.failed and job.status is not JobStatus.CANCELLED:
+                self._report_failure(job)
             self.best.offer(budget, loss, config_id, config)
             try:
                 self.iterations[config_id[0]].register_result(
@@ -536,6 +543,17 @@ class Master:
                 self.progress_callback(job, self)
             except Exception:
                 self.logger.exception("progress_callback raised; continuing")
+
+    def _report_failure(self, job: Job) -> None:
+        """The first failure of each kind is a warning with its reason; the rest are counted
+        (summed up at the end of ``run``). Caller holds thread_cond."""
+        kind = failure_kind(job.status, job.exception)
+        self._failures[kind] += 1
+        if self._failures[kind] == 1:
+            self.logger.warning("job %s at budget %s ended %s: %s (the first %s; %d failed so far;"
+                                " the whole text is in the result's error_logs)", job.id,
+                                job.kwargs.get("budget"), job.status.name,
+                                last_line(job.exception), kind, self.num_failed)
 
     # ------------------------------------------------------------------- the journal
     def _open_journal(self) -> None:

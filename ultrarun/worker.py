@@ -30,7 +30,7 @@ from . import _gc, transport
 from .config import config
 from .errors import (AuthenticationError, CommunicationError, ConfigurationError, JobError,
                      JobFailed, NameServerError, ResultError, UltrarunError)
-from .job import JobStatus, parse_job_message, validate_result
+from .job import JobStatus, failure_kind, last_line, parse_job_message, validate_result
 from .limits import LimitedCaller, check_limits
 from .security import Credentials, credentials_path, resolve_secret
 
@@ -232,6 +232,12 @@ class Worker:
                 "'info', or raise ULTRARUN_MAX_MESSAGE_SIZE for every party of the run")
         self.logger.log(level, "worker %s finished job %s: %s %s", self.worker_name, job["id"],
                         status.name, result if exception is None else exception)
+        kind = failure_kind(status, exception) if status.failed else None
+        if kind is not None and kind not in rt.failures:  # the first of each kind, loud
+            rt.failures.add(kind)
+            self.logger.warning("worker %s: job %s ended %s: %s (the first %s here; the whole "
+                                "text goes to the master)", self.worker_name, job["id"],
+                                status.name, last_line(exception), kind)
         return {"token": job["token"], "attempt": job["attempt"], "status": status.value,
                 "result": result, "exception": exception, "duration": duration}
 
@@ -418,6 +424,7 @@ class _Runtime:
         self.meet: str | None = None  # a dispatcher that pinged us: connect to it
         self.dispatcher: str | None = None  # the one the uplink talks to
         self.jobs_done = 0
+        self.failures: set[str] = set()  # kinds of failure logged already
         self.started = time.time()
         self.idle_since = time.monotonic()
         self.last_contact = time.monotonic()
