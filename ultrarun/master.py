@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import _gc
-from ._jsonl import JsonLines, read_json_lines
+from ._files import JsonLines, read_json_lines
 from .dispatcher import Dispatcher
 from .errors import ConfigurationError, UltrarunError
 from .iterations import BaseIteration, BaseIterGenerator
@@ -38,8 +38,8 @@ class Journal(JsonLines):
     """Append-only JSON lines: one line per configuration and per finished job.
 
     Lines are flushed as they are written and fsync'ed every ``fsync_every`` results; a torn last
-    line (the master died mid-write) is cut before appending and skipped on reading. Writing and
-    reading lines is ``ultrarun/_jsonl.py``'s; this class knows the records.
+    line (the master died mid-write) is cut before appending and skipped on reading. Lines are
+    written and read by ``ultrarun/_files.py``; this class knows the records.
     """
 
     def read(self) -> tuple[dict | None, dict[ConfigId, dict], dict[tuple[ConfigId, float], dict]]:
@@ -50,12 +50,10 @@ class Journal(JsonLines):
         for _, record in read_json_lines(self.path):
             if record["t"] == "header":
                 header = record
-                continue
-            key = tuple(record["id"])
-            if record["t"] == "config":
-                configs[key] = record
+            elif record["t"] == "config":
+                configs[tuple(record["id"])] = record
             elif record["t"] == "result":
-                results[(key, float(record["budget"]))] = record
+                results[(tuple(record["id"]), float(record["budget"]))] = record
         return header, configs, results
 
 

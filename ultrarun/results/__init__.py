@@ -1,8 +1,6 @@
-"""Results of a run, with HpBandSter's names, meanings and file formats (``hpbandster.core.result``).
-
-One module per role: ``_analysis.py`` (``Result``, ``Run``, ``ConfigRecord``), ``_logs.py`` (the
-live ``json_result_logger`` and ``logged_results_to_HBS_result``), ``_exports.py`` (fANOVA,
-pandas, CSV). See docs/results.md.
+"""Results of a run, with HpBandSter's names, meanings and file formats: ``_analysis.py``
+(``Result``, ``Run``), ``_logs.py`` (logger, reader), ``_exports.py`` (fANOVA, pandas, CSV).
+See docs/results.md.
 """
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""The analysis API: ``Result``, ``Run`` and the per-configuration ``ConfigRecord``.
-
-HpBandSter's names and meanings (``hpbandster.core.result``): ``Result.get_incumbent_id()`` is
-the best run on the *largest* budget, trajectories are measured from the first submission. What
-ultrarun adds: every run keeps its :class:`~ultrarun.job.JobStatus` and the traceback of a failed
-run. The export methods (fANOVA, pandas, CSV) are in ``_exports.py``. See docs/results.md.
+"""The analysis API: ``Result``, ``Run``, ``ConfigRecord``, with HpBandSter's meanings; each run
+also keeps its :class:`~ultrarun.job.JobStatus` and a failed run's traceback. See docs/results.md.
 """
 from __future__ import annotations
 
@@ -42,10 +38,8 @@ class Run:
     status: JobStatus | None = None
 
     def __post_init__(self) -> None:
-        if self.status is None:
-            self.status = JobStatus.SUCCESS if self.loss is not None else JobStatus.CRASHED
-        elif not isinstance(self.status, JobStatus):
-            self.status = JobStatus(self.status)
+        inferred = JobStatus.SUCCESS if self.loss is not None else JobStatus.CRASHED
+        self.status = inferred if self.status is None else JobStatus(self.status)
 
     def __getitem__(self, key: str) -> Any:
         """HpBandSter lets runs be read like dicts (``run['loss']``)."""
@@ -55,11 +49,10 @@ class Run:
     def from_job(cls, job: Job) -> "Run":
         """The run a finished job stands for (absolute time stamps, as the job has them)."""
         status = final_status(job)
-        result = job.result if status is JobStatus.SUCCESS else None
-        return cls(config_id=job.id, budget=job.kwargs["budget"],
-                   loss=None if result is None else result.get("loss"),
-                   info=None if result is None else result.get("info"),
-                   time_stamps=dict(job.timestamps), error_logs=job.exception, status=status)
+        result = job.result if status is JobStatus.SUCCESS else {}
+        return cls(config_id=job.id, budget=job.kwargs["budget"], loss=result.get("loss"),
+                   info=result.get("info"), time_stamps=dict(job.timestamps),
+                   error_logs=job.exception, status=status)
 
 
 @dataclass
@@ -162,11 +155,7 @@ class Result(ResultExports):
         HpBandSter's meaning: a good loss on a small budget does not make an incumbent; see
         :meth:`get_incumbents_per_budget` for the best of every budget.
         """
-        max_budget = self.HB_config["max_budget"]
-        candidates = [(datum.results[max_budget]["loss"], config_id)
-                      for config_id, datum in self.data.items()
-                      if _has_loss(datum.results.get(max_budget))]
-        return _argmin(candidates)
+        return self.get_incumbents_per_budget().get(self.HB_config["max_budget"], (None,))[0]
 
     def get_incumbents_per_budget(self) -> dict[float, tuple[ConfigId, float]]:
         """``{budget: (config_id, loss)}``: the best successful run of every budget, budgets ascending."""
@@ -175,11 +164,10 @@ class Result(ResultExports):
             for budget, result in datum.results.items():
                 if _has_loss(result):
                     best.setdefault(budget, []).append((result["loss"], config_id))
-        out = {}
-        for budget in sorted(best):
-            config_id = _argmin(best[budget])
-            out[budget] = (config_id, self.data[config_id].results[budget]["loss"])
-        return out
+        # ties go to the smaller id, as HpBandSter's ``min`` over (loss, id) tuples
+        ids = {budget: min(pairs, key=lambda pair: (pair[0], _sort_key(pair[1])))[1]
+               for budget, pairs in best.items()}
+        return {b: (ids[b], self.data[ids[b]].results[b]["loss"]) for b in sorted(ids)}
 
     def get_incumbent_trajectory(self, all_budgets: bool = True, bigger_is_better: bool = True,
                                  non_decreasing_budget: bool = True) -> dict[str, list[Any]]:
@@ -222,24 +210,15 @@ class Result(ResultExports):
     def get_runs_by_id(self, config_id: ConfigId) -> list[Run]:
         """The runs of one configuration, by ascending budget (so ``[-1]`` is the longest)."""
         datum = self.data[config_id]
-        runs = []
-        for budget, result in datum.results.items():
-            ok = result is not None
-            runs.append(Run(config_id, budget,
-                            result.get("loss") if ok else None, result.get("info") if ok else None,
-                            datum.time_stamps.get(budget, {}), datum.exceptions.get(budget),
-                            datum.statuses.get(budget) or infer_status(result)))
-        runs.sort(key=lambda r: r.budget)
-        return runs
+        return sorted((Run(config_id, budget, (result or {}).get("loss"), (result or {}).get("info"),
+                           datum.time_stamps.get(budget, {}), datum.exceptions.get(budget),
+                           datum.statuses.get(budget) or infer_status(result))
+                       for budget, result in datum.results.items()), key=lambda r: r.budget)
 
     def get_all_runs(self, only_largest_budget: bool = False) -> list[Run]:
         """All runs; with ``only_largest_budget`` only the longest run of each configuration."""
-        all_runs: list[Run] = []
-        for config_id in self.data:
-            runs = self.get_runs_by_id(config_id)
-            if runs:
-                all_runs.extend(runs[-1:] if only_largest_budget else runs)
-        return all_runs
+        per_config = (self.get_runs_by_id(config_id) for config_id in self.data)
+        return [run for runs in per_config for run in (runs[-1:] if only_largest_budget else runs)]
 
     def get_id2config_mapping(self) -> dict[ConfigId, dict[str, Any]]:
         """``{config_id: {'config': ..., 'config_info': ...}}`` (deep copies)."""
@@ -274,20 +253,18 @@ def copy_record(datum: Any) -> ConfigRecord:
     statuses = getattr(datum, "statuses", None) or {}
     results = copy.deepcopy(dict(datum.results))
     return ConfigRecord(config=copy.deepcopy(datum.config),
-                 config_info=copy.deepcopy(getattr(datum, "config_info", {})),
-                 results=results,
-                 time_stamps={b: dict(ts) for b, ts in datum.time_stamps.items()},
-                 exceptions=dict(getattr(datum, "exceptions", {}) or {}),
-                 statuses={b: JobStatus(statuses[b]) if b in statuses else infer_status(r)
-                           for b, r in results.items()})
+                        config_info=copy.deepcopy(getattr(datum, "config_info", {})), results=results,
+                        time_stamps={b: dict(ts) for b, ts in datum.time_stamps.items()},
+                        exceptions=dict(getattr(datum, "exceptions", {}) or {}),
+                        statuses={b: JobStatus(statuses[b]) if b in statuses else infer_status(r)
+                                  for b, r in results.items()})
 
 
 def complete_HB_config(given: Mapping[str, Any], data: Mapping[ConfigId, ConfigRecord]) -> dict[str, Any]:
     """HB_config with the keys HpBandSter's reader would infer filled in from the data."""
     seen = sorted({b for datum in data.values() for b in datum.results})
     given_budgets = given.get("budgets")  # may be a numpy array (HpBandSter's masters pass one)
-    budgets = [float(b) for b in given_budgets] if given_budgets is not None else []
-    budgets = budgets or seen
+    budgets = [float(b) for b in given_budgets] if given_budgets is not None and len(given_budgets) else seen
     submitted = [ts["submitted"] for datum in data.values() for ts in datum.time_stamps.values()
                  if ts.get("submitted") is not None]
     out = dict(given)
@@ -308,13 +285,6 @@ def complete_HB_config(given: Mapping[str, Any], data: Mapping[ConfigId, ConfigR
 def _has_loss(result: Mapping[str, Any] | None) -> bool:
     loss = None if result is None else result.get("loss")
     return loss is not None and not (isinstance(loss, float) and math.isnan(loss))
-
-
-def _argmin(candidates: list[tuple[float, ConfigId]]) -> ConfigId | None:
-    """Id of the smallest loss; ties go to the smaller id, as HpBandSter's ``min`` over tuples."""
-    if not candidates:
-        return None
-    return min(candidates, key=lambda pair: (pair[0], _sort_key(pair[1])))[1]
 
 
 def _sort_key(config_id: ConfigId) -> Any:

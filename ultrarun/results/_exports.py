@@ -1,8 +1,4 @@
-"""The exports of a ``Result``: fANOVA data, pandas dataframes (HpBandSter's) and a CSV file.
-
-``Result`` inherits them from :class:`ResultExports`, which reads only the analysis methods
-(``get_all_runs``, ``get_id2config_mapping``, ``HB_config``). See docs/results.md.
-"""
+"""The exports of a ``Result``: fANOVA data, pandas dataframes, CSV. See docs/results.md."""
 from __future__ import annotations
 
 import copy
@@ -13,13 +9,12 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from .._csvfile import write_csv
-from .._jsonl import dumps
+from .._files import dumps, write_csv
 from ..job import TIMESTAMP_KEYS
 
 
 class ResultExports:
-    """``get_fANOVA_data``, ``get_pandas_dataframe`` and ``to_csv`` of a ``Result``."""
+    """The exports ``Result`` inherits, made from ``get_all_runs`` and ``get_id2config_mapping``."""
 
     def _runs_on(self, budgets: Iterable[float] | None) -> tuple[list[float], list[Any]]:
         budgets = list(self.HB_config["budgets"] if budgets is None else budgets)

@@ -1,12 +1,6 @@
-"""The live result logger and the log reader, in HpBandSter's file format.
-
-The logger writes ``configs.json`` and ``results.json`` line by line as HpBandSter does, plus
-``statuses.json`` (each run's :class:`~ultrarun.job.JobStatus`; HpBandSter's reader unpacks
-exactly five elements per results line, so the status has a file of its own). The reader loads
-ours and HpBandSter's logs; without ``statuses.json`` statuses are inferred (a result -> SUCCESS,
-no result -> CRASHED). Files are strict JSON: NaN and +/-infinity become ``null``, values that
-cannot be plain data are written as their ``repr`` (with a warning), so one odd value never costs
-a result. Lines are written and read by ``ultrarun/_jsonl.py``. See docs/results.md.
+"""The live result logger and the log reader, in HpBandSter's file format. Strict JSON: NaN and
++/-infinity become ``null``, what cannot be plain data its ``repr`` (with a warning): one odd value
+never costs a result. See docs/results.md.
 """
 from __future__ import annotations
 
@@ -17,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from .._jsonl import JsonLines, jsonable, read_json_lines
+from .._files import JsonLines, jsonable, read_json_lines
 from ..job import TIMESTAMP_KEYS, ConfigId, Job, JobStatus
 from ._analysis import ConfigRecord, Result, final_status
 
@@ -48,7 +42,6 @@ class json_result_logger:
     def __init__(self, directory: str | os.PathLike[str], overwrite: bool = False,
                  fsync: bool = True) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.config_fn = self.directory / CONFIGS_FILE
         self.results_fn = self.directory / RESULTS_FILE
         self.statuses_fn = self.directory / STATUSES_FILE
@@ -70,8 +63,7 @@ class json_result_logger:
             if config_id in self.config_ids:
                 return
             self.config_ids.add(config_id)
-            info = {} if config_info is None else config_info
-            self._append(self.config_fn, [config_id, config, info])
+            self._append(self.config_fn, [config_id, config, {} if config_info is None else config_info])
 
     def __call__(self, job: Job) -> None:
         """Log a finished job: its results line first, then its status line."""
@@ -108,8 +100,7 @@ def logged_results_to_HBS_result(directory: str | os.PathLike[str]) -> Result:
         if not isinstance(line, list) or len(line) not in (2, 3):
             logger.warning("%s:%d: expected [config_id, config, config_info], skipped", config_fn, line_no)
             continue
-        config_info = line[2] if len(line) == 3 else "N/A"
-        data[_config_id(line[0])] = ConfigRecord(config=line[1], config_info=config_info)
+        data[_config_id(line[0])] = ConfigRecord(line[1], line[2] if len(line) == 3 else "N/A")
 
     statuses: dict[tuple[ConfigId, float], JobStatus] = {}
     for line_no, line in read_json_lines(directory / STATUSES_FILE):

@@ -15,7 +15,7 @@ import os
 import time
 from typing import IO, Any, Callable, Iterable, Mapping, Sequence
 
-from .._csvfile import write_csv
+from .._files import write_csv
 from ..errors import ConfigurationError
 from ..job import Job, JobStatus
 from ._base import AbstractRunner, TrialInfo

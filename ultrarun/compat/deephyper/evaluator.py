@@ -14,14 +14,10 @@ TIMESTAMP_NAMES = {"submitted": "timestamp_submit", "started": "timestamp_start"
 
 
 class Job(_job.Job):
-    """A gathered job, readable with DeepHyper's names as well as ultrarun's.
-
-    ``args`` and ``parameters`` are the arguments (``kwargs``); ``output`` is
-    ``{"objective": value}`` once gathered (a failure's objective is ``"F_<status>"``, DeepHyper's
-    mark of a failed evaluation, e.g. ``"F_crashed"``); ``objective`` is that value;
-    ``metadata`` holds the info the run function returned, its run and CPU times and the
-    ``timestamp_submit``/``timestamp_start``/``timestamp_end``/``timestamp_gather`` times.
-    """
+    """A gathered job, readable with DeepHyper's names as well as ultrarun's: ``args`` and
+    ``parameters`` (``kwargs``), ``output`` (``{"objective": value}``; a failure's objective is
+    ``"F_<status>"``, e.g. ``"F_crashed"``), ``objective``, and ``metadata`` (the info the run
+    function returned, its run and CPU times, and the ``TIMESTAMP_NAMES`` times)."""
 
     @property
     def args(self) -> dict[str, Any]:
@@ -33,14 +29,12 @@ class Job(_job.Job):
     def output(self) -> dict[str, Any] | None:
         if not self.status.is_final:
             return None
-        if self.status is _job.JobStatus.SUCCESS:
-            return {"objective": self.loss}
-        return {"objective": f"F_{self.status.name.lower()}"}
+        ok = self.status is _job.JobStatus.SUCCESS
+        return {"objective": self.loss if ok else f"F_{self.status.name.lower()}"}
 
     @property
     def objective(self) -> Any:
-        output = self.output
-        return None if output is None else output["objective"]
+        return (self.output or {}).get("objective")
 
     @property
     def metadata(self) -> dict[str, Any]:
