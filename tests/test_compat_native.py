@@ -14,6 +14,7 @@ from ConfigSpace import ConfigurationSpace
 import ultrarun.compat.hpbandster as hpb
 import ultrarun.compat.hpbandster.core.worker  # noqa: F401  (hpb.core.worker)
 import ultrarun.compat.hpbandster.optimizers  # noqa: F401  (hpb.optimizers)
+from ultrarun.compat.deephyper.evaluator import Evaluator  # DeepHyper's job attributes
 from conftest import TESTS
 from ultrarun import transport
 from ultrarun.benchmarks import branin_space
@@ -22,7 +23,7 @@ from ultrarun.frontends import BOHB, HyperBand
 from ultrarun.iterations import HyperBandIterGenerator
 from ultrarun.nameserver import NameServer
 from ultrarun.results import Result, Run, logged_results_to_HBS_result
-from ultrarun.runners import Evaluator, TargetFunctionRunner, ThreadRunner
+from ultrarun.runners import TargetFunctionRunner, ThreadRunner
 from ultrarun.worker import Worker
 from ultrarun import visualization as vis
 

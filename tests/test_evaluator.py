@@ -63,7 +63,7 @@ def test_submit_gather_all(create: Callable[..., Evaluator]) -> None:
     for job in done:
         assert job.status is JobStatus.SUCCESS
         assert job.loss == pytest.approx((job.kwargs["x"] - 0.5) ** 2 + job.kwargs["n"])
-        assert {"submit", "start", "end", "gather"} <= set(job.timestamps)
+        assert {"submitted", "started", "finished", "gathered"} <= set(job.timestamps)
     assert (evaluator.num_jobs_submitted, evaluator.num_jobs_gathered) == (6, 6)
     assert evaluator.num_workers >= 1
     assert sorted(recorder.launched) == sorted(recorder.done) == [1, 2, 3, 4, 5, 6]
@@ -133,7 +133,7 @@ def test_csv_dump_parses_back(create: Callable[..., Evaluator], tmp_path: Path) 
     assert float(rows["1"]["loss"]) == 1.0 and rows["1"]["status"] == "SUCCESS"
     assert rows["2"]["p:x"] == "2.0"
     assert rows["3"]["status"] == "CRASHED" and rows["3"]["loss"] == "" and rows["3"]["error"]
-    assert float(rows["1"]["m:timestamp_gather"]) >= float(rows["1"]["m:timestamp_submit"]) >= 0
+    assert float(rows["1"]["m:gathered"]) >= float(rows["1"]["m:submitted"]) >= 0
     with open(log, newline="") as stream:
         assert sorted(row["job_id"] for row in csv.DictReader(stream)) == ["1", "2", "3"]
     assert "3/3" in bar.getvalue()

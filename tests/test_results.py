@@ -5,13 +5,15 @@ import copy
 import csv
 import json
 import math
+import pickle
 
 import ConfigSpace as CS
 import numpy as np
 import pytest
 
+from conftest import TESTS
 from ultrarun.job import Job, JobStatus
-from ultrarun.results import (Datum, Result, Run, extract_HBS_learning_curves, json_result_logger,
+from ultrarun.results import (ConfigRecord, Result, Run, extract_HBS_learning_curves, json_result_logger,
                               logged_results_to_HBS_result)
 
 T0 = 1000.0  # absolute time of the first submission in the hand-built result
@@ -216,7 +218,7 @@ def test_runs_learning_curves_and_mapping():
 
 
 def test_constructor_copies_hpbandster_style_iteration_data():
-    datum = Datum(config={"x": 1}, config_info={}, results={1: {"loss": 0.1, "info": {}}},
+    datum = ConfigRecord(config={"x": 1}, config_info={}, results={1: {"loss": 0.1, "info": {}}},
                   time_stamps={1: {"submitted": 10.0, "started": 11.0, "finished": 12.0}}, exceptions={1: None})
     before = copy.deepcopy(datum)
     result = Result([{(0, 0, 0): datum}], {"time_ref": 5.0, "budgets": np.array([1.0, 3.0]), "max_budget": 3.0})
@@ -230,7 +232,7 @@ def test_constructor_copies_hpbandster_style_iteration_data():
 def test_from_jobs_in_memory():
     jobs = [make_job((0, 0, 0), 1, loss=0.2), make_job((0, 0, 1), 1, JobStatus.TIMEOUT, exception="t", t=2),
             make_job((0, 0, 2), 1, loss=0.1, t=3)]
-    configs = {(0, 0, 0): {"x": 0.5}, (0, 0, 1): Datum(config={"x": 0.7}, config_info={"model_based_pick": True})}
+    configs = {(0, 0, 0): {"x": 0.5}, (0, 0, 1): ConfigRecord(config={"x": 0.7}, config_info={"model_based_pick": True})}
     result = Result.from_runs([Run.from_job(j) for j in jobs[:2]] + jobs[2:], configs, {"time_ref": T0 - 10})
     runs = result.get_all_runs()
     assert [r.status for r in runs] == [JobStatus.SUCCESS, JobStatus.TIMEOUT, JobStatus.SUCCESS]
@@ -273,3 +275,15 @@ def test_fanova_data_leaves_the_callers_space_alone():
     assert set(X[:, names.index("c")]) <= {0.0, 1.0} and X[0, names.index("budget")] == 1.0
     X, y, same = hand_result().get_fANOVA_data(space, budgets=[1], failed_loss=1.0)
     assert X.shape == (4, 2) and list(y) == [0.5, 0.3, 1.0, 0.1]
+
+
+def test_a_result_pickled_by_ultrarun_0_1_0_loads_and_pickles_under_public_names():
+    """Before results.py became a package its pickles named ``ultrarun.results.Datum``."""
+    with open(TESTS / "data" / "ultrarun-0.1.0" / "result.pkl", "rb") as fh:
+        result = pickle.load(fh)
+    assert result.get_incumbent_id() == (0, 0, 0)
+    assert [r.status for r in result.get_runs_by_id((0, 0, 1))] == [JobStatus.TIMEOUT]
+    assert result.get_id2config_mapping()[(0, 0, 1)]["config"] == {"x": 0.9}
+    data = pickle.dumps(result)
+    assert b"ultrarun.results._" not in data, "a private module path breaks when code moves"
+    assert pickle.loads(data).get_all_runs() == result.get_all_runs()

@@ -42,6 +42,12 @@ class JobStatus(enum.Enum):
 #: SMAC3 calls the same enum StatusType.
 StatusType = JobStatus
 
+#: A configuration's id, ``(iteration, budget_index, running_index)`` as HpBandSter numbers them
+#: (the masters' ids); a ``Job``, a ``Run`` or a ``Result`` takes any hashable id as well.
+ConfigId = tuple[int, int, int]
+#: A job's timestamps (``time.time()``), in order; an evaluator adds ``"gathered"``.
+TIMESTAMP_KEYS = ("submitted", "started", "finished")
+
 _tokens = itertools.count(1)
 
 
@@ -61,13 +67,13 @@ class Job:
     result: dict[str, Any] | None = None
     exception: str | None = None
     worker_name: str | None = None
-    #: 'submitted', 'started' (handed to a worker), 'finished': the dispatcher's clock
+    #: ``TIMESTAMP_KEYS``: 'started' is when the job was handed to a worker (the dispatcher's clock)
     timestamps: dict[str, float] = field(default_factory=dict)
     #: seconds the compute took, timed by the worker itself (None: it did not report it)
     duration: float | None = None
 
     def time_it(self, which: str) -> None:
-        """Record a timestamp ('submitted', 'started', 'finished')."""
+        """Record a timestamp (one of ``TIMESTAMP_KEYS``, or an evaluator's 'gathered')."""
         self.timestamps[which] = time.time()
 
     @property
@@ -338,6 +344,6 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-__all__ = ["Job", "JobStatus", "StatusType", "Incumbents", "to_plain", "validate_result",
-           "parse_result", "finite_cost", "failure_kind", "last_line", "parse_job_message",
-           "parse_result_message"]
+__all__ = ["Job", "JobStatus", "StatusType", "ConfigId", "TIMESTAMP_KEYS", "Incumbents", "to_plain",
+           "validate_result", "parse_result", "finite_cost", "failure_kind", "last_line",
+           "parse_job_message", "parse_result_message"]

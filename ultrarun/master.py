@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import json
 import logging
 import math
 import os
@@ -21,111 +20,40 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import _gc
+from ._files import JsonLines, read_json_lines
 from .dispatcher import Dispatcher
 from .errors import ConfigurationError, UltrarunError
 from .executor import Executor, RetryPolicy
 from .iterations import BaseIteration, BaseIterGenerator
-from .job import Incumbents, Job, JobStatus, failure_kind, last_line, to_plain
+from .job import ConfigId, Incumbents, Job, JobStatus, failure_kind, last_line
 from .optimizers import BaseOptimizer
 from .progress import Progress
 from .results import Result, Run
 
 log = logging.getLogger(__name__)
 
-ConfigId = tuple
 
-
-class Journal:
+class Journal(JsonLines):
     """Append-only JSON lines: one line per configuration and per finished job.
 
     Lines are flushed as they are written and fsync'ed every ``fsync_every`` results; a torn last
-    line (the master died mid-write) is skipped on reading.
+    line (the master died mid-write) is cut before appending and skipped on reading. Lines are
+    written and read by ``ultrarun/_files.py``; this class knows the records.
     """
-
-    def __init__(self, path: str | os.PathLike, fsync_every: int = 1):
-        self.path = Path(path)
-        self.fsync_every = max(1, int(fsync_every))
-        self._fh: Any = None
-        self._since_sync = 0
-        self._lock = threading.Lock()
-
-    def open(self, append: bool) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if append:
-            self._repair()
-        self._fh = open(self.path, "a" if append else "w", encoding="utf-8")
-
-    def _repair(self) -> None:
-        """Cut a torn last record (the master died while writing it) before appending, so the
-        next record starts on a line of its own."""
-        try:
-            with open(self.path, "rb") as fh:
-                data = fh.read()
-        except FileNotFoundError:
-            return
-        end = len(data)
-        while end:
-            start = data.rfind(b"\n", 0, end - 1) + 1
-            line = data[start:end]
-            try:
-                if line.endswith(b"\n"):
-                    json.loads(line)
-                    break
-            except ValueError:
-                pass
-            end = start
-        if end < len(data):
-            with open(self.path, "r+b") as fh:
-                fh.truncate(end)
-            log.warning("journal %s: removed a torn last record (%d bytes) that a crash left; "
-                        "its job runs again", self.path, len(data) - end)
-
-    def write(self, record: dict, sync: bool = False) -> None:
-        try:  # records are plain data already, except where a user's info is not
-            line = json.dumps(record, allow_nan=False) + "\n"
-        except (TypeError, ValueError):
-            line = json.dumps(to_plain(record, "journal record")) + "\n"
-        with self._lock:
-            if self._fh is None:
-                return
-            self._fh.write(line)
-            self._fh.flush()
-            self._since_sync += 1
-            if sync and self._since_sync >= self.fsync_every:
-                os.fsync(self._fh.fileno())
-                self._since_sync = 0
 
     def read(self) -> tuple[dict | None, dict[ConfigId, dict], dict[tuple[ConfigId, float], dict]]:
         """``(header, configs by id, results by (id, budget))`` from an earlier run."""
         header: dict | None = None
         configs: dict[ConfigId, dict] = {}
         results: dict[tuple[ConfigId, float], dict] = {}
-        if not self.path.exists():
-            return header, configs, results
-        with open(self.path, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    log.warning("journal %s: skipping unreadable line %d", self.path, number)
-                    continue
-                if record["t"] == "header":
-                    header = record
-                    continue
-                key = tuple(record["id"])
-                if record["t"] == "config":
-                    configs[key] = record
-                elif record["t"] == "result":
-                    results[(key, float(record["budget"]))] = record
+        for _, record in read_json_lines(self.path):
+            if record["t"] == "header":
+                header = record
+            elif record["t"] == "config":
+                configs[tuple(record["id"])] = record
+            elif record["t"] == "result":
+                results[(tuple(record["id"]), float(record["budget"]))] = record
         return header, configs, results
-
-    def close(self) -> None:
-        with self._lock:
-            if self._fh is not None:
-                self._fh.flush()
-                os.fsync(self._fh.fileno())
-                self._fh.close()
-                self._fh = None
 
 
 class _RunState:

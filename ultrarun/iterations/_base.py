@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import ConfigurationError, JobError
-from ..job import JobStatus
+from ..job import ConfigId, JobStatus
 
 logger = logging.getLogger(__name__)
 
-#: ``(iteration, budget_index, running_index)``, exactly as HpBandSter numbers configurations.
-ConfigId = tuple[int, int, int]
 #: ``sampler(budget, n) -> [(config, config_info), ...]``; ``Optimizer.ask`` has this signature.
 Sampler = Callable[[float, int], Sequence[tuple[dict[str, Any], dict[str, Any]]]]
 #: What ``get_next_run`` hands out: the configuration to run and at which budget.

@@ -4,17 +4,18 @@ An evaluator takes plain dicts of arguments, runs ``run_function(args, **run_fun
 for each on a backend, and hands back :class:`ultrarun.job.Job` objects, the same job type the
 Pyro dispatcher reports. ``job.result`` is ``{"loss": <cost>, "info": {...}}`` with the value the
 run function returned (a number, a list, or a dict with ``loss``/``cost``/``objective``);
-failures carry their status and ``job.exception`` (the traceback).
+failures carry their status and ``job.exception`` (the traceback). DeepHyper's names for the
+jobs' attributes are in ``ultrarun/compat/deephyper``. See docs/runners.md.
 """
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
 import time
 from typing import IO, Any, Callable, Iterable, Mapping, Sequence
 
+from .._files import write_csv
 from ..errors import ConfigurationError
 from ..job import Job, JobStatus
 from ._base import AbstractRunner, TrialInfo
@@ -24,44 +25,6 @@ from ._target_function import TargetFunctionRunner
 logger = logging.getLogger(__name__)
 
 GATHER_TYPES = ("ALL", "BATCH")
-
-
-# ---------------------------------------------------------------------- jobs
-class EvaluatorJob(Job):
-    """A job of an evaluator, readable with DeepHyper's names as well as ultrarun's.
-
-    ``args`` and ``parameters`` are the arguments (``kwargs``); ``output`` is
-    ``{"objective": value}`` once gathered (a failure's objective is ``"F_<status>"``, DeepHyper's
-    mark of a failed evaluation, e.g. ``"F_crashed"``); ``objective`` is that value;
-    ``metadata`` holds the info the run function returned, its run and CPU times and the
-    ``timestamp_submit``/``timestamp_start``/``timestamp_end``/``timestamp_gather`` times.
-    """
-
-    @property
-    def args(self) -> dict[str, Any]:
-        return self.kwargs
-
-    parameters = args
-
-    @property
-    def output(self) -> dict[str, Any] | None:
-        if not self.status.is_final:
-            return None
-        if self.status is JobStatus.SUCCESS:
-            return {"objective": self.loss}
-        return {"objective": f"F_{self.status.name.lower()}"}
-
-    @property
-    def objective(self) -> Any:
-        output = self.output
-        return None if output is None else output["objective"]
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        info = (self.result or {}).get("info") or {}
-        names = {"submit": "timestamp_submit", "start": "timestamp_start",
-                 "end": "timestamp_end", "gather": "timestamp_gather"}
-        return {**info, **{names.get(k, k): v for k, v in self.timestamps.items()}}
 
 
 # ---------------------------------------------------------------------- callbacks
@@ -118,7 +81,7 @@ class TqdmCallback(Callback):
 
 def job_row(job: Job, origin: float = 0.0) -> dict[str, Any]:
     """One CSV row: job id, status, loss (``loss_<i>`` for several), ``p:`` arguments,
-    ``m:`` timings relative to ``origin``, ``i:`` scalar info values, and the error."""
+    ``m:`` timestamps relative to ``origin``, ``i:`` scalar info values, and the error."""
     row: dict[str, Any] = {"job_id": job.id, "status": job.status.name}
     loss = job.loss
     if isinstance(loss, (list, tuple)):
@@ -126,26 +89,13 @@ def job_row(job: Job, origin: float = 0.0) -> dict[str, Any]:
     else:
         row["loss"] = loss
     row.update({f"p:{key}": value for key, value in job.kwargs.items()})
-    row.update({f"m:timestamp_{key}": round(stamp - origin, 6)
+    row.update({f"m:{key}": round(stamp - origin, 6)
                 for key, stamp in job.timestamps.items()})
     info = (job.result or {}).get("info", {})
     row.update({f"i:{key}": value for key, value in info.items()
                 if isinstance(value, (str, int, float, bool)) and key not in ("traceback", "error")})
     row["error"] = info.get("error", "") if job.status is not JobStatus.SUCCESS else ""
     return row
-
-
-def write_csv(path: str, rows: Sequence[Mapping[str, Any]], append: bool = False,
-              columns: Sequence[str] | None = None) -> list[str]:
-    """Write ``rows`` to ``path`` with a header (unless appending) and return the columns."""
-    if columns is None:
-        columns = list(dict.fromkeys(key for row in rows for key in row))
-    with open(path, "a" if append else "w", newline="", encoding="utf-8") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(columns), extrasaction="ignore")
-        if not append:
-            writer.writeheader()
-        writer.writerows(rows)
-    return list(columns)
 
 
 class CSVLoggerCallback(Callback):
@@ -206,6 +156,8 @@ class Evaluator:
         a registered one.
     walltime_limit, memory_limit:
         Hard per-job limits (seconds, MiB), enforced in a child process: TIMEOUT, MEMOUT.
+    job_class:
+        The :class:`~ultrarun.job.Job` subclass the jobs are made of.
     runner_kwargs:
         Further backend arguments (``dask_client``, ``patience``, ``mp_context``, ...).
     """
@@ -214,8 +166,10 @@ class Evaluator:
                  callbacks: Iterable[Callback] | None = None,
                  run_function_kwargs: Mapping[str, Any] | None = None, *,
                  backend: str = "serial", walltime_limit: float | None = None,
-                 memory_limit: int | None = None, **runner_kwargs: Any) -> None:
+                 memory_limit: int | None = None, job_class: type[Job] = Job,
+                 **runner_kwargs: Any) -> None:
         self.run_function = run_function
+        self._job_class = job_class
         self.run_function_kwargs = dict(run_function_kwargs or {})
         self._callbacks = list(callbacks or [])
         self._backend = backend
@@ -308,10 +262,10 @@ class Evaluator:
                                      f"(first: {type(args_list[bad[0]]).__name__})")
         jobs = []
         for args in args_list:
-            job = EvaluatorJob(id=self._next_id, kwargs=dict(args), worker_name=self._backend)
+            job = self._job_class(id=self._next_id, kwargs=dict(args), worker_name=self._backend)
             self._next_id += 1
             self.jobs[job.id] = job
-            job.time_it("submit")
+            job.time_it("submitted")
             job.status = JobStatus.RUNNING
             for callback in self._callbacks:
                 callback.on_launch(job)
@@ -349,7 +303,7 @@ class Evaluator:
             self._collect()
         batch, self._ready = self._ready, []
         for job in batch:
-            job.time_it("gather")
+            job.time_it("gathered")
             for callback in self._callbacks:
                 callback.on_done(job)
         self._num_gathered += len(batch)
@@ -359,8 +313,8 @@ class Evaluator:
     def _collect(self) -> None:
         for trial_info, value in self._runner.iter_results():
             job = self.jobs[trial_info.additional_info["job_id"]]
-            job.timestamps["start"] = value.starttime
-            job.timestamps["end"] = value.endtime
+            job.timestamps["started"] = value.starttime
+            job.timestamps["finished"] = value.endtime
             info = dict(value.additional_info, runtime=value.time, cpu_time=value.cpu_time)
             self._finish(job, value.status, value.cost, info)
 
@@ -377,8 +331,8 @@ class Evaluator:
         """Write every gathered job to ``log_dir/filename`` (rewritten each call); returns the path.
 
         Columns: ``job_id``, ``status``, ``loss`` (``loss_0``... for several objectives),
-        ``p:<argument>``, ``m:timestamp_<event>`` (seconds since the evaluator was created),
-        ``i:<info key>`` for scalar info values, ``error``.
+        ``p:<argument>``, ``m:submitted``/``m:started``/``m:finished``/``m:gathered`` (seconds
+        since the evaluator was created), ``i:<info key>`` for scalar info values, ``error``.
         """
         os.makedirs(log_dir, exist_ok=True)
         path = os.path.join(log_dir, filename)
@@ -403,13 +357,5 @@ class Evaluator:
         self.close()
 
 
-def _mpicomm(run_function: Callable[..., Any], **kwargs: Any) -> Evaluator:
-    from ._mpi import MPICommEvaluator
-
-    return MPICommEvaluator(run_function, **kwargs)
-
-
-register_evaluator("mpicomm", _mpicomm)
-
-__all__ = ["Evaluator", "EvaluatorJob", "Callback", "TqdmCallback", "CSVLoggerCallback", "register_evaluator",
-           "evaluator_names", "job_row", "write_csv"]
+__all__ = ["Evaluator", "Callback", "TqdmCallback", "CSVLoggerCallback", "register_evaluator",
+           "evaluator_names", "job_row"]

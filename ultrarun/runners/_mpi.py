@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Mapping, cast
 
 from ..errors import ConfigurationError, UltrarunError
 from ._base import AbstractRunner
-from ._evaluator import Callback, Evaluator
+from ._evaluator import Callback, Evaluator, register_evaluator
 from ._thread import ExecutorRunner
 
 logger = logging.getLogger(__name__)
@@ -133,5 +133,7 @@ class MPICommEvaluator(Evaluator):
         cast(MPICommRunner, self._runner).__exit__(*exc_info)
         self.close()
 
+
+register_evaluator("mpicomm", MPICommEvaluator)
 
 __all__ = ["MPICommRunner", "MPICommEvaluator"]

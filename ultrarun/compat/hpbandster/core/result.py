@@ -5,9 +5,9 @@ meanings. ``Result`` here also unpickles a Result that HpBandSter itself pickled
 """
 from __future__ import annotations
 
-from ultrarun import results as _native
 from ultrarun.results import (Run, extract_HB_learning_curves, extract_HBS_learning_curves,
-                        json_result_logger, logged_results_to_HBS_result)
+                              json_result_logger, logged_results_to_HBS_result)
+from ultrarun.results import _analysis as _native
 
 
 class Result(_native.Result):
@@ -15,12 +15,12 @@ class Result(_native.Result):
 
     def __setstate__(self, state: dict) -> None:
         data = state.get("data", {})
-        if all(isinstance(d, _native.Datum) for d in data.values()):  # pickled by ultrarun
+        if all(isinstance(d, _native.ConfigRecord) for d in data.values()):  # pickled by ultrarun
             self.__dict__.update(state)
             return
         # HpBandSter's: data holds its Datum objects, time stamps already relative
-        self.data = {k: _native._copy_datum(d) for k, d in data.items()}
-        self.HB_config = _native._complete_HB_config(state.get("HB_config") or {}, self.data)
+        self.data = {k: _native.copy_record(d) for k, d in data.items()}
+        self.HB_config = _native.complete_HB_config(state.get("HB_config") or {}, self.data)
 
 
 __all__ = ["Result", "Run", "json_result_logger", "logged_results_to_HBS_result",

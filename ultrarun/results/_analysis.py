@@ -1,0 +1,298 @@
+"""The analysis API: ``Result``, ``Run``, ``ConfigRecord``, with HpBandSter's meanings; each run
+also keeps its :class:`~ultrarun.job.JobStatus` and a failed run's traceback. See docs/results.md.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from ..job import ConfigId, Job, JobStatus
+from ._exports import ResultExports
+
+logger = logging.getLogger(__name__)
+
+
+def infer_status(result: Mapping[str, Any] | None) -> JobStatus:
+    """Status of a run whose log has none (HpBandSter's format): a loss means it succeeded."""
+    return JobStatus.SUCCESS if result is not None and result.get("loss") is not None else JobStatus.CRASHED
+
+
+@dataclass
+class Run:
+    """One evaluation of a configuration on a budget (HpBandSter's ``Run``, plus its status).
+
+    The first six fields are HpBandSter's, in its order; ``loss`` and ``info`` are None for a run
+    that failed, ``error_logs`` holds the exception text (traceback) of a failed run.
+    """
+
+    config_id: ConfigId
+    budget: float
+    loss: float | None
+    info: Any
+    time_stamps: dict[str, float]
+    error_logs: str | None = None
+    status: JobStatus | None = None
+
+    def __post_init__(self) -> None:
+        inferred = JobStatus.SUCCESS if self.loss is not None else JobStatus.CRASHED
+        self.status = inferred if self.status is None else JobStatus(self.status)
+
+    def __getitem__(self, key: str) -> Any:
+        """HpBandSter lets runs be read like dicts (``run['loss']``)."""
+        return getattr(self, key)
+
+    @classmethod
+    def from_job(cls, job: Job) -> "Run":
+        """The run a finished job stands for (absolute time stamps, as the job has them)."""
+        status = final_status(job)
+        result = job.result if status is JobStatus.SUCCESS else {}
+        return cls(config_id=job.id, budget=job.kwargs["budget"], loss=result.get("loss"),
+                   info=result.get("info"), time_stamps=dict(job.timestamps),
+                   error_logs=job.exception, status=status)
+
+
+@dataclass
+class ConfigRecord:
+    """Everything known about one configuration, keyed by budget (HpBandSter's ``Datum``)."""
+
+    config: dict[str, Any]
+    config_info: Any = field(default_factory=dict)
+    results: dict[float, dict[str, Any] | None] = field(default_factory=dict)
+    time_stamps: dict[float, dict[str, float]] = field(default_factory=dict)
+    exceptions: dict[float, str | None] = field(default_factory=dict)
+    statuses: dict[float, JobStatus] = field(default_factory=dict)
+
+    def add(self, budget: float, time_stamps: Mapping[str, float], result: Mapping[str, Any] | None,
+            exception: str | None, status: JobStatus | None = None) -> None:
+        """Record the run on ``budget``; a later run on the same budget replaces it (as HpBandSter)."""
+        self.time_stamps[budget] = dict(time_stamps)
+        self.results[budget] = None if result is None else dict(result)
+        self.exceptions[budget] = exception
+        self.statuses[budget] = status if status is not None else infer_status(result)
+
+
+def extract_HBS_learning_curves(runs: Sequence[Run]) -> list[list[tuple[float, float]]]:
+    """HpBandSter's default learning-curve extractor: one curve of (budget, loss), failures left out."""
+    ordered = sorted(runs, key=lambda r: r.budget)
+    return [[(r.budget, r.loss) for r in ordered if r.loss is not None]]
+
+
+#: HpBandSter's older name for the same function.
+extract_HB_learning_curves = extract_HBS_learning_curves
+
+
+class Result(ResultExports):
+    """The outcome of a run, with HpBandSter's analysis API.
+
+    ``Result(HB_iteration_data, HB_config)`` is HpBandSter's constructor: ``HB_iteration_data`` is
+    a list of ``{config_id: datum}`` dicts (one per iteration; a single dict is accepted too), where
+    a datum has ``config``, ``config_info``, and per-budget ``results``, ``time_stamps``,
+    ``exceptions`` and optionally ``statuses`` (missing statuses are inferred). The data are
+    copied, so the caller's objects are not changed. ``HB_config`` may give ``budgets``,
+    ``min_budget``, ``max_budget``, ``eta``, ``max_SH_iter`` and ``time_ref`` (absolute time that
+    becomes 0); whatever is missing is inferred from the data, ``time_ref`` being the first
+    submission. Time stamps in the result are relative to ``time_ref``.
+
+    Simpler ways in: :meth:`from_runs` (runs and configs), :func:`logged_results_to_HBS_result`.
+    """
+
+    def __init__(self, HB_iteration_data: Iterable[Mapping[ConfigId, Any]] | Mapping[ConfigId, Any],
+                 HB_config: Mapping[str, Any] | None = None) -> None:
+        iterations = [HB_iteration_data] if isinstance(HB_iteration_data, Mapping) else HB_iteration_data
+        self.data: dict[ConfigId, ConfigRecord] = {}
+        for iteration in iterations:
+            for config_id, datum in iteration.items():
+                self.data[config_id] = copy_record(datum)
+        self.HB_config: dict[str, Any] = complete_HB_config(HB_config or {}, self.data)
+        time_ref = self.HB_config["time_ref"]
+        for datum in self.data.values():
+            for stamps in datum.time_stamps.values():
+                for key, value in stamps.items():
+                    if value is not None:
+                        stamps[key] = value - time_ref
+
+    @classmethod
+    def from_runs(cls, runs: Iterable[Run | Job], configs: Mapping[ConfigId, Any] | None = None,
+                  HB_config: Mapping[str, Any] | None = None) -> "Result":
+        """Build a result from runs, or finished jobs, with absolute time stamps.
+
+        ``configs`` maps a config id to its config dict, to ``(config, config_info)``, or to any
+        object with ``config`` and ``config_info`` attributes (an iteration's datum); ids that
+        only appear in ``runs`` get an empty config.
+        """
+        data: dict[ConfigId, ConfigRecord] = {}
+        for config_id, entry in (configs or {}).items():
+            if isinstance(entry, tuple):
+                config, info = entry
+            elif hasattr(entry, "config"):
+                config, info = entry.config, getattr(entry, "config_info", {})
+            else:
+                config, info = entry, {}
+            data[config_id] = ConfigRecord(config=dict(config), config_info=copy.deepcopy(info))
+        for run in runs:
+            if isinstance(run, Job):
+                run = Run.from_job(run)
+            datum = data.setdefault(run.config_id, ConfigRecord(config={}))
+            result = None if run.loss is None else {"loss": run.loss, "info": run.info}
+            datum.add(run.budget, run.time_stamps, result, run.error_logs, run.status)
+        return cls([data], HB_config)
+
+    def __getitem__(self, config_id: ConfigId) -> ConfigRecord:
+        return self.data[config_id]
+
+    def __len__(self) -> int:
+        """Number of configurations."""
+        return len(self.data)
+
+    # --- incumbents -----------------------------------------------------------------------------
+    def get_incumbent_id(self) -> ConfigId | None:
+        """Config id with the smallest loss among the runs on the maximum budget, else None.
+
+        HpBandSter's meaning: a good loss on a small budget does not make an incumbent; see
+        :meth:`get_incumbents_per_budget` for the best of every budget.
+        """
+        return self.get_incumbents_per_budget().get(self.HB_config["max_budget"], (None,))[0]
+
+    def get_incumbents_per_budget(self) -> dict[float, tuple[ConfigId, float]]:
+        """``{budget: (config_id, loss)}``: the best successful run of every budget, budgets ascending."""
+        best: dict[float, list[tuple[float, ConfigId]]] = {}
+        for config_id, datum in self.data.items():
+            for budget, result in datum.results.items():
+                if _has_loss(result):
+                    best.setdefault(budget, []).append((result["loss"], config_id))
+        # ties go to the smaller id, as HpBandSter's ``min`` over (loss, id) tuples
+        ids = {budget: min(pairs, key=lambda pair: (pair[0], _sort_key(pair[1])))[1]
+               for budget, pairs in best.items()}
+        return {b: (ids[b], self.data[ids[b]].results[b]["loss"]) for b in sorted(ids)}
+
+    def get_incumbent_trajectory(self, all_budgets: bool = True, bigger_is_better: bool = True,
+                                 non_decreasing_budget: bool = True) -> dict[str, list[Any]]:
+        """The incumbent over time, exactly as HpBandSter computes it.
+
+        Runs are taken in order of finishing (times relative to the first submission). A run
+        becomes the incumbent if its loss is lower, or (``bigger_is_better``) if its budget is
+        larger than the incumbent's; with ``non_decreasing_budget`` a run on a smaller budget never
+        does. ``all_budgets=False`` considers only runs on the maximum budget. If the last finished
+        run is not the incumbent, the last entry is repeated at its finishing time so plots reach
+        the end of the run. Returns ``{'config_ids', 'times_finished', 'budgets', 'losses'}``.
+        """
+        all_runs = self.get_all_runs(only_largest_budget=not all_budgets)
+        if not all_budgets:
+            all_runs = [r for r in all_runs if r.budget == self.HB_config["max_budget"]]
+        all_runs.sort(key=lambda r: r.time_stamps["finished"])
+        trajectory: dict[str, list[Any]] = {"config_ids": [], "times_finished": [], "budgets": [], "losses": []}
+
+        def append(config_id: ConfigId, finished: float, budget: float, loss: float) -> None:
+            for key, value in zip(trajectory, (config_id, finished, budget, loss)):
+                trajectory[key].append(value)
+
+        current_loss = math.inf
+        incumbent_budget = self.HB_config["min_budget"]
+        for run in all_runs:
+            if run.loss is None:
+                continue
+            new_incumbent = (bigger_is_better and run.budget > incumbent_budget) or run.loss < current_loss
+            if non_decreasing_budget and run.budget < incumbent_budget:
+                new_incumbent = False
+            if new_incumbent:
+                current_loss, incumbent_budget = run.loss, run.budget
+                append(run.config_id, run.time_stamps["finished"], run.budget, run.loss)
+        if trajectory["config_ids"] and all_runs[-1].loss != current_loss:
+            append(trajectory["config_ids"][-1], all_runs[-1].time_stamps["finished"],
+                   trajectory["budgets"][-1], trajectory["losses"][-1])
+        return trajectory
+
+    # --- runs and configs -----------------------------------------------------------------------
+    def get_runs_by_id(self, config_id: ConfigId) -> list[Run]:
+        """The runs of one configuration, by ascending budget (so ``[-1]`` is the longest)."""
+        datum = self.data[config_id]
+        return sorted((Run(config_id, budget, (result or {}).get("loss"), (result or {}).get("info"),
+                           datum.time_stamps.get(budget, {}), datum.exceptions.get(budget),
+                           datum.statuses.get(budget) or infer_status(result))
+                       for budget, result in datum.results.items()), key=lambda r: r.budget)
+
+    def get_all_runs(self, only_largest_budget: bool = False) -> list[Run]:
+        """All runs; with ``only_largest_budget`` only the longest run of each configuration."""
+        per_config = (self.get_runs_by_id(config_id) for config_id in self.data)
+        return [run for runs in per_config for run in (runs[-1:] if only_largest_budget else runs)]
+
+    def get_id2config_mapping(self) -> dict[ConfigId, dict[str, Any]]:
+        """``{config_id: {'config': ..., 'config_info': ...}}`` (deep copies)."""
+        return {config_id: {"config": copy.deepcopy(datum.config),
+                            "config_info": copy.deepcopy(datum.config_info)}
+                for config_id, datum in self.data.items()}
+
+    def get_learning_curves(self, lc_extractor: Callable[[list[Run]], Any] = extract_HBS_learning_curves,
+                            config_ids: Iterable[ConfigId] | None = None) -> dict[ConfigId, Any]:
+        """``{config_id: lc_extractor(runs)}`` for all (or the given) configurations."""
+        ids = self.data.keys() if config_ids is None else config_ids
+        return {config_id: lc_extractor(self.get_runs_by_id(config_id)) for config_id in ids}
+
+    def num_iterations(self) -> int:
+        """Number of iterations, from the first element of the (tuple) config ids; 0 when empty."""
+        firsts = [k[0] for k in self.data if isinstance(k, tuple) and k]
+        return max(firsts) + 1 if firsts else 0
+
+
+# --- helpers (the logger and the compat layer use the first three) ------------------------------
+def final_status(job: Job) -> JobStatus:
+    """The job's status, inferred if it never got a final one; a 'success' without loss crashed."""
+    status = job.status if job.status.is_final else infer_status(job.result)
+    if status is JobStatus.SUCCESS and infer_status(job.result) is not JobStatus.SUCCESS:
+        logger.warning("job %r is marked SUCCESS but has no loss; recording it as CRASHED", job.id)
+        return JobStatus.CRASHED
+    return status
+
+
+def copy_record(datum: Any) -> ConfigRecord:
+    """A private copy of any HpBandSter-like datum (ours, HpBandSter's, an iteration's)."""
+    statuses = getattr(datum, "statuses", None) or {}
+    results = copy.deepcopy(dict(datum.results))
+    return ConfigRecord(config=copy.deepcopy(datum.config),
+                        config_info=copy.deepcopy(getattr(datum, "config_info", {})), results=results,
+                        time_stamps={b: dict(ts) for b, ts in datum.time_stamps.items()},
+                        exceptions=dict(getattr(datum, "exceptions", {}) or {}),
+                        statuses={b: JobStatus(statuses[b]) if b in statuses else infer_status(r)
+                                  for b, r in results.items()})
+
+
+def complete_HB_config(given: Mapping[str, Any], data: Mapping[ConfigId, ConfigRecord]) -> dict[str, Any]:
+    """HB_config with the keys HpBandSter's reader would infer filled in from the data."""
+    seen = sorted({b for datum in data.values() for b in datum.results})
+    given_budgets = given.get("budgets")  # may be a numpy array (HpBandSter's masters pass one)
+    budgets = [float(b) for b in given_budgets] if given_budgets is not None and len(given_budgets) else seen
+    submitted = [ts["submitted"] for datum in data.values() for ts in datum.time_stamps.values()
+                 if ts.get("submitted") is not None]
+    out = dict(given)
+    out["budgets"] = budgets
+    defaults = {
+        "eta": None if len(budgets) < 2 else budgets[1] / budgets[0],
+        "min_budget": min(budgets) if budgets else None,
+        "max_budget": max(budgets) if budgets else None,
+        "max_SH_iter": len(budgets),
+        "time_ref": min(submitted) if submitted else 0.0,
+    }
+    for key, value in defaults.items():
+        if out.get(key) is None:
+            out[key] = value
+    return out
+
+
+def _has_loss(result: Mapping[str, Any] | None) -> bool:
+    loss = None if result is None else result.get("loss")
+    return loss is not None and not (isinstance(loss, float) and math.isnan(loss))
+
+
+def _sort_key(config_id: ConfigId) -> Any:
+    return config_id if isinstance(config_id, tuple) else (str(config_id),)
+
+
+def status_counts(runs: Iterable[Run]) -> dict[str, int]:
+    """``{status name: count}`` in the enum's order, only statuses that occur (for summaries)."""
+    counts = Counter(run.status for run in runs)
+    return {status.name: counts[status] for status in JobStatus if counts[status]}
+

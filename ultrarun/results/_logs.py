@@ -1,0 +1,137 @@
+"""The live result logger and the log reader, in HpBandSter's file format. Strict JSON: NaN and
++/-infinity become ``null``, what cannot be plain data its ``repr`` (with a warning): one odd value
+never costs a result. See docs/results.md.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from .._files import JsonLines, jsonable, read_json_lines
+from ..job import TIMESTAMP_KEYS, ConfigId, Job, JobStatus
+from ._analysis import ConfigRecord, Result, final_status
+
+logger = logging.getLogger(__name__)
+
+CONFIGS_FILE = "configs.json"
+RESULTS_FILE = "results.json"
+STATUSES_FILE = "statuses.json"
+
+
+class json_result_logger:
+    """Writes results as they arrive into ``configs.json`` and ``results.json`` (HpBandSter's format).
+
+    Every line is written with one call, flushed and fsync'ed before the call returns, so a crash
+    of the master loses nothing that was logged. Files are reopened for every line (as in
+    HpBandSter), so there is nothing to close. Thread-safe.
+
+    - ``configs.json``: ``[config_id, config, config_info]`` per configuration.
+    - ``results.json``: ``[config_id, budget, {"submitted", "started", "finished"}, result or null,
+      exception text or null]`` per finished job; ``result`` is ``{"loss", "info"}`` of a
+      successful job and null otherwise.
+    - ``statuses.json``: ``[config_id, budget, {"status": ..., "attempt": ..., "worker": ...}]`` per
+      finished job (ultrarun's addition; HpBandSter's reader ignores the file).
+
+    ``overwrite=False`` refuses to touch existing log files (``FileExistsError``).
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], overwrite: bool = False,
+                 fsync: bool = True) -> None:
+        self.directory = Path(directory)
+        self.config_fn = self.directory / CONFIGS_FILE
+        self.results_fn = self.directory / RESULTS_FILE
+        self.statuses_fn = self.directory / STATUSES_FILE
+        self.fsync = fsync
+        files = (self.config_fn, self.results_fn, self.statuses_fn)
+        existing = [str(p) for p in files if p.exists()]
+        if existing and not overwrite:
+            raise FileExistsError(f"result logs already exist: {', '.join(existing)}; pass "
+                                  "overwrite=True to replace them, or log into another directory")
+        self._files = {path: JsonLines(path, hold_open=False) for path in files}
+        for log in self._files.values():
+            log.open()
+        self.config_ids: set[ConfigId] = set()
+        self._lock = threading.Lock()
+
+    def new_config(self, config_id: ConfigId, config: Mapping[str, Any], config_info: Any = None) -> None:
+        """Log a configuration once (later calls with the same id are ignored)."""
+        with self._lock:
+            if config_id in self.config_ids:
+                return
+            self.config_ids.add(config_id)
+            self._append(self.config_fn, [config_id, config, {} if config_info is None else config_info])
+
+    def __call__(self, job: Job) -> None:
+        """Log a finished job: its results line first, then its status line."""
+        if job.id not in self.config_ids:
+            logger.warning("job %r finished before its configuration was logged; logging it now "
+                           "without config_info", job.id)
+            self.new_config(job.id, job.kwargs["config"], {})
+        status = final_status(job)
+        result = job.result if status is JobStatus.SUCCESS else None
+        line = [job.id, job.kwargs["budget"], _complete_timestamps(job.timestamps), result, job.exception]
+        extra = {"status": status.name, "attempt": job.attempt, "worker": job.worker_name}
+        with self._lock:
+            self._append(self.results_fn, line)
+            self._append(self.statuses_fn, [job.id, job.kwargs["budget"], extra])
+
+    def _append(self, path: Path, record: list[Any]) -> None:
+        self._files[path].write(jsonable(record), sync=self.fsync)
+
+
+def logged_results_to_HBS_result(directory: str | os.PathLike[str]) -> Result:
+    """Load the logs of a run (live or finished, ultrarun's or HpBandSter's) into a :class:`Result`.
+
+    Lines that are not valid JSON (a line being written right now, or cut by a crash) are skipped
+    with a warning. ``HB_config`` is inferred from the data: the budgets seen, their smallest and
+    largest, ``eta`` from the two smallest, and ``time_ref`` = the first submission.
+    """
+    directory = Path(directory)
+    config_fn = directory / CONFIGS_FILE
+    if not config_fn.exists():
+        raise FileNotFoundError(f"{config_fn} not found: {directory} holds no ultrarun/HpBandSter "
+                                "result logs (configs.json, results.json)")
+    data: dict[ConfigId, ConfigRecord] = {}
+    for line_no, line in read_json_lines(config_fn):
+        if not isinstance(line, list) or len(line) not in (2, 3):
+            logger.warning("%s:%d: expected [config_id, config, config_info], skipped", config_fn, line_no)
+            continue
+        data[_config_id(line[0])] = ConfigRecord(line[1], line[2] if len(line) == 3 else "N/A")
+
+    statuses: dict[tuple[ConfigId, float], JobStatus] = {}
+    for line_no, line in read_json_lines(directory / STATUSES_FILE):
+        try:
+            statuses[(_config_id(line[0]), line[1])] = JobStatus(line[2]["status"])
+        except (IndexError, KeyError, TypeError, ValueError):
+            logger.warning("%s:%d: not a status line, skipped", directory / STATUSES_FILE, line_no)
+
+    for line_no, line in read_json_lines(directory / RESULTS_FILE):
+        if not isinstance(line, list) or len(line) < 5:
+            logger.warning("%s:%d: expected 5 elements, skipped", directory / RESULTS_FILE, line_no)
+            continue
+        config_id, budget, time_stamps, result, exception = line[:5]
+        config_id = _config_id(config_id)
+        if config_id not in data:
+            logger.warning("%s:%d: config %r is not in %s", directory / RESULTS_FILE, line_no,
+                           config_id, CONFIGS_FILE)
+            data[config_id] = ConfigRecord(config={})
+        data[config_id].add(budget, time_stamps, result, exception, statuses.get((config_id, budget)))
+    return Result([data])
+
+
+def _complete_timestamps(stamps: Mapping[str, float]) -> dict[str, float]:
+    """All three time stamps, since HpBandSter's reader needs them: a missing one takes its neighbour's."""
+    out = {k: stamps[k] for k in TIMESTAMP_KEYS if stamps.get(k) is not None}
+    out.setdefault("finished", time.time())
+    out.setdefault("started", out.get("submitted", out["finished"]))
+    out.setdefault("submitted", out["started"])
+    return {k: float(out[k]) for k in TIMESTAMP_KEYS}
+
+
+def _config_id(raw: Any) -> ConfigId:
+    """Config ids are lists in JSON and tuples in memory."""
+    return tuple(raw) if isinstance(raw, list) else raw
