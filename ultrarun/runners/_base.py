@@ -20,65 +20,17 @@ import logging
 import math
 import time
 import traceback
-from dataclasses import dataclass, field, replace
-from typing import Any, Iterator, Mapping, Sequence, Union
+from dataclasses import dataclass, replace
+from typing import Any, Iterator, Mapping, Sequence
 
 
 from ..errors import (ConfigurationError, FirstRunCrashedException, ResultError,
                       TargetAlgorithmAbortException, UltrarunError)
 from ..executor import Executor, RetryPolicy
 from ..job import JobStatus, finite_cost, to_plain
+from ._trial import Cost, Outcome, TrialInfo, TrialValue, WorkerLost
 
 logger = logging.getLogger(__name__)
-
-Cost = Union[float, list[float]]
-
-
-@dataclass(frozen=True)
-class TrialInfo:
-    """What to run: a configuration on an instance, seed and budget (as in SMAC3)."""
-
-    config: Any
-    instance: str | None = None
-    seed: int | None = None
-    budget: float | None = None
-    additional_info: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class TrialValue:
-    """What came out: cost(s), timings, final status and extra information (as in SMAC3).
-
-    ``time`` is the wall-clock runtime of the target, ``cpu_time`` its CPU time (of the process
-    that ran it), ``starttime``/``endtime`` are epoch seconds. Failures carry ``error`` and
-    ``traceback`` in ``additional_info``.
-    """
-
-    cost: Cost
-    time: float = 0.0
-    cpu_time: float = 0.0
-    status: JobStatus = JobStatus.SUCCESS
-    starttime: float = 0.0
-    endtime: float = 0.0
-    additional_info: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class WorkerLost:
-    """Outcome a backend reports when the process running a trial vanished.
-
-    That is an infrastructure failure: the base class resubmits the trial up to ``max_retries``
-    times when ``retry`` is true, then reports it as LOST. A backend whose platform already
-    retried (Dask's ``allowed-failures``) passes ``retry=False``.
-    """
-
-    reason: str
-    retry: bool = True
-
-
-#: What ``_poll`` may return for a trial: the pair from ``run_wrapper``, an exception, or a loss.
-Outcome = Union[tuple[TrialInfo, TrialValue], BaseException, WorkerLost]
-
 
 @dataclass
 class _Pending:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..executor import Durations, Executor, RetryPolicy
 from ..job import Job, JobStatus, to_plain
-from ._base import AbstractRunner, TrialInfo, TrialValue
+from ._trial import TrialInfo, TrialValue
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ _POLL = 0.01  # seconds the pump waits for results before looking for new submis
 class RunnerExecutor(Executor):
     """Runs the master's jobs on ``runner``; its retry policy is the runner's."""
 
-    def __init__(self, runner: AbstractRunner):
+    def __init__(self, runner: Any):  # an AbstractRunner (not imported: it imports us)
         self.runner = runner
         self.durations = Durations()
         self._lock = threading.Lock()
