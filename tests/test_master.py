@@ -159,6 +159,34 @@ def test_crashed_jobs_do_not_stall_an_iteration_and_are_reported(tmp_path, caplo
         in caplog.text
 
 
+def test_a_second_run_in_the_same_place_is_refused_unless_resumed_or_overwritten(
+        branin_cluster, tmp_path):
+    """One rule for the journal and the result logs: an earlier run's files are refused with a
+    message saying what to do; resume continues that run, overwrite starts over."""
+    def run(**kwargs):
+        master = front(HyperBand, branin_cluster, tmp_path, seed=1,
+                       result_logger=json_result_logger(tmp_path / "logs"), **kwargs)
+        try:
+            return master.run(n_iterations=1, min_n_workers=2)
+        finally:
+            master.shutdown()
+
+    first = run()
+    journal = next(tmp_path.glob("*.journal.jsonl")).read_text()
+    results = (tmp_path / "logs" / "results.json").read_text()
+    with pytest.raises(ConfigurationError, match="resume=True, start over with overwrite=True"):
+        run()
+    assert next(tmp_path.glob("*.journal.jsonl")).read_text() == journal, "nothing touched"
+    assert (tmp_path / "logs" / "results.json").read_text() == results
+    resumed = run(resume=True)
+    assert len(resumed.get_all_runs()) == len(first.get_all_runs())
+    assert (tmp_path / "logs" / "results.json").read_text() == results, "nothing ran again"
+    again = run(overwrite=True)
+    assert len(again.get_all_runs()) == len(first.get_all_runs())
+    assert len((tmp_path / "logs" / "results.json").read_text().splitlines()) == len(
+        first.get_all_runs())
+
+
 def test_warm_start_tells_the_optimizer_the_previous_result(branin_cluster, tmp_path):
     first = front(BOHB, branin_cluster, tmp_path / "a", seed=3, min_points_in_model=3)
     try:

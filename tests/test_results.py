@@ -130,12 +130,17 @@ def test_logs_written_by_hpbandster_load(tmp_path):
     assert result.get_incumbent_id() == (0, 0, 0)
 
 
-def test_logger_refuses_existing_files_unless_overwrite(logged):
+def test_logger_refuses_existing_files_unless_told_to_resume_or_overwrite(logged):
     directory, _ = logged
-    with pytest.raises(FileExistsError, match="overwrite=True"):
-        json_result_logger(directory)
-    assert (directory / "results.json").read_text()  # untouched
-    json_result_logger(directory, overwrite=True)
+    before = (directory / "results.json").read_text()
+    with pytest.raises(FileExistsError, match="resume=True.*overwrite=True"):
+        json_result_logger(directory).open()
+    assert (directory / "results.json").read_text() == before  # untouched
+    resumed = json_result_logger(directory)
+    resumed.open("resume")
+    assert (directory / "results.json").read_text() == before  # appended to, later
+    assert resumed.config_ids, "configurations logged before are known"
+    json_result_logger(directory, overwrite=True).open()
     assert (directory / "results.json").read_text() == ""
 
 

@@ -39,7 +39,7 @@ def run_demo(args: argparse.Namespace) -> int:
         kwargs = dict(min_budget=1, max_budget=27, eta=3, seed=args.seed, run_id="demo",
                       nameserver=cluster.nameserver.host, nameserver_port=cluster.nameserver_port,
                       secret=cluster.secret, working_directory=out,
-                      result_logger=json_result_logger(out, overwrite=True))
+                      result_logger=json_result_logger(out), overwrite=True)
         if method != "random" and iterations is not None:
             kwargs["iterations"] = iterations
         seconds = getattr(args, "seconds", None)

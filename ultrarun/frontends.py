@@ -182,9 +182,10 @@ def minimize(fn: Any, configspace: ConfigurationSpace, min_budget: float, max_bu
             kwargs["iterations"] = iterations
     with LocalCluster(n_workers=n_workers, eval_func=fn, concurrent_type=concurrent_type,
                       startup_timeout=startup_timeout) as cluster:
-        if result_directory is not None:
-            kwargs.setdefault("result_logger", json_result_logger(result_directory, overwrite=True))
+        if result_directory is not None:  # each call is a new run: it starts over there
+            kwargs.setdefault("result_logger", json_result_logger(result_directory))
             kwargs.setdefault("working_directory", result_directory)
+            kwargs.setdefault("overwrite", not kwargs.get("resume", False))
         else:
             kwargs.setdefault("working_directory", cluster.working_directory)
         master = fronts[method](configspace, run_id=cluster.run_id, nameserver=cluster.nameserver.host,

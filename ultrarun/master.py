@@ -79,7 +79,10 @@ class Master:
     (seconds) stops launching jobs when it is used up; ``previous_result`` warm-starts the
     optimizer; ``checkpoint_file`` is the journal's path (default
     ``<working_directory>/ultrarun-<run_id>.journal.jsonl``) and ``checkpoint_freq`` how many
-    results may pass between fsyncs of it.
+    results may pass between fsyncs of it. One rule covers the journal and the result logs of
+    an earlier run in the same place: they are refused (an error saying what to do), unless
+    ``resume=True`` (continue that run: its finished jobs are not run again) or
+    ``overwrite=True`` (start over).
 
     Keyword-only: ``executor`` runs the jobs: any :class:`~ultrarun.executor.Executor`, or any
     :mod:`ultrarun.runners` backend (adapted once); by default a
@@ -109,7 +112,7 @@ class Master:
                  incumbents: dict[float, dict] | None = None,
                  incumbent_performances: dict[float, float] | None = None, *,
                  resume: bool = False, show_progress: bool | None = None,
-                 deterministic: bool = False, executor: Any = None,
+                 deterministic: bool = False, overwrite: bool = False, executor: Any = None,
                  retry: RetryPolicy | None = None, timeout: float | None = None,
                  prefetch: int = 0, secret: str | None = None, tls: Any = None,
                  logger: logging.Logger | None = None):
@@ -142,6 +145,7 @@ class Master:
         self.journal = Journal(checkpoint_file or self.working_directory /
                                f"ultrarun-{run_id}.journal.jsonl", fsync_every=checkpoint_freq)
         self.resume = resume
+        self.overwrite = overwrite
 
         self.iterations: list[BaseIteration] = []
         self.jobs: list[Job] = []
@@ -426,7 +430,7 @@ class Master:
                                 "result": job.result, "exception": job.exception,
                                 "timestamps": job.timestamps, "attempt": job.attempt,
                                 "worker": job.worker_name, "duration": job.duration}, sync=True)
-        if self.result_logger is not None:
+        if self.result_logger is not None and not replayed:  # the earlier run logged those
             self.result_logger(job)
         if self.deterministic:  # applied by the run loop, in submission order (_wait)
             with self.thread_cond:
@@ -485,9 +489,19 @@ class Master:
 
     # ------------------------------------------------------------------- the journal
     def _open_journal(self) -> None:
-        """Open the journal once: read it first when resuming (and refuse another run's)."""
+        """Open the journal and the result logs once, by one rule: an earlier run's files are
+        refused, unless ``resume`` (read the journal, refuse another run's; append) or
+        ``overwrite`` (start over)."""
         if self.journal._fh is not None:
             return
+        existing = "resume" if self.resume else "overwrite" if self.overwrite else "refuse"
+        if existing == "refuse" and self.journal.path.exists():
+            raise ConfigurationError(
+                f"the journal of an earlier run exists: {self.journal.path}; continue that run "
+                "with resume=True, start over with overwrite=True, or use another "
+                "working_directory (or checkpoint_file)")
+        if hasattr(self.result_logger, "open"):
+            self.result_logger.open(existing)
         header = self._journal_header()
         if self.resume:
             earlier, self._replay_configs, self._replay_results = self.journal.read()

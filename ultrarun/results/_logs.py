@@ -36,7 +36,10 @@ class json_result_logger:
     - ``statuses.json``: ``[config_id, budget, {"status": ..., "attempt": ..., "worker": ...}]`` per
       finished job (ultrarun's addition; HpBandSter's reader ignores the file).
 
-    ``overwrite=False`` refuses to touch existing log files (``FileExistsError``).
+    Existing log files in ``directory`` follow one rule, the master's (:meth:`open`): refuse
+    (``FileExistsError`` saying what to do), resume (append to them) or overwrite. A logger used
+    without a master opens itself on its first line: overwriting if ``overwrite=True``, else
+    refusing.
     """
 
     def __init__(self, directory: str | os.PathLike[str], overwrite: bool = False,
@@ -45,20 +48,38 @@ class json_result_logger:
         self.config_fn = self.directory / CONFIGS_FILE
         self.results_fn = self.directory / RESULTS_FILE
         self.statuses_fn = self.directory / STATUSES_FILE
+        self.overwrite = overwrite
         self.fsync = fsync
-        files = (self.config_fn, self.results_fn, self.statuses_fn)
-        existing = [str(p) for p in files if p.exists()]
-        if existing and not overwrite:
-            raise FileExistsError(f"result logs already exist: {', '.join(existing)}; pass "
-                                  "overwrite=True to replace them, or log into another directory")
-        self._files = {path: JsonLines(path, hold_open=False) for path in files}
-        for log in self._files.values():
-            log.open()
+        self._files = {path: JsonLines(path, hold_open=False)
+                       for path in (self.config_fn, self.results_fn, self.statuses_fn)}
         self.config_ids: set[ConfigId] = set()
         self._lock = threading.Lock()
+        self._opened = False
+
+    def open(self, existing: str = "refuse") -> None:
+        """Start logging: ``existing`` says what to do with log files already there:
+        ``"refuse"``, ``"resume"`` (append; configurations logged before are not logged again)
+        or ``"overwrite"``. ``overwrite=True`` given to the logger overwrites in any case."""
+        with self._lock:
+            if self._opened:
+                return
+            found = [str(p) for p in self._files if p.exists()]
+            if found and existing == "refuse" and not self.overwrite:
+                raise FileExistsError(
+                    f"result logs of an earlier run exist: {', '.join(found)}; continue that run "
+                    "with resume=True, start over with overwrite=True (on the master), or log "
+                    "into another directory")
+            append = existing == "resume" and not self.overwrite
+            if append:
+                self.config_ids = {_config_id(line[0]) for _, line in
+                                   read_json_lines(self.config_fn) if isinstance(line, list)}
+            for log in self._files.values():
+                log.open(append=append)
+            self._opened = True
 
     def new_config(self, config_id: ConfigId, config: Mapping[str, Any], config_info: Any = None) -> None:
         """Log a configuration once (later calls with the same id are ignored)."""
+        self.open()
         with self._lock:
             if config_id in self.config_ids:
                 return
@@ -67,6 +88,7 @@ class json_result_logger:
 
     def __call__(self, job: Job) -> None:
         """Log a finished job: its results line first, then its status line."""
+        self.open()
         if job.id not in self.config_ids:
             logger.warning("job %r finished before its configuration was logged; logging it now "
                            "without config_info", job.id)
