@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from ..job import ConfigId, Job, JobStatus
+from ..job import Incumbents, ConfigId, Job, JobStatus
 from ._exports import ResultExports
 
 logger = logging.getLogger(__name__)
@@ -159,15 +159,12 @@ class Result(ResultExports):
 
     def get_incumbents_per_budget(self) -> dict[float, tuple[ConfigId, float]]:
         """``{budget: (config_id, loss)}``: the best successful run of every budget, budgets ascending."""
-        best: dict[float, list[tuple[float, ConfigId]]] = {}
-        for config_id, datum in self.data.items():
-            for budget, result in datum.results.items():
+        best = Incumbents()  # the one tracker; offered in id order, a tie goes to the smaller
+        for config_id in sorted(self.data, key=_sort_key):  # id, as HpBandSter's min does
+            for budget, result in self.data[config_id].results.items():
                 if _has_loss(result):
-                    best.setdefault(budget, []).append((result["loss"], config_id))
-        # ties go to the smaller id, as HpBandSter's ``min`` over (loss, id) tuples
-        ids = {budget: min(pairs, key=lambda pair: (pair[0], _sort_key(pair[1])))[1]
-               for budget, pairs in best.items()}
-        return {b: (ids[b], self.data[ids[b]].results[b]["loss"]) for b in sorted(ids)}
+                    best.offer(budget, result["loss"], config_id)
+        return {b: (best.ids[b], best.losses[b]) for b in sorted(best.losses)}
 
     def get_incumbent_trajectory(self, all_budgets: bool = True, bigger_is_better: bool = True,
                                  non_decreasing_budget: bool = True) -> dict[str, list[Any]]:

@@ -26,10 +26,16 @@ from .base_iteration import _plain_config
 
 
 class ResultConfig:
-    """Mixin: the Result's ``HB_config`` also carries what the master put in ``self.config``
-    (``eta``, ``budgets``, ``max_SH_iter``, ...), as HpBandSter's does."""
+    """Mixin of every HpBandSter master: the Result's ``HB_config`` also carries what the master
+    put in ``self.config`` (``eta``, ``budgets``, ``max_SH_iter``, ...), as HpBandSter's does,
+    and a run starts over where an earlier one left its journal (HpBandSter has none)."""
 
     config: dict
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # HpBandSter has no journal: a script run again starts over (its logs keep their rule)
+        kwargs.setdefault("overwrite", not kwargs.get("resume", False))
+        super().__init__(*args, **kwargs)
 
     def get_result(self) -> Any:
         result = super().get_result()  # type: ignore[misc]

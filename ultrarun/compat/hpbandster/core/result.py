@@ -5,9 +5,21 @@ meanings. ``Result`` here also unpickles a Result that HpBandSter itself pickled
 """
 from __future__ import annotations
 
+from typing import Any
+
+from ultrarun import results as _results
 from ultrarun.results import (Run, extract_HB_learning_curves, extract_HBS_learning_curves,
-                              json_result_logger, logged_results_to_HBS_result)
+                              logged_results_to_HBS_result)
 from ultrarun.results import _analysis as _native
+
+
+class json_result_logger(_results.json_result_logger):  # noqa: N801 (HpBandSter's name)
+    """HpBandSter's logger: existing files are refused (or, ``overwrite=True``, emptied) when it
+    is made, as in HpBandSter, whatever the master says later."""
+
+    def __init__(self, directory: Any, overwrite: bool = False) -> None:
+        super().__init__(directory, overwrite=overwrite)
+        self.open()
 
 
 class Result(_native.Result):

@@ -102,6 +102,7 @@ class Master(_master.Master):
         iter_generator.initialize(optimizer)
         self.ultraopt_optimizer = optimizer
         self.progress = progress_callback
+        kwargs.setdefault("overwrite", not kwargs.get("resume", False))  # as ultraopt does
         self._bar: Any = None
         super().__init__(run_id, optimizer.as_native(), iter_generator, self._job_done,
                          checkpoint_file, checkpoint_freq, working_directory, ping_interval,
