@@ -245,18 +245,6 @@ class Dispatcher(Executor):
         with self._lock:
             return len(self.pool.workers)
 
-    def number_of_idle_workers(self) -> int:
-        with self._lock:
-            return self.pool.idle
-
-    def queue_length(self) -> int:
-        with self._lock:
-            return len(self.pool.queue)
-
-    def number_of_running_jobs(self) -> int:
-        with self._lock:
-            return self.pool.running
-
     def expected_start(self) -> float | None:
         """When (``time.monotonic()``) a job submitted now would start, at the pace of the
         jobs so far (None before the first result). The master starts no job that would end
@@ -354,16 +342,12 @@ class Dispatcher(Executor):
                 return
             answer = link.conn.call("ping", self.uri)
         except CommunicationTimeout as exc:
-            link.conn.close()
-            self._silent(link, kind, str(exc))
+            self._failed(link, kind, str(exc), silent=True)
             return
-        except AuthenticationError as exc:
-            self.logger.error("worker %s refused us: %s", link.name, exc)
-            self._gone(link, kind, str(exc), refused=False)
-            return
-        except CommunicationError as exc:  # refused or closed: the process is gone
-            link.conn.close()
-            self._gone(link, kind, str(exc), refused="refused" in str(exc).lower())
+        except CommunicationError as exc:  # refused, closed, or the secrets differ
+            if isinstance(exc, AuthenticationError):
+                self.logger.error("worker %s refused us: %s", link.name, exc)
+            self._failed(link, kind, str(exc), refused="refused" in str(exc).lower())
             return
         try:
             report = Report.parse(answer.get("report") if isinstance(answer, dict) else None)
@@ -386,22 +370,14 @@ class Dispatcher(Executor):
             drain = self._after()
         self._start_draining([d for d in drain if d is not link])
 
-    def _silent(self, link: _Link, kind: str, reason: str) -> None:
-        """No answer in time: a probe is tried again later; a worker is lost after two."""
-        with self._lock:
-            if kind in ("ping", "probe"):
-                link.pinging = False
-            if kind == "probe":
-                self._suspects[link.name] = time.monotonic() + 6 * self.ping_interval
-                self._links.pop(link.name, None)
-                link.closed = True
-                return
-            self.pool.missed(link.name, reason)
-            drain = self._after()
-        self._start_draining(drain)
-
-    def _gone(self, link: _Link, kind: str, reason: str, refused: bool) -> None:
-        if refused and kind == "probe":  # the process is gone: clean the phone book
+    def _failed(self, link: _Link, kind: str, reason: str, silent: bool = False,
+                refused: bool = False) -> None:
+        """A call to the worker failed. A probe: a name that does not answer is tried again
+        later, one whose process is gone (refused) leaves the phone book. A worker that was
+        silent is lost after two missed pings; one that refused or hung up is lost now (a job
+        that could not be handed over never started)."""
+        link.conn.close()
+        if refused and kind == "probe":
             self.logger.info("removing stale worker %s from the name server", link.name)
             with transport.NameServerClient(self.nameserver, self.nameserver_port,
                                             self._secret, self.timeout) as ns:
@@ -413,11 +389,15 @@ class Dispatcher(Executor):
             if kind in ("ping", "probe"):
                 link.pinging = False
             if kind == "probe":
+                if silent:
+                    self._suspects[link.name] = time.monotonic() + 6 * self.ping_interval
                 self._links.pop(link.name, None)
                 link.closed = True
                 return
-            # a job that could not be handed over never started
-            self.pool.remove(link.name, f"did not answer: {reason}", started=kind != "job")
+            if silent:
+                self.pool.missed(link.name, reason)
+            else:
+                self.pool.remove(link.name, f"did not answer: {reason}", started=kind != "job")
             drain = self._after()
         self._start_draining(drain)
 

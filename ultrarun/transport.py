@@ -773,10 +773,6 @@ class Connection:
         with remote_call(f"connect to {self.what}"):
             self._proxy._pyroBind()
 
-    @property
-    def connected(self) -> bool:
-        return self._proxy._pyroConnection is not None
-
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._proxy._pyroRelease()

@@ -428,7 +428,7 @@ class _Runtime:
         self.started = time.time()
         self.idle_since = time.monotonic()
         self.last_contact = time.monotonic()
-        self._conns: dict[str, transport.Connection] = {}  # the uplink's
+        self._conn_to: transport.Connection | None = None  # the uplink's, to self.dispatcher
 
     @property
     def current(self) -> dict | None:
@@ -513,23 +513,20 @@ class _Runtime:
         except Exception:
             worker.logger.exception("worker %s: the uplink failed", worker.worker_name)
         finally:
-            for conn in self._conns.values():
-                conn.close()
+            self._drop()
             if self.ns is not None:
                 self.ns.close()
 
     def _conn(self, uri: str) -> transport.Connection:
-        conn = self._conns.get(uri)
-        if conn is None:
-            for old in [u for u in self._conns if u != uri]:  # one dispatcher at a time
-                self._drop(old)
-            conn = self._conns[uri] = transport.Connection(uri, self.secret,
-                                                           what="the dispatcher")
+        """The connection to the dispatcher at ``uri`` (one dispatcher at a time)."""
+        if self._conn_to is None or self.dispatcher != uri:
+            self._drop()
+            self._conn_to = transport.Connection(uri, self.secret, what="the dispatcher")
             self.dispatcher = uri
-        return conn
+        return self._conn_to
 
-    def _drop(self, uri: str) -> None:
-        conn = self._conns.pop(uri, None)
+    def _drop(self, uri: str | None = None) -> None:
+        conn, self._conn_to = self._conn_to, None
         if conn is not None:
             conn.close()
 
@@ -662,9 +659,6 @@ class WorkerService:
                     rt.meet = dispatcher
                     rt.cond.notify_all()
         return {**self.status(), "report": rt.report(dispatcher)}
-
-    def is_busy(self) -> bool:
-        return self._rt.current is not None
 
     def status(self) -> dict:
         rt = self._rt
