@@ -139,16 +139,12 @@ class _Recording(_NativeOptimizer):
         raise NotImplementedError
 
 
-def tpe_class() -> type:
-    """ultrarun's TPE optimizer, or BOHB's KDE sampler in an ultrarun without one."""
-    return getattr(_optimizers, "TPE", None) or _optimizers.BOHB
-
-
 class ETPEOptimizer(BaseOptimizer):
-    """ultraopt's TPE optimizer on :func:`tpe_class`; options go to its constructor."""
+    """ultraopt's TPE optimizer on ultrarun's (:class:`ultrarun.optimizers.TPE`); options go to
+    its constructor."""
 
     def _native_class(self) -> type:
-        return tpe_class()
+        return _optimizers.TPE
 
 
 class RandomOptimizer(BaseOptimizer):
@@ -156,4 +152,4 @@ class RandomOptimizer(BaseOptimizer):
         return _optimizers.RandomSearch
 
 
-__all__ = ["BaseOptimizer", "ETPEOptimizer", "RandomOptimizer", "tpe_class"]
+__all__ = ["BaseOptimizer", "ETPEOptimizer", "RandomOptimizer"]
