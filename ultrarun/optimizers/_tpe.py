@@ -48,7 +48,7 @@ class TPE(BaseOptimizer):
                  n_startup_trials: int = 10, n_ei_candidates: int = 24,
                  prior_weight: float = 1.0, consider_endpoints: bool = False,
                  multivariate: bool = True, group: bool = True,
-                 constant_liar: bool = True, fidelity: str = "rank",
+                 constant_liar: bool = False, fidelity: str = "rank",
                  bandwidth: str = "adaptive") -> None:
         super().__init__(configspace, seed)
         _require(isinstance(n_startup_trials, Integral) and not isinstance(n_startup_trials, bool)
@@ -163,7 +163,8 @@ class TPE(BaseOptimizer):
         n = len(losses)
         order = np.argsort(losses, kind="stable")
         good = np.zeros(n, dtype=bool)
-        good[order[:default_gamma(n)]] = True
+        # configurations in flight go to the bad set only: they do not enlarge the good one
+        good[order[:default_gamma(int(np.isfinite(losses).sum()) or n)]] = True
         good &= np.isfinite(losses)
         if not good.any():  # every result failed: nothing to learn from yet
             return None
@@ -196,7 +197,10 @@ class TPE(BaseOptimizer):
         rows = np.vstack([best[None], candidates[np.argsort(-total, kind="stable")]])
         rows = self.vectors.deactivate(self.vectors.complete(rows))
         rows = rows[~self.vectors.forbidden(rows)]
+        in_flight = {vector.tobytes() for vector in self._pending.values()}
         for row in rows:
+            if row.tobytes() in in_flight:  # never the same configuration twice at once
+                continue
             try:
                 config = self.vectors.to_config(row)
             except ValueError:  # ConfigSpace rejected it: try the next
