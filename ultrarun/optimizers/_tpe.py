@@ -6,8 +6,12 @@ weight ``prior_weight``, ``n_ei_candidates`` candidates drawn from the good dens
 with the largest ``l(x) / g(x)`` returned. ``multivariate`` models the dimensions jointly;
 ``group`` fits one joint model per group of hyperparameters that are active together, so
 conditional spaces are modelled exactly; ``constant_liar`` counts configurations in flight as the
-worst results. For multi-fidelity runs it models the largest budget with ``n_startup_trials``
-results, like BOHB. See ``docs/optimizers.md``.
+worst results. Two departures, both measured on the quality benchmark: multivariate bandwidths
+follow the spread of the points (``bandwidth="adaptive"``), and for multi-fidelity runs every
+configuration is ranked by the largest budget it reached, then its loss there
+(``fidelity="rank"``, as Optuna ranks trials its Hyperband pruner stopped) or, like BOHB, only the
+largest budget with ``n_startup_trials`` results is used (``fidelity="largest"``). See
+``docs/optimizers.md``.
 """
 from __future__ import annotations
 
@@ -39,9 +43,10 @@ def default_gamma(n: int) -> int:
 
 class TPE(BaseOptimizer):
     """Samples where ``l(x) / g(x)`` is high; ``l`` and ``g`` are Parzen estimators of the good
-    and the other results on the largest budget with at least ``n_startup_trials`` of them.
+    and the other results (see the module docstring for how budgets are combined).
 
-    Until a budget has that many results, picks are uniformly random.
+    Until ``n_startup_trials`` configurations have results, picks are uniformly random. A
+    configuration in flight is never handed out again while it is.
     """
 
     def __init__(self, configspace: ConfigurationSpace, seed: int | None = None,
