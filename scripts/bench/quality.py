@@ -314,12 +314,14 @@ def plot(summary: dict, directory: Path, reference: str) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for problem, data in summary["problems"].items():
-        fig, ax = plt.subplots(figsize=(7, 4.2))
-        for m, curve in sorted(data["curves"].items()):
+        fig, ax = plt.subplots(figsize=(9, 4.4))
+        for i, (m, curve) in enumerate(sorted(data["curves"].items())):
             xs = [c[0] for c in curve if math.isfinite(c[1])]
             med = [max(c[1], 1e-6) for c in curve if math.isfinite(c[1])]
             lw = 2.6 if m == reference else 1.3
-            line, = ax.plot(xs, med, label=m, linewidth=lw)
+            ours = m.split("@")[0] in METHODS or m.split("@")[0] == "default"
+            line, = ax.plot(xs, med, label=m, linewidth=lw, linestyle="-" if ours else "--",
+                            color="black" if m == reference else plt.cm.tab20(i % 20))
             lo = [max(c[2], 1e-6) for c in curve if math.isfinite(c[1])]
             hi = [max(c[3], 1e-6) if math.isfinite(c[3]) else max(med) for c in curve
                   if math.isfinite(c[1])]
@@ -329,7 +331,8 @@ def plot(summary: dict, directory: Path, reference: str) -> list[Path]:
         ax.set_xlabel("cumulative budget")
         ax.set_ylabel("median regret (IQR shaded for the reference)")
         ax.set_title(f"{problem}: regret of the incumbent at budget {MAX_BUDGET:g}")
-        ax.legend(fontsize=7, ncol=2)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  title="dashed: peers", title_fontsize=7)
         fig.tight_layout()
         path = directory / f"quality-{problem}.png"
         fig.savefig(path, dpi=90)
