@@ -58,7 +58,7 @@ def main():
     with tempfile.TemporaryDirectory() as workdir:
         for name in args.problems:
             for seed in args.seeds:
-                emit_run("dehb", name, seed, run(PROBLEMS[name], seed, args.total_budget, workdir),
+                emit_run("dehb_package", name, seed, run(PROBLEMS[name], seed, args.total_budget, workdir),
                          version="0.1.2")
 
 
