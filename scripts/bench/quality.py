@@ -16,8 +16,9 @@ with the master's loop played out in simulated time: ``--workers`` workers, a jo
 ``b`` takes ``b`` time units, results come back in order of finish time, a new job starts
 whenever a worker is free (promotions are ``mark_running``, results are ``tell``). That makes each
 run exactly reproducible per seed and independent of machine load, and 16 workers cost no more
-than one. Peers run in their own venvs (``peers/<name>_peer.py``, one small runner each, skipped when
-their python is absent), sequentially (one worker), with the same problems, seeds and budget.
+than one. Peers run in their own venvs (``peers/<name>_peer.py``, one small runner each,
+skipped when their python is absent), sequentially (one worker), with the same problems, seeds
+and budget.
 
 Measure: the regret of the incumbent among evaluations at the top budget (27), as a function of
 the cumulative budget spent (each job is charged its budget, also a peer's partial evaluation of
@@ -37,12 +38,11 @@ import json
 import math
 import multiprocessing
 import os
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -291,8 +291,8 @@ def markdown(summary: dict, reference: str) -> str:
                   "| --- |" + " --- |" * (len(CHECKPOINT_FRACTIONS) + 1)]
         final = {m: cells[-1]["median"] for m, cells in data["table"].items()}
         for m in sorted(data["table"], key=lambda m: (final[m], m)):
-            cells = " | ".join(f"{_fmt(c['median'])} [{_fmt(c['q25'])}–{_fmt(c['q75'])}] #{c['rank']}"
-                               for c in data["table"][m])
+            cells = " | ".join(f"{_fmt(c['median'])} [{_fmt(c['q25'])}–{_fmt(c['q75'])}] "
+                               f"#{c['rank']}" for c in data["table"][m])
             test = data["tests"].get(m)
             p = "" if test is None else f"{test['p']:.3g}"
             name = f"**{m}**" if m == reference else m
@@ -314,12 +314,14 @@ def plot(summary: dict, directory: Path, reference: str) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for problem, data in summary["problems"].items():
-        fig, ax = plt.subplots(figsize=(7, 4.2))
-        for m, curve in sorted(data["curves"].items()):
+        fig, ax = plt.subplots(figsize=(9, 4.4))
+        for i, (m, curve) in enumerate(sorted(data["curves"].items())):
             xs = [c[0] for c in curve if math.isfinite(c[1])]
             med = [max(c[1], 1e-6) for c in curve if math.isfinite(c[1])]
             lw = 2.6 if m == reference else 1.3
-            line, = ax.plot(xs, med, label=m, linewidth=lw)
+            ours = m.split("@")[0] in METHODS or m.split("@")[0] == "default"
+            line, = ax.plot(xs, med, label=m, linewidth=lw, linestyle="-" if ours else "--",
+                            color="black" if m == reference else plt.cm.tab20(i % 20))
             lo = [max(c[2], 1e-6) for c in curve if math.isfinite(c[1])]
             hi = [max(c[3], 1e-6) if math.isfinite(c[3]) else max(med) for c in curve
                   if math.isfinite(c[1])]
@@ -329,7 +331,8 @@ def plot(summary: dict, directory: Path, reference: str) -> list[Path]:
         ax.set_xlabel("cumulative budget")
         ax.set_ylabel("median regret (IQR shaded for the reference)")
         ax.set_title(f"{problem}: regret of the incumbent at budget {MAX_BUDGET:g}")
-        ax.legend(fontsize=7, ncol=2)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  title="dashed: peers", title_fontsize=7)
         fig.tight_layout()
         path = directory / f"quality-{problem}.png"
         fig.savefig(path, dpi=90)
@@ -387,7 +390,8 @@ def main(argv: Sequence[str] | None = None) -> None:
              for p in args.problems for m in chosen for s in args.seeds for w in args.workers]
     lines: list[str] = []
     for path in args.load:
-        lines += [l for l in path.read_text().splitlines() if l.startswith('{"bench": "quality_run"')]
+        lines += [line for line in path.read_text().splitlines()
+                  if line.startswith('{"bench": "quality_run"')]
     save = open(args.save, "a") if args.save else None
     started = time.monotonic()
 

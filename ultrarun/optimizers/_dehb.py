@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 
 class DEHB(BaseOptimizer):
     """New configurations by ``rand/1/bin`` differential evolution over the best
-    ``population_size`` results of the largest budget with that many (random until then)."""
+    ``population_size`` results of the largest budget with that many (random until then); a
+    configuration in flight is not handed out again while it is."""
 
     def __init__(self, configspace: ConfigurationSpace, seed: int | None = None,
                  population_size: int | None = None, mutation_factor: float = 0.5,
@@ -69,10 +70,11 @@ class DEHB(BaseOptimizer):
         best = np.argsort(losses, kind="stable")[:self.population_size]
         population = self._encode(self.vectors.impute(
             np.vstack(self._vectors[population_budget])[best], self.rng))
-        for _ in range(10):  # a trial rejected by a forbidden clause is bred again
+        in_flight = {vector.tobytes() for vector in self._pending.values()}
+        for _ in range(10):  # a forbidden trial, or one already in flight, is bred again
             trial = self._breed(population)
             row = self.vectors.deactivate(self.vectors.complete(self._decode(trial)[None]))
-            if self.vectors.forbidden(row)[0]:
+            if self.vectors.forbidden(row)[0] or row[0].tobytes() in in_flight:
                 continue
             try:
                 config = self.vectors.to_config(row[0])

@@ -58,8 +58,8 @@ def main():
     with tempfile.TemporaryDirectory() as workdir:
         for name in args.problems:
             for seed in args.seeds:
-                emit_run("dehb", name, seed, run(PROBLEMS[name], seed, args.total_budget, workdir),
-                         version="0.1.2")
+                emit_run("dehb_package", name, seed,
+                         run(PROBLEMS[name], seed, args.total_budget, workdir), version="0.1.2")
 
 
 if __name__ == "__main__":
