@@ -66,7 +66,7 @@ class Dispatcher(Executor):
         nameserver, nameserver_port: the run's name server.
         host: address the dispatcher listens on (default: the one facing the name server).
         queue_callback: called with the number of workers whenever the pool changes.
-        max_retries, retry_on: the :class:`~ultrarun._pool.RetryPolicy` (or pass ``retry``):
+        max_retries, retry_on: the :class:`~ultrarun.executor.RetryPolicy` (or pass ``retry``):
             a job whose worker was lost runs again up to ``max_retries`` times, then is LOST;
             statuses in ``retry_on`` (CRASHED, TIMEOUT, MEMOUT) are retried too.
         prefetch: jobs a busy worker may hold besides the one it runs (default 0). With short
