@@ -46,11 +46,8 @@ class Echo:
 def raw_pyro_round_trips(n: int) -> float:
     """The baseline: synchronous round trips of a small dict through a daemon made the same way."""
     with transport.Server(Echo(), "bench-secret") as server:
-        proxy = transport.make_proxy(server.uri, "bench-secret")
-        try:
-            return round_trips_per_second(proxy.echo, n)
-        finally:
-            transport.close_proxy(proxy)
+        with transport.Connection(server.uri, "bench-secret") as conn:
+            return round_trips_per_second(lambda value: conn.call("echo", value), n)
 
 
 def start_workers(run_id: str, workdir: str, n: int) -> list[subprocess.Popen]:

@@ -88,7 +88,7 @@ def main() -> None:
                                nameserver_port=cluster.nameserver_port, secret=cluster.secret,
                                working_directory=cluster.working_directory, show_progress=False,
                                job_queue_sizes=tuple(args.queue), prefetch=args.prefetch,
-                               time_left_for_this_task=seconds)
+                               time_left_for_this_task=seconds, overwrite=True)
             try:
                 master.wait_for_workers(args.workers)
                 t0 = time.monotonic()
