@@ -37,6 +37,9 @@ from .security import resolve_secret
 log = logging.getLogger(__name__)
 
 _SENDERS = 16  # threads that talk to workers; a stopped worker holds one for a timeout
+# what status()["counters"] reports: calls served (syncs), made to workers (jobs pushed, pings,
+# probes of names found in the name server, cancels) and to the name server (listings)
+_COUNTERS = ("syncs", "jobs", "pings", "probes", "cancels", "listings")
 
 
 @dataclass(eq=False)
@@ -105,6 +108,8 @@ class Dispatcher:
         self._suspects: dict[str, float] = {}  # name -> when to probe it again
         self._best: dict[Any, tuple[float, Any]] = {}  # budget -> (loss, job id)
         self._n_workers = 0
+        # what the dispatcher did, for status(): calls served and made, by kind
+        self._counters: collections.Counter = collections.Counter()
         self._callbacks: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self._discover_now = threading.Event()
@@ -339,6 +344,8 @@ class Dispatcher:
         if link.conn is None:
             link.conn = transport.Connection(link.uri, self._secret, self.timeout,
                                              what=link.name)
+        with self._lock:
+            self._counters[kind + "s"] += 1
         try:
             if kind == "job":
                 link.conn.send("start_computation", payload)
@@ -424,6 +431,7 @@ class Dispatcher:
     def sync(self, name: str, uri: str, report: Report, results: list[dict]) -> dict:
         """A worker's call: its results and its report; the answer carries its jobs."""
         with self._lock:
+            self._counters["syncs"] += 1
             if self._stop.is_set():
                 return {"jobs": [], "cancel": []}
             jobs, stale = self.pool.on_call(name, uri, report, results)
@@ -441,7 +449,8 @@ class Dispatcher:
             return {"run_id": self.run_id, "uri": self.uri, "workers": self.pool.snapshot(),
                     "queued": len(self.pool.queue), "running": self.pool.running,
                     "finished": {s.name: n for s, n in counts.items() if isinstance(s, JobStatus)},
-                    "late_results": counts["late"], "best": best}
+                    "late_results": counts["late"], "best": best,
+                    "counters": {k: self._counters[k] for k in _COUNTERS}}
 
     # ------------------------------------------------------------- discovery and pings
     def trigger_discover_worker(self) -> None:
@@ -454,6 +463,7 @@ class Dispatcher:
             while not self._stop.is_set():
                 try:
                     self._check_registration(ns, name)
+                    self._counters["listings"] += 1
                     listed = ns.list(transport.worker_prefix(self.run_id))
                 except CommunicationError as exc:
                     self.logger.warning("cannot reach the name server: %s", exc)
