@@ -40,6 +40,7 @@ _SENDERS = 16  # threads that talk to workers; a stopped worker holds one for a 
 # what status()["counters"] reports: calls served (syncs), made to workers (jobs pushed, pings,
 # probes of names found in the name server, cancels) and to the name server (listings)
 _COUNTERS = ("syncs", "jobs", "pings", "probes", "cancels", "listings")
+_LIST_GAP = 1.0  # seconds: a triggered listing of the name server comes no sooner after the last
 
 
 @dataclass(eq=False)
@@ -265,8 +266,11 @@ class Dispatcher:
         hand finished jobs to the callback thread, log what happened. Returns the links that
         need a sending thread."""
         drain = [self._enqueue(name, ("job", message)) for name, message in self.pool.assign()]
+        gone = []
         for event in self.pool.take_events():
             self._log_event(event)
+            if event[0] == "lost":
+                gone.append(event[1])
         for job in self.pool.take_finished():
             if job.status is JobStatus.SUCCESS and isinstance(job.result, dict):
                 budget = job.kwargs.get("budget")
@@ -274,9 +278,12 @@ class Dispatcher:
                 if best is None or job.result["loss"] < best[0]:
                     self._best[budget] = (job.result["loss"], job.id)
             self._callbacks.put(("job", job))
-        for name in [n for n, link in self._links.items()
-                     if n not in self.pool.workers and not link.probing]:
-            link = self._links.pop(name)
+        for name in gone:  # the links of workers that left the pool (not O(W) per event)
+            link = self._links.get(name)
+            state = self.pool.workers.get(name)
+            if link is None or link.probing or (state is not None and state.uri == link.uri):
+                continue
+            del self._links[name]
             link.closed = True
             if not link.sending:
                 self._close_link(link)
@@ -458,9 +465,15 @@ class Dispatcher:
         self._discover_now.set()
 
     def _monitor_loop(self, ns: transport.NameServerClient) -> None:
+        """List the name server (new names are probed) and ping the pool every ping interval.
+        A trigger lists sooner, at most once per ``_LIST_GAP`` seconds, and pings nobody: what
+        the monitor does per second does not grow with the calls to trigger it."""
         name = transport.dispatcher_name(self.run_id)
+        next_ping = 0.0
+        gap = min(_LIST_GAP, self.ping_interval)
         try:
             while not self._stop.is_set():
+                listed_at = time.monotonic()
                 try:
                     self._check_registration(ns, name)
                     self._counters["listings"] += 1
@@ -468,11 +481,17 @@ class Dispatcher:
                 except CommunicationError as exc:
                     self.logger.warning("cannot reach the name server: %s", exc)
                     listed = {}
+                now = time.monotonic()
                 with self._lock:
-                    drain = self._ping_all(listed)
+                    drain = self._probe_new(listed)
+                    if now >= next_ping:
+                        drain += self._ping_workers()
+                        next_ping = now + self.ping_interval
                 self._start_draining(drain)
-                self._discover_now.wait(self.ping_interval)
+                self._discover_now.wait(max(0.0, next_ping - time.monotonic()))
                 self._discover_now.clear()
+                if not self._stop.is_set():  # a trigger: not sooner than gap after the last
+                    self._stop.wait(max(0.0, listed_at + gap - time.monotonic()))
         finally:
             ns.close()
 
@@ -482,9 +501,8 @@ class Dispatcher:
             ns.register(name, self.uri)
             self.logger.info("registered again with the name server (it forgot us)")
 
-    def _ping_all(self, listed: dict[str, str]) -> list[_Link]:
-        """Caller holds the lock: probe new names, and ping every worker whose last ping came
-        back (a ping's answer repairs what differs, see the pool model)."""
+    def _probe_new(self, listed: dict[str, str]) -> list[_Link]:
+        """Caller holds the lock: probe the listed names that are not in the pool yet."""
         drain = []
         now = time.monotonic()
         for name, uri in listed.items():
@@ -494,6 +512,12 @@ class Dispatcher:
                                                  probing=True)
                 link.outbox.append(("probe", self.pool.mark()))
                 drain.append(link)
+        return drain
+
+    def _ping_workers(self) -> list[_Link]:
+        """Caller holds the lock: ping every worker whose last ping came back (a ping's answer
+        repairs what differs, see the pool model)."""
+        drain = []
         for name in self.pool.workers:
             link = self._links.get(name)
             if link is not None and link.pinging:
