@@ -54,7 +54,7 @@ import time
 from pathlib import Path
 
 from _common import emit, run_peer, utilisation
-from scale_common import (WorkerProcesses, cpu_by_role, footprint, process_cpu_s,
+from scale_common import (WorkerProcesses, branin, cpu_by_role, footprint, process_cpu_s,
                           serve_until_terminated, thread_cpu)
 
 HERE = Path(__file__).resolve()
@@ -73,7 +73,6 @@ def workers_main(argv: list[str]) -> None:
     p.add_argument("--first", type=int, required=True)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    from ultrarun.benchmarks import branin
     from ultrarun.security import Credentials
     from ultrarun.worker import Worker
 
@@ -153,7 +152,8 @@ def make_master(kind: str, creds, args, working_directory: str):
                   secret=creds.secret, working_directory=working_directory,
                   show_progress=False, prefetch=args.prefetch, min_budget=MIN_BUDGET,
                   max_budget=MAX_BUDGET, eta=ETA, seed=args.seed,
-                  checkpoint_file=os.path.join(working_directory, f"{kind}.journal.jsonl"))
+                  checkpoint_file=os.path.join(working_directory, f"{kind}.journal.jsonl"),
+                  job_queue_sizes=tuple(args.queue))
     timed = kind in ("asha", "random", "asha-random")
     if timed:
         common["time_left_for_this_task"] = args.seconds
@@ -230,7 +230,7 @@ def one_run(kind: str, args, creds, wd: str, state: dict) -> dict:
     W = args.workers
     return {
         "bench": "scale", "peer": "ultrarun", "run": kind, "workers": W, "procs": args.procs,
-        "job_s": args.job_seconds, "prefetch": args.prefetch,
+        "job_s": args.job_seconds, "prefetch": args.prefetch, "queue": args.queue,
         "iterations": None if timed else args.iterations,
         "seconds": args.seconds if timed else None, "run_s": round(run_s, 3),
         "jobs": n, "failed": sum(j.status.failed for j in master.jobs),
@@ -269,6 +269,8 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", default=["asha", "hyperband", "random"],
                         choices=RUNS)
     parser.add_argument("--prefetch", type=int, default=0)
+    parser.add_argument("--queue", type=int, nargs=2, default=[-1, 0], metavar=("MIN", "MAX"),
+                        help="the master's job_queue_sizes (relative to the job slots)")
     parser.add_argument("--bracket-formula", default="paper", choices=("paper", "hpbandster"))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--startup-timeout", type=float, default=600)

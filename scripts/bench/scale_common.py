@@ -4,6 +4,7 @@ own virtual environment, where ultrarun is not installed)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -13,6 +14,18 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 _TICK_NS = 1e9 / os.sysconf("SC_CLK_TCK")
+MAX_BUDGET = 27.0
+
+
+def branin(config: dict, budget: float, max_budget: float = MAX_BUDGET) -> float:
+    """ultrarun.benchmarks.branin, here so that worker processes (and the HpBandSter peer, which
+    has no ultrarun) need neither numpy nor ConfigSpace: a worker process starts faster."""
+    x1, x2 = float(config["x1"]), float(config["x2"])
+    z = min(max(float(budget) / max_budget, 0.0), 1.0)
+    b = 5.1 / (4 * math.pi ** 2) - 0.01 * (1 - z)
+    c = 5 / math.pi - 0.1 * (1 - z)
+    t = 1 / (8 * math.pi) + 0.05 * (1 - z)
+    return (x2 - b * x1 ** 2 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
 
 
 def _task_cpu_ns(tid: int, pid: str = "self") -> int | None:
@@ -149,8 +162,9 @@ class WorkerProcesses:
 
 
 def serve_until_terminated(start: Callable[[], list[Any]], stop: Callable[[Any], None]) -> None:
-    """A worker process's main: ``start()`` the workers (returns them, registered), say so on
-    stdout as one JSON line of registration times, then wait for SIGTERM and ``stop`` each."""
+    """A worker process's main: ``start()`` the workers (returns them and the wall-clock time
+    each was registered), say so on stdout as one JSON line, then wait for SIGTERM and ``stop``
+    each."""
     import signal
 
     done = threading.Event()

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import subprocess
 import sys
@@ -38,7 +37,7 @@ import time
 
 import _common
 from _common import quiet_hpbandster_logging, wait_for
-from scale_common import (WorkerProcesses, cpu_by_role, footprint, process_cpu_s,
+from scale_common import (WorkerProcesses, branin, cpu_by_role, footprint, process_cpu_s,
                           serve_until_terminated, thread_cpu)
 
 HERE = os.path.abspath(__file__)
@@ -49,16 +48,6 @@ NS_HOST = "127.0.0.1"
 
 def emit(**fields) -> None:
     _common.emit(peer=PEER, **fields)
-
-
-def branin(config: dict, budget: float, max_budget: float = 27.0) -> float:
-    """ultrarun.benchmarks.branin (multi-fidelity Branin), repeated here: no ultrarun in this venv."""
-    x1, x2 = float(config["x1"]), float(config["x2"])
-    z = min(max(float(budget) / max_budget, 0.0), 1.0)
-    b = 5.1 / (4 * math.pi ** 2) - 0.01 * (1 - z)
-    c = 5 / math.pi - 0.1 * (1 - z)
-    t = 1 / (8 * math.pi) + 0.05 * (1 - z)
-    return (x2 - b * x1 ** 2 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
 
 
 def branin_space(seed: int):
