@@ -14,7 +14,9 @@ Branin; HpBandSter's name server in its own process. Runs:
 - ``random``: hpbandster.optimizers.RandomSearch (4 configurations per iteration at the largest
   budget), ``--random-rounds`` x W / 4 iterations: enough jobs for that many rounds of W.
 
-HpBandSter has no ASHA and no time bound. Each run prints one JSON line, marked
+HpBandSter has no ASHA and no time bound. Pyro's THREADPOOL_SIZE is raised to 2W + 100 for
+every process (``PYRO_THREADPOOL_SIZE``): with its default of 40, HpBandSter's name server refuses
+connections while hundreds of workers register and those workers die. Each run prints one JSON line, marked
 ``"peer": "hpbandster"``, with scale.py's fields where HpBandSter allows them: HpBandSter's
 dispatcher serves every connection from a thread of its own and calls the master's result
 callback (where BOHB refits its model) from those threads, so ``master_cpu_ms_per_job`` is the
@@ -114,7 +116,7 @@ def workers_main(argv: list[str]) -> None:
         # run(background=True) returns before the worker registers: watch the name server
         seen: dict[str, float] = {}
         names = {w.worker_id for w in workers}
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + 180
         with Pyro4.locateNS(host=NS_HOST, port=a.ns_port) as ns:
             while len(seen) < len(names) and time.monotonic() < deadline:
                 now = time.time()
@@ -225,6 +227,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--startup-timeout", type=float, default=600)
     args = parser.parse_args()
+    # Pyro's thread-pool servers (HpBandSter's name server, dispatcher and workers) refuse
+    # connections beyond THREADPOOL_SIZE (default 40): with hundreds of workers registering at
+    # once, HpBandSter's workers die with "no free workers". Raise it for every process here.
+    os.environ.setdefault("PYRO_THREADPOOL_SIZE", str(max(200, 2 * args.workers + 100)))
     quiet_hpbandster_logging()
     state: dict = {}
     with tempfile.TemporaryDirectory(prefix="hpbandster-scale-") as wd:

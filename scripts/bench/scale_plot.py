@@ -20,7 +20,14 @@ def load(paths: list[str]) -> list[dict]:
     for path in paths:
         with open(path) as fh:
             rows += [json.loads(line) for line in fh if line.startswith("{")]
-    return [r for r in rows if r.get("bench") == "scale"]
+    rows = [r for r in rows if r.get("bench") == "scale"]
+    for r in rows:  # HpBandSter's Hyperband bound: its own bracket sizes, simulated here
+        if r.get("peer") == "hpbandster" and r["run"] == "hyperband" and not r.get("bound"):
+            from scale import simulate
+            from ultrarun.iterations import HyperBandIterGenerator
+            r.update(simulate(HyperBandIterGenerator(1, 27, 3, "hpbandster"), r["iterations"],
+                              r["workers"], r["job_s"]))
+    return rows
 
 
 def table(rows: list[dict]) -> str:
