@@ -102,8 +102,9 @@ def simulate(generator, n_iterations: int | None, n_workers: int, job_s: float,
              seconds: float = math.inf) -> dict:
     """The run's schedule with zero overhead: W workers, every job ``job_s`` long, driven the way
     the master drives its iterations (the next iteration starts when the current ones have
-    nothing to hand out; no job starts that would end after ``seconds``). Utilisation as
-    measured: compute / (W x first start to last end)."""
+    nothing to hand out; no job starts that would end after ``seconds``); jobs that end at the
+    same moment are all registered before anything starts. Utilisation as measured: compute /
+    (W x first start to last end)."""
     from ultrarun.job import JobStatus
 
     rng = random.Random(0)
@@ -135,10 +136,11 @@ def simulate(generator, n_iterations: int | None, n_workers: int, job_s: float,
             break
         if not running:
             break
-        now, _, config_id, budget = heapq.heappop(running)
-        last_end = now
-        iterations[config_id[0]].register_result(config_id, budget, rng.random(),
-                                                 JobStatus.SUCCESS)
+        now = last_end = running[0][0]
+        while running and running[0][0] == now:  # zero overhead: jobs that end together are
+            _, _, config_id, budget = heapq.heappop(running)  # all in before the next launch
+            iterations[config_id[0]].register_result(config_id, budget, rng.random(),
+                                                     JobStatus.SUCCESS)
     return {"bound": round(jobs * job_s / (n_workers * last_end), 4) if jobs else None,
             "bound_jobs": jobs, "bound_span_s": round(last_end, 3)}
 
@@ -231,6 +233,7 @@ def one_run(kind: str, args, creds, wd: str, state: dict) -> dict:
     return {
         "bench": "scale", "peer": "ultrarun", "run": kind, "workers": W, "procs": args.procs,
         "job_s": args.job_seconds, "prefetch": args.prefetch, "queue": args.queue,
+        "bracket_formula": args.bracket_formula,
         "iterations": None if timed else args.iterations,
         "seconds": args.seconds if timed else None, "run_s": round(run_s, 3),
         "jobs": n, "failed": sum(j.status.failed for j in master.jobs),

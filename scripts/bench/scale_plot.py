@@ -21,11 +21,13 @@ def load(paths: list[str]) -> list[dict]:
         with open(path) as fh:
             rows += [json.loads(line) for line in fh if line.startswith("{")]
     rows = [r for r in rows if r.get("bench") == "scale"]
-    for r in rows:  # HpBandSter's Hyperband bound: its own bracket sizes, simulated here
-        if r.get("peer") == "hpbandster" and r["run"] == "hyperband" and not r.get("bound"):
-            from scale import simulate
-            from ultrarun.iterations import HyperBandIterGenerator
-            r.update(simulate(HyperBandIterGenerator(1, 27, 3, "hpbandster"), r["iterations"],
+    from scale import simulate
+    from ultrarun.iterations import HyperBandIterGenerator
+    for r in rows:  # Hyperband's bound, simulated here (HpBandSter's with its bracket sizes)
+        if r["run"] == "hyperband":
+            formula = ("hpbandster" if r.get("peer") == "hpbandster"
+                       else r.get("bracket_formula", "paper"))
+            r.update(simulate(HyperBandIterGenerator(1, 27, 3, formula), r["iterations"],
                               r["workers"], r["job_s"]))
     return rows
 
@@ -81,6 +83,7 @@ def plot(rows: list[dict], path: str) -> None:
     draw(ax, "jobs_per_s", only=("asha", "random"))
     needed = sorted({(r["workers"], r["needed_jobs_per_s"]) for r in rows})
     ax.plot([w for w, _ in needed], [n for _, n in needed], ":k", label="W / D (all busy)")
+    ax.set_yscale("log")
     ax.set_title("jobs per second (time-bounded runs)")
     ax = axes[1][0]
     draw(ax, "process_cpu_ms_per_job", only=("asha", "hyperband", "random"))
