@@ -70,7 +70,8 @@ class KDE:
         c = self._continuous
         if c.size:
             bw = self.bandwidth[c]
-            p, d = points[:, c] / bw, data[:, c] / bw  # |p - d|^2 as a matrix product: no
+            # |p - d|^2 from a matrix product: no (points x data x dims) array
+            p, d = points[:, c] / bw, data[:, c] / bw
             sq = (p * p).sum(axis=1)[:, None] - 2.0 * (p @ d.T) + (d * d).sum(axis=1)[None, :]
             log_kernel += -0.5 * np.maximum(sq, 0.0) - (np.log(bw) + _LOG_SQRT_2PI).sum()
         for j, table in self.tables.items():
