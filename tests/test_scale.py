@@ -163,6 +163,8 @@ def test_the_pool_is_found_by_listing_when_the_workers_came_first(cluster, tmp_p
         jobs = results.wait_for(80, timeout=60)
         assert all(j.status is JobStatus.SUCCESS for j in jobs)
         counters = d.status()["counters"]
-        assert counters["probes"] == 40 and counters["pings"] <= 40, counters
+        # each name probed once at most (a worker whose own hello came first needs none)
+        assert counters["probes"] <= 40 and counters["pings"] <= 40, counters
+        assert counters["listings"] <= 3, counters
     finally:
         _stop(procs)
