@@ -38,6 +38,10 @@ from .security import resolve_secret
 log = logging.getLogger(__name__)
 
 _SENDERS = 16  # threads that talk to workers; a stopped worker holds one for a timeout
+# what status()["counters"] reports: calls served (syncs), made to workers (jobs pushed, pings,
+# probes of names found in the name server, cancels) and to the name server (listings)
+_COUNTERS = ("syncs", "jobs", "pings", "probes", "cancels", "listings")
+_LIST_GAP = 1.0  # seconds: a triggered listing of the name server comes no sooner after the last
 
 
 @dataclass(eq=False)
@@ -107,6 +111,8 @@ class Dispatcher(Executor):
         self._suspects: dict[str, float] = {}  # name -> when to probe it again
         self._best = Incumbents()
         self._n_workers = 0
+        # what the dispatcher did, for status(): calls served and made, by kind
+        self._counters: collections.Counter = collections.Counter()
         self._callbacks: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self._discover_now = threading.Event()
@@ -258,14 +264,20 @@ class Dispatcher(Executor):
         hand finished jobs to the callback thread, log what happened. Returns the links that
         need a sending thread."""
         drain = [self._enqueue(name, ("job", message)) for name, message in self.pool.assign()]
+        gone = []
         for event in self.pool.take_events():
             self._log_event(event)
+            if event[0] == "lost":
+                gone.append(event[1])
         for job in self.pool.take_finished():
             self._best.offer_job(job)
             self._callbacks.put(("job", job))
-        for name in [n for n, link in self._links.items()
-                     if n not in self.pool.workers and not link.probing]:
-            link = self._links.pop(name)
+        for name in gone:  # the links of workers that left the pool (not O(W) per event)
+            link = self._links.get(name)
+            state = self.pool.workers.get(name)
+            if link is None or link.probing or (state is not None and state.uri == link.uri):
+                continue
+            del self._links[name]
             link.closed = True
             if not link.sending:
                 self._close_link(link)
@@ -333,6 +345,8 @@ class Dispatcher(Executor):
         if link.conn is None:
             link.conn = transport.Connection(link.uri, self._secret, self.timeout,
                                              what=link.name)
+        with self._lock:
+            self._counters[kind + "s"] += 1
         try:
             if kind == "job":
                 link.conn.send("start_computation", payload)
@@ -410,6 +424,7 @@ class Dispatcher(Executor):
     def sync(self, name: str, uri: str, report: Report, results: list[dict]) -> dict:
         """A worker's call: its results and its report; the answer carries its jobs."""
         with self._lock:
+            self._counters["syncs"] += 1
             if self._stop.is_set():
                 return {"jobs": [], "cancel": []}
             jobs, stale = self.pool.on_call(name, uri, report, results)
@@ -427,7 +442,8 @@ class Dispatcher(Executor):
             return {"run_id": self.run_id, "uri": self.uri, "workers": self.pool.snapshot(),
                     "queued": len(self.pool.queue), "running": self.pool.running,
                     "finished": {s.name: n for s, n in counts.items() if isinstance(s, JobStatus)},
-                    "late_results": counts["late"], "best": best}
+                    "late_results": counts["late"], "best": best,
+                    "counters": {k: self._counters[k] for k in _COUNTERS}}
 
     # ------------------------------------------------------------- discovery and pings
     def trigger_discover_worker(self) -> None:
@@ -435,20 +451,33 @@ class Dispatcher(Executor):
         self._discover_now.set()
 
     def _monitor_loop(self, ns: transport.NameServerClient) -> None:
+        """List the name server (new names are probed) and ping the pool every ping interval.
+        A trigger lists sooner, at most once per ``_LIST_GAP`` seconds, and pings nobody: what
+        the monitor does per second does not grow with the calls to trigger it."""
         name = transport.dispatcher_name(self.run_id)
+        next_ping = 0.0
+        gap = min(_LIST_GAP, self.ping_interval)
         try:
             while not self._stop.is_set():
+                listed_at = time.monotonic()
                 try:
                     self._check_registration(ns, name)
+                    self._counters["listings"] += 1
                     listed = ns.list(transport.worker_prefix(self.run_id))
                 except CommunicationError as exc:
                     self.logger.warning("cannot reach the name server: %s", exc)
                     listed = {}
+                now = time.monotonic()
                 with self._lock:
-                    drain = self._ping_all(listed)
+                    drain = self._probe_new(listed)
+                    if now >= next_ping:
+                        drain += self._ping_workers()
+                        next_ping = now + self.ping_interval
                 self._start_draining(drain)
-                self._discover_now.wait(self.ping_interval)
+                self._discover_now.wait(max(0.0, next_ping - time.monotonic()))
                 self._discover_now.clear()
+                if not self._stop.is_set():  # a trigger: not sooner than gap after the last
+                    self._stop.wait(max(0.0, listed_at + gap - time.monotonic()))
         finally:
             ns.close()
 
@@ -458,9 +487,8 @@ class Dispatcher(Executor):
             ns.register(name, self.uri)
             self.logger.info("registered again with the name server (it forgot us)")
 
-    def _ping_all(self, listed: dict[str, str]) -> list[_Link]:
-        """Caller holds the lock: probe new names, and ping every worker whose last ping came
-        back (a ping's answer repairs what differs, see the pool model)."""
+    def _probe_new(self, listed: dict[str, str]) -> list[_Link]:
+        """Caller holds the lock: probe the listed names that are not in the pool yet."""
         drain = []
         now = time.monotonic()
         for name, uri in listed.items():
@@ -470,6 +498,12 @@ class Dispatcher(Executor):
                                                  probing=True)
                 link.outbox.append(("probe", self.pool.mark()))
                 drain.append(link)
+        return drain
+
+    def _ping_workers(self) -> list[_Link]:
+        """Caller holds the lock: ping every worker whose last ping came back (a ping's answer
+        repairs what differs, see the pool model)."""
+        drain = []
         for name in self.pool.workers:
             link = self._links.get(name)
             if link is not None and link.pinging:

@@ -73,6 +73,7 @@ _PREAUTH_LIMIT = 64 * 1024  # a handshake is a few hundred bytes
 _NONCE = "NONC"  # annotation keys: 4 characters, Pyro's rule
 _FRESH = "UNCE"
 _COUNTER = struct.Struct("!Q")
+_IDLE_SWEEP = 30.0  # seconds between sweeps of a server whose connections are all idle
 
 # ---------------------------------------------------------------------------------------- names
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
@@ -315,6 +316,7 @@ class _Loop:
         self.authed: collections.OrderedDict[_Peer, None] = collections.OrderedDict()
         self.stats: collections.Counter = collections.Counter()
         self.stopping = False
+        self.urgent = False  # a handshake, message or answer began: sweep on the short period
         daemon.annotations = _reply_annotations  # answers (errors too) carry our annotations
 
     # ------------------------------------------------------------------------------ running
@@ -343,9 +345,11 @@ class _Loop:
                     if isinstance(key.data, _Peer):
                         self.close(key.data, "error")
             now = time.monotonic()
-            if now >= next_sweep:
-                self._sweep(now)
-                next_sweep = now + sweep_every
+            if self.urgent:
+                self.urgent = False
+                next_sweep = min(next_sweep, now + sweep_every)
+            if now >= next_sweep:  # idle connections only: wake when the first may be closed
+                next_sweep = max(now + sweep_every, self._sweep(now))
         self._close_all()
 
     def wake(self) -> None:
@@ -379,6 +383,7 @@ class _Loop:
                 self.stats["evicted_pending"] += 1
                 self.close(oldest, "too many connections waiting for their handshake")
             self.pending[peer] = None
+            self.urgent = True
             self.selector.register(sock, selectors.EVENT_READ, peer)
 
     def _event(self, peer: _Peer, mask: int) -> None:
@@ -439,11 +444,12 @@ class _Loop:
                 return
             if len(peer.inbox) < size:
                 if peer.began is None:
-                    peer.began = now
+                    peer.began, self.urgent = now, True
                 return
             frame = bytes(peer.inbox[:size])
             del peer.inbox[:size]
             peer.began = now if peer.inbox else None
+            self.urgent = self.urgent or bool(peer.inbox)
             self._handle(peer, frame)
 
     def _frame_size(self, peer: _Peer) -> int | None:
@@ -451,7 +457,7 @@ class _Loop:
         peer is closed if the header is not Pyro's or announces too much."""
         if len(peer.inbox) < _HEADER:
             if peer.inbox and peer.began is None:
-                peer.began = time.monotonic()
+                peer.began, self.urgent = time.monotonic(), True
             return None
         try:
             header = _Message.from_header(bytes(peer.inbox[:_HEADER]))
@@ -543,7 +549,7 @@ class _Loop:
             if sent == len(data):
                 return
             data = data[sent:]
-            peer.out_since = time.monotonic()
+            peer.out_since, self.urgent = time.monotonic(), True
             self._want(peer, write=True)
         peer.outbox += data
         if len(peer.outbox) > 4 * config.MAX_MESSAGE_SIZE:
@@ -564,10 +570,13 @@ class _Loop:
         self._want(peer, write=False)
 
     # ------------------------------------------------------------------------------ closing
-    def _sweep(self, now: float) -> None:
+    def _sweep(self, now: float) -> float:
         """Close what overstayed: handshakes and messages after COMMTIMEOUT, answers nobody
-        reads, connections idle for IDLE_CLOSE."""
+        reads, connections idle for IDLE_CLOSE. Returns when the next sweep is due: at once
+        while a handshake, message or answer is under way, else when the first idle connection
+        may be closed (a thousand idle workers' loops then sleep, not wake twice a second)."""
         deadline = config.COMMTIMEOUT
+        due = now + _IDLE_SWEEP if not self.pending else now
         for peer in list(self.pending):
             if now - peer.opened > deadline:
                 self.stats["expired_handshake"] += 1
@@ -581,6 +590,11 @@ class _Loop:
             elif now - peer.last > config.IDLE_CLOSE:
                 self.stats["closed_idle"] += 1
                 self.close(peer, f"idle for {config.IDLE_CLOSE}s")
+            elif peer.began is not None or peer.out_since is not None:
+                due = now
+            else:
+                due = min(due, peer.last + config.IDLE_CLOSE)
+        return due
 
     def close(self, peer: _Peer, reason: str, flush: bool = False) -> None:
         if peer.dead:

@@ -148,7 +148,7 @@ class BOHB(BaseOptimizer):
         full[:, dims] = model.good.sample(self.num_samples, self.rng, self.bandwidth_factor,
                                           self.min_bandwidth)
         full = self.vectors.complete(full)  # snap integers to their grid before scoring
-        pending = np.vstack(list(self._pending.values()))[:, dims] if self._pending else None
+        pending = np.array(list(self._pending.values()))[:, dims] if self._pending else None
         score = model.good.logpdf(full[:, dims]) - model.bad.logpdf(full[:, dims], extra=pending)
         candidates = self.vectors.deactivate(full)
         score[self.vectors.forbidden(candidates)] = -np.inf
