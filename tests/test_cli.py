@@ -188,7 +188,8 @@ def test_status_through_the_nameserver_without_a_secret_says_none_was_given(name
     assert "no secret was given" in out.stderr and "--secret" in out.stderr
     assert "secrets differ" not in out.stderr
     with_secret = ultrarun("status", "--run-id", nameserver.run_id, "--nameserver",
-                           f"{nameserver.host}:{nameserver.port}", "--secret", nameserver.secret)
+                           f"{nameserver.host}:{nameserver.port}",
+                           f"--secret={nameserver.secret}")  # a secret may start with '-'
     assert with_secret.returncode == 0, with_secret.stderr
 
 

@@ -11,7 +11,7 @@ from ConfigSpace import Categorical, ConfigurationSpace, Float
 from ultrarun.benchmarks import BraninWorker, branin_space
 from ultrarun.errors import ConfigurationError
 from ultrarun.frontends import BOHB, HyperBand, RandomSearch, minimize
-from ultrarun.iterations import CustomIterGenerator, HyperBandIterGenerator
+from ultrarun.iterations import HyperBandIterGenerator
 from ultrarun.job import JobStatus
 from ultrarun.local import LocalCluster
 from ultrarun.master import Master

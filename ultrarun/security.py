@@ -64,7 +64,7 @@ def credentials_path(directory: str | os.PathLike, run_id: str) -> Path:
 
 
 def new_secret() -> str:
-    return _secrets.token_urlsafe(32)
+    return _secrets.token_hex(32)  # hex: no "-" that a command line could take for an option
 
 
 def user_secret(path: str | os.PathLike | None = None) -> str:

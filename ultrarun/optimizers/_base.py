@@ -12,7 +12,7 @@ import numpy as np
 from ConfigSpace import ConfigurationSpace
 
 from ..errors import ConfigurationError
-from ._space import VectorSpace, _plain, copy_space
+from ._space import VectorSpace, copy_space
 
 logger = logging.getLogger(__name__)
 
