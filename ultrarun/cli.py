@@ -76,13 +76,13 @@ def load_object(spec: str) -> Any:
         raise ConfigurationError(f"{target} has no attribute {name!r}") from None
 
 
-def _wait_for_signal(stop: threading.Event) -> None:
-    def handler(signum: int, frame: Any) -> None:
-        stop.set()
+def _stop_on_signal() -> threading.Event:
+    """An event that SIGINT and SIGTERM set (installed before anything is announced, so a
+    signal right after the announcement is not lost)."""
+    stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, handler)
-    while not stop.wait(1.0):
-        pass
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
 
 
 # ------------------------------------------------------------------------------ commands
@@ -92,13 +92,14 @@ def cmd_nameserver(args: argparse.Namespace) -> int:
     ns = NameServer(args.run_id, working_directory=args.working_dir, host=args.host,
                     port=args.port, nic_name=args.nic, secret=args.secret, fresh=args.fresh,
                     tls=args.tls)
-    stop = threading.Event()
+    stop = _stop_on_signal()
     with ns:
         print(f"ultrarun name server for run {ns.run_id} listening on {ns.host}:{ns.port}",
               flush=True)
         if ns.credentials_file:
             print(f"credentials: {ns.credentials_file}", flush=True)
-        _wait_for_signal(stop)
+        while not stop.wait(1.0):
+            pass
     print("name server stopped", flush=True)
     return 0
 
