@@ -166,7 +166,7 @@ class Pool:
         self.queue: collections.deque[Job] = collections.deque()
         self.workers: dict[str, WorkerState] = {}
         self.finished: list[Job] = []  # taken by the driver, in order
-        self.events: list[tuple] = []  # ("requeued" | "late" | "lost", ...) for the log
+        self.events: list[tuple] = []  # ("requeued" | "late" | "lost" | "left", ...) to log
         self.counts: collections.Counter = collections.Counter()
         self.closed = False
         self._idle: dict[str, None] = {}  # insertion-ordered sets of worker names
@@ -231,10 +231,10 @@ class Pool:
             self._file(state)
         return state
 
-    def remove(self, name: str, reason: str, started: bool = True) -> None:
-        """The worker is gone: its jobs go back to the front of the queue, in order. The one it
-        ran costs an attempt if it may have ``started`` (not when handing it over failed); a
-        job with no attempt left is LOST."""
+    def remove(self, name: str, reason: str, started: bool = True, lost: bool = True) -> None:
+        """The worker is gone (``lost``, or asked to leave): its jobs go back to the front of
+        the queue, in order. The one it ran costs an attempt if it may have ``started`` (not
+        when handing it over failed); a job with no attempt left is LOST."""
         state = self.workers.pop(name, None)
         if state is None:
             return
@@ -243,7 +243,7 @@ class Pool:
         deliveries = list(state.jobs.values())
         for delivery in deliveries:
             self._take(state, delivery)
-        self.events.append(("lost", name, reason))
+        self.events.append(("lost" if lost else "left", name, reason))
         self._requeue(deliveries, name, reason, count_first=started)
 
     def missed(self, name: str, reason: str) -> bool:

@@ -267,7 +267,7 @@ class Dispatcher(Executor):
         gone = []
         for event in self.pool.take_events():
             self._log_event(event)
-            if event[0] == "lost":
+            if event[0] in ("lost", "left"):
                 gone.append(event[1])
         for job in self.pool.take_finished():
             self._best.offer_job(job)
@@ -297,9 +297,10 @@ class Dispatcher(Executor):
             self.logger.warning("dropping a late result from %s for job token %s attempt %s "
                                 "(it was re-queued or finished meanwhile)", worker, token,
                                 attempt)
-        elif kind == "lost":
+        elif kind in ("lost", "left"):
             _, worker, reason = event
-            self.logger.warning("worker %s left the pool: %s", worker, reason)
+            self.logger.log(logging.WARNING if kind == "lost" else logging.INFO,
+                            "worker %s left the pool: %s", worker, reason)
 
     def _enqueue(self, name: str, item: tuple) -> _Link | None:
         """Caller holds the lock: queue ``item`` on the worker's link; returns the link if it
@@ -540,7 +541,7 @@ class Dispatcher(Executor):
                 except CommunicationError as exc:
                     self.logger.debug("could not shut down %s: %s", name, exc)
             with self._lock:
-                self.pool.remove(name, "it was shut down")
+                self.pool.remove(name, "it was shut down", lost=False)
                 self._after()
         if rediscover:
             self.trigger_discover_worker()
