@@ -385,3 +385,17 @@ def test_dehb_breeds_from_the_best_results_of_the_largest_budget_with_enough():
     assert all(info == {"model_based_pick": True, "model_budget": 1.0} for _, info in picks)
     distance = [abs(c["x"] - 0.2) + abs(c["y"] - 0.7) for c, _ in picks]
     assert statistics.median(distance) < 0.45  # 0.38 here; a random point's: 0.63 on average
+
+
+def test_weighted_extra_points_stand_for_copies_in_the_bad_density():
+    """BOHB's constant liar at scale: a subsample of the in-flight points, each weighted, is the
+    same density as the points repeated (here: exactly, weight 2 for two copies)."""
+    from ultrarun.optimizers._kde import KDE
+
+    rng = np.random.default_rng(0)
+    kde = KDE(rng.random((20, 2)), ["continuous", "continuous"], [0, 0], 1e-3)
+    points, extra = rng.random((7, 2)), rng.random((5, 2))
+    doubled = kde.logpdf(points, extra=np.vstack([extra, extra]))
+    assert np.allclose(kde.logpdf(points, extra=extra, extra_weight=2.0), doubled)
+    assert np.allclose(kde.logpdf(points, extra=extra, extra_weight=1.0),
+                       kde.logpdf(points, extra=extra))

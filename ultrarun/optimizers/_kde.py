@@ -62,8 +62,10 @@ class KDE:
         self.bandwidth = bandwidth
         self._continuous = np.flatnonzero(~self.discrete)
 
-    def logpdf(self, points: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
-        """Log density at each row of ``points``; ``extra`` rows join the data (same bandwidths)."""
+    def logpdf(self, points: np.ndarray, extra: np.ndarray | None = None,
+               extra_weight: float = 1.0) -> np.ndarray:
+        """Log density at each row of ``points``; ``extra`` rows join the data (same bandwidths),
+        each counting as ``extra_weight`` points (a subsample standing for more)."""
         data = self.data if extra is None or len(extra) == 0 else np.vstack([self.data, extra])
         points = np.asarray(points, dtype=float)
         log_kernel = np.zeros((points.shape[0], data.shape[0]))
@@ -76,7 +78,10 @@ class KDE:
             log_kernel += -0.5 * np.maximum(sq, 0.0) - (np.log(bw) + _LOG_SQRT_2PI).sum()
         for j, table in self.tables.items():
             log_kernel += table[points[:, j].astype(int)[:, None], data[:, j].astype(int)[None, :]]
-        return _logsumexp_rows(log_kernel) - math.log(data.shape[0])
+        n_extra = data.shape[0] - self.data.shape[0]
+        if n_extra and extra_weight != 1.0:
+            log_kernel[:, self.data.shape[0]:] += math.log(extra_weight)
+        return _logsumexp_rows(log_kernel) - math.log(self.data.shape[0] + n_extra * extra_weight)
 
     def sample(self, num: int, rng: np.random.Generator, bandwidth_factor: float,
                min_bandwidth: float) -> np.ndarray:
