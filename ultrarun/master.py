@@ -405,7 +405,7 @@ class Master:
         new = budget == _first_budget(datum)
         if not new or earlier is not None:
             self.optimizer.mark_running(config, budget)
-        if new:
+        if new and earlier is None:  # a resumed configuration is in the journal and the logs
             self.journal.write({"t": "config", "id": config_id, "config": config,
                                 "info": datum.config_info})
             if self.result_logger is not None:

@@ -21,20 +21,19 @@ from pathlib import Path
 
 from _common import emit
 from ultrarun.benchmarks import branin, branin_space
+from ultrarun.executor import Durations, Executor, RetryPolicy
 from ultrarun.iterations import ASHAIterGenerator
 from ultrarun.job import Job, JobStatus
 from ultrarun.master import Master
 from ultrarun.optimizers import BOHB, RandomSearch
 
 
-class InstantExecutor:
-    """The dispatcher's interface; every job succeeds the moment it is submitted."""
-
-    prefetch = 0
+class InstantExecutor(Executor):
+    """An executor on which every job succeeds the moment it is submitted."""
 
     def __init__(self) -> None:
-        self.new_result_callback = None
-        self.queue_callback = None
+        self.retry = RetryPolicy()
+        self.durations = Durations()
 
     def start(self):
         return self
@@ -53,12 +52,6 @@ class InstantExecutor:
     def cancel_queued_jobs(self, ids=None) -> int:
         return 0
 
-    def trigger_discover_worker(self) -> None:
-        pass
-
-    def expected_start(self):
-        return None
-
     def shutdown(self, shutdown_workers: bool = False) -> None:
         pass
 
@@ -69,7 +62,8 @@ def master(kind: str, n: int, journal: Path, resume: bool, writing: bool) -> Mas
     else:
         optimizer = RandomSearch(branin_space(), seed=0)
     return Master("resume", optimizer, ASHAIterGenerator(1, 27, 3, max_jobs=n),
-                  dispatcher=InstantExecutor(), checkpoint_file=journal, resume=resume,
+                  executor=InstantExecutor(), checkpoint_file=journal, resume=resume,
+                  overwrite=not resume,
                   checkpoint_freq=1000, working_directory=journal.parent, show_progress=False)
 
 

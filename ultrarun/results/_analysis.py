@@ -103,10 +103,13 @@ class Result(ResultExports):
     def __init__(self, HB_iteration_data: Iterable[Mapping[ConfigId, Any]] | Mapping[ConfigId, Any],
                  HB_config: Mapping[str, Any] | None = None) -> None:
         iterations = [HB_iteration_data] if isinstance(HB_iteration_data, Mapping) else HB_iteration_data
-        self.data: dict[ConfigId, ConfigRecord] = {}
-        for iteration in iterations:
-            for config_id, datum in iteration.items():
-                self.data[config_id] = copy_record(datum)
+        self._take({config_id: copy_record(datum) for iteration in iterations
+                    for config_id, datum in iteration.items()}, HB_config)
+
+    def _take(self, data: dict[ConfigId, ConfigRecord], HB_config: Mapping[str, Any] | None
+              ) -> None:
+        """Own ``data`` (records nobody else holds) and make its times relative."""
+        self.data = data
         self.HB_config: dict[str, Any] = complete_HB_config(HB_config or {}, self.data)
         time_ref = self.HB_config["time_ref"]
         for datum in self.data.values():
@@ -139,7 +142,9 @@ class Result(ResultExports):
             datum = data.setdefault(run.config_id, ConfigRecord(config={}))
             result = None if run.loss is None else {"loss": run.loss, "info": run.info}
             datum.add(run.budget, run.time_stamps, result, run.error_logs, run.status)
-        return cls([data], HB_config)
+        result = cls.__new__(cls)  # the records are new: no second copy (a resumed run has
+        result._take(data, HB_config)  # 100,000 of them)
+        return result
 
     def __getitem__(self, config_id: ConfigId) -> ConfigRecord:
         return self.data[config_id]
