@@ -1,9 +1,11 @@
 """Fixtures that start real name servers, worker processes and dispatchers, and always stop them."""
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -77,6 +79,33 @@ class Collector:
         with self._cond:
             return {tuple(j.id) if isinstance(j.id, (list, tuple)) else j.id: j for j in self.jobs}
 
+
+
+class Recorder:
+    """A TCP relay that records what the client sends, to replay it later (an on-path party
+    without the secret)."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = self.listener.getsockname()
+        self.target = target
+        self.sent = bytearray()
+        self.upstream: socket.socket | None = None
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        client, _ = self.listener.accept()
+        self.upstream = socket.create_connection(self.target)
+
+        def pump(src: socket.socket, dst: socket.socket, record: bool) -> None:
+            with contextlib.suppress(OSError):
+                while data := src.recv(65536):
+                    if record:
+                        self.sent += data
+                    dst.sendall(data)
+
+        threading.Thread(target=pump, args=(client, self.upstream, True), daemon=True).start()
+        pump(self.upstream, client, False)
 
 class WorkerProcess:
     def __init__(self, proc: subprocess.Popen, log_path: Path):

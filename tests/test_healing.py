@@ -17,8 +17,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import TESTS, Cluster, Collector, Recorder, wait_until
 
-from conftest import TESTS, Cluster, Collector, wait_until
 from ultrarun import transport
 from ultrarun.job import JobStatus
 from ultrarun.master import Journal
@@ -211,42 +211,15 @@ def test_a_huge_announced_message_reserves_nothing(tmp_path):
 
 
 # -------------------------------------------------------------------------------- 4. replay
-class Relay:
-    """A TCP relay that records what the client sends, to replay it later (an on-path party
-    without the secret)."""
-
-    def __init__(self, target: tuple[str, int]):
-        self.target = target
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.address = self.listener.getsockname()
-        self.recorded = bytearray()
-        self.upstream: socket.socket | None = None
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        client, _ = self.listener.accept()
-        self.upstream = socket.create_connection(self.target)
-
-        def pump(src: socket.socket, dst: socket.socket, record: bool) -> None:
-            with contextlib.suppress(OSError):
-                while data := src.recv(65536):
-                    if record:
-                        self.recorded += data
-                    dst.sendall(data)
-
-        threading.Thread(target=pump, args=(client, self.upstream, True), daemon=True).start()
-        pump(self.upstream, client, False)
-
-
 def test_a_recorded_name_server_call_replayed_is_refused(nameserver):
     """An on-path party records a worker's signed ``register`` and sends it again after the
     name was removed, on a new connection and on the same one: the name stays removed."""
-    relay = Relay((nameserver.host, nameserver.port))
+    relay = Recorder((nameserver.host, nameserver.port))
     uri = "PYRO:obj_x@127.0.0.1:9"
     with transport.NameServerClient(*relay.address, nameserver.secret, 5) as through:
         through.register("ultrarun.replay.worker.h.1.0", uri)
-        wait_until(lambda: relay.recorded, message="the recorded call")
-        recorded = bytes(relay.recorded)
+        wait_until(lambda: relay.sent, message="the recorded call")
+        recorded = bytes(relay.sent)
         with nameserver.client() as direct:
             direct.remove("ultrarun.replay.worker.h.1.0")
             with socket.create_connection((nameserver.host, nameserver.port), 5) as sock:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
-import threading
 
 import pytest
+from conftest import Recorder, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import wait_until
 from ultrarun import transport
 from ultrarun.config import config
 from ultrarun.errors import AuthenticationError, CommunicationError
@@ -51,32 +50,6 @@ def served():
 def _header(msg_type: int, size: int, annotations: int = 0) -> bytes:
     return struct.pack("!4sHHHHiHHHH", b"PYRO", 48, msg_type, 0, 1, size, 1, annotations, 0,
                        (msg_type + 48 + size + annotations + 1 + 1 + 0x34E9) & 0xFFFF)
-
-
-class Recorder:
-    """A relay that records what the client sends (an on-path party without the secret)."""
-
-    def __init__(self, target: tuple[str, int]):
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.address = self.listener.getsockname()
-        self.target = target
-        self.sent = bytearray()
-        self.upstream: socket.socket | None = None
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        client, _ = self.listener.accept()
-        self.upstream = socket.create_connection(self.target)
-
-        def pump(src: socket.socket, dst: socket.socket, record: bool) -> None:
-            with contextlib.suppress(OSError):
-                while data := src.recv(65536):
-                    if record:
-                        self.sent += data
-                    dst.sendall(data)
-
-        threading.Thread(target=pump, args=(client, self.upstream, True), daemon=True).start()
-        pump(self.upstream, client, False)
 
 
 def test_calls_oneways_and_remote_errors(served):
