@@ -68,23 +68,16 @@ class Config:
     @staticmethod
     def _convert(name: str, raw: Any) -> Any:
         default = _DEFAULTS[name]
-        if isinstance(default, int):
-            try:
-                value = int(raw)
-            except (TypeError, ValueError):
-                raise ConfigurationError(f"setting {name} must be an integer, got {raw!r}") from None
-            if value <= 0:
-                raise ConfigurationError(f"setting {name} must be > 0, got {value}")
-            return value
-        if isinstance(default, float):
-            try:
-                value = float(raw)
-            except (TypeError, ValueError):
-                raise ConfigurationError(f"setting {name} must be a number, got {raw!r}") from None
-            if value <= 0:
-                raise ConfigurationError(f"setting {name} must be > 0, got {value}")
-            return value
-        return raw
+        if not isinstance(default, (int, float)):
+            return raw
+        kind, what = (int, "an integer") if isinstance(default, int) else (float, "a number")
+        try:
+            value = kind(raw)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"setting {name} must be {what}, got {raw!r}") from None
+        if value <= 0:
+            raise ConfigurationError(f"setting {name} must be > 0, got {value}")
+        return value
 
     def __getattr__(self, name: str) -> Any:
         try:
