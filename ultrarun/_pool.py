@@ -1,26 +1,10 @@
 """The dispatcher's picture of its workers and jobs, as one pure model: no threads, no I/O.
 
-The dispatcher drives it (see docs/architecture.md, "The pool model"): every event (a job
-submitted, a worker's call, a ping's answer, a missed ping) is one method call, and what must be
-sent in consequence comes back as return values. Time comes from an injected clock, so the
-rules below are tested without threads and without waiting.
-
-- **Jobs** move through :class:`~ultrarun.job.JobStatus` behind one guard (:func:`move`):
-  QUEUED -> RUNNING -> a final state, and RUNNING -> QUEUED when the job must run again; a final
-  state never changes.
-- **Delivery.** Every job handed to a worker carries ``seq``, a number that grows by one per
-  job handed to that worker. The worker reports ``acked`` (every seq up to it has arrived) and
-  ``held`` (the jobs it has and has not delivered a result for). A job is sent again until it
-  is acknowledged: in the answer to each of the worker's calls, and after a ping that was queued
-  behind it on the same connection. The worker ignores copies it already has, so a reply that
-  carried a job and was lost is never the only copy of that job.
-- **The worker's word wins.** A job the worker acknowledged but no longer holds, with no result,
-  is re-queued; a job the worker holds that is not its own here (given elsewhere meanwhile, or
-  finished) is cancelled there; a worker computing something that is not its job here takes no
-  new job until it is done. One rule repairs a stall, a lost answer and a healed partition.
-- **Retries** follow the executor's :class:`~ultrarun.executor.RetryPolicy`; the executor's
-  :class:`~ultrarun.executor.Durations` (the workers' own timings of their computes) give
-  :meth:`Pool.expected_start`.
+Every event (a job submitted, a worker's call, a ping's answer, a missed ping) is one method
+call; what must be sent in consequence comes back as return values, and time comes from an
+injected clock. A job's state changes in one place (:func:`move`). The rules (delivery by
+sequence number, the worker's word wins, retries, durations) are stated once in
+docs/architecture.md, "The pool model and the worker's word".
 """
 from __future__ import annotations
 

@@ -1,19 +1,10 @@
 """The dispatcher: runs the run's jobs on its workers and reports every job exactly once.
 
-It drives the pool model (:mod:`ultrarun._pool`, see docs/architecture.md): every event goes
-into the model under one lock, and what the model says to send is sent outside it.
-
-- Workers are found two ways: they call ``sync`` when they start (so they get work at once),
-  and the dispatcher lists the name server when it starts and at every ping interval.
-- A worker's ``sync`` call carries its results and its report; the answer carries its next job
-  (in steady state a job costs one round trip) and every job of it not acknowledged yet.
-- Each worker has one connection and an outbox: jobs for idle workers, pings and cancellations
-  go through it in order, sent by a small pool of threads (one at a time per worker), so a
-  stopped worker costs its own jobs only, and a ping's answer counts every job sent before it.
-
-Threads: the server's (serves ``sync`` and ``status``: bookkeeping under the lock, no remote
-call), the senders (``dispatch-send``), the monitor (name server and pings: it only queues) and
-the callbacks (user code, never under the lock).
+It drives the pool model (:mod:`ultrarun._pool`): every event goes into the model under one
+lock, and what the model says to send is sent outside it, through a per-worker outbox drained by
+a small pool of sender threads (one at a time per worker). How workers are found, what a
+``sync`` call carries and which thread may do what: docs/architecture.md ("The pool model and
+the worker's word", "Threads").
 """
 from __future__ import annotations
 

@@ -1,22 +1,13 @@
 """Hard time and memory limits, for the workers' process mode and the runners alike.
 
-A limit can only be enforced from outside the code it limits, so a limited call runs in a
-child interpreter (:func:`child_main`) that is reused from call to call and killed and replaced
-when it hits a limit. The child is started with :mod:`subprocess`, not :mod:`multiprocessing`,
-so it can be started from anywhere, including daemonic pool processes and Dask workers. One
-rule decides every outcome (:func:`exit_status`, :class:`LimitedCaller`):
-
-- a call that runs longer than its time limit (seconds) is TIMEOUT, and its child killed;
-- ``MemoryError`` in the call is MEMOUT; so is a child killed by SIGKILL while a memory limit
-  (MiB, enforced with RLIMIT_AS on the child's address space) is set (the kernel's OOM killer);
-- any other death of the child (a signal, an exit code) is CRASHED, with the signal or code.
-
-Parent and child talk over the child's stdin/stdout with length-prefixed pickles. That is a
-private pipe between two processes of the same user, never a network socket; the child moves
-the user's prints from stdout to stderr so they cannot corrupt the channel. A target defined in
-the parent's ``__main__`` is found by running the main script in the child as
-``__mp_main__``, as :mod:`multiprocessing` does (so it needs the same main guard). See
-docs/worker.md and docs/runners.md.
+A limited call runs in a reusable child interpreter (:func:`child_main`) started with
+:mod:`subprocess` (so it starts from daemonic pool processes and Dask workers too), and killed
+and replaced when it hits a limit. One rule decides every outcome (:func:`exit_status`,
+:class:`LimitedCaller`): over the time limit (seconds) TIMEOUT; ``MemoryError``, or SIGKILL
+while a memory limit (MiB, RLIMIT_AS) is set, MEMOUT; any other death CRASHED. Parent and child
+talk over the child's stdin/stdout with length-prefixed pickles (a private pipe, never a
+socket); the user's prints go to stderr. A target from the parent's ``__main__`` is found as
+:mod:`multiprocessing` finds it. See docs/runners.md ("Limits") and docs/worker.md.
 """
 from __future__ import annotations
 

@@ -1,28 +1,11 @@
 """The one door to Pyro4: servers, connections, the name server, keys, limits, TLS and names.
 
-Pyro4 is frozen upstream; keeping every Pyro detail here makes a move to Pyro5 (or a Python that
-breaks Pyro4) a change in this file only. No other module imports Pyro4 or touches a ``_pyro``
-name (``tests/test_architecture.py`` checks it). See docs/architecture.md and docs/security.md.
-
-What every server and connection made here guarantees:
-
-- **Signed, fresh, plain.** The run secret is the HMAC key of every message, and there is always
-  one. Every request also carries, signed, the connection's nonce (chosen by the server at the
-  handshake) and a counter that must grow, and every answer echoes them: a message recorded on
-  the wire and sent again, on the same connection or another, is refused. Messages travel as
-  marshal (never pickle, whatever ``PYRO_*`` settings say), read only after the HMAC was
-  checked. Pyro's own tools (``python -m Pyro4.nsc``) cannot prove freshness and are refused.
-- **No peer can hold a server.** Servers do not use Pyro's socket servers: one thread runs a
-  selector loop that reads whatever bytes have arrived and hands Pyro's daemon only complete
-  messages. A header announcing more than ``MAX_MESSAGE_SIZE`` bytes (64 KiB before the
-  handshake) closes the connection before anything is allocated for it; a connection that has
-  not completed its handshake, or a message, within ``COMMTIMEOUT`` seconds is closed, as is a
-  connection idle for ``IDLE_CLOSE`` seconds; at most ``MAX_PENDING`` connections may be
-  waiting for their handshake (the oldest goes) and ``MAX_CONNECTIONS`` may be open (the least
-  recently used goes). Answers are written without blocking.
-- **Optional two-way TLS** (:func:`configure_tls`): a party without a certificate signed by the
-  run's CA cannot complete the TLS handshake.
-- Every connection has a timeout; a :class:`Connection` is used by one thread at a time.
+No other module imports Pyro4 or touches a ``_pyro`` name (``tests/test_architecture.py``
+checks it), so a move to Pyro5 is a change in this file only. What every server and connection
+made here guarantees (signed and fresh messages, marshal only, our own selector loop that hands
+Pyro only complete messages, size limits, deadlines, connection bounds, optional two-way TLS)
+is stated once, with the test of each guarantee, in docs/security.md and docs/architecture.md
+("The servers: our loop, Pyro's messages"). A :class:`Connection` is used by one thread at a time.
 """
 from __future__ import annotations
 
@@ -203,28 +186,21 @@ def configure_tls(directory: str | os.PathLike | None) -> None:
             raise ConfigurationError(f"{path} lacks {', '.join(missing)}; create them with "
                                      f"`ultrarun certs {path}`")
         ca, cert, key = (str(path / name) for name in _TLS_FILES)
-        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        server.minimum_version = ssl.TLSVersion.TLSv1_2
-        server.load_cert_chain(cert, key)
-        server.load_verify_locations(cafile=ca)
-        server.verify_mode = ssl.CERT_REQUIRED  # two-way: the client shows a certificate too
-        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        client.minimum_version = ssl.TLSVersion.TLSv1_2
-        client.load_cert_chain(cert, key)
-        client.load_verify_locations(cafile=ca)
+        server, client = (ssl.SSLContext(p) for p in (ssl.PROTOCOL_TLS_SERVER,
+                                                        ssl.PROTOCOL_TLS_CLIENT))
         # Parties are reached by IP address on clusters; what proves a peer is a certificate
         # signed by this run's private CA, not a host name.
         client.check_hostname = False
-        client.verify_mode = ssl.CERT_REQUIRED
+        for context in (server, client):  # two-way: each side shows a certificate
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain(cert, key)
+            context.load_verify_locations(cafile=ca)
+            context.verify_mode = ssl.CERT_REQUIRED
         _tls.update(dir=path, server=server)
         # Pyro builds client sockets from its global SSL settings: hand it our context.
         Pyro4.socketutil.getSSLcontext = lambda *args, **kwargs: client
         Pyro4.config.SSL = True
         log.info("two-way TLS with the certificates in %s", path)
-
-
-def tls_directory() -> Path | None:
-    return _tls["dir"]
 
 
 if config.TLS:  # ULTRARUN_TLS, read when ultrarun is imported, like every setting
@@ -538,15 +514,8 @@ class _Loop:
         if peer.dead:
             return
         if not peer.outbox:
-            try:
-                sent = peer.sock.send(data)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError,
-                    ssl.SSLWantReadError):
-                sent = 0
-            except OSError as exc:
-                self.close(peer, f"write failed: {exc}")
-                return
-            if sent == len(data):
+            sent = self._send(peer, data)
+            if sent is None or sent == len(data):
                 return
             data = data[sent:]
             peer.out_since, self.urgent = time.monotonic(), True
@@ -557,17 +526,22 @@ class _Loop:
 
     def _flush(self, peer: _Peer) -> None:
         while peer.outbox:
-            try:
-                sent = peer.sock.send(peer.outbox)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError,
-                    ssl.SSLWantReadError):
-                return
-            except OSError as exc:
-                self.close(peer, f"write failed: {exc}")
+            sent = self._send(peer, peer.outbox)
+            if not sent:  # the socket is full (0), or the peer was closed (None)
                 return
             del peer.outbox[:sent]
         peer.out_since = None
         self._want(peer, write=False)
+
+    def _send(self, peer: _Peer, data: bytes | bytearray) -> int | None:
+        """Bytes of ``data`` the socket took without blocking; None if the peer was closed."""
+        try:
+            return peer.sock.send(data)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            return 0
+        except OSError as exc:
+            self.close(peer, f"write failed: {exc}")
+            return None
 
     # ------------------------------------------------------------------------------ closing
     def _sweep(self, now: float) -> float:
@@ -912,6 +886,6 @@ def local_address_towards(host: str) -> str:
 
 
 __all__ = ["Server", "Connection", "NameServerClient", "start_nameserver", "remote_call",
-           "expose", "oneway", "configure_tls", "encoded_size", "tls_directory", "check_run_id",
+           "expose", "oneway", "configure_tls", "encoded_size", "check_run_id",
            "dispatcher_name", "worker_prefix", "worker_name", "parse_worker_name",
            "local_address_towards", "DEFAULT_NAMESERVER_PORT"]

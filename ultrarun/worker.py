@@ -2,15 +2,9 @@
 
 Subclass :class:`Worker` and override ``compute`` (HpBandSter's or ultraopt's signature), or hand
 a plain function to :meth:`Worker.initialize`. ``concurrent_type="process"`` runs compute in a
-child process, so a crashing compute cannot take the worker down and hard time and memory limits
-can be enforced. How a worker talks to its dispatcher is in docs/worker.md and
-docs/architecture.md.
-
-Three threads: the server's (answers pings, takes jobs pushed to it: no remote calls), the loop
-(runs one job at a time) and the uplink (the only one that calls out: results, hellos, the name
-server). Every job that arrives is acknowledged by its ``seq``; copies of a job it already has
-are ignored, and every call and ping answer carries what it holds, so the dispatcher can repair
-whatever went missing.
+child process (:mod:`ultrarun.limits`) under hard time and memory limits. Three threads: the
+server's, the loop (one job at a time) and the uplink (the only one that calls out); the worker's
+side of the pool model is the pure :class:`Inbox`. See docs/worker.md and docs/architecture.md.
 """
 from __future__ import annotations
 
