@@ -57,16 +57,6 @@ class TargetAlgorithmAbortException(JobError):
     """The target function asked to stop the whole optimisation."""
 
 
-__all__ = [
-    "UltrarunError",
-    "ConfigurationError",
-    "CommunicationError",
-    "CommunicationTimeout",
-    "AuthenticationError",
-    "NameServerError",
-    "JobError",
-    "ResultError",
-    "JobFailed",
-    "FirstRunCrashedException",
-    "TargetAlgorithmAbortException",
-]
+__all__ = ["UltrarunError", "ConfigurationError", "CommunicationError", "CommunicationTimeout",
+           "AuthenticationError", "NameServerError", "JobError", "ResultError", "JobFailed",
+           "FirstRunCrashedException", "TargetAlgorithmAbortException"]

@@ -14,7 +14,6 @@ import secrets as _secrets
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from .config import config
 from .errors import ConfigurationError
@@ -40,9 +39,7 @@ class Credentials:
         path = credentials_path(directory, self.run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(asdict(self), fh)
+        _write_private(tmp, json.dumps(asdict(self)).encode())
         os.replace(tmp, path)
         return path
 
@@ -57,6 +54,13 @@ class Credentials:
                        secret=str(data["secret"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"{path} is not an ultrarun credentials file: {exc}") from None
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a file only its owner may read (mode 0600 from its creation)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
 
 
 def credentials_path(directory: str | os.PathLike, run_id: str) -> Path:
@@ -143,13 +147,6 @@ def make_certificates(directory: str | os.PathLike, days: int = 3650) -> Path:
     def name(text: str) -> x509.Name:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
 
-    def save_key(key: Any, file: str) -> None:
-        fd = os.open(path / file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
-
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (x509.CertificateBuilder().subject_name(name("ultrarun run CA"))
           .issuer_name(name("ultrarun run CA")).public_key(ca_key.public_key())
@@ -173,8 +170,10 @@ def make_certificates(directory: str | os.PathLike, days: int = 3650) -> Path:
              .sign(ca_key, hashes.SHA256()))
     (path / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     (path / "party.pem").write_bytes(party.public_bytes(serialization.Encoding.PEM))
-    save_key(ca_key, "ca.key")
-    save_key(party_key, "party.key")
+    for key, file in ((ca_key, "ca.key"), (party_key, "party.key")):
+        _write_private(path / file, key.private_bytes(serialization.Encoding.PEM,
+                                                      serialization.PrivateFormat.PKCS8,
+                                                      serialization.NoEncryption()))
     log.info("wrote a run CA and a party certificate to %s", path)
     return path
 

@@ -29,8 +29,6 @@ def collect_status(run_id: str, nameserver: str, nameserver_port: int | None,
     dispatcher = None
     if dispatcher_uri:
         dispatcher = _call(dispatcher_uri, secret, timeout, "status")
-    if dispatcher and dispatcher.get("best"):  # by budget as a number, not as text
-        dispatcher["best"] = sorted(dispatcher["best"], key=lambda b: _number(b["budget"]))
     known = {w["name"]: w for w in (dispatcher or {}).get("workers", [])}
     workers = []
     for name, uri in sorted(listed.items()):
@@ -44,13 +42,6 @@ def collect_status(run_id: str, nameserver: str, nameserver_port: int | None,
             "job": state.get("job"), "jobs_done": state.get("jobs_done"),
             "in_pool": name in known, "last_seen": seen.get("last_seen")})
     return {"run_id": run_id, "dispatcher": dispatcher, "workers": workers}
-
-
-def _number(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("inf")
 
 
 def _call(uri: str, secret: str, timeout: float, method: str) -> Any:
@@ -72,22 +63,26 @@ def format_status(status: dict[str, Any]) -> str:
         failed = sum(n for s, n in finished.items() if s != "SUCCESS")
         lines.append(f"dispatcher: {d['uri']}  queued {d['queued']}  running {d['running']}  "
                      f"finished {sum(finished.values())} (failed {failed})")
-        for best in d.get("best", []):
-            job_id = tuple(best["id"]) if isinstance(best["id"], list) else best["id"]
+        for best in d.get("best", []):  # in numeric order of budget (the dispatcher's)
             lines.append(f"best so far at budget {best['budget']}: loss {best['loss']:.6g} "
-                         f"(job {job_id})")
+                         f"(job {_id(best['id'])})")
     header = f"{'worker':<48} {'host':<16} {'pid':>7} {'state':<11} {'job':<22} {'done':>5} {'last seen':>9}"
     lines += ["", header, "-" * len(header)]
     now = time.time()
     for w in status["workers"]:
         job = w["job"]
-        job_text = "" if not job else f"{tuple(job['id']) if isinstance(job['id'], list) else job['id']} b={job.get('budget')}"
+        job_text = "" if not job else f"{_id(job['id'])} b={job.get('budget')}"
         seen = "" if not w.get("last_seen") else f"{now - w['last_seen']:.1f}s"
         lines.append(f"{w['name']:<48} {str(w['host'])[:16]:<16} {w['pid']:>7} {w['state']:<11} "
                      f"{job_text[:22]:<22} {w['jobs_done'] if w['jobs_done'] is not None else '-':>5} {seen:>9}")
     if not status["workers"]:
         lines.append("(no workers registered)")
     return "\n".join(lines)
+
+
+def _id(value: Any) -> Any:
+    """A job id as the master wrote it (a config id travels as a list)."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def read_credentials(directory: str | os.PathLike, run_id: str) -> Credentials:
