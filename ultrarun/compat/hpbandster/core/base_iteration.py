@@ -1,8 +1,8 @@
 """``hpbandster.core.base_iteration``: ``BaseIteration`` and ``Datum`` with HpBandSter's arguments.
 
-``config_sampler(budget) -> (config, info)``; subclasses choose who goes on by overriding
-``_advance_to_next_stage(config_ids, losses) -> list of bool`` (as in HpBandSter, ``self.stage``
-is then the index of the next stage). Failed configurations are never offered for promotion.
+``config_sampler(budget)`` returns ``(config, info)``; subclasses choose who goes on by
+overriding ``_advance_to_next_stage(config_ids, losses) -> list of bool`` (as in HpBandSter,
+``self.stage`` is then the next stage's index). Failed configurations are never promoted.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """``hpbandster.core.dispatcher``: ``Dispatcher`` with HpBandSter's arguments, and ``Job``.
 
 ``run()`` blocks until ``shutdown()``, as HpBandSter's (start it in a thread); ``start()``
-returns.
+returns at once.
 """
 from __future__ import annotations
 
