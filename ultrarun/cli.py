@@ -154,15 +154,13 @@ def _passthrough(args: argparse.Namespace) -> list[str]:
         host, port = args.nameserver
         argv += ["--nameserver", f"{host}:{port}" if port else host]
     for flag, value in (("--host", args.host), ("--timeout", args.timeout), ("--tls", args.tls),
-                        ("--time-limit", args.time_limit), ("--memory-limit", args.memory_limit)):
+                        ("--time-limit", args.time_limit), ("--memory-limit", args.memory_limit),
+                        ("--log-file", args.log_file)):
         if value is not None:
             argv += [flag, str(value)]
     for key, value in args.arg or []:
         argv += ["--arg", f"{key}={value!r}"]
-    argv += ["-v"] * (args.verbose or 0) + ["-q"] * (args.quiet or 0)
-    if args.log_file:
-        argv += ["--log-file", args.log_file]
-    return argv
+    return argv + ["-v"] * (args.verbose or 0) + ["-q"] * (args.quiet or 0)
 
 
 def cmd_certs(args: argparse.Namespace) -> int:
@@ -189,11 +187,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         path = write_report(args.directory, output_dir=args.output)
     else:
         page = Path(args.output or Path(args.directory) / DEFAULT_SUBDIR) / "index.html"
+        stop = _stop_on_signal()
         print(f"watching {args.directory}: {page} is rewritten as results arrive and reloads "
               f"every {args.watch:g} s; Ctrl-C to stop", flush=True)
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
         path = watch_report(args.directory, args.output, interval=args.watch, count=args.count,
                             stop=stop)
     print(f"report written to {path}")
@@ -225,10 +221,6 @@ def _examples(*lines: str) -> str:
 
 
 RUN_ID_HELP = "the run's id; its name server, workers and master share it"
-NAMESERVER_HELP = ("the name server's address (port default 9090); the secret then comes from "
-                   "--secret, ULTRARUN_SECRET or your per-user secret")
-CREDENTIALS_HELP = ("the shared directory holding the name server's credentials file "
-                    "(address and secret)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -252,6 +244,16 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], help=help,
                               description=textwrap.fill(description, 78),
                               epilog=_examples(*examples), formatter_class=_HelpFormatter)
+
+    def add_run(p: argparse.ArgumentParser) -> None:
+        """The run's id, and where to find its name server."""
+        p.add_argument("--run-id", required=True, help=RUN_ID_HELP)
+        where = p.add_mutually_exclusive_group(required=True)
+        where.add_argument("--working-dir", help="the shared directory holding the name "
+                                                 "server's credentials file (address and secret)")
+        where.add_argument("--nameserver", type=_host_port, metavar="HOST:PORT",
+                           help="the name server's address (port default 9090); the secret then "
+                                "comes from --secret, ULTRARUN_SECRET or your per-user secret")
 
     def add_secret(p: argparse.ArgumentParser) -> None:
         p.add_argument("--secret", help="the run secret (default: ULTRARUN_SECRET, the "
@@ -304,10 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("worker_class", metavar="WORKER_CLASS",
                    help="package.module:WorkerClass (importable, or a module in the current "
                         "directory) or path/to/file.py:WorkerClass")
-    p.add_argument("--run-id", required=True, help=RUN_ID_HELP)
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--working-dir", help=CREDENTIALS_HELP)
-    where.add_argument("--nameserver", type=_host_port, metavar="HOST:PORT", help=NAMESERVER_HELP)
+    add_run(p)
     p.add_argument("--n-workers", type=int, default=1,
                    help="worker processes to start on this node; with more than 1 this process "
                         "supervises them and forwards SIGINT/SIGTERM")
@@ -334,10 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "last seen), its queue, finished jobs and the best loss so far per budget.",
                    "ultrarun status --run-id exp1 --working-dir /shared/exp1 --watch 5",
                    "ultrarun status --run-id exp1 --nameserver 10.0.0.5:41235 --secret \"$S\" --json")
-    p.add_argument("--run-id", required=True, help=RUN_ID_HELP)
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--working-dir", help=CREDENTIALS_HELP)
-    where.add_argument("--nameserver", type=_host_port, metavar="HOST:PORT", help=NAMESERVER_HELP)
+    add_run(p)
     p.add_argument("--watch", nargs="?", type=float, const=2.0, metavar="SECONDS",
                    help="refresh every SECONDS (2 if not given) until Ctrl-C (default: show once)")
     p.add_argument("--count", type=int, default=None,

@@ -1,17 +1,7 @@
-"""Ready-made masters for the common cases, with HpBandSter's names and arguments.
-
-``BOHB(configspace, run_id=..., min_budget=..., max_budget=..., eta=...)`` is HpBandSter's BOHB:
-Hyperband brackets with the BOHB sampler; ``TPE`` samples with multivariate Parzen estimators
-(Optuna's TPE) on successive-halving brackets; ``DEHB`` with differential evolution on Hyperband
-brackets; ``HyperBand`` samples at random; ``RandomSearch`` evaluates random configurations at
-the largest budget. ``iterations`` picks the schedule: ``"hyperband"``, ``"successive_halving"``
-(the most aggressive bracket, over and over) or ``"asha"`` (asynchronous successive halving:
-every worker stays busy; ``asha=True`` says the same). See ``docs/optimizers.md`` for which to
-pick. Everything after the configuration space is keyword-only: HpBandSter's positional order
-is ``(configspace, eta, min_budget, max_budget)``, so ``BOHB(cs, 3, 9, 243)`` raises rather than
-reading 3 as the run id (``ultrarun.compat.hpbandster`` keeps HpBandSter's order).
-``bracket_formula="hpbandster"`` sizes the brackets as HpBandSter does; the default is the
-Hyperband paper's formula.
+"""Ready-made masters for the common cases (``TPE``, ``BOHB``, ``DEHB``, ``HyperBand``,
+``RandomSearch``) and :func:`minimize`, with HpBandSter's names and arguments. Everything after
+the configuration space is keyword-only (``ultrarun.compat.hpbandster`` keeps HpBandSter's
+positional order). See docs/master.md ("Front ends") and docs/optimizers.md for which to pick.
 """
 from __future__ import annotations
 
@@ -25,7 +15,6 @@ from .errors import ConfigurationError
 from .iterations import (ASHAIterGenerator, BaseIterGenerator, CustomIterGenerator,
                          HyperBandIterGenerator, SuccessiveHalvingIterGenerator,
                          max_bracket_index)
-from .iterations import bracket as hb_bracket
 from .master import Master
 
 #: the schedules a front end can run
@@ -51,8 +40,7 @@ def _generator(min_budget: float, max_budget: float, eta: float, asha: bool,
         return SuccessiveHalvingIterGenerator(min_budget, max_budget, eta, bracket_formula)
     # One ASHA iteration samples as many configs as Hyperband's most aggressive bracket, so
     # n_iterations means about the same amount of exploration in both modes.
-    s_max = max_bracket_index(min_budget, max_budget, eta)
-    n0 = hb_bracket(s_max, s_max, max_budget, eta, min_budget).num_configs[0]
+    n0 = SuccessiveHalvingIterGenerator(min_budget, max_budget, eta).bracket(0).num_configs[0]
     return ASHAIterGenerator(min_budget, max_budget, eta, max_configs=n0)
 
 
@@ -65,22 +53,22 @@ class BOHB(Master):
                  num_samples: int = 64, random_fraction: float = 1 / 3,
                  bandwidth_factor: float = 3, min_bandwidth: float = 0.03,
                  seed: int | None = None, asha: bool = False, iterations: str | None = None,
-                 bracket_formula: str = "paper",
-                 **kwargs: Any):
+                 bracket_formula: str = "paper", **kwargs: Any):
         optimizer = optimizers.BOHB(configspace, seed=seed,
                                     min_points_in_model=min_points_in_model,
                                     top_n_percent=top_n_percent, num_samples=num_samples,
                                     random_fraction=random_fraction,
                                     bandwidth_factor=bandwidth_factor, min_bandwidth=min_bandwidth)
-        super().__init__(run_id, optimizer,
-                         _generator(min_budget, max_budget, eta, asha, iterations,
-                                    bracket_formula), **kwargs)
+        super().__init__(run_id, optimizer, _generator(min_budget, max_budget, eta, asha,
+                                                       iterations, bracket_formula), **kwargs)
 
 
-def _optimizer_kwargs(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Take the arguments of optimizer ``cls`` out of a front end's ``kwargs``."""
+def _optimizer(cls: type, configspace: ConfigurationSpace, seed: int | None,
+               kwargs: dict[str, Any]) -> optimizers.BaseOptimizer:
+    """``cls(configspace, seed=seed, ...)``, its other arguments taken out of a front end's
+    ``kwargs``."""
     names = set(inspect.signature(cls).parameters) - {"configspace", "seed"}
-    return {name: kwargs.pop(name) for name in list(kwargs) if name in names}
+    return cls(configspace, seed=seed, **{n: kwargs.pop(n) for n in list(kwargs) if n in names})
 
 
 class TPE(Master):
@@ -95,11 +83,9 @@ class TPE(Master):
                  bracket_formula: str = "paper", **kwargs: Any):
         if iterations is None and not asha:
             iterations = DEFAULT_ITERATIONS
-        optimizer = optimizers.TPE(configspace, seed=seed,
-                                   **_optimizer_kwargs(optimizers.TPE, kwargs))
-        super().__init__(run_id, optimizer,
-                         _generator(min_budget, max_budget, eta, asha, iterations,
-                                    bracket_formula), **kwargs)
+        optimizer = _optimizer(optimizers.TPE, configspace, seed, kwargs)
+        super().__init__(run_id, optimizer, _generator(min_budget, max_budget, eta, asha,
+                                                       iterations, bracket_formula), **kwargs)
 
 
 class DEHB(Master):
@@ -111,11 +97,9 @@ class DEHB(Master):
                  min_budget: float = 0.01, max_budget: float = 1, eta: float = 3,
                  seed: int | None = None, asha: bool = False, iterations: str | None = None,
                  bracket_formula: str = "paper", **kwargs: Any):
-        optimizer = optimizers.DEHB(configspace, seed=seed,
-                                    **_optimizer_kwargs(optimizers.DEHB, kwargs))
-        super().__init__(run_id, optimizer,
-                         _generator(min_budget, max_budget, eta, asha, iterations,
-                                    bracket_formula), **kwargs)
+        optimizer = _optimizer(optimizers.DEHB, configspace, seed, kwargs)
+        super().__init__(run_id, optimizer, _generator(min_budget, max_budget, eta, asha,
+                                                       iterations, bracket_formula), **kwargs)
 
 
 class HyperBand(Master):
@@ -171,9 +155,8 @@ def minimize(fn: Any, configspace: ConfigurationSpace, min_budget: float, max_bu
     from .local import LocalCluster
     from .results import json_result_logger
 
-    fronts = METHODS
-    if method not in fronts:
-        raise ConfigurationError(f"method must be one of {sorted(fronts)}, got {method!r}")
+    if method not in METHODS:
+        raise ConfigurationError(f"method must be one of {sorted(METHODS)}, got {method!r}")
     kwargs: dict[str, Any] = dict(min_budget=min_budget, max_budget=max_budget, eta=eta, seed=seed,
                                   time_left_for_this_task=time_left_for_this_task, **master_kwargs)
     if method != "random":
@@ -188,9 +171,9 @@ def minimize(fn: Any, configspace: ConfigurationSpace, min_budget: float, max_bu
             kwargs.setdefault("overwrite", not kwargs.get("resume", False))
         else:
             kwargs.setdefault("working_directory", cluster.working_directory)
-        master = fronts[method](configspace, run_id=cluster.run_id, nameserver=cluster.nameserver.host,
-                                nameserver_port=cluster.nameserver_port, secret=cluster.secret,
-                                **kwargs)
+        master = METHODS[method](configspace, run_id=cluster.run_id, secret=cluster.secret,
+                                 nameserver=cluster.nameserver.host,
+                                 nameserver_port=cluster.nameserver_port, **kwargs)
         try:
             return master.run(n_iterations=n_iterations, min_n_workers=1)
         finally:

@@ -16,13 +16,10 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from . import visualization
 from .results import Result, Run, logged_results_to_HBS_result, status_counts
-
-if TYPE_CHECKING:
-    pass
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +50,7 @@ def parameters_vs_loss(result: Result, max_parameters: int = MAX_PARAMETERS) -> 
         title += f" (first {len(shown)} of {len(names)})"
     fig.suptitle(title)
     if not shown:
-        ax = fig.add_subplot()
-        ax.text(0.5, 0.5, "No data: no successful run yet", ha="center", va="center",
-                transform=ax.transAxes)
-        ax.set_axis_off()
+        visualization._no_data(fig, fig.add_subplot(), "no successful run yet")
         return fig, fig.axes
     budgets = sorted({r.budget for r in runs})
     colors = visualization._colormap("tab10")
@@ -67,9 +61,7 @@ def parameters_vs_loss(result: Result, max_parameters: int = MAX_PARAMETERS) -> 
         values = [(id2conf[r.config_id]["config"].get(name), r) for r in runs]
         values = [(v, r) for v, r in values if v is not None]
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v, _ in values)
-        categories: list[Any] = []
-        if not numeric:
-            categories = sorted({str(v) for v, _ in values})
+        categories = [] if numeric else sorted({str(v) for v, _ in values})
         for i, budget in enumerate(budgets):
             points = [(v, r.loss) for v, r in values if r.budget == budget]
             if not points:

@@ -160,8 +160,7 @@ def performance_histogram_model_vs_random(result: RunsOrResult, id2conf: dict | 
         id2conf = result.get_id2config_mapping()
     budgets = _budgets([r for r in runs if r.loss is not None])
     if not budgets:
-        fig, ax = _figure("Loss of model-based vs random configurations")
-        return _no_data(fig, ax, show=show)
+        return _no_data(*_figure("Loss of model-based vs random configurations"), show=show)
     fig, axes = _figure("Loss of model-based (left) vs random (right) configurations",
                         len(budgets), 2, sharey="row", sharex="row")
     for row, budget in enumerate(budgets):
@@ -255,8 +254,7 @@ def interactive_HBS_plot(learning_curves: dict, tool_tip_strings: dict | None = 
                 transform=ax.transAxes)
 
     def tip(line: Any) -> str:
-        config_id = lines[line]
-        return (tool_tip_strings or {}).get(config_id, str(config_id))
+        return (tool_tip_strings or {}).get(lines[line], str(lines[line]))
 
     def annotate(line: Any, **bbox: Any) -> Any:
         x, y = line.get_xdata()[-1], line.get_ydata()[-1]

@@ -139,8 +139,8 @@ class ASHAIterGenerator(BaseIterGenerator):
         return list(self._budgets)
 
     def get_next_iteration(self, iteration: int, sampler: Sampler, **iteration_kwargs) -> ASHA:
-        kwargs = {"eta": self.eta, "max_configs": self.max_configs, "max_jobs": self.max_jobs}
-        kwargs.update(iteration_kwargs)
+        kwargs = {"eta": self.eta, "max_configs": self.max_configs, "max_jobs": self.max_jobs,
+                  **iteration_kwargs}
         return ASHA(iteration, self._budgets, sampler, **kwargs)
 
     def num_jobs(self, iteration: int) -> int | None:

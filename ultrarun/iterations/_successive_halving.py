@@ -107,7 +107,6 @@ class SuccessiveHalving(BaseIteration):
                            self.iteration, budget)
             self._finish()
 
-
     def _promote(self, reviewed: list[tuple[ConfigId, float]], k: int) -> list[ConfigId]:
         """Which of the stage's ``(config id, loss)`` go on: the best ``k`` successful ones."""
         return top_k(reviewed, k)

@@ -1,10 +1,7 @@
 """Runners: submit trials, collect results, on the backend of your choice.
 
-The interface has the shape of SMAC3's runners (``submit_trial``, ``iter_results``, ``wait``,
-``is_running``, ``count_available_workers``) and the evaluators the shape of DeepHyper's
-(``Evaluator.create(run_function, method=...)``, ``submit``, ``gather``). Every backend has the
-same job semantics as the Pyro dispatcher: one result per trial, statuses from
-:class:`ultrarun.job.JobStatus`, user failures reported, infrastructure failures retried.
+Runners have the shape of SMAC3's, evaluators the shape of DeepHyper's, and every backend the
+job semantics of the Pyro dispatcher. See docs/runners.md.
 """
 from __future__ import annotations
 

@@ -1,15 +1,9 @@
 """The runner interface: submit a trial, collect finished ones (the shape of SMAC3's runners).
 
-There are two sides to every runner:
-
-* the *single-worker* side, :meth:`AbstractRunner.run`, which turns one trial into a result, and
-  :meth:`AbstractRunner.run_wrapper`, which does the handling every runner needs once (timing,
-  exceptions, non-finite costs, plain data);
-* the *backend* side, which decides where ``run_wrapper`` executes. A backend implements four
-  small hooks: ``_submit(token, trial_info)`` starts one trial, ``_poll(timeout)`` returns the
-  ones that finished, ``_cancel(tokens)`` stops some, ``_close()`` frees resources. The base class
-  keeps the bookkeeping (pending trials, result queue, retries of lost workers, the first-run
-  check, cancellation), so every backend has the same job semantics.
+A single worker turns one trial into a result (:meth:`AbstractRunner.run`, with the handling
+every runner needs once in ``run_wrapper``); a backend decides where that runs through four
+hooks, and the base class keeps the bookkeeping, so every backend has the same job semantics.
+See docs/runners.md ("Adding a backend").
 """
 from __future__ import annotations
 
@@ -18,6 +12,7 @@ import collections
 import concurrent.futures
 import logging
 import math
+import os
 import time
 import traceback
 from dataclasses import dataclass, replace
@@ -69,6 +64,7 @@ class AbstractRunner(abc.ABC):
                  ) -> None:
         self.retry = retry or RetryPolicy(max_retries, frozenset(retry_on))
         self._crash_cost = crash_cost
+        self._n_workers = 1  # what num_workers reports; parallel backends set their own
         self._abort_on_first_run_crash = bool(abort_on_first_run_crash)
         self._pending: dict[int, _Pending] = {}
         self._results: collections.deque[tuple[TrialInfo, TrialValue]] = collections.deque()
@@ -134,7 +130,7 @@ class AbstractRunner(abc.ABC):
     @property
     def num_workers(self) -> int:
         """How many trials this runner can run at the same time."""
-        return 1
+        return self._n_workers
 
     def submit_trial(self, trial_info: TrialInfo) -> None:
         """Start ``trial_info``; its result shows up later in :meth:`iter_results`.
@@ -184,18 +180,15 @@ class AbstractRunner(abc.ABC):
         """Submit one trial and wait for it: convenient for scripts and tests, not for loops."""
         self.submit_trial(trial_info)
         deadline = None if timeout is None else time.monotonic() + timeout
-        found: tuple[TrialInfo, TrialValue] | None = None
-        while found is None:
+        while True:
+            for pair in self._results:
+                if pair[0] is trial_info:
+                    self._results.remove(pair)  # and stop iterating: the deque changed
+                    return pair
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise TimeoutError(f"trial {trial_info!r} did not finish within {timeout} s")
             self.wait(remaining)
-            for pair in list(self._results):
-                if pair[0] is trial_info:
-                    self._results.remove(pair)
-                    found = pair
-                    break
-        return found
 
     def cancel_pending(self) -> None:
         """Stop every trial that has not finished and report it as CANCELLED.
@@ -313,12 +306,7 @@ class AbstractSerialRunner(AbstractRunner):
         self._done: list[tuple[int, Outcome]] = []
 
     def _submit(self, token: int, trial_info: TrialInfo) -> None:
-        outcome: Outcome
-        try:
-            outcome = self.run_wrapper(trial_info)
-        except TargetAlgorithmAbortException as exc:
-            outcome = exc
-        self._done.append((token, outcome))
+        self._done.append((token, run_outcome(self, trial_info)))
 
     def _poll(self, timeout: float | None) -> list[tuple[int, Outcome]]:
         done, self._done = self._done, []
@@ -330,7 +318,7 @@ class AbstractParallelRunner(AbstractRunner):
 
     ``single_worker`` is a serial runner (e.g. :class:`TargetFunctionRunner`) that knows how to run
     one trial; the parallel runner only decides where and how many at once. Subclasses implement
-    ``_submit``, ``_poll``, ``_cancel``, ``_close`` and ``num_workers``.
+    ``_submit``, ``_poll``, ``_cancel``, ``_close`` and set ``_n_workers`` (or ``num_workers``).
     """
 
     def __init__(self, single_worker: AbstractRunner, **kwargs: Any) -> None:
@@ -359,8 +347,17 @@ class AbstractParallelRunner(AbstractRunner):
         self._single_worker.close()
 
 
-def check_n_workers(n_workers: int | None, default: int) -> int:
-    """Validate a worker count argument, with ``None`` meaning ``default``."""
+def run_outcome(runner: AbstractRunner, trial_info: TrialInfo) -> Outcome:
+    """``runner.run_wrapper(trial_info)``, or the abort it raised, for a backend to hand on."""
+    try:
+        return runner.run_wrapper(trial_info)
+    except TargetAlgorithmAbortException as exc:
+        return exc
+
+
+def check_n_workers(n_workers: int | None, default: int | None = os.cpu_count() or 1
+                    ) -> int | None:
+    """Validate a worker count argument, with ``None`` meaning ``default`` (the CPU count)."""
     if n_workers is None:
         return default
     if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:

@@ -1,17 +1,11 @@
-"""The Dask backend (SMAC3's DaskParallelRunner) on ``dask.distributed``.
-
-Install with ``pip install ultrarun[dask]``. Without a client, a local cluster of worker
-processes (one thread each) is created on first use and closed by :meth:`close`; a client you
-pass in is used as is and left open.
-
-Worker death is Dask's to handle: the scheduler reruns the task on another worker up to
-``distributed.scheduler.allowed-failures`` times (default 3), then the trial is reported as
-LOST. Exceptions that escape ``run_wrapper`` become CRASHED; nothing but
-``TargetAlgorithmAbortException`` is raised to the caller.
+"""The Dask backend (SMAC3's DaskParallelRunner) on ``dask.distributed``: ``pip install
+ultrarun[dask]``. Worker death is Dask's to handle: the scheduler reruns the task up to
+``distributed.scheduler.allowed-failures`` times, then the trial is LOST (docs/runners.md).
 """
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Sequence
@@ -40,9 +34,10 @@ class DaskParallelRunner(AbstractParallelRunner):
         Seconds to wait for a worker to (re)appear when the cluster has none; after that the
         trial is reported LOST rather than blocking or crashing the caller.
     dask_client:
-        An existing ``distributed.Client``; left open by :meth:`close`.
+        An existing ``distributed.Client``; left open by :meth:`close`. Without one, a local
+        cluster of processes (one thread each) is started on first use and closed by ``close``.
     n_workers:
-        Workers of the local cluster created when no client is given (default: CPU count).
+        Workers of that local cluster (default: CPU count).
     """
 
     def __init__(self, single_worker: AbstractRunner, patience: float = 5, dask_client:
@@ -58,7 +53,7 @@ class DaskParallelRunner(AbstractParallelRunner):
         self._patience = float(patience)
         self._client: Client | None = dask_client
         self._own_client = dask_client is None
-        self._n_local = None if n_workers is None else check_n_workers(n_workers, 1)
+        self._n_local = check_n_workers(n_workers, None)
         self._futures: dict[Future, int] = {}
         self._lost: list[tuple[int, Outcome]] = []
         self._nthreads: tuple[float, int] = (-1.0, 0)
@@ -131,9 +126,7 @@ class DaskParallelRunner(AbstractParallelRunner):
         if future.status == "finished":
             return future.result()
         if future.cancelled():
-            from concurrent.futures import CancelledError
-
-            return CancelledError()
+            return concurrent.futures.CancelledError()
         exc = future.exception()
         if isinstance(exc, KilledWorker):
             return WorkerLost(f"Dask gave up on the task after its workers died: {exc}",

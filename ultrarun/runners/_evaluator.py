@@ -1,11 +1,7 @@
 """Evaluators: DeepHyper's front (``Evaluator.create``, ``submit``, ``gather``) over a runner.
 
-An evaluator takes plain dicts of arguments, runs ``run_function(args, **run_function_kwargs)``
-for each on a backend, and hands back :class:`ultrarun.job.Job` objects, the same job type the
-Pyro dispatcher reports. ``job.result`` is ``{"loss": <cost>, "info": {...}}`` with the value the
-run function returned (a number, a list, or a dict with ``loss``/``cost``/``objective``);
-failures carry their status and ``job.exception`` (the traceback). DeepHyper's names for the
-jobs' attributes are in ``ultrarun/compat/deephyper``. See docs/runners.md.
+The jobs are :class:`ultrarun.job.Job` objects, as the Pyro dispatcher reports them; DeepHyper's
+names for their attributes are in ``ultrarun/compat/deephyper``. See docs/runners.md.
 """
 from __future__ import annotations
 
@@ -176,7 +172,14 @@ class Evaluator:
         single_worker = TargetFunctionRunner(
             run_function, required_arguments=(), target_kwargs=self.run_function_kwargs,
             walltime_limit=walltime_limit, memory_limit=memory_limit)
-        self._runner = self._create_runner(single_worker, num_workers, runner_kwargs)
+        self._num_workers = None
+        if num_workers is not None and backend == "serial":
+            if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
+                raise ConfigurationError(f"num_workers must be an int >= 1, got {num_workers!r}")
+            self._num_workers = num_workers  # jobs still run one at a time
+        elif num_workers is not None:
+            runner_kwargs["n_workers"] = num_workers
+        self._runner = make_runner(backend, single_worker, **runner_kwargs)
         self.jobs: dict[int, Job] = {}
         self.jobs_done: list[Job] = []
         self._ready: list[Job] = []
@@ -186,24 +189,12 @@ class Evaluator:
         self.timestamp = time.time()
         self._closed = False
 
-    def _create_runner(self, single_worker: AbstractRunner, num_workers: int | None,
-                       runner_kwargs: dict[str, Any]) -> AbstractRunner:
-        self._num_workers = None
-        if num_workers is not None and self._backend == "serial":
-            if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
-                raise ConfigurationError(f"num_workers must be an int >= 1, got {num_workers!r}")
-            self._num_workers = num_workers  # jobs still run one at a time
-        elif num_workers is not None:
-            runner_kwargs["n_workers"] = num_workers
-        return make_runner(self._backend, single_worker, **runner_kwargs)
-
     @staticmethod
     def create(run_function: Callable[..., Any], method: str = "serial",
                method_kwargs: Mapping[str, Any] | None = None) -> Evaluator:
         """Create an evaluator for ``method`` ("serial", "thread", "process", "dask",
         "mpicomm", "ray" or a registered name) with ``method_kwargs`` for its constructor."""
-        if method_kwargs is None:
-            method_kwargs = {}
+        method_kwargs = {} if method_kwargs is None else method_kwargs
         if not isinstance(method_kwargs, Mapping):
             raise ConfigurationError(f"method_kwargs must be a dict, got {type(method_kwargs).__name__}")
         if method in _EVALUATORS:
@@ -220,7 +211,7 @@ class Evaluator:
 
     @property
     def num_workers(self) -> int:
-        return getattr(self, "_num_workers", None) or self._runner.num_workers
+        return self._num_workers or self._runner.num_workers
 
     @property
     def num_jobs_submitted(self) -> int:

@@ -1,10 +1,7 @@
-"""A runner as an :class:`~ultrarun.executor.Executor`: the one adapter between the two.
-
-``Master(..., executor=ProcessRunner(TargetFunctionRunner(fn), n_workers=4))`` runs the same
-Hyperband or BOHB schedule on local processes, a Dask cluster or MPI ranks as on Pyro workers
-(``AbstractRunner.as_executor`` makes this adapter; the Pyro runner hands over its dispatcher
-instead). One thread owns the runner (runners are not thread-safe): it submits what the master
-queued and turns finished trials into :class:`~ultrarun.job.Job` callbacks.
+"""A runner as an :class:`~ultrarun.executor.Executor`: the one adapter between the two, made by
+``AbstractRunner.as_executor`` (docs/runners.md). One thread owns the runner (runners are not
+thread-safe): it submits what the master queued and turns finished trials into
+:class:`~ultrarun.job.Job` callbacks.
 """
 from __future__ import annotations
 

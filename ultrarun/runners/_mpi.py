@@ -1,16 +1,8 @@
 """The MPI backend on ``mpi4py.futures.MPICommExecutor`` (DeepHyper's MPICommEvaluator).
 
-Run the script under ``mpirun -n N python script.py``: rank ``root`` runs the search, the other
-N-1 ranks are workers. Every rank executes the same ``with`` block; the workers' ``__enter__``
-serves trials until the root leaves its block, then returns None::
-
-    with MPICommEvaluator(run) as evaluator:
-        if evaluator is not None:  # the root rank
-            evaluator.submit([{"x": 1.0}])
-            jobs = evaluator.gather("ALL")
-
-A rank that dies takes the whole MPI job with it (that is MPI's model): there is no retry.
-Install with ``pip install ultrarun[mpi]`` and an MPI library (e.g. OpenMPI).
+Under ``mpirun -n N`` rank ``root`` runs the search and the other N-1 ranks serve trials inside
+``__enter__`` until the root leaves its ``with`` block. A rank that dies ends the MPI job (MPI's
+model): there is no retry. Install with ``pip install ultrarun[mpi]``; see docs/runners.md.
 """
 from __future__ import annotations
 
@@ -24,16 +16,6 @@ from ._evaluator import Callback, Evaluator, register_evaluator
 from ._thread import ExecutorRunner
 
 logger = logging.getLogger(__name__)
-
-
-def _import_mpi() -> tuple[Any, Any]:
-    try:
-        from mpi4py import MPI
-        from mpi4py.futures import MPICommExecutor
-    except ImportError as exc:
-        raise ConfigurationError("the mpicomm backend needs mpi4py and an MPI library: "
-                                 "pip install 'ultrarun[mpi]'") from exc
-    return MPI, MPICommExecutor
 
 
 class MPICommRunner(ExecutorRunner):
@@ -50,8 +32,13 @@ class MPICommRunner(ExecutorRunner):
                  wait_on_exit: bool = True, cancel_jobs_on_exit: bool = True,
                  **kwargs: Any) -> None:
         super().__init__(single_worker, **kwargs)
-        mpi, executor_class = _import_mpi()
-        self._comm = comm if comm is not None else mpi.COMM_WORLD
+        try:
+            from mpi4py import MPI
+            from mpi4py.futures import MPICommExecutor
+        except ImportError as exc:
+            raise ConfigurationError("the mpicomm backend needs mpi4py and an MPI library: "
+                                     "pip install 'ultrarun[mpi]'") from exc
+        self._comm = comm if comm is not None else MPI.COMM_WORLD
         size = self._comm.Get_size()
         if size < 2:
             raise ConfigurationError("the mpicomm backend needs at least 2 MPI ranks (one root, "
@@ -65,13 +52,9 @@ class MPICommRunner(ExecutorRunner):
         self._abort_on_exit = abort_on_exit
         self._wait_on_exit = wait_on_exit
         self._cancel_jobs_on_exit = cancel_jobs_on_exit
-        self._mpi_context = executor_class(self._comm, root=root)
+        self._mpi_context = MPICommExecutor(self._comm, root=root)
         self._pool: concurrent.futures.Executor | None = None
         self._entered = False
-
-    @property
-    def num_workers(self) -> int:
-        return self._n_workers
 
     @property
     def is_root(self) -> bool:
@@ -120,10 +103,6 @@ class MPICommEvaluator(Evaluator):
                       "wait_on_exit": wait_on_exit, "cancel_jobs_on_exit": cancel_jobs_on_exit}
         super().__init__(run_function, num_workers, callbacks, run_function_kwargs,
                          backend="mpicomm", **kwargs, **mpi_kwargs)
-
-    def _create_runner(self, single_worker: AbstractRunner, num_workers: int | None,
-                       runner_kwargs: dict[str, Any]) -> AbstractRunner:
-        return MPICommRunner(single_worker, n_workers=num_workers, **runner_kwargs)
 
     def __enter__(self) -> MPICommEvaluator | None:
         runner = cast(MPICommRunner, self._runner)

@@ -2,8 +2,7 @@
 
 Unlike ``concurrent.futures.ProcessPoolExecutor``, whose whole pool breaks when one process
 dies, each worker here has its own pipe, so the parent knows which trial a dead worker was
-running: that trial alone is resubmitted (``max_retries``) and then reported LOST, and the
-worker is replaced. The parent does all its waiting inside ``wait``/``iter_results`` with
+running. The parent waits only inside ``wait``/``iter_results``, with
 ``multiprocessing.connection.wait`` on the pipes and process sentinels: no helper threads.
 """
 from __future__ import annotations
@@ -12,7 +11,6 @@ import collections
 import logging
 import multiprocessing
 import multiprocessing.connection
-import os
 import signal
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -20,8 +18,9 @@ from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Any, Sequence
 
-from ..errors import ConfigurationError, ResultError, TargetAlgorithmAbortException
-from ._base import AbstractParallelRunner, AbstractRunner, Outcome, TrialInfo, WorkerLost, check_n_workers
+from ..errors import ConfigurationError, ResultError
+from ._base import (AbstractParallelRunner, AbstractRunner, Outcome, TrialInfo, WorkerLost,
+                    check_n_workers, run_outcome)
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +39,7 @@ def _worker_main(conn: Connection, single_worker: AbstractRunner) -> None:
             if message is None:
                 return
             token, trial_info = message
-            outcome: Outcome
-            try:
-                outcome = single_worker.run_wrapper(trial_info)
-            except TargetAlgorithmAbortException as exc:
-                outcome = exc
+            outcome = run_outcome(single_worker, trial_info)
             try:
                 conn.send((token, outcome))
             except Exception as exc:  # the result cannot be pickled: say so instead
@@ -84,7 +79,7 @@ class ProcessRunner(AbstractParallelRunner):
     def __init__(self, single_worker: AbstractRunner, n_workers: int | None = None, *,
                  mp_context: BaseContext | str | None = None, **kwargs: Any) -> None:
         super().__init__(single_worker, **kwargs)
-        self._n_workers = check_n_workers(n_workers, os.cpu_count() or 1)
+        self._n_workers = check_n_workers(n_workers)
         if isinstance(mp_context, str):
             if mp_context not in multiprocessing.get_all_start_methods():
                 raise ConfigurationError(f"mp_context {mp_context!r} is not available here; "
@@ -93,10 +88,6 @@ class ProcessRunner(AbstractParallelRunner):
         self._context = mp_context or default_context()
         self._workers: list[_Worker] = []
         self._queue: collections.deque[tuple[int, TrialInfo]] = collections.deque()
-
-    @property
-    def num_workers(self) -> int:
-        return self._n_workers
 
     def worker_pids(self) -> list[int]:
         """Process ids of the live pool processes (for monitoring and fault-injection tests)."""

@@ -1,22 +1,16 @@
-"""The Pyro backend: trials run on long-lived Pyro workers through the dispatcher.
-
-With no name server given, the runner starts its own: a :class:`~ultrarun.local.LocalCluster`
-of ``n_workers`` processes of :class:`RunnerWorker`, each holding a copy of the single worker
-(so the target function must be importable). Given a name server, it attaches to a running
-run's workers; those receive ``config``, ``budget``, ``instance``, ``seed`` and
-``additional_info`` as compute keyword arguments and their ``loss`` becomes the cost.
-
-Job semantics are the dispatcher's: a vanished worker's trial is re-run up to ``max_retries``
-times and then reported LOST; a crashing target is CRASHED with its traceback.
+"""The Pyro backend: trials run on long-lived Pyro workers through the dispatcher, with its
+job semantics (docs/dispatcher.md). Without a name server the runner starts a
+:class:`~ultrarun.local.LocalCluster` of :class:`RunnerWorker` processes, each holding a copy of
+the single worker (so the target must be importable); with one, it attaches to a running run's
+workers, whose compute gets ``config``, ``budget``, ``instance``, ``seed`` and
+``additional_info`` and whose ``loss`` is the cost.
 """
 from __future__ import annotations
 
 import concurrent.futures
 import json
 import logging
-import os
 import queue
-import threading
 import time
 from typing import Any, Mapping, Sequence
 
@@ -87,7 +81,7 @@ class PyroRunner(AbstractParallelRunner):
         if nameserver is None:
             from ..local import LocalCluster
 
-            self._cluster = LocalCluster(n_workers=check_n_workers(n_workers, os.cpu_count() or 1),
+            self._cluster = LocalCluster(n_workers=check_n_workers(n_workers),
                                          worker_class=RunnerWorker,
                                          worker_kwargs={"single_worker": single_worker},
                                          secret=secret).start()
@@ -108,9 +102,8 @@ class PyroRunner(AbstractParallelRunner):
     def _wait_for_workers(self, patience: float, wanted: int | None) -> None:
         deadline = time.monotonic() + patience
         wanted = wanted or 1
-        pause = threading.Event()
         while self._dispatcher.number_of_workers() < wanted and time.monotonic() < deadline:
-            pause.wait(0.02)
+            time.sleep(0.02)
         if self._dispatcher.number_of_workers() == 0:
             logger.warning("no Pyro worker joined within patience=%s s", patience)
 
@@ -157,17 +150,12 @@ class PyroRunner(AbstractParallelRunner):
         return self._dispatcher
 
     def _poll(self, timeout: float | None) -> list[tuple[int, Outcome]]:
-        out: list[tuple[int, Outcome]] = []
         try:
-            out.append(self._done.get(timeout=timeout) if timeout != 0 else
-                       self._done.get_nowait())
+            out = [self._done.get(timeout=timeout) if timeout != 0 else self._done.get_nowait()]
         except queue.Empty:
-            return out
-        while True:
-            try:
-                out.append(self._done.get_nowait())
-            except queue.Empty:
-                break
+            return []
+        while not self._done.empty():  # this thread is the only reader
+            out.append(self._done.get_nowait())
         # the pairs carry the job id where the TrialInfo goes; the base class only reads [1]
         return out
 

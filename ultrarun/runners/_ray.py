@@ -5,15 +5,12 @@ died (``max_retries`` of the task, default 3); when it gives up the trial is LOS
 """
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from typing import Any, Sequence
 
 from ..errors import ConfigurationError
 from ._base import AbstractParallelRunner, AbstractRunner, Outcome, TrialInfo, WorkerLost, check_n_workers
-
-logger = logging.getLogger(__name__)
 
 
 def _run_wrapper(single_worker: AbstractRunner, trial_info: TrialInfo) -> Any:
@@ -32,7 +29,7 @@ class RayRunner(AbstractParallelRunner):
             import ray  # noqa: F401
         except ImportError as exc:
             raise ConfigurationError("the ray backend needs ray: pip install 'ultrarun[ray]'") from exc
-        self._n_requested = None if n_workers is None else check_n_workers(n_workers, 1)
+        self._n_requested = check_n_workers(n_workers, None)
         self._num_cpus = num_cpus_per_task
         self._init_kwargs = dict(init_kwargs or {})
         self._own_ray = False
@@ -98,11 +95,9 @@ class RayRunner(AbstractParallelRunner):
     def _close(self) -> None:
         if self._remote is None:
             return
-        import ray
-
         self._cancel(list(self._refs.values()))
         if self._own_ray:
-            ray.shutdown()
+            self._ray().shutdown()
         self._remote = None
 
 

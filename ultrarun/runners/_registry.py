@@ -39,8 +39,9 @@ def runner_names() -> list[str]:
     return sorted(_RUNNERS)
 
 
-def runner_factory(name: str) -> RunnerFactory:
-    """The factory registered as ``name``; ConfigurationError naming the choices if unknown."""
+def make_runner(name: str, single_worker: AbstractRunner, **kwargs: Any) -> AbstractRunner:
+    """Wrap ``single_worker`` in backend ``name`` (``"serial"``, ``"process"``, ``"dask"``...);
+    ConfigurationError naming the choices if ``name`` is unknown."""
     try:
         factory = _RUNNERS[name]
     except (KeyError, TypeError):
@@ -49,12 +50,7 @@ def runner_factory(name: str) -> RunnerFactory:
     if isinstance(factory, str):
         module, _, attribute = factory.partition(":")
         factory = getattr(importlib.import_module(module), attribute)
-    return factory
+    return factory(single_worker, **kwargs)
 
 
-def make_runner(name: str, single_worker: AbstractRunner, **kwargs: Any) -> AbstractRunner:
-    """Wrap ``single_worker`` in backend ``name`` (``"serial"``, ``"process"``, ``"dask"``...)."""
-    return runner_factory(name)(single_worker, **kwargs)
-
-
-__all__ = ["register_runner", "runner_names", "runner_factory", "make_runner"]
+__all__ = ["register_runner", "runner_names", "make_runner"]

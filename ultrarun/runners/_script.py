@@ -1,21 +1,7 @@
-"""Run a command-line program as the target (SMAC3's script runner).
-
-The program is called as ``<command> --<name>=<value> ... [--seed=S] [--instance=I] [--budget=B]``
-and reports its result on stdout. The **last** non-empty line that is a result counts:
-
-* a JSON object: ``{"cost": 0.25, "info": {"epochs": 3}}`` (``"loss"`` is accepted for
-  ``"cost"``; a list of numbers is a multi-objective cost), or
-* a key-value line: ``cost=0.25`` (or ``loss=0.25``).
-
-A non-zero exit code is CRASHED with the end of stderr in ``additional_info``. The walltime
-limit kills the program's whole process group (TIMEOUT); the memory limit is RLIMIT_AS set in
-the program before it starts, and a program that then fails with ``MemoryError`` or is killed
-by SIGKILL is MEMOUT.
-"""
+"""Run a command-line program as the target (SMAC3's script runner); see docs/runners.md."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shlex
 import signal
@@ -25,12 +11,9 @@ import time
 from typing import Any, Mapping, Sequence
 
 from ..errors import ConfigurationError, ResultError
-from ..job import JobStatus
-from ._base import AbstractSerialRunner, Cost
+from ..job import JobStatus, parse_result
 from ..limits import check_limits, child_env, exit_status
-from ..job import parse_result
-
-logger = logging.getLogger(__name__)
+from ._base import AbstractSerialRunner, Cost
 
 #: Runs the program under RLIMIT_AS: ``python -c _RLIMIT_EXEC <MB> <program> <args...>``.
 _RLIMIT_EXEC = ("import os, sys; from ultrarun.limits import set_memory_limit; "
@@ -60,7 +43,15 @@ def parse_script_output(stdout: str) -> tuple[Any, dict[str, Any]]:
 
 
 class ScriptRunner(AbstractSerialRunner):
-    """Runs a command-line program per trial, with the same limits as the function runner."""
+    """Runs a command-line program per trial, with the same limits as the function runner.
+
+    The program is called as ``<command> --<name>=<value> ... [--seed=S] [--instance=I]
+    [--budget=B]``; the **last** result line of its stdout counts: a JSON object
+    (``{"cost": 0.25, "info": {...}}``; ``"loss"`` for ``"cost"``, a list for several
+    objectives) or ``cost=0.25`` (``loss=0.25``). A non-zero exit is CRASHED with the end of
+    stderr; the walltime limit kills the program's process group (TIMEOUT); the memory limit is
+    RLIMIT_AS, set before the program starts, and a ``MemoryError`` or SIGKILL under it is MEMOUT.
+    """
 
     def __init__(self, command: str | Sequence[str], *, walltime_limit: float | None = None,
                  memory_limit: int | None = None, cwd: str | None = None,

@@ -3,18 +3,14 @@ from __future__ import annotations
 
 import copy
 import inspect
-import logging
 import math
 import time
 from typing import Any, Callable, Mapping, Sequence
 
-
 from ..errors import ConfigurationError
 from ..job import JobStatus, parse_result
-from ._base import AbstractSerialRunner, Cost
 from ..limits import LimitedCaller, check_limits
-
-logger = logging.getLogger(__name__)
+from ._base import AbstractSerialRunner, Cost
 
 #: Trial fields passed to a target whose signature names them (as SMAC's required arguments).
 TRIAL_ARGUMENTS = ("seed", "instance", "budget")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import abc
 import concurrent.futures
-import os
 from typing import Any, Sequence
 
 from ._base import AbstractParallelRunner, AbstractRunner, Outcome, TrialInfo, check_n_workers
@@ -72,11 +71,7 @@ class ThreadRunner(ExecutorRunner):
     def __init__(self, single_worker: AbstractRunner, n_workers: int | None = None,
                  **kwargs: Any) -> None:
         super().__init__(single_worker, **kwargs)
-        self._n_workers = check_n_workers(n_workers, os.cpu_count() or 1)
-
-    @property
-    def num_workers(self) -> int:
-        return self._n_workers
+        self._n_workers = check_n_workers(n_workers)
 
     def _make_executor(self) -> concurrent.futures.Executor:
         return concurrent.futures.ThreadPoolExecutor(self._n_workers,

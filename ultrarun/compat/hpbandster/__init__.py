@@ -1,14 +1,10 @@
 """HpBandSter's module paths on ultrarun: change ``hpbandster`` to ``ultrarun.compat.hpbandster``
 in a script's imports, or call :func:`install` first and change nothing.
 
-Modules: ``core.nameserver``, ``core.worker``, ``core.dispatcher``, ``core.master``,
-``core.result``, ``core.base_iteration``, ``core.base_config_generator``, ``optimizers`` (BOHB,
-HyperBand, RandomSearch, H2BO), ``optimizers.iterations``, ``optimizers.config_generators``,
-``visualization`` and ``utils``. Constructors take HpBandSter's parameters in HpBandSter's
-positional order; ``port=None`` / ``nameserver_port=None`` mean Pyro's default port
-(``PYRO_NS_PORT`` or 9090); brackets are sized with HpBandSter's formula. A Result pickled by
-HpBandSter loads with :func:`load` (or with ``pickle.load`` after :func:`install`). What differs on
-purpose is in docs/migrating.md.
+Constructors take HpBandSter's parameters in HpBandSter's positional order; ``port=None`` /
+``nameserver_port=None`` mean Pyro's default port (``PYRO_NS_PORT`` or 9090); brackets are sized
+with HpBandSter's formula. A Result pickled by HpBandSter loads with :func:`load` (or with
+``pickle.load`` after :func:`install`). What differs on purpose is in docs/migrating.md.
 """
 from __future__ import annotations
 

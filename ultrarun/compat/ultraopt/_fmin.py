@@ -206,28 +206,22 @@ class FMinResult:
 
     def plot_concurrent_over_time(self, ax: Any = None, num_points: int | None = None) -> Any:
         """How many evaluations ran at the same time."""
-        from ultrarun.visualization import concurrent_runs_over_time
-
-        return self._copy(concurrent_runs_over_time(self._runs()), ax)
+        return self._copy("concurrent_runs_over_time", ax)
 
     def plot_finished_over_time(self, ax: Any = None) -> Any:
         """Finished evaluations over time, per budget."""
-        from ultrarun.visualization import finished_runs_over_time
-
-        return self._copy(finished_runs_over_time(self._runs()), ax)
+        return self._copy("finished_runs_over_time", ax)
 
     def plot_correlation_across_budgets(self, ax: Any = None) -> Any:
         """Spearman rank correlation of the losses across budgets."""
-        from ultrarun.visualization import correlation_across_budgets
+        return self._copy("correlation_across_budgets", ax)
 
-        return self._copy(correlation_across_budgets(self._runs()), ax)
+    def _copy(self, plot: str, ax: Any) -> Any:
+        """ultraopt draws on given axes: redraw the lines of ultrarun's figure ``plot`` there, or
+        return its axes when none were given."""
+        from ultrarun import visualization
 
-    def _copy(self, fig_ax: Any, ax: Any) -> Any:
-        """ultraopt draws on given axes: redraw ultrarun's figure's lines there, or return its
-        axes when none were given."""
-        from ultrarun.visualization import close
-
-        fig, drawn = fig_ax
+        fig, drawn = getattr(visualization, plot)(self._runs())
         if ax is None:
             return drawn
         for line in drawn.get_lines():
@@ -237,7 +231,7 @@ class FMinResult:
         ax.set_title(drawn.get_title())
         ax.set_xlabel(drawn.get_xlabel())
         ax.set_ylabel(drawn.get_ylabel())
-        close(fig)
+        visualization.close(fig)
         return ax
 
 

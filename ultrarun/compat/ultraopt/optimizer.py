@@ -4,9 +4,6 @@ Made without a search space, then ``initialize(config_space, budgets=(1,), rando
 initial_points=None)``; ``ask(budget=1, n_points=None)`` gives ``(config, info)`` (a list of
 them with ``n_points``), ``tell(config, loss, budget=1)`` and ``new_result(job)`` report results,
 and ``budget2obvs`` / ``runId2info`` hold what was observed, as in ultraopt.
-
-``ETPEOptimizer`` is ultrarun's TPE (:class:`ultrarun.optimizers.TPE`) when this ultrarun has one,
-else BOHB's KDE sampler (:class:`ultrarun.optimizers.BOHB`), the same family of model.
 """
 from __future__ import annotations
 
@@ -18,10 +15,6 @@ from typing import Any, Iterable
 from ultrarun import optimizers as _optimizers
 from ultrarun.errors import ConfigurationError
 from ultrarun.optimizers import BaseOptimizer as _NativeOptimizer
-
-
-def _config_dict(config: Any) -> dict:
-    return dict(config)
 
 
 def _config_id(config: dict) -> str:
@@ -52,7 +45,7 @@ class BaseOptimizer:
         self.config_space = config_space
         self.budgets = [float(b) for b in budgets]
         self.random_state = random_state
-        self.initial_points = [_config_dict(p) for p in initial_points or []]
+        self.initial_points = [dict(p) for p in initial_points or []]
         self.native = self._native_class()(config_space, seed=random_state, **self.options)
         self.budget2obvs = budget2obvs or {b: {"losses": [], "configs": []} for b in self.budgets}
 
@@ -73,7 +66,7 @@ class BaseOptimizer:
 
     def tell(self, config: Any, loss: float | None, budget: float = 1,
              update_model: bool = True) -> None:
-        config = _config_dict(config)
+        config = dict(config)
         self._check().tell(config, loss, budget)
         self.observe(config, loss, budget)
 

@@ -1,9 +1,8 @@
 """``hpbandster.core.base_iteration``: ``BaseIteration`` and ``Datum`` with HpBandSter's arguments.
 
-``BaseIteration(HPB_iter, num_configs, budgets, config_sampler, logger=None, result_logger=None)``
-where ``config_sampler(budget) -> (config, info)``; subclasses choose who goes on by overriding
-``_advance_to_next_stage(config_ids, losses) -> list of bool`` (as in HpBandSter, ``self.stage``
-is then the index of the next stage). Failed configurations are never offered for promotion.
+``config_sampler(budget)`` returns ``(config, info)``; subclasses choose who goes on by
+overriding ``_advance_to_next_stage(config_ids, losses) -> list of bool`` (as in HpBandSter,
+``self.stage`` is then the next stage's index). Failed configurations are never promoted.
 """
 from __future__ import annotations
 
@@ -16,22 +15,16 @@ from ultrarun.iterations import _successive_halving as _native
 from ultrarun.job import to_plain
 
 
-def _plain_config(config: Any) -> dict:
-    """A generator's config (a dict or a ConfigSpace Configuration, numpy values or not) as
-    plain Python data."""
-    return to_plain({k: v.item() if isinstance(v, np.generic) else v for k, v in dict(config).items()},
-                    "configuration")
-
-
 def sampler_of(config_sampler: Callable[[float], tuple[Any, Any]]) -> Callable[[float, int], list]:
     """HpBandSter's ``config_sampler(budget) -> (config, info)`` as ultrarun's
-    ``sampler(budget, n) -> [(config, info), ...]``."""
+    ``sampler(budget, n) -> [(config, info), ...]``, with each config (a dict or a ConfigSpace
+    Configuration, numpy values or not) as plain Python data."""
 
     def sample(budget: float, n: int) -> list[tuple[dict, dict]]:
         out = []
         for _ in range(n):
             config, info = config_sampler(budget)
-            out.append((_plain_config(config), dict(info or {})))
+            out.append((to_plain(dict(config), "configuration"), dict(info or {})))
         return out
 
     return sample

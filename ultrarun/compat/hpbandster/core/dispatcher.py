@@ -1,8 +1,7 @@
 """``hpbandster.core.dispatcher``: ``Dispatcher`` with HpBandSter's arguments, and ``Job``.
 
-``Dispatcher(new_result_callback, run_id='0', ping_interval=10, nameserver='localhost',
-nameserver_port=None, host=None, logger=None, queue_callback=None)``; ``run()`` blocks until
-``shutdown()``, as HpBandSter's (start it in a thread), or call ``start()`` which returns.
+``run()`` blocks until ``shutdown()``, as HpBandSter's (start it in a thread); ``start()``
+returns at once.
 """
 from __future__ import annotations
 
@@ -36,8 +35,7 @@ class Dispatcher(_native.Dispatcher):
                  nameserver_port: int | None = None, host: str | None = None,
                  logger: logging.Logger | None = None,
                  queue_callback: Callable[[int], Any] | None = None, **kwargs: Any):
-        super().__init__(new_result_callback, run_id, ping_interval,
-                         nameserver,
+        super().__init__(new_result_callback, run_id, ping_interval, nameserver,
                          pyro_port(nameserver_port), host, queue_callback, logger=logger,
                          **kwargs)
 

@@ -1,11 +1,7 @@
 """``hpbandster.core.master``: HpBandSter's custom-optimizer API on ultrarun's master.
 
-``Master(run_id, config_generator, working_directory='.', ping_interval=60,
-nameserver='127.0.0.1', nameserver_port=None, host=None, shutdown_workers=True,
-job_queue_sizes=(-1, 0), dynamic_queue_size=True, logger=None, result_logger=None,
-previous_result=None)``. Subclass it and implement ``get_next_iteration(iteration,
-iteration_kwargs)`` returning an iteration such as
-``hpbandster.optimizers.iterations.SuccessiveHalving(HPB_iter=..., num_configs=..., budgets=...,
+Subclass ``Master`` and implement ``get_next_iteration(iteration, iteration_kwargs)`` returning
+an iteration such as ``SuccessiveHalving(HPB_iter=..., num_configs=..., budgets=...,
 config_sampler=self.config_generator.get_config, **iteration_kwargs)``. The config generator's
 ``new_result(job)`` is called with every finished job, under the master's lock, before the next
 configuration is sampled. ultrarun's own master options may be added as keywords.
@@ -22,7 +18,7 @@ from ultrarun.iterations import BaseIterGenerator
 from ultrarun.job import Job, JobStatus
 from ultrarun.optimizers import BaseOptimizer
 from ultrarun.compat import pyro_port
-from .base_iteration import _plain_config
+from .base_iteration import sampler_of
 
 
 class ResultConfig:
@@ -55,11 +51,7 @@ class GeneratorOptimizer(BaseOptimizer):
         self.configspace = getattr(generator, "configspace", None)
 
     def ask(self, budget: float, n_points: int = 1) -> list[tuple[dict, dict]]:
-        out = []
-        for _ in range(n_points):
-            config, info = self.generator.get_config(budget)
-            out.append((_plain_config(config), dict(info or {})))
-        return out
+        return sampler_of(self.generator.get_config)(budget, n_points)
 
     def tell(self, config: Any, loss: Any, budget: float) -> None:
         pass

@@ -1,9 +1,7 @@
-"""``hpbandster.core.worker``: the worker with HpBandSter's positional order.
-
-``Worker(run_id, nameserver=None, nameserver_port=None, logger=None, host=None, id=None,
-timeout=None)``; ultrarun's own options (``secret``, ``time_limit``, ``memory_limit``, ...) may
-be added as keywords. ``nameserver_port=None`` means Pyro's default port (``PYRO_NS_PORT`` or
-9090), as in HpBandSter. Override ``compute(config_id, config, budget, working_directory)``.
+"""``hpbandster.core.worker``: the worker with HpBandSter's positional order; ultrarun's own
+options (``secret``, ``time_limit``, ``memory_limit``, ...) may be added as keywords.
+``nameserver_port=None`` means Pyro's default port (``PYRO_NS_PORT`` or 9090), as in
+HpBandSter. Override ``compute(config_id, config, budget, working_directory)``.
 """
 from __future__ import annotations
 

@@ -47,9 +47,7 @@ def _hyperband_config(master: Any, eta: float, min_budget: float, max_budget: fl
 
 
 class BOHB(ResultConfig, _fronts.BOHB):
-    """``BOHB(configspace, eta=3, min_budget=0.01, max_budget=1, min_points_in_model=None,
-    top_n_percent=15, num_samples=64, random_fraction=1/3, bandwidth_factor=3,
-    min_bandwidth=1e-3, **master_kwargs)``."""
+    """HpBandSter's BOHB: Hyperband brackets with the BOHB sampler."""
 
     def __init__(self, configspace: Any = None, eta: float = 3, min_budget: float = 0.01,
                  max_budget: float = 1, min_points_in_model: int | None = None,
@@ -66,7 +64,7 @@ class BOHB(ResultConfig, _fronts.BOHB):
 
 
 class HyperBand(ResultConfig, _fronts.HyperBand):
-    """``HyperBand(configspace, eta=3, min_budget=0.01, max_budget=1, **master_kwargs)``."""
+    """HpBandSter's HyperBand: Hyperband brackets with random sampling."""
 
     def __init__(self, configspace: Any = None, eta: float = 3, min_budget: float = 0.01,
                  max_budget: float = 1, **kwargs: Any):
@@ -77,8 +75,7 @@ class HyperBand(ResultConfig, _fronts.HyperBand):
 
 
 class RandomSearch(ResultConfig, _fronts.RandomSearch):
-    """``RandomSearch(configspace, eta=3, min_budget=1, max_budget=1, **master_kwargs)``: random
-    configurations at ``max_budget``, as many per iteration as Hyperband's brackets."""
+    """Random configurations at ``max_budget``, as many per iteration as Hyperband's brackets."""
 
     def __init__(self, configspace: Any = None, eta: float = 3, min_budget: float = 1,
                  max_budget: float = 1, **kwargs: Any):
@@ -120,11 +117,8 @@ class _H2BOIterations(BracketIterGenerator):
 
 
 class H2BO(ResultConfig, _NativeMaster):
-    """``H2BO(configspace, eta=3, min_budget=0.01, max_budget=1, min_points_in_model=None,
-    top_n_percent=15, num_samples=32, random_fraction=1/3, bandwidth_factor=1,
-    min_bandwidth=1e-3, bw_estimator='scott', fully_dimensional=True, **master_kwargs)``.
+    """BOHB's sampler on brackets that start where the model is (see ``_H2BOIterations``).
 
-    BOHB's sampler on brackets that start where the model is (see ``_H2BOIterations``).
     ultrarun's density estimate is the product kernel over all dimensions with the normal
     reference bandwidth: ``bw_estimator='scott'`` and ``fully_dimensional=True`` only.
     """
@@ -142,11 +136,10 @@ class H2BO(ResultConfig, _NativeMaster):
                                      "bw_estimator='scott' with fully_dimensional=True only")
         kwargs = _master_kwargs(kwargs)
         kwargs.pop("bracket_formula")
-        optimizer = _optimizers.BOHB(configspace, seed=kwargs.pop("seed", None),
-                                     min_points_in_model=min_points_in_model,
-                                     top_n_percent=top_n_percent, num_samples=num_samples,
-                                     random_fraction=random_fraction,
-                                     bandwidth_factor=bandwidth_factor, min_bandwidth=min_bandwidth)
+        model = dict(min_points_in_model=min_points_in_model, top_n_percent=top_n_percent,
+                     num_samples=num_samples, random_fraction=random_fraction,
+                     bandwidth_factor=bandwidth_factor, min_bandwidth=min_bandwidth)
+        optimizer = _optimizers.BOHB(configspace, seed=kwargs.pop("seed", None), **model)
         super().__init__(kwargs.pop("run_id", "0"), optimizer,
                          _H2BOIterations(optimizer, min_budget, max_budget, eta), **kwargs)
         _hyperband_config(self, eta, min_budget, max_budget, bw_estimator=bw_estimator,

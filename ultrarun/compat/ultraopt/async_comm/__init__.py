@@ -1,16 +1,13 @@
 """``ultraopt.async_comm``: ``NameServer``, ``Worker``, ``Dispatcher`` and ``Master`` with
 ultraopt's arguments and positional order, on ultrarun's runtime.
 
-- ``Worker(run_id, nameserver=None, nameserver_port=None, host=None, worker_id=None,
-  timeout=None, debug=False)``; ``initialize(eval_func)`` takes ``eval_func(config)`` or
-  ``eval_func(config, budget=...)`` returning the loss; or override
-  ``compute(config_id, config, config_info, budget, working_directory)``.
-- ``Dispatcher(new_result_callback, run_id='0', ping_interval=10, nameserver='localhost',
-  nameserver_port=None, host=None, queue_callback=None)``: ``submit_job(id, config=...,
-  config_info=..., budget=..., working_directory=...)``; each finished job reaches the callback
-  with ``job.result`` (``{'loss': ...}`` or None), ``job.exception`` and ``job.config_info``.
-- ``Master(run_id, optimizer, iter_generator, progress_callback=no_progress_callback, ...)``:
-  ``progress_callback(initial, total)`` is a context manager, as in ultraopt;
+- ``Worker.initialize(eval_func)`` takes ``eval_func(config)`` or ``eval_func(config,
+  budget=...)`` returning the loss; or override ``compute(config_id, config, config_info,
+  budget, working_directory)``.
+- ``Dispatcher.submit_job(id, config=..., config_info=..., budget=..., working_directory=...)``;
+  each finished job reaches the callback with ``job.result`` (``{'loss': ...}`` or None),
+  ``job.exception`` and ``job.config_info``.
+- ``Master``: ``progress_callback(initial, total)`` is a context manager, as in ultraopt;
   ``incumbents`` / ``incumbent_performances`` are per budget, unseen budgets at inf.
 
 ``port=None`` / ``nameserver_port=None`` mean Pyro's default port (``PYRO_NS_PORT`` or 9090).

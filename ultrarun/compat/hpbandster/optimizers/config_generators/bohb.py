@@ -8,8 +8,7 @@ from . import OptimizerGenerator
 
 
 class BOHB(OptimizerGenerator):
-    """``BOHB(configspace, min_points_in_model=None, top_n_percent=15, num_samples=64,
-    random_fraction=1/3, bandwidth_factor=3, min_bandwidth=1e-3)``."""
+    """BOHB's KDE sampler behind HpBandSter's ``get_config`` / ``new_result``."""
 
     def __init__(self, configspace: Any, min_points_in_model: int | None = None,
                  top_n_percent: float = 15, num_samples: int = 64, random_fraction: float = 1 / 3,
