@@ -222,17 +222,9 @@ def best_configurations(result: Result, top: int = 10) -> list[Run]:
 def budget_correlations(result: Result) -> list[tuple[float, float, float, int]]:
     """``(budget, next budget, rho, n)`` for each pair of neighbouring budgets (rho is NaN with
     fewer than 3 configurations on both, or constant losses)."""
-    by_config: dict[Any, dict[float, float]] = {}
-    for r in result.get_all_runs():
-        if r.loss is not None and math.isfinite(r.loss):
-            by_config.setdefault(r.config_id, {})[r.budget] = r.loss
-    budgets = sorted({b for losses in by_config.values() for b in losses})
-    out = []
-    for low, high in zip(budgets, budgets[1:]):
-        pairs = [(losses[low], losses[high]) for losses in by_config.values()
-                 if low in losses and high in losses]
-        out.append((low, high, visualization.spearman(pairs), len(pairs)))
-    return out
+    runs = result.get_all_runs()
+    budgets = sorted({r.budget for r in runs if r.loss is not None and math.isfinite(r.loss)})
+    return visualization._rank_correlations(runs, zip(budgets, budgets[1:]))
 
 
 def min_budget_advice(result: Result) -> str:

@@ -112,21 +112,14 @@ def correlation_across_budgets(result: RunsOrResult, show: bool = False) -> "Fig
     budgets = _budgets(runs)
     if len(budgets) < 2:
         return _no_data(fig, ax, "needs runs on at least two budgets", show=show)
-    by_config: dict[Any, dict[float, float]] = {}
-    for r in runs:
-        if r.loss is not None and math.isfinite(r.loss):
-            by_config.setdefault(r.config_id, {})[r.budget] = r.loss
     size = len(budgets) - 1
+    cells = [(budgets.index(low), budgets.index(high) - 1, rho, n) for low, high, rho, n
+             in _rank_correlations(runs, itertools.combinations(budgets, 2))]
     rhos = np.full((size, size), np.nan)
-    counts = {}
-    for i, j in itertools.combinations(range(len(budgets)), 2):
-        pairs = [(losses[budgets[i]], losses[budgets[j]]) for losses in by_config.values()
-                 if budgets[i] in losses and budgets[j] in losses]
-        rhos[i, j - 1] = spearman(pairs)
-        counts[i, j - 1] = len(pairs)
+    for row, col, value, _ in cells:
+        rhos[row, col] = value
     image = ax.matshow(rhos, vmin=-1, vmax=1, cmap="RdBu_r")
-    for (row, col), n in counts.items():
-        value = rhos[row, col]
+    for row, col, value, n in cells:
         rho = "not enough data\n" if math.isnan(value) else f"rho = {value:.2f}\n"
         if math.isnan(value):  # grey and hatched: not the white of rho = 0
             from matplotlib.patches import Rectangle
@@ -323,6 +316,22 @@ def _stable_fraction(config_id: Any) -> float:
     """A number in [0, 1) that depends only on ``config_id`` (not on Python's hash seed)."""
     digest = hashlib.sha1(repr(config_id).encode()).digest()
     return int.from_bytes(digest[:4], "big") / 2 ** 32
+
+
+def _rank_correlations(runs: Iterable[Run], budget_pairs: Iterable[tuple[float, float]]
+                       ) -> list[tuple[float, float, float, int]]:
+    """``(budget, other budget, rho, n)`` per pair: the :func:`spearman` rho of the finite losses
+    of the n configurations run on both budgets."""
+    by_config: dict[Any, dict[float, float]] = {}
+    for r in runs:
+        if r.loss is not None and math.isfinite(r.loss):
+            by_config.setdefault(r.config_id, {})[r.budget] = r.loss
+    out = []
+    for low, high in budget_pairs:
+        pairs = [(losses[low], losses[high]) for losses in by_config.values()
+                 if low in losses and high in losses]
+        out.append((low, high, spearman(pairs), len(pairs)))
+    return out
 
 
 def spearman(pairs: list[tuple[float, float]]) -> float:
