@@ -60,6 +60,8 @@ def hartmann6_space(seed: int | None = None) -> ConfigurationSpace:
 class BraninWorker(Worker):
     """Evaluates multi-fidelity Branin; ``sleep_per_budget`` seconds of pretend work per budget."""
 
+    _problem, _optimum = staticmethod(branin), BRANIN_OPTIMUM
+
     def __init__(self, *args: Any, max_budget: float = 27.0, sleep_per_budget: float = 0.0,
                  **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -69,18 +71,14 @@ class BraninWorker(Worker):
     def compute(self, config_id, config, budget, working_directory, **kwargs):
         if self.sleep_per_budget:
             time.sleep(self.sleep_per_budget * budget)
-        loss = branin(config, budget, self.max_budget)
-        return {"loss": loss, "info": {"regret": loss - BRANIN_OPTIMUM, "budget": budget}}
+        loss = self._problem(config, budget, self.max_budget)
+        return {"loss": loss, "info": {"regret": loss - self._optimum, "budget": budget}}
 
 
 class Hartmann6Worker(BraninWorker):
     """Evaluates multi-fidelity Hartmann6."""
 
-    def compute(self, config_id, config, budget, working_directory, **kwargs):
-        if self.sleep_per_budget:
-            time.sleep(self.sleep_per_budget * budget)
-        loss = hartmann6(config, budget, self.max_budget)
-        return {"loss": loss, "info": {"regret": loss - HARTMANN6_OPTIMUM, "budget": budget}}
+    _problem, _optimum = staticmethod(hartmann6), HARTMANN6_OPTIMUM
 
 
 __all__ = ["branin", "branin_space", "hartmann6", "hartmann6_space", "BraninWorker",
