@@ -1,12 +1,4 @@
-"""``ultrarun demo``: a real optimisation end to end on this machine.
-
-An embedded name server, local worker processes evaluating multi-fidelity Branin (10 ms of
-pretend work per unit of budget), the default optimizer (TPE on successive halving; or BOHB,
-DEHB, Hyperband, random search, on any schedule) over budgets 1..27, a progress bar, the
-incumbent per budget, result logs and an HTML report with plots. Runs with ``--n-iterations``
-are deterministic (results reach the optimizer in submission order): the same ``--seed`` gives
-the same configurations.
-"""
+"""``ultrarun demo``: a real optimisation end to end on this machine (docs/cli.md)."""
 from __future__ import annotations
 
 import argparse

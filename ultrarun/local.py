@@ -1,11 +1,6 @@
-"""Everything on one machine: an embedded name server and worker processes.
-
-Used by ``ultrarun demo`` and :func:`ultrarun.minimize`; handy for notebooks and tests. Worker
-processes are started with multiprocessing's "spawn": each imports the worker class (or eval
-function) by name, and imports the main script again. So the class or function must be defined
-at module level, and a script must call ``LocalCluster``/``minimize`` under
-``if __name__ == "__main__":``. Both are checked before any process starts, and a worker process
-that dies before it registers is reported at once (see docs/master.md).
+"""Everything on one machine: an embedded name server and worker processes (``ultrarun demo``,
+:func:`ultrarun.minimize`). How the processes start, and what that asks of a script (module-level
+functions, the ``__main__`` guard, both checked): docs/master.md.
 """
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""What a running master shows of its progress: a bar on a terminal, log lines elsewhere.
-
-On a terminal (or with ``show_progress=True``) a tqdm bar counts finished jobs, out of the total
-when the schedule fixes it (Hyperband or successive halving with ``n_iterations``), so it shows an
-ETA; with a time limit it shows the time left. Elsewhere (a batch job writing to a file) the same
-line is logged at INFO every ``interval`` seconds and once at the end. The best loss shown is the
-one on the largest budget that has a result so far, labelled with that budget: a loss on budget 1
-and one on budget 27 are not comparable. See docs/master.md.
+"""What a running master shows of its progress (``show_progress``): a tqdm bar on a terminal,
+log lines elsewhere. What the line says: docs/master.md.
 """
 from __future__ import annotations
 

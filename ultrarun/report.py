@@ -1,10 +1,5 @@
-"""A static HTML report of a run: figures with captions, a summary and the best configurations.
-
-``write_report(directory)`` reads the logs a run wrote (``configs.json``, ``results.json``) and
-works on a run still in progress as well as on a finished one; ``ultrarun report DIR --watch``
-rewrites it as results arrive and the page reloads itself. The page has no scripts and no
-external resources besides the PNGs beside it, so it can be copied off a cluster and opened
-anywhere. What each part shows and how to read it: docs/report.md.
+"""A static HTML report of a run (``ultrarun report DIR``, :func:`write_report`): figures with
+captions, a summary and the best configurations. What it shows and how to read it: docs/report.md.
 """
 from __future__ import annotations
 

@@ -1,12 +1,6 @@
-"""Plots of a run, in the spirit of ``hpbandster.visualization``.
-
-Every function takes a :class:`~ultrarun.results.Result` (or, as in HpBandSter, a list of runs)
-and returns ``(fig, ax)`` as HpBandSter's do (``performance_histogram_model_vs_random`` returns its
-array of axes, ``interactive_HBS_plot`` its widgets too). Figures are made with pyplot, so
-``plt.show()`` shows them and ``show=True`` calls it; close them (``plt.close(fig)``) when making
-many. An empty result gives a figure that says so. See docs/report.md.
-
-matplotlib is imported only when a plot is made (``pip install ultrarun[plot]``).
+"""Plots of a run, in the spirit of ``hpbandster.visualization``: each takes a
+:class:`~ultrarun.results.Result` (or a list of runs) and returns ``(fig, ax)`` as HpBandSter's
+do. What each shows, and how to show, save and close the figures: docs/report.md.
 """
 from __future__ import annotations
 

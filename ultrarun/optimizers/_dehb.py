@@ -1,12 +1,5 @@
-"""Differential evolution as the sampler of successive halving, after DEHB.
-
-Awad, Mallik and Hutter, "DEHB: Evolutionary Hyperband for Scalable, Robust and Efficient
-Hyperparameter Optimization", IJCAI 2021. DEHB's defaults: ``rand/1/bin`` with mutation factor
-0.5 and crossover probability 0.5, out-of-range values re-drawn at random, every hyperparameter
-encoded in [0, 1] (a categorical with ``k`` values in ``k`` equal slices). The brackets and
-promotions are the iteration generator's (successive halving, Hyperband or ASHA), so here
-differential evolution makes the *new* configurations: the population is the best results of the
-largest budget with enough of them. See ``docs/optimizers.md``.
+"""Differential evolution as the sampler of successive halving, after DEHB (Awad, Mallik and
+Hutter, IJCAI 2021). Its defaults, encoding and population: docs/optimizers.md.
 """
 from __future__ import annotations
 

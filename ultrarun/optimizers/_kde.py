@@ -1,10 +1,7 @@
-"""Product-kernel density estimates over mixed continuous / discrete vectors, in numpy.
-
-Kernels follow statsmodels' ``KDEMultivariate`` (which HpBandSter's BOHB uses): Gaussian for
-continuous dimensions, Aitchison-Aitken for categorical and Wang-van Ryzin for ordinal ones, with
-the normal-reference bandwidth rule. Discrete kernels are kept as normalised ``k x k`` tables so
-densities and samples come from the same numbers. Everything is vectorised over candidates and
-data points.
+"""Product-kernel density estimates over mixed continuous / discrete vectors, in numpy, with the
+kernels and bandwidth rule of statsmodels' ``KDEMultivariate`` (which HpBandSter's BOHB uses; see
+docs/optimizers.md). Discrete kernels are kept as normalised ``k x k`` tables so densities and
+samples come from the same numbers.
 """
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""Results of a run, with HpBandSter's names, meanings and file formats: ``_analysis.py``
-(``Result``, ``Run``), ``_logs.py`` (logger, reader), ``_exports.py`` (fANOVA, pandas, CSV).
-See docs/results.md.
-"""
+"""Results of a run, with HpBandSter's names, meanings and file formats (docs/results.md)."""
 from __future__ import annotations
 
 from ._analysis import (ConfigRecord, Result, Run, extract_HB_learning_curves,

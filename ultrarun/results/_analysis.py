@@ -1,6 +1,4 @@
-"""The analysis API: ``Result``, ``Run``, ``ConfigRecord``, with HpBandSter's meanings; each run
-also keeps its :class:`~ultrarun.job.JobStatus` and a failed run's traceback. See docs/results.md.
-"""
+"""The analysis API: ``Result``, ``Run``, ``ConfigRecord`` (docs/results.md)."""
 from __future__ import annotations
 
 import copy

@@ -1,7 +1,4 @@
-"""The live result logger and the log reader, in HpBandSter's file format. Strict JSON: NaN and
-+/-infinity become ``null``, what cannot be plain data its ``repr`` (with a warning): one odd value
-never costs a result. See docs/results.md.
-"""
+"""The live result logger and the log reader, in HpBandSter's file format (docs/results.md)."""
 from __future__ import annotations
 
 import logging
