@@ -184,12 +184,7 @@ class Result(ResultExports):
         if not all_budgets:
             all_runs = [r for r in all_runs if r.budget == self.HB_config["max_budget"]]
         all_runs.sort(key=lambda r: r.time_stamps["finished"])
-        trajectory: dict[str, list[Any]] = {"config_ids": [], "times_finished": [], "budgets": [], "losses": []}
-
-        def append(config_id: ConfigId, finished: float, budget: float, loss: float) -> None:
-            for key, value in zip(trajectory, (config_id, finished, budget, loss)):
-                trajectory[key].append(value)
-
+        entries: list[tuple[ConfigId, float, float, float]] = []  # (id, finished, budget, loss)
         current_loss = math.inf
         incumbent_budget = self.HB_config["min_budget"]
         for run in all_runs:
@@ -200,11 +195,12 @@ class Result(ResultExports):
                 new_incumbent = False
             if new_incumbent:
                 current_loss, incumbent_budget = run.loss, run.budget
-                append(run.config_id, run.time_stamps["finished"], run.budget, run.loss)
-        if trajectory["config_ids"] and all_runs[-1].loss != current_loss:
-            append(trajectory["config_ids"][-1], all_runs[-1].time_stamps["finished"],
-                   trajectory["budgets"][-1], trajectory["losses"][-1])
-        return trajectory
+                entries.append((run.config_id, run.time_stamps["finished"], run.budget, run.loss))
+        if entries and all_runs[-1].loss != current_loss:
+            config_id, _, budget, loss = entries[-1]
+            entries.append((config_id, all_runs[-1].time_stamps["finished"], budget, loss))
+        keys = ("config_ids", "times_finished", "budgets", "losses")
+        return {key: [entry[i] for entry in entries] for i, key in enumerate(keys)}
 
     # --- runs and configs -----------------------------------------------------------------------
     def get_runs_by_id(self, config_id: ConfigId) -> list[Run]:

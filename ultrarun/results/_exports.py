@@ -16,9 +16,18 @@ from ..job import TIMESTAMP_KEYS
 class ResultExports:
     """The exports ``Result`` inherits, made from ``get_all_runs`` and ``get_id2config_mapping``."""
 
-    def _runs_on(self, budgets: Iterable[float] | None) -> tuple[list[float], list[Any]]:
+    def _rows(self, budgets: Iterable[float] | None, loss_fn: Callable[[Any], float],
+              failed_loss: float | None = None) -> tuple[list[float], list[tuple]]:
+        """The budgets (default: all) and ``(config, budget, loss)`` of each run on them that has
+        a loss, or ``failed_loss``; each config is a dict of its own."""
         budgets = list(self.HB_config["budgets"] if budgets is None else budgets)
-        return budgets, [r for r in self.get_all_runs() if r.budget in budgets]
+        id2conf = self.get_id2config_mapping()
+        rows = []
+        for run in self.get_all_runs():
+            if run.budget in budgets and (run.loss is not None or failed_loss is not None):
+                loss = failed_loss if run.loss is None else loss_fn(run)
+                rows.append((dict(id2conf[run.config_id]["config"]), run.budget, loss))
+        return budgets, rows
 
     def get_fANOVA_data(self, config_space: Any, budgets: Iterable[float] | None = None,
                         loss_fn: Callable[[Any], float] = lambda r: r.loss,
@@ -32,28 +41,21 @@ class ResultExports:
         """
         import ConfigSpace as CS
 
-        budgets, runs = self._runs_on(budgets)
+        budgets, rows = self._rows(budgets, loss_fn, failed_loss)
         space = copy.deepcopy(config_space)
         several = len(set(budgets)) > 1
         if several:
             low, high = float(min(budgets)), float(max(budgets))
             space.add(CS.UniformFloatHyperparameter("budget", low, high, log=low > 0))
         hps = list(space.values())
-        id2conf = self.get_id2config_mapping()
-        X, y = [], []
-        for run in runs:
-            if run.loss is None:
-                if failed_loss is None:
-                    continue
-                y.append(failed_loss)
-            else:
-                y.append(loss_fn(run))
-            values = dict(id2conf[run.config_id]["config"])
+        X = []
+        for values, budget, _ in rows:
             if several:
-                values["budget"] = float(run.budget)
+                values["budget"] = float(budget)
             config = CS.Configuration(space, values)
             X.append([_fanova_value(hp, config.get(hp.name)) for hp in hps])
-        return np.array(X, dtype=float).reshape(len(X), len(hps)), np.array(y, dtype=float), space
+        y = np.array([loss for _, _, loss in rows], dtype=float)
+        return np.array(X, dtype=float).reshape(len(X), len(hps)), y, space
 
     def get_pandas_dataframe(self, budgets: Iterable[float] | None = None,
                              loss_fn: Callable[[Any], float] = lambda r: r.loss) -> tuple[Any, Any]:
@@ -65,18 +67,12 @@ class ResultExports:
             import pandas as pd
         except ImportError as exc:
             raise ImportError("Result.get_pandas_dataframe needs pandas: pip install pandas") from exc
-        budgets, runs = self._runs_on(budgets)
-        id2conf = self.get_id2config_mapping()
-        configs, losses = [], []
-        for run in runs:
-            if run.loss is None:
-                continue
-            config = dict(id2conf[run.config_id]["config"])  # HpBandSter shared one dict per config
-            if len(budgets) > 1:
-                config["budget"] = run.budget
-            configs.append(config)
-            losses.append({"loss": loss_fn(run)})
-        return pd.DataFrame(configs), pd.DataFrame(losses)
+        budgets, rows = self._rows(budgets, loss_fn)
+        if len(budgets) > 1:  # each row has its own dict: HpBandSter shared one per config
+            for config, budget, _ in rows:
+                config["budget"] = budget
+        return (pd.DataFrame([config for config, _, _ in rows]),
+                pd.DataFrame([{"loss": loss} for _, _, loss in rows]))
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write one row per run and return the path.
