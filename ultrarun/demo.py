@@ -14,9 +14,6 @@ from .results import json_result_logger
 def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.output).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    journal = out / "ultrarun-demo.journal.jsonl"
-    if journal.exists():
-        journal.unlink()  # a fresh run every time
     method = args.optimizer or DEFAULT_METHOD
     iterations = "asha" if args.asha else getattr(args, "iterations", None)
     schedule = f" ({iterations})" if iterations else ""
