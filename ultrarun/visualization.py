@@ -221,7 +221,7 @@ def interactive_HBS_plot(learning_curves: dict, tool_tip_strings: dict | None = 
         colors = list(colors_floats)
     iterations = sorted({_iteration(config_id) for config_id, _ in curves})
     labels = ["warmstart data" if i == -1 else str(i) for i in iterations]
-    by_iteration: dict[str, list[Any]] = {label: [] for label in labels}
+    by_iteration: dict[Any, list[Any]] = {i: [] for i in iterations}
     lines: dict[Any, Any] = {}
     for index, (config_id, curve) in enumerate(curves):
         xs, ys = (np.asarray(column, dtype=float) for column in zip(*curve))
@@ -230,8 +230,7 @@ def interactive_HBS_plot(learning_curves: dict, tool_tip_strings: dict | None = 
         (line,) = ax.plot(xs, ys, marker="o", color=cmap(colors[index % len(colors)]),
                           picker=True, pickradius=5)
         lines[line] = config_id
-        label = "warmstart data" if _iteration(config_id) == -1 else str(_iteration(config_id))
-        by_iteration[label].append(line)
+        by_iteration[_iteration(config_id)].append(line)
     if log_y:
         ax.set_yscale("log")
     if log_x:
@@ -280,9 +279,9 @@ def interactive_HBS_plot(learning_curves: dict, tool_tip_strings: dict | None = 
     check = CheckButtons(fig.add_axes((0.02, 0.12, 0.12, 0.78)), labels, [True] * len(labels))
 
     def toggle(label: str | None) -> None:
-        visible = check.get_status()[labels.index(label)]
-        for line in by_iteration[label]:
-            line.set_visible(visible)
+        index = labels.index(label)
+        for line in by_iteration[iterations[index]]:
+            line.set_visible(check.get_status()[index])
         fig.canvas.draw_idle()
 
     def set_all(visible: bool) -> None:
