@@ -1,8 +1,6 @@
-"""BOHB's model-based sampler: a TPE over good and bad configurations per budget.
-
-Falkner, Klein and Hutter, "BOHB: Robust and Efficient Hyperparameter Optimization at Scale",
-ICML 2018, Algorithm 2. Defaults are the paper's and HpBandSter's, except ``min_bandwidth``:
-0.03 instead of the paper's 1e-3, measured across problems (``docs/optimizers.md``).
+"""BOHB's model-based sampler: a TPE over good and bad configurations per budget (Falkner, Klein
+and Hutter, ICML 2018, Algorithm 2). Its defaults, and why ``min_bandwidth`` is not the paper's:
+docs/optimizers.md.
 """
 from __future__ import annotations
 
@@ -40,14 +38,8 @@ class _Model:
 
 class BOHB(BaseOptimizer):
     """Samples where ``l(x) / g(x)`` is high: ``l`` is a KDE of the best ``top_n_percent`` results,
-    ``g`` of the others, on the largest budget with enough results.
-
-    A fraction ``random_fraction`` of the picks is uniformly random, which keeps BOHB's
-    convergence guarantee. Configurations in flight count as bad (a constant liar), so many
-    workers asking at once get different configurations, and the model is used as soon as any
-    budget has ``2 * min_points_in_model`` results, however many jobs are still running.
-    Bandwidths never fall below ``min_bandwidth`` (in the [0, 1] scaling of each
-    hyperparameter); pass ``PAPER_MIN_BANDWIDTH`` (1e-3) for the paper's floor.
+    ``g`` of the others, on the largest budget with enough results. What each parameter does,
+    and why many workers asking at once get different configurations: docs/optimizers.md.
     """
 
     def __init__(self, configspace: ConfigurationSpace, seed: int | None = None,
