@@ -84,18 +84,10 @@ extract_HB_learning_curves = extract_HBS_learning_curves
 
 
 class Result(ResultExports):
-    """The outcome of a run, with HpBandSter's analysis API.
-
-    ``Result(HB_iteration_data, HB_config)`` is HpBandSter's constructor: ``HB_iteration_data`` is
-    a list of ``{config_id: datum}`` dicts (one per iteration; a single dict is accepted too), where
-    a datum has ``config``, ``config_info``, and per-budget ``results``, ``time_stamps``,
-    ``exceptions`` and optionally ``statuses`` (missing statuses are inferred). The data are
-    copied, so the caller's objects are not changed. ``HB_config`` may give ``budgets``,
-    ``min_budget``, ``max_budget``, ``eta``, ``max_SH_iter`` and ``time_ref`` (absolute time that
-    becomes 0); whatever is missing is inferred from the data, ``time_ref`` being the first
-    submission. Time stamps in the result are relative to ``time_ref``.
-
-    Simpler ways in: :meth:`from_runs` (runs and configs), :func:`logged_results_to_HBS_result`.
+    """The outcome of a run, with HpBandSter's analysis API and constructor,
+    ``Result(HB_iteration_data, HB_config)``: it copies the data, infers what ``HB_config`` lacks
+    and makes time stamps relative to ``time_ref`` (by default the first submission). Simpler ways
+    in: :meth:`from_runs`, :func:`logged_results_to_HBS_result`. Details: docs/results.md.
     """
 
     def __init__(self, HB_iteration_data: Iterable[Mapping[ConfigId, Any]] | Mapping[ConfigId, Any],
@@ -171,14 +163,8 @@ class Result(ResultExports):
 
     def get_incumbent_trajectory(self, all_budgets: bool = True, bigger_is_better: bool = True,
                                  non_decreasing_budget: bool = True) -> dict[str, list[Any]]:
-        """The incumbent over time, exactly as HpBandSter computes it.
-
-        Runs are taken in order of finishing (times relative to the first submission). A run
-        becomes the incumbent if its loss is lower, or (``bigger_is_better``) if its budget is
-        larger than the incumbent's; with ``non_decreasing_budget`` a run on a smaller budget never
-        does. ``all_budgets=False`` considers only runs on the maximum budget. If the last finished
-        run is not the incumbent, the last entry is repeated at its finishing time so plots reach
-        the end of the run. Returns ``{'config_ids', 'times_finished', 'budgets', 'losses'}``.
+        """The incumbent over time, exactly as HpBandSter computes it (the rules and the options:
+        docs/results.md): ``{'config_ids', 'times_finished', 'budgets', 'losses'}``.
         """
         all_runs = self.get_all_runs(only_largest_budget=not all_budgets)
         if not all_budgets:

@@ -20,23 +20,10 @@ STATUSES_FILE = "statuses.json"
 
 
 class json_result_logger:
-    """Writes results as they arrive into ``configs.json`` and ``results.json`` (HpBandSter's format).
-
-    Every line is written with one call, flushed and fsync'ed before the call returns, so a crash
-    of the master loses nothing that was logged. Files are reopened for every line (as in
-    HpBandSter), so there is nothing to close. Thread-safe.
-
-    - ``configs.json``: ``[config_id, config, config_info]`` per configuration.
-    - ``results.json``: ``[config_id, budget, {"submitted", "started", "finished"}, result or null,
-      exception text or null]`` per finished job; ``result`` is ``{"loss", "info"}`` of a
-      successful job and null otherwise.
-    - ``statuses.json``: ``[config_id, budget, {"status": ..., "attempt": ..., "worker": ...}]`` per
-      finished job (ultrarun's addition; HpBandSter's reader ignores the file).
-
-    Existing log files in ``directory`` follow one rule, the master's (:meth:`open`): refuse
-    (``FileExistsError`` saying what to do), resume (append to them) or overwrite. A logger used
-    without a master opens itself on its first line: overwriting if ``overwrite=True``, else
-    refusing.
+    """Writes results as they arrive into ``configs.json`` and ``results.json`` (HpBandSter's
+    format) and the runs' statuses into ``statuses.json``. Every line is fsync'ed before the call
+    returns, there is nothing to close, and it is thread-safe. Log files already there follow
+    the master's rule (:meth:`open`). The lines and the rules: docs/results.md.
     """
 
     def __init__(self, directory: str | os.PathLike[str], overwrite: bool = False,
@@ -103,12 +90,8 @@ class json_result_logger:
 
 
 def logged_results_to_HBS_result(directory: str | os.PathLike[str]) -> Result:
-    """Load the logs of a run (live or finished, ultrarun's or HpBandSter's) into a :class:`Result`.
-
-    Lines that are not valid JSON (a line being written right now, or cut by a crash) are skipped
-    with a warning. ``HB_config`` is inferred from the data: the budgets seen, their smallest and
-    largest, ``eta`` from the two smallest, and ``time_ref`` = the first submission.
-    """
+    """Load the logs of a run (live or finished, ultrarun's or HpBandSter's) into a :class:`Result`;
+    an unreadable line is skipped with a warning, ``HB_config`` inferred (docs/results.md)."""
     directory = Path(directory)
     config_fn = directory / CONFIGS_FILE
     if not config_fn.exists():
