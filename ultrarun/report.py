@@ -23,13 +23,9 @@ MAX_PARAMETERS = 12  # panels in the parameter figure
 
 
 def parameters_vs_loss(result: Result, max_parameters: int = MAX_PARAMETERS) -> tuple:
-    """Every hyperparameter against the loss: one panel per parameter, one dot per successful
-    run, coloured by budget (as in ``losses_over_time``). Returns ``(fig, axes)`` like the
-    plots of :mod:`ultrarun.visualization`.
-
-    Numeric parameters whose values span more than two decades get a log axis; categorical ones
-    are spread over their categories. Inactive (conditional) parameters are left out of a run's
-    panels.
+    """Every hyperparameter against the loss, one panel each, one dot per successful run where
+    the parameter is active, coloured by budget; log and category axes as docs/report.md says.
+    Returns ``(fig, axes)`` like the plots of :mod:`ultrarun.visualization`.
     """
     from matplotlib.figure import Figure
 

@@ -95,12 +95,8 @@ def finished_runs_over_time(result: RunsOrResult, show: bool = False) -> "FigAx"
 
 
 def correlation_across_budgets(result: RunsOrResult, show: bool = False) -> "FigAx":
-    """Spearman rank correlation of the losses of the same configurations on pairs of budgets.
-
-    A high correlation means small budgets rank configurations as the large ones do, which is what
-    successive halving relies on. Cells show rho and the number of configurations n; cells with
-    fewer than 3 pairs, or constant losses, are grey and say "not enough data" (rho = 0 is white).
-    """
+    """Spearman rank correlation of the losses of the same configurations on pairs of budgets,
+    with their number n; grey cells have not enough data. How to read it: docs/report.md."""
     runs = _runs(result)
     fig, ax = _figure("Rank correlation of the loss across budgets")
     budgets = _budgets(runs)
