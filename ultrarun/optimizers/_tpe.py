@@ -83,10 +83,9 @@ class TPE(BaseOptimizer):
                  n_startup_trials: int = 10, n_ei_candidates: int = 24,
                  prior_weight: float = 1.0, consider_endpoints: bool = False,
                  multivariate: bool = True, group: bool = True,
-                 constant_liar: bool | float = False, fidelity: str = "rank",
-                 bandwidth: str = "adaptive", believe: bool = False) -> None:
+                 constant_liar: bool = False, fidelity: str = "rank",
+                 bandwidth: str = "adaptive") -> None:
         super().__init__(configspace, seed)
-        self.believe = believe
         _require(isinstance(n_startup_trials, Integral) and not isinstance(n_startup_trials, bool)
                  and n_startup_trials >= 2, "n_startup_trials", n_startup_trials,
                  "an integer >= 2")
@@ -96,11 +95,9 @@ class TPE(BaseOptimizer):
         _require(_real(prior_weight) and prior_weight > 0, "prior_weight", prior_weight,
                  "a positive number")
         for name, value in (("consider_endpoints", consider_endpoints),
-                            ("multivariate", multivariate), ("group", group)):
+                            ("multivariate", multivariate), ("group", group),
+                            ("constant_liar", constant_liar)):
             _require(isinstance(value, bool), name, value, "True or False")
-        liar = float(constant_liar) if isinstance(constant_liar, bool) else constant_liar
-        _require(_real(liar) and 0 <= liar <= 1, "constant_liar", constant_liar,
-                 "True, False or a weight in [0, 1]")
         _require(fidelity in FIDELITY_MODES, "fidelity", fidelity,
                  f"one of {', '.join(map(repr, FIDELITY_MODES))}")
         self.fidelity = fidelity
@@ -110,7 +107,7 @@ class TPE(BaseOptimizer):
         self.consider_endpoints = consider_endpoints
         self.multivariate = multivariate
         self.group = group
-        self.constant_liar = float(liar)  # the weight of a configuration in flight
+        self.constant_liar = constant_liar
         _require(bandwidth in BANDWIDTH_RULES, "bandwidth", bandwidth,
                  f"one of {', '.join(map(repr, BANDWIDTH_RULES))}")
         self.bandwidth = bandwidth
@@ -153,7 +150,7 @@ class TPE(BaseOptimizer):
         config, vector = picked
         return config, {"model_based_pick": True, "model_budget": model_budget}, vector
 
-    def _data(self, model_budget: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _data(self, model_budget: float) -> tuple[np.ndarray, np.ndarray]:
         """Vectors (model dimensions, NaN where inactive) and their ranks (lower is better),
         oldest first; in-flight configurations without a result last, as the worst (constant
         liar). ``fidelity="largest"`` ranks the results at the model budget by loss; ``"rank"``
@@ -163,27 +160,20 @@ class TPE(BaseOptimizer):
             results = self._latest
             losses = np.asarray(results.losses)
             failed = ~np.isfinite(losses)
-            budgets = np.asarray(results.budgets)
-            if self.believe:  # a configuration in flight at a budget has reached it
-                for (_, budget), vector in self._pending.items():
-                    row = results.index.get(vector.tobytes())
-                    if row is not None and budget > budgets[row]:
-                        budgets[row] = budget
-            order = np.lexsort((losses, -budgets, failed))  # stable
+            order = np.lexsort((losses, -np.asarray(results.budgets), failed))  # stable
             ranks = np.empty(len(losses))
             ranks[order] = np.arange(len(losses))
             ranks[failed] = math.inf
         else:
             results = self._results[model_budget]
             ranks = np.asarray(results.losses)
-        vectors, weights = results.vectors, np.ones(len(ranks))
-        lies = [v for v in self._pending.values()
-                if self.constant_liar and v.tobytes() not in results.index]
-        if lies:
-            vectors = np.vstack([vectors, *lies])
-            ranks = np.append(ranks, np.full(len(lies), math.inf))
-            weights = np.append(weights, np.full(len(lies), self.constant_liar))
-        return vectors[:, self.vectors.model_dims], ranks, weights
+        vectors = results.vectors
+        if self.constant_liar:
+            lies = [v for v in self._pending.values() if v.tobytes() not in results.index]
+            if lies:
+                vectors = np.vstack([vectors, *lies])
+                ranks = np.append(ranks, np.full(len(lies), math.inf))
+        return vectors[:, self.vectors.model_dims], ranks
 
     def _groups(self, data: np.ndarray) -> list[np.ndarray]:
         """Column groups modelled jointly: with ``group``, the columns active in exactly the same
@@ -199,7 +189,7 @@ class TPE(BaseOptimizer):
         return [np.array(columns) for columns in groups.values()]
 
     def _model_pick(self, model_budget: float) -> tuple[dict[str, Any], np.ndarray] | None:
-        data, losses, lie_weights = self._data(model_budget)
+        data, losses = self._data(model_budget)
         n = len(losses)
         order = np.argsort(losses, kind="stable")
         good = np.zeros(n, dtype=bool)
@@ -220,7 +210,7 @@ class TPE(BaseOptimizer):
             models = []
             for part in (good & rows, ~good & rows):
                 points = data[part][:, columns]
-                models.append(Parzen(points, default_weights(len(points)) * lie_weights[part],
+                models.append(Parzen(points, default_weights(len(points)),
                                      [kinds[c] for c in columns], [sizes[c] for c in columns],
                                      self.prior_weight, self.multivariate,
                                      self.consider_endpoints, self.bandwidth))
