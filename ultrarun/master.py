@@ -414,7 +414,7 @@ class Master:
         config_id = tuple(config_id)
         datum = self.iterations[config_id[0]].data[config_id]
         done = self._replay_results.get((config_id, float(budget)))
-        new = budget == _first_budget(datum)
+        new = budget == min(datum.losses, default=datum.budget)  # its first job
         journaled = new and config_id in self._replay_configs  # the optimizer did not pick it
         if new and not journaled:  # a resumed configuration is in the journal and the logs
             self.journal.write({"t": "config", "id": config_id, "config": config,
@@ -429,10 +429,14 @@ class Master:
             self._submitted.append((config_id, float(budget)))
         kwargs = {"config": config, "budget": budget, "config_info": datum.config_info,
                   "working_directory": str(self.working_directory)}
-        if done is not None:
-            self.job_callback(_replayed_job(config_id, kwargs, done), replayed=True)
-        else:
+        if done is None:
             self.executor.submit_job(config_id, **kwargs)
+            return
+        job = Job(id=config_id, kwargs=kwargs, status=JobStatus(done["status"]),
+                  result=done.get("result"), exception=done.get("exception"),
+                  worker_name=done.get("worker"), attempt=int(done.get("attempt", 1)))
+        job.timestamps = dict(done.get("timestamps") or {})
+        self.job_callback(job, replayed=True)
 
     def job_callback(self, job: Job, replayed: bool = False) -> None:
         """A finished job: journal and log it (outside the lock: no file write holds up the
@@ -625,21 +629,6 @@ def _check_same_run(earlier: dict | None, now: dict, path: Path) -> None:
         details = ", ".join(f"{k}: journal {earlier.get(k)!r}, now {now[k]!r}" for k in differ)
         raise ConfigurationError(f"cannot resume from {path}: it was written by a different run "
                                  f"({details}); use another run_id or checkpoint_file")
-
-
-
-
-def _first_budget(datum: Any) -> float:
-    """The budget a configuration started at (its first job)."""
-    return min(datum.losses, default=datum.budget)
-
-
-def _replayed_job(config_id: ConfigId, kwargs: dict, record: dict) -> Job:
-    job = Job(id=config_id, kwargs=kwargs, status=JobStatus(record["status"]),
-              result=record.get("result"), exception=record.get("exception"),
-              worker_name=record.get("worker"), attempt=int(record.get("attempt", 1)))
-    job.timestamps = dict(record.get("timestamps") or {})
-    return job
 
 
 __all__ = ["Master", "Journal"]
