@@ -100,13 +100,11 @@ def read_json_lines(path: str | os.PathLike[str], chunk: int = 1000) -> Iterator
         lines = [(line_no, text) for line_no, text in enumerate(fh, 1) if text.strip()]
     for start in range(0, len(lines), chunk):
         some = lines[start:start + chunk]
-        try:
+        with contextlib.suppress(json.JSONDecodeError):
             values = json.loads("[" + ",".join(text for _, text in some) + "]")
-        except json.JSONDecodeError:
-            values = []
-        if len(values) == len(some):
-            yield from zip((line_no for line_no, _ in some), values)
-            continue
+            if len(values) == len(some):
+                yield from zip((line_no for line_no, _ in some), values)
+                continue
         for line_no, text in some:
             try:
                 yield line_no, json.loads(text)

@@ -97,8 +97,7 @@ class BaseOptimizer(abc.ABC):
                 self._space.sample_configuration(RANDOM_BATCH)
                 random_picks -= RANDOM_BATCH
             else:
-                self._refill_random()
-                self._random_batch.pop()
+                self._random_suggestion()
                 random_picks -= 1
         vectors = self.vectors.to_vectors([config for config, _, _ in results])
         for (_, loss, budget), vector in zip(results, vectors):
@@ -138,15 +137,12 @@ class BaseOptimizer(abc.ABC):
         if len(self._known) > KNOWN_VECTORS:
             self._known.popitem(last=False)
 
-    def _refill_random(self) -> None:
+    def _random_suggestion(self) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
         if not self._random_batch:  # sampled configurations are valid: no round trip needed
             vectors = np.array([c.get_array() for c in
                                 self._space.sample_configuration(RANDOM_BATCH)])
             configs = self.vectors.to_configs(vectors)
             self._random_batch = list(zip(configs, vectors))[::-1]
-
-    def _random_suggestion(self) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
-        self._refill_random()
         config, vector = self._random_batch.pop()
         self._remember(config, vector)
         return config, {"model_based_pick": False}, self._pending_vector(vector)
