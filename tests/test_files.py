@@ -31,6 +31,20 @@ def test_records_are_flushed_at_once_and_fsynced_every_n(tmp_path, monkeypatch):
     assert [v["i"] for _, v in read_json_lines(log.path)] == list(range(8))
 
 
+@pytest.mark.parametrize("bad", [b"1, 2", b'{"i": ', b"[1", b"2]"])
+def test_lines_read_in_chunks_are_the_lines_read_one_by_one(tmp_path, caplog, bad):
+    """Chunks of lines are parsed in one call each; a chunk with an unreadable line (even one
+    that would parse joined to its neighbours) is read a line at a time: the same values and
+    line numbers, and a warning for that line only."""
+    path = tmp_path / "log.jsonl"
+    lines = [json.dumps({"i": i}).encode() for i in range(10)]
+    path.write_bytes(b"\n".join(lines[:4] + [bad, b""] + lines[4:]) + b"\n")
+    with caplog.at_level(logging.WARNING):
+        read = list(read_json_lines(path, chunk=3))
+    assert read == [(n, {"i": i}) for n, i in zip([1, 2, 3, 4, *range(7, 13)], range(10))]
+    assert caplog.text.count("skipping unreadable line") == 1 and f"{path}:5:" in caplog.text
+
+
 @pytest.mark.parametrize("tail", [b'{"i": 2, "to', b'{"i": 2}\n\x00\x00\x00\n', b"garbage\n"])
 def test_appending_cuts_a_torn_tail_and_reading_skips_unreadable_lines(tmp_path, caplog, tail):
     path = tmp_path / "log.jsonl"

@@ -3,6 +3,8 @@ iterations, deterministic order, retries as the executor reports them), with no 
 thread and no waiting. The end-to-end tests in test_master.py show the same on real workers."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from ConfigSpace import ConfigurationSpace, Float
 
@@ -10,7 +12,7 @@ from ultrarun.executor import Durations, Executor, RetryPolicy
 from ultrarun.iterations import CustomIterGenerator, HyperBandIterGenerator
 from ultrarun.job import Job, JobStatus
 from ultrarun.master import Master
-from ultrarun.optimizers import RandomSearch as RandomSampler
+from ultrarun.optimizers import BOHB, RandomSearch as RandomSampler
 
 
 class Clock:
@@ -72,9 +74,11 @@ class SimulatedExecutor(Executor):
         pass
 
 
-def master_on(executor: SimulatedExecutor, generator, tmp_path, **kwargs) -> Master:
+def master_on(executor: SimulatedExecutor, generator, tmp_path, optimizer=None,
+              **kwargs) -> Master:
     space = ConfigurationSpace(seed=0, space=[Float("x", (0.0, 1.0))])
-    master = Master("sim", RandomSampler(space, seed=0), generator, executor=executor,
+    master = Master("sim", optimizer or RandomSampler(space, seed=0), generator,
+                    executor=executor,
                     working_directory=tmp_path, show_progress=False, **kwargs)
     master.clock = executor.clock
     return master
@@ -146,3 +150,67 @@ def test_seconds_are_counted_by_the_clock_the_master_is_given(tmp_path, n_worker
     ends = [r.time_stamps["finished"] for r in result.get_all_runs()]
     assert ends and max(ends) <= 2.0
     assert len(ends) == len(executor.submitted)
+
+
+def _cut_journal(master: Master, results: int) -> None:
+    """Keep the journal up to its ``results``-th result: the master "died" there."""
+    lines = master.journal.path.read_text().splitlines(keepends=True)
+    ends = [i for i, line in enumerate(lines) if json.loads(line)["t"] == "result"]
+    master.journal.path.write_text("".join(lines[:ends[results - 1] + 1]))
+
+
+def _runs(result) -> list:
+    return sorted((r.config_id, r.budget, r.loss) for r in result.get_all_runs())
+
+
+def test_a_resumed_random_search_runs_what_the_uninterrupted_run_ran(tmp_path):
+    """One worker, one job at a time: the replay sees the journal in the order it was written,
+    and the configurations sampled after it continue the random stream where the journal left
+    it (none repeats one the journal holds)."""
+    full = master_on(SimulatedExecutor(Clock()), HyperBandIterGenerator(1, 9, 3), tmp_path,
+                     checkpoint_file=tmp_path / "full.jsonl").run(n_iterations=3)
+    first = master_on(SimulatedExecutor(Clock()), HyperBandIterGenerator(1, 9, 3), tmp_path)
+    first.run(n_iterations=3)
+    first.journal.close()
+    _cut_journal(first, 12)
+    executor = SimulatedExecutor(Clock())
+    resumed = master_on(executor, HyperBandIterGenerator(1, 9, 3), tmp_path, resume=True)
+    result = resumed.run(n_iterations=3)
+    assert len(executor.submitted) == len(full.get_all_runs()) - 12
+    assert _runs(result) == _runs(full)
+    assert result.get_id2config_mapping() == full.get_id2config_mapping()
+
+
+def test_a_resumed_bohb_run_does_not_ask_its_model_for_the_journal(tmp_path):
+    """A journal of 12 results and the configurations of their iterations: the resumed BOHB is
+    asked only for configurations the journal does not hold, and fits its model at most once
+    per ask (not once per replayed result); the journal gets no line for what it held."""
+    def bohb():
+        space = ConfigurationSpace(seed=0, space=[Float("x", (0.0, 1.0))])
+        return BOHB(space, seed=1, min_points_in_model=2, random_fraction=0.0)
+
+    first = master_on(SimulatedExecutor(Clock()), HyperBandIterGenerator(1, 9, 3), tmp_path,
+                      optimizer=bohb())
+    previous = first.run(n_iterations=3)
+    first.journal.close()
+    _cut_journal(first, 12)
+    journaled = [json.loads(line) for line in first.journal.path.read_text().splitlines()]
+    configs = {tuple(r["id"]): r["config"] for r in journaled if r["t"] == "config"}
+    optimizer, calls = bohb(), {"_suggest": 0, "_fit": 0}
+    for name in calls:
+        def counting(*args, _name=name, _method=getattr(optimizer, name)):
+            calls[_name] += 1
+            return _method(*args)
+        setattr(optimizer, name, counting)
+    executor = SimulatedExecutor(Clock())
+    resumed = master_on(executor, HyperBandIterGenerator(1, 9, 3), tmp_path, resume=True,
+                        optimizer=optimizer)
+    result = resumed.run(n_iterations=3)
+    mapping = result.get_id2config_mapping()
+    assert len(result.get_all_runs()) == len(previous.get_all_runs())
+    assert len(executor.submitted) == len(previous.get_all_runs()) - 12
+    assert all(mapping[cid]["config"] == config for cid, config in configs.items())
+    assert calls["_suggest"] == len(mapping) - len(configs) > 0
+    assert calls["_fit"] <= calls["_suggest"]
+    lines = [json.loads(line) for line in first.journal.path.read_text().splitlines()]
+    assert sum(r["t"] == "config" for r in lines) == len(mapping)

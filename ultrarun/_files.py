@@ -91,14 +91,21 @@ class JsonLines:
                            self.path, len(data) - end)
 
 
-def read_json_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]:
-    """``(line_number, value)`` for every valid JSON line; a missing file has no lines."""
+def read_json_lines(path: str | os.PathLike[str], chunk: int = 1000) -> Iterator[tuple[int, Any]]:
+    """``(line_number, value)`` for every valid JSON line; a missing file has no lines. Lines are
+    parsed ``chunk`` at a time, in one call (a chunk with an unreadable line, one at a time)."""
     if not os.path.exists(path):
         return
     with open(path, encoding="utf-8") as fh:
-        for line_no, text in enumerate(fh, 1):
-            if not text.strip():
+        lines = [(line_no, text) for line_no, text in enumerate(fh, 1) if text.strip()]
+    for start in range(0, len(lines), chunk):
+        some = lines[start:start + chunk]
+        with contextlib.suppress(json.JSONDecodeError):
+            values = json.loads("[" + ",".join(text for _, text in some) + "]")
+            if len(values) == len(some):
+                yield from zip((line_no for line_no, _ in some), values)
                 continue
+        for line_no, text in some:
             try:
                 yield line_no, json.loads(text)
             except json.JSONDecodeError as exc:

@@ -34,3 +34,16 @@ def frozen_startup_objects() -> Iterator[None]:
             _depth -= 1
             if _depth == 0:
                 gc.unfreeze()
+
+
+@contextlib.contextmanager
+def paused() -> Iterator[None]:
+    """No collection while the block builds many objects that hold no cycles (a journal read, a
+    Result): each pass would scan them all again, to find no garbage."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -41,18 +41,20 @@ class Journal(JsonLines):
     written and read by ``ultrarun/_files.py``; this class knows the records.
     """
 
-    def read(self) -> tuple[dict | None, dict[ConfigId, dict], dict[tuple[ConfigId, float], dict]]:
-        """``(header, configs by id, results by (id, budget))`` from an earlier run."""
+    def read(self) -> tuple[dict | None, dict[ConfigId, tuple[dict, dict]],
+                            dict[tuple[ConfigId, float], dict]]:
+        """``(header, (config, info) by id, results by (id, budget))`` from an earlier run."""
         header: dict | None = None
-        configs: dict[ConfigId, dict] = {}
+        configs: dict[ConfigId, tuple[dict, dict]] = {}
         results: dict[tuple[ConfigId, float], dict] = {}
-        for _, record in read_json_lines(self.path):
-            if record["t"] == "header":
-                header = record
-            elif record["t"] == "config":
-                configs[tuple(record["id"])] = record
-            elif record["t"] == "result":
-                results[(tuple(record["id"]), float(record["budget"]))] = record
+        with _gc.paused():
+            for _, record in read_json_lines(self.path):
+                if record["t"] == "header":
+                    header = record
+                elif record["t"] == "config":
+                    configs[tuple(record["id"])] = record["config"], record.get("info", {})
+                elif record["t"] == "result":
+                    results[(tuple(record["id"]), float(record["budget"]))] = record
         return header, configs, results
 
 
@@ -152,8 +154,10 @@ class Master:
         self.num_failed = 0
         self.thread_cond = threading.Condition()
         self.config: dict[str, Any] = {"time_ref": None}
-        self._replay_configs: dict[ConfigId, dict] = {}
+        self._replay_configs: dict[ConfigId, tuple[dict, dict]] = {}  # resuming: the journal's
         self._replay_results: dict[tuple[ConfigId, float], dict] = {}
+        self._replayed: list[tuple[dict, Any, float]] = []  # results the optimizer is not told yet
+        self._random_picks = 0  # journal configurations drawn at random it has not skipped yet
         self._progress: Any = None
         self._closed = False
         self._in_flight: collections.Counter = collections.Counter()  # running jobs per budget
@@ -241,6 +245,7 @@ class Master:
                     state.fits = lambda budget: self._fits(state, budget)
                 while self._step(state):
                     pass
+                self._tell_replayed()
         finally:
             self._close_progress()
         if self._failures:
@@ -293,6 +298,7 @@ class Master:
             return False
         self.iterations.append(self.get_next_iteration(len(self.iterations),
                                                        state.iteration_kwargs))
+        self.iterations[-1].decided = self._replay_configs
         state.to_start -= 1
         state.fresh = True
         return True
@@ -389,37 +395,48 @@ class Master:
 
     # ------------------------------------------------------------------- jobs
     def _sample(self, budget: float, n: int) -> list[tuple[dict, dict]]:
+        self._tell_replayed()  # the optimizer knows every earlier result before it picks
         return self.optimizer.ask(budget, n)
 
+    def _tell_replayed(self) -> None:
+        """Resuming: tell the optimizer the journal's results replayed since the last call, in
+        one batch (iterations take the journal's configurations without asking it)."""
+        if self._replayed or self._random_picks:
+            results, self._replayed = self._replayed, []
+            picks, self._random_picks = self._random_picks, 0
+            try:
+                self.optimizer.replay(results, picks)
+            except Exception:  # as for a result: a broken optimizer must not stall the run
+                self.logger.exception("the optimizer could not take the journal's results")
+
     def _submit_job(self, config_id: ConfigId, config: dict, budget: float) -> None:
-        """Caller holds thread_cond."""
+        """Submit a job, or, resuming, replay its journaled result. Caller holds thread_cond."""
         config_id = tuple(config_id)
-        iteration = self.iterations[config_id[0]]
-        datum = iteration.data[config_id]
-        earlier = self._replay_configs.get(config_id)
-        if earlier is not None and earlier["config"] != config:
-            # Resuming: this id was sampled before; run what the journal says it was.
-            self.optimizer.cancel(config, budget)
-            datum.config, datum.config_info = earlier["config"], earlier.get("info", {})
-            config = datum.config
-        new = budget == _first_budget(datum)
-        if not new or earlier is not None:
-            self.optimizer.mark_running(config, budget)
-        if new and earlier is None:  # a resumed configuration is in the journal and the logs
+        datum = self.iterations[config_id[0]].data[config_id]
+        done = self._replay_results.get((config_id, float(budget)))
+        new = budget == min(datum.losses, default=datum.budget)  # its first job
+        journaled = new and config_id in self._replay_configs  # the optimizer did not pick it
+        if new and not journaled:  # a resumed configuration is in the journal and the logs
             self.journal.write({"t": "config", "id": config_id, "config": config,
                                 "info": datum.config_info})
             if self.result_logger is not None:
                 self.result_logger.new_config(config_id, config, datum.config_info)
+        elif done is None:  # a promotion, or a journaled configuration without a result
+            self.optimizer.mark_running(config, budget)
+        self._random_picks += journaled and not datum.config_info.get("model_based_pick", False)
         self._in_flight[float(budget)] += 1
         if self.deterministic:
             self._submitted.append((config_id, float(budget)))
         kwargs = {"config": config, "budget": budget, "config_info": datum.config_info,
                   "working_directory": str(self.working_directory)}
-        done = self._replay_results.get((config_id, float(budget)))
-        if done is not None:
-            self.job_callback(_replayed_job(config_id, kwargs, done), replayed=True)
-        else:
+        if done is None:
             self.executor.submit_job(config_id, **kwargs)
+            return
+        job = Job(id=config_id, kwargs=kwargs, status=JobStatus(done["status"]),
+                  result=done.get("result"), exception=done.get("exception"),
+                  worker_name=done.get("worker"), attempt=int(done.get("attempt", 1)))
+        job.timestamps = dict(done.get("timestamps") or {})
+        self.job_callback(job, replayed=True)
 
     def job_callback(self, job: Job, replayed: bool = False) -> None:
         """A finished job: journal and log it (outside the lock: no file write holds up the
@@ -461,9 +478,13 @@ class Master:
             except (IndexError, UltrarunError):
                 self.logger.exception("result of %s does not fit any iteration; ignored", job.id)
             try:
-                if job.status is JobStatus.CANCELLED:
+                if replayed:  # told with the others before the optimizer picks again
+                    if job.status is not JobStatus.CANCELLED:
+                        self._replayed.append((config, loss, budget))
+                elif job.status is JobStatus.CANCELLED:
                     self.optimizer.cancel(config, budget)
                 else:
+                    self._tell_replayed()
                     self.optimizer.tell(config, loss, budget)
             except Exception:  # a broken optimizer must not lose the result or stall the run
                 self.logger.exception("the optimizer could not take the result of %s", job.id)
@@ -537,7 +558,8 @@ class Master:
                     {k: v + ref for k, v in r.time_stamps.items() if v is not None},
                     r.error_logs, r.status) for r in self._warm_runs]
         configs.update(self._warm_configs)
-        return Result.from_runs(warm + self.jobs, configs, hb_config)
+        with _gc.paused():
+            return Result.from_runs(warm + self.jobs, configs, hb_config)
 
     def _warm_start(self, previous: Result) -> None:
         """Tell the optimizer every earlier result; the Result of this run shows them as
@@ -607,21 +629,6 @@ def _check_same_run(earlier: dict | None, now: dict, path: Path) -> None:
         details = ", ".join(f"{k}: journal {earlier.get(k)!r}, now {now[k]!r}" for k in differ)
         raise ConfigurationError(f"cannot resume from {path}: it was written by a different run "
                                  f"({details}); use another run_id or checkpoint_file")
-
-
-
-
-def _first_budget(datum: Any) -> float:
-    """The budget a configuration started at (its first job)."""
-    return min(datum.losses, default=datum.budget)
-
-
-def _replayed_job(config_id: ConfigId, kwargs: dict, record: dict) -> Job:
-    job = Job(id=config_id, kwargs=kwargs, status=JobStatus(record["status"]),
-              result=record.get("result"), exception=record.get("exception"),
-              worker_name=record.get("worker"), attempt=int(record.get("attempt", 1)))
-    job.timestamps = dict(record.get("timestamps") or {})
-    return job
 
 
 __all__ = ["Master", "Journal"]

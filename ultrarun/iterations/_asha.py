@@ -6,6 +6,7 @@ Parallel Hyperparameter Tuning", MLSys 2020, Algorithm 2.
 from __future__ import annotations
 
 import bisect
+import heapq
 import logging
 import math
 from numbers import Integral
@@ -50,10 +51,11 @@ class ASHA(BaseIteration):
         self.max_jobs = _validate_limit("max_jobs", max_jobs)
         #: finished results per rung: config id -> loss (+inf for failures)
         self.rungs: list[dict[ConfigId, float]] = [{} for _ in self.budgets]
-        #: successful results per rung, sorted by (loss, config id): ties break the same way
-        self._ranked: list[list[tuple[float, ConfigId]]] = [[] for _ in self.budgets]
-        #: the same, without those already promoted
+        #: successful results per rung not promoted yet, (loss, config id): a heap, the best
+        #: first (ties break the same way)
         self._waiting: list[list[tuple[float, ConfigId]]] = [[] for _ in self.budgets]
+        #: those promoted, sorted
+        self._ranked: list[list[tuple[float, ConfigId]]] = [[] for _ in self.budgets]
         self.promoted: list[set[ConfigId]] = [set() for _ in self.budgets]
         self.num_sampled = 0
         self.num_started = 0
@@ -65,7 +67,7 @@ class ASHA(BaseIteration):
         if candidate is not None:
             config_id, rung = candidate
             self.promoted[rung].add(config_id)
-            del self._waiting[rung][0]
+            bisect.insort(self._ranked[rung], heapq.heappop(self._waiting[rung]))
             datum = self.data[config_id]
             datum.budget, datum.status = self.budgets[rung + 1], ConfigStatus.QUEUED
             logger.debug("ASHA %s: promote %s to budget %s", self.iteration, config_id,
@@ -100,7 +102,7 @@ class ASHA(BaseIteration):
                 continue
             best_waiting = self._waiting[rung][0]
             top = math.floor(len(self.rungs[rung]) / self.eta)  # failures count in the rung size
-            # its rank among all results of the rung, promoted or not
+            # its rank among all results of the rung: the others waiting are worse
             if bisect.bisect_left(self._ranked[rung], best_waiting) < top:
                 return best_waiting[1], rung
         return None
@@ -109,10 +111,8 @@ class ASHA(BaseIteration):
         rung = self.budgets.index(datum.budget)
         loss = datum.loss_for_ranking(datum.budget)
         self.rungs[rung][config_id] = loss
-        if math.isfinite(loss):  # failures are never promoted
-            bisect.insort(self._ranked[rung], (loss, config_id))
-            if rung < len(self.budgets) - 1:
-                bisect.insort(self._waiting[rung], (loss, config_id))
+        if math.isfinite(loss) and rung < len(self.budgets) - 1:  # failures are never promoted
+            heapq.heappush(self._waiting[rung], (loss, config_id))
         if rung == len(self.budgets) - 1 and datum.status is ConfigStatus.REVIEW:
             datum.status = ConfigStatus.COMPLETED
         if self.num_running == 0 and self.is_blocked:

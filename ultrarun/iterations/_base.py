@@ -10,7 +10,7 @@ import enum
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..errors import ConfigurationError, JobError
 from ..job import ConfigId, JobStatus
@@ -82,6 +82,8 @@ class BaseIteration(abc.ABC):
         self.iteration = int(iteration)
         self.sampler = sampler
         self.data: dict[ConfigId, Datum] = {}
+        #: ``(config, config_info)`` decided before (a resumed run's journal): taken, not sampled
+        self.decided: Mapping[ConfigId, tuple[dict[str, Any], dict[str, Any]]] = {}
         self.num_running = 0
         self.is_finished = False
 
@@ -131,8 +133,10 @@ class BaseIteration(abc.ABC):
 
     # -- shared helpers ---------------------------------------------------------------------
     def _sample(self, budget: float, config_id: ConfigId) -> Datum:
-        """Ask the sampler for one new configuration at ``budget`` and queue it."""
-        samples = list(self.sampler(budget, 1))
+        """Ask the sampler for one new configuration at ``budget`` (unless it was decided
+        before) and queue it."""
+        decided = self.decided.get(config_id)
+        samples = [decided] if decided is not None else list(self.sampler(budget, 1))
         if len(samples) != 1:
             raise ConfigurationError(f"sampler returned {len(samples)} configurations for n=1")
         config, config_info = samples[0]

@@ -6,7 +6,7 @@ import collections
 import logging
 import math
 from numbers import Integral, Real
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from ConfigSpace import ConfigurationSpace
@@ -83,12 +83,25 @@ class BaseOptimizer(abc.ABC):
     def tell(self, config: Mapping[str, Any], loss: float | None, budget: float) -> None:
         """Report the ``loss`` (lower is better; None or NaN when the run failed) at ``budget``."""
         budget = _check_budget(budget)
-        if loss is not None and (isinstance(loss, bool) or not isinstance(loss, Real)):
-            raise ConfigurationError(f"loss is {loss!r}; it must be a number, or None for a "
-                                     "failed run")
-        value = math.inf if loss is None or math.isnan(loss) else float(loss)
         self._pending.pop(_config_key(config, budget), None)
-        self._observe(self._vector(config), value, budget)
+        self._observe(self._vector(config), _loss_value(loss), budget)
+
+    def replay(self, results: Sequence[tuple[Mapping[str, Any], float | None, float]],
+               random_picks: int = 0) -> None:
+        """Learn what a resumed run's journal holds, in one call: ``random_picks`` configurations
+        drawn at random (skipped: the next random pick is the one the earlier run drew next) and
+        ``results``, ``(config, loss, budget)`` told in order. Their configurations are this
+        space's (the journal's header says so): converted together, not validated one by one."""
+        while random_picks > 0:  # drawn in ask's batches; a batch skipped whole is not converted
+            if not self._random_batch and random_picks >= RANDOM_BATCH:
+                self._space.sample_configuration(RANDOM_BATCH)
+                random_picks -= RANDOM_BATCH
+            else:
+                self._random_suggestion()
+                random_picks -= 1
+        vectors = self.vectors.to_vectors([config for config, _, _ in results])
+        for (_, loss, budget), vector in zip(results, vectors):
+            self._observe(vector, _loss_value(loss), _check_budget(budget))
 
     def mark_running(self, config: Mapping[str, Any], budget: float) -> None:
         """Count a configuration the optimizer did not ``ask`` for (a promotion) as in flight."""
@@ -136,6 +149,12 @@ class BaseOptimizer(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(hyperparameters={len(self._space)}, seed={self.seed})"
+
+
+def _loss_value(loss: float | None) -> float:
+    if loss is not None and (isinstance(loss, bool) or not isinstance(loss, Real)):
+        raise ConfigurationError(f"loss is {loss!r}; it must be a number, or None for a failed run")
+    return math.inf if loss is None or math.isnan(loss) else float(loss)
 
 
 def _check_budget(budget: float) -> float:

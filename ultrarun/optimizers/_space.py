@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from ConfigSpace import Configuration, ConfigurationSpace
@@ -92,6 +92,18 @@ class VectorSpace:
             for row, value in zip(rows.tolist(), values.tolist()):
                 configs[row][name] = _plain(value, name)
         return configs
+
+    def to_vectors(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """The vectors of configs known to be valid, converted a column at a time (NaN where
+        inactive): what ``to_vector`` gives each, without its validation."""
+        matrix = np.full((len(configs), len(self.names)), np.nan)
+        for index, (name, hp) in enumerate(zip(self.names, self.space.values())):
+            rows = [row for row, config in enumerate(configs) if name in config]
+            if rows:
+                values = np.array([configs[row][name] for row in rows],
+                                  dtype=object if self.is_discrete(index) else float)
+                matrix[rows, index] = hp.to_vector(values)
+        return matrix
 
     def complete(self, matrix: np.ndarray) -> np.ndarray:
         """Fill the fixed dimensions and snap integers to their grid (rows are candidates)."""

@@ -129,7 +129,7 @@ class Result(ResultExports):
         for run in runs:
             if isinstance(run, Job):
                 run = Run.from_job(run)
-            datum = data.setdefault(run.config_id, ConfigRecord(config={}))
+            datum = data.get(run.config_id) or data.setdefault(run.config_id, ConfigRecord({}))
             result = None if run.loss is None else {"loss": run.loss, "info": run.info}
             datum.add(run.budget, run.time_stamps, result, run.error_logs, run.status)
         result = cls.__new__(cls)  # the records are new: no second copy (a resumed run has

@@ -121,6 +121,11 @@ class _Recording(_NativeOptimizer):
     def tell(self, config: Any, loss: Any, budget: float) -> None:
         self.owner.tell(config, loss, budget)
 
+    def replay(self, results: Any, random_picks: int = 0) -> None:
+        self.owner._check().replay([], random_picks)
+        for result in results:  # recorded one by one, as told
+            self.tell(*result)
+
     def mark_running(self, config: Any, budget: float) -> None:
         self.owner._check().mark_running(config, budget)
         self.owner.runId2info[(_config_id(dict(config)), float(budget))]["start_time"] = time.time()

@@ -56,6 +56,9 @@ class GeneratorOptimizer(BaseOptimizer):
     def tell(self, config: Any, loss: Any, budget: float) -> None:
         pass
 
+    def replay(self, results: Any, random_picks: int = 0) -> None:
+        pass
+
     def mark_running(self, config: Any, budget: float) -> None:
         pass
 
