@@ -3,13 +3,16 @@ iterations, deterministic order, retries as the executor reports them), with no 
 thread and no waiting. The end-to-end tests in test_master.py show the same on real workers."""
 from __future__ import annotations
 
+import heapq
 import json
+import threading
 
 import pytest
 from ConfigSpace import ConfigurationSpace, Float
 
 from ultrarun.executor import Durations, Executor, RetryPolicy
-from ultrarun.iterations import CustomIterGenerator, HyperBandIterGenerator
+from ultrarun.iterations import (ASHAIterGenerator, CustomIterGenerator,
+                                 HyperBandIterGenerator)
 from ultrarun.job import Job, JobStatus
 from ultrarun.master import Master
 from ultrarun.optimizers import BOHB, RandomSearch as RandomSampler
@@ -150,6 +153,83 @@ def test_seconds_are_counted_by_the_clock_the_master_is_given(tmp_path, n_worker
     ends = [r.time_stamps["finished"] for r in result.get_all_runs()]
     assert ends and max(ends) <= 2.0
     assert len(ends) == len(executor.submitted)
+
+
+class ReportingExecutor(SimulatedExecutor):
+    """``n_workers`` workers; every job takes ``seconds`` from its submission and reports
+    through the master's wait (its ``thread_cond``, replaced): each wait moves the clock to the
+    next report and delivers it, or to the end of the wait's timeout. Jobs that end together
+    report ``spread`` s apart in worker order, as results reach a real master a few ms apart."""
+
+    def __init__(self, clock: Clock, n_workers: int, seconds: float = 4.0, spread=0.001):
+        super().__init__(clock, n_workers)
+        self.seconds, self.spread = seconds, spread
+        self.idle = list(range(n_workers))
+        self.reports: list = []  # heap of (time, worker, job)
+        self.timeouts = 0  # waits that ended without a result
+
+    def expected_start(self) -> float:
+        return self.clock.t if self.idle else self.reports[0][0]
+
+    def submit_job(self, id, **kwargs) -> Job:
+        job = Job(id=id, kwargs=kwargs, status=JobStatus.SUCCESS,
+                  result={"loss": float(kwargs["config"]["x"]), "info": {}})
+        job.duration, worker = self.seconds, self.idle.pop(0)  # never more jobs than workers
+        job.timestamps = {"started": self.clock.t, "finished": self.clock.t + self.seconds}
+        self.submitted.append(job)
+        report = self.clock.t + self.seconds + self.spread * worker
+        heapq.heappush(self.reports, (report, worker, len(self.submitted), job))
+        return job
+
+    def wait(self, timeout: float | None) -> None:
+        until = self.clock.t + (float("inf") if timeout is None else timeout)
+        if self.reports and self.reports[0][0] <= until:
+            self.clock.t, worker, _, job = heapq.heappop(self.reports)
+            self.idle.append(worker)
+            self.durations.record(job.kwargs["budget"], job.duration)
+            self.new_result_callback(job)
+        else:
+            assert until < float("inf"), "the master waits for nothing"
+            self.clock.t, self.timeouts = until, self.timeouts + 1
+
+
+def reporting_master(executor: ReportingExecutor, generator, tmp_path, **kwargs) -> Master:
+    master = master_on(executor, generator, tmp_path, **kwargs)
+
+    class Reports(threading.Condition):  # no thread: a wait is the executor's next report
+        def wait(self, timeout=None):
+            executor.wait(timeout)
+            return True
+
+    master.thread_cond = Reports()
+    return master
+
+
+def test_an_older_brackets_next_stage_does_not_wait_a_round(tmp_path):
+    """Synchronous Hyperband (budgets 1..27, eta 3), 16 workers, 4 iterations of 4 s jobs
+    whose results come in over 15 ms: bracket 0's 27 first jobs end at 4 s and 8 s. The first
+    result at 8 s must not hand the workers of the 10 results still coming to the younger
+    brackets: its 9 jobs at budget 3 start together, at once, and the run ends when the
+    zero-overhead schedule ends (20 s: scripts/bench/scale.py --bound-only)."""
+    executor = ReportingExecutor(Clock(), n_workers=16)
+    master = reporting_master(executor, HyperBandIterGenerator(1, 27, 3), tmp_path)
+    master.run(n_iterations=4)
+    stage = [j.timestamps["started"] for j in executor.submitted
+             if j.id[0] == 0 and j.kwargs["budget"] == 3.0]
+    assert len(stage) == 9
+    assert max(stage) - min(stage) < 0.1 and min(stage) < 8.1
+    assert len(executor.submitted) == 69 and executor.clock.t < 20.1
+
+
+@pytest.mark.parametrize("generator", [CustomIterGenerator([27], [4]),
+                                       ASHAIterGenerator(1, 27, 3, max_configs=27)],
+                         ids=["random search", "asha"])
+def test_no_worker_is_held_without_a_barrier(tmp_path, generator):
+    """Random search (one stage per iteration) and ASHA wait at no barrier: every wait of the
+    master ends with a result (none waits a timeout out)."""
+    executor = ReportingExecutor(Clock(), n_workers=16)
+    reporting_master(executor, generator, tmp_path).run(n_iterations=8)
+    assert executor.timeouts == 0 and len(executor.submitted) > 16
 
 
 def _cut_journal(master: Master, results: int) -> None:

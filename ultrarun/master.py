@@ -70,6 +70,7 @@ class _RunState:
         self.fresh = False  # the newest iteration has not handed out a run yet
         self.unfit = False  # a run was held back because it would outlast the deadline
         self.expected_start: float | None = None  # when a job launched now would start
+        self.handed: dict[int, float] = {}  # iteration -> clock time of its latest job
 
 
 class Master:
@@ -287,11 +288,24 @@ class Master:
             run = self.iterations[i].get_next_run(state.fits)
             if run is not None:
                 self._submit_job(*run)
-                state.fresh = False
+                state.fresh, state.handed[i] = False, self.clock.monotonic()
+                return True
+            if (hold := self._hold(state, i)) is not None:
+                self._wait(hold)  # until a result comes in, or the hold is over
                 return True
         if state.fresh and state.unfit:
             state.to_start = 0  # not even a new iteration's first job fits any more
         return False
+
+    def _hold(self, state: _RunState, i: int) -> float | None:
+        """Seconds to keep a free worker for iteration ``i`` (None: none): while its next stage
+        needs more workers than its running jobs and the free ones, if its latest job should
+        end within 5% of its duration; never with no duration known, nor when deterministic."""
+        budget, short = (None if self.deterministic else self.iterations[i].barrier) or (0, 0)
+        free = self.job_queue_sizes[1] - self.num_running_jobs  # job slots, this one's too
+        estimate = (short >= free and self.executor.durations.estimate(budget)) or 0.0
+        left = state.handed.get(i, -math.inf) + estimate - self.clock.monotonic()
+        return left + 0.05 * estimate if -0.05 * estimate < left <= 0.05 * estimate else None
 
     def _start_iteration(self, state: _RunState) -> bool:
         if state.to_start <= 0:

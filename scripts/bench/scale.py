@@ -288,7 +288,7 @@ def main() -> None:
         from ultrarun.frontends import _generator
         for kind in args.runs:
             timed = kind in ("asha", "random", "asha-random")
-            gen = _generator(MIN_BUDGET, MAX_BUDGET, ETA, kind.startswith("asha"),
+            gen = _generator(MIN_BUDGET, MAX_BUDGET, ETA, kind.startswith("asha"), None,
                              args.bracket_formula)
             emit(bench="scale_bound", run=kind, workers=args.workers,
                  **simulate(gen, None if timed else args.iterations, args.workers,

@@ -101,6 +101,11 @@ class BaseIteration(abc.ABC):
     def is_blocked(self) -> bool:
         """True when :meth:`get_next_run` would return None although the iteration is not over."""
 
+    @property
+    def barrier(self) -> tuple[float, int] | None:
+        """At a barrier: (its budget, jobs it releases minus jobs running); None otherwise."""
+        return None
+
     def register_result(self, config_id: ConfigId, budget: float, loss: float | None,
                         status: JobStatus = JobStatus.SUCCESS, info: Any = None) -> None:
         """Record the result of a run handed out by :meth:`get_next_run`.

@@ -73,6 +73,12 @@ class SuccessiveHalving(BaseIteration):
         return not self.is_finished and not self._queue and not self._can_sample
 
     @property
+    def barrier(self) -> tuple[float, int] | None:
+        if self.is_blocked and self.stage + 1 < len(self.budgets):  # the last stage releases none
+            return self.budgets[self.stage], self.num_configs[self.stage + 1] - self.num_running
+        return None
+
+    @property
     def _can_sample(self) -> bool:
         # only the first stage samples; later ones are filled by promotion
         return self.stage == 0 and self.actual_num_configs[0] < self.num_configs[0]
