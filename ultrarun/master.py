@@ -9,6 +9,7 @@ be restarted with ``resume=True`` and re-runs only the jobs that had not finishe
 from __future__ import annotations
 
 import collections
+import gc
 import hashlib
 import logging
 import math
@@ -463,6 +464,8 @@ class Master:
         config = job.kwargs["config"]
         with self.thread_cond:
             self.jobs.append(job)
+            if replayed and len(self.jobs) % 10000 == 0:  # as the journal's records: no full
+                gc.freeze()  # pass need scan the replayed jobs again and again (run unfreezes)
             self._in_flight[float(budget)] -= 1
             if self._in_flight[float(budget)] <= 0:
                 del self._in_flight[float(budget)]
@@ -524,8 +527,10 @@ class Master:
         if hasattr(self.result_logger, "open"):
             self.result_logger.open(existing)
         header = self._journal_header()
-        if self.resume:
+        if self.resume:  # garbage is collected, then the records frozen (till run's unfreeze):
+            gc.collect()  # they live through the run, and no full pass need scan them again
             earlier, self._replay_configs, self._replay_results = self.journal.read()
+            gc.freeze()
             _check_same_run(earlier, header, self.journal.path)
             self.logger.info("resuming from %s: %d configurations, %d results",
                              self.journal.path, len(self._replay_configs),
