@@ -50,12 +50,12 @@ class Journal(JsonLines):
         results: dict[tuple[ConfigId, float], dict] = {}
         with _gc.paused():
             for _, record in read_json_lines(self.path):
-                if record["t"] == "header":
-                    header = record
+                if record["t"] == "result":
+                    results[(tuple(record["id"]), float(record["budget"]))] = record
                 elif record["t"] == "config":
                     configs[tuple(record["id"])] = record["config"], record.get("info", {})
-                elif record["t"] == "result":
-                    results[(tuple(record["id"]), float(record["budget"]))] = record
+                elif record["t"] == "header":
+                    header = record
         return header, configs, results
 
 
@@ -435,8 +435,8 @@ class Master:
             return
         job = Job(id=config_id, kwargs=kwargs, status=JobStatus(done["status"]),
                   result=done.get("result"), exception=done.get("exception"),
-                  worker_name=done.get("worker"), attempt=int(done.get("attempt", 1)))
-        job.timestamps = dict(done.get("timestamps") or {})
+                  worker_name=done.get("worker"), attempt=int(done.get("attempt", 1)),
+                  timestamps=dict(done.get("timestamps") or {}))
         self.job_callback(job, replayed=True)
 
     def job_callback(self, job: Job, replayed: bool = False) -> None:
