@@ -36,7 +36,7 @@ class JobStatus(enum.Enum):
 
     @property
     def failed(self) -> bool:
-        return self.is_final and self is not JobStatus.SUCCESS
+        return self not in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.SUCCESS)
 
 
 #: SMAC3 calls the same enum StatusType.

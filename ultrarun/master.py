@@ -9,6 +9,7 @@ be restarted with ``resume=True`` and re-runs only the jobs that had not finishe
 from __future__ import annotations
 
 import collections
+import gc
 import hashlib
 import logging
 import math
@@ -49,12 +50,12 @@ class Journal(JsonLines):
         results: dict[tuple[ConfigId, float], dict] = {}
         with _gc.paused():
             for _, record in read_json_lines(self.path):
-                if record["t"] == "header":
-                    header = record
+                if record["t"] == "result":
+                    results[(tuple(record["id"]), float(record["budget"]))] = record
                 elif record["t"] == "config":
                     configs[tuple(record["id"])] = record["config"], record.get("info", {})
-                elif record["t"] == "result":
-                    results[(tuple(record["id"]), float(record["budget"]))] = record
+                elif record["t"] == "header":
+                    header = record
         return header, configs, results
 
 
@@ -448,8 +449,8 @@ class Master:
             return
         job = Job(id=config_id, kwargs=kwargs, status=JobStatus(done["status"]),
                   result=done.get("result"), exception=done.get("exception"),
-                  worker_name=done.get("worker"), attempt=int(done.get("attempt", 1)))
-        job.timestamps = dict(done.get("timestamps") or {})
+                  worker_name=done.get("worker"), attempt=int(done.get("attempt", 1)),
+                  timestamps=dict(done.get("timestamps") or {}))
         self.job_callback(job, replayed=True)
 
     def job_callback(self, job: Job, replayed: bool = False) -> None:
@@ -477,6 +478,8 @@ class Master:
         config = job.kwargs["config"]
         with self.thread_cond:
             self.jobs.append(job)
+            if replayed and len(self.jobs) % 10000 == 0:  # as the journal's records: no full
+                gc.freeze()  # pass need scan the replayed jobs again and again (run unfreezes)
             self._in_flight[float(budget)] -= 1
             if self._in_flight[float(budget)] <= 0:
                 del self._in_flight[float(budget)]
@@ -538,8 +541,10 @@ class Master:
         if hasattr(self.result_logger, "open"):
             self.result_logger.open(existing)
         header = self._journal_header()
-        if self.resume:
+        if self.resume:  # garbage is collected, then the records frozen (till run's unfreeze):
+            gc.collect()  # they live through the run, and no full pass need scan them again
             earlier, self._replay_configs, self._replay_results = self.journal.read()
+            gc.freeze()
             _check_same_run(earlier, header, self.journal.path)
             self.logger.info("resuming from %s: %d configurations, %d results",
                              self.journal.path, len(self._replay_configs),

@@ -119,7 +119,7 @@ class BaseIteration(abc.ABC):
         if datum.status is not ConfigStatus.RUNNING or not math.isclose(budget, datum.budget):
             raise JobError(f"unexpected result for {config_id!r} at budget {budget!r}: the config "
                            f"is {datum.status.name} at budget {datum.budget!r}")
-        status = JobStatus(status)
+        status = status if isinstance(status, JobStatus) else JobStatus(status)
         if not status.is_final:
             raise JobError(f"result for {config_id!r} has status {status.name}; expected a "
                            "final status (SUCCESS, CRASHED, TIMEOUT, MEMOUT, LOST, CANCELLED)")

@@ -36,8 +36,9 @@ class Run:
     status: JobStatus | None = None
 
     def __post_init__(self) -> None:
-        inferred = JobStatus.SUCCESS if self.loss is not None else JobStatus.CRASHED
-        self.status = inferred if self.status is None else JobStatus(self.status)
+        if not isinstance(self.status, JobStatus):  # a member is kept as is (a Result has 100,000s)
+            self.status = infer_status({"loss": self.loss}) if self.status is None else \
+                JobStatus(self.status)
 
     def __getitem__(self, key: str) -> Any:
         """HpBandSter lets runs be read like dicts (``run['loss']``)."""
