@@ -36,6 +36,15 @@ def frozen_startup_objects() -> Iterator[None]:
                 gc.unfreeze()
 
 
+def freeze_live() -> None:
+    """Inside a :func:`frozen_startup_objects` block (else nothing): freeze the objects alive now
+    too, without a collection (the caller knows them live for the run: a resumed run's journal,
+    its replayed jobs), so full passes stop scanning them; the block's end unfreezes them."""
+    with _lock:
+        if _depth > 0:
+            gc.freeze()
+
+
 @contextlib.contextmanager
 def paused() -> Iterator[None]:
     """No collection while the block builds many objects that hold no cycles (a journal read, a

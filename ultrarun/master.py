@@ -9,7 +9,6 @@ be restarted with ``resume=True`` and re-runs only the jobs that had not finishe
 from __future__ import annotations
 
 import collections
-import gc
 import hashlib
 import logging
 import math
@@ -232,24 +231,23 @@ class Master:
         elif n_iterations < 1:
             raise ConfigurationError(f"n_iterations must be >= 1 or None, got {n_iterations}")
         self.executor.start()
-        self._open_journal()
-        self.wait_for_workers(min_n_workers, timeout=min_n_workers_timeout)
-        self._open_progress(n_iterations)
-        try:
-            with _gc.frozen_startup_objects(), self.thread_cond:
-                # the clock starts after the freeze's one full collection (tens of ms), and the
-                # results' times count from the same moment
-                deadline = self.clock.monotonic() + self.time_left_for_this_task
-                if self.config["time_ref"] is None:
-                    self.config["time_ref"] = self.clock.time()
-                state = _RunState(n_iterations, deadline, None, dict(iteration_kwargs or {}))
-                if not math.isinf(deadline):
-                    state.fits = lambda budget: self._fits(state, budget)
-                while self._step(state):
-                    pass
-                self._tell_replayed()
-        finally:
-            self._close_progress()
+        with _gc.frozen_startup_objects():  # one full collection, before a journal is read
+            self._open_journal()
+            self.wait_for_workers(min_n_workers, timeout=min_n_workers_timeout)
+            self._open_progress(n_iterations)
+            try:
+                with self.thread_cond:  # the clock starts now: results' times count from here
+                    deadline = self.clock.monotonic() + self.time_left_for_this_task
+                    if self.config["time_ref"] is None:
+                        self.config["time_ref"] = self.clock.time()
+                    state = _RunState(n_iterations, deadline, None, dict(iteration_kwargs or {}))
+                    if not math.isinf(deadline):
+                        state.fits = lambda budget: self._fits(state, budget)
+                    while self._step(state):
+                        pass
+                    self._tell_replayed()
+            finally:
+                self._close_progress()
         if self._failures:
             self.logger.warning("%d of %d jobs failed: %s", sum(self._failures.values()),
                                 len(self.jobs), ", ".join(f"{kind} x{n}" for kind, n in
@@ -302,11 +300,17 @@ class Master:
         """Seconds to keep a free worker for iteration ``i`` (None: none): while its next stage
         needs more workers than its running jobs and the free ones, if its latest job should
         end within 5% of its duration; never with no duration known, nor when deterministic."""
-        budget, short = (None if self.deterministic else self.iterations[i].barrier) or (0, 0)
-        free = self.job_queue_sizes[1] - self.num_running_jobs  # job slots, this one's too
-        estimate = (short >= free and self.executor.durations.estimate(budget)) or 0.0
-        left = state.handed.get(i, -math.inf) + estimate - self.clock.monotonic()
-        return left + 0.05 * estimate if -0.05 * estimate < left <= 0.05 * estimate else None
+        barrier = None if self.deterministic else self.iterations[i].barrier
+        if barrier is None or i not in state.handed:
+            return None
+        budget, short = barrier
+        if short < self.job_queue_sizes[1] - self.num_running_jobs:  # the free slots will do
+            return None
+        estimate = self.executor.durations.estimate(budget)
+        if not estimate:
+            return None
+        left, margin = state.handed[i] + estimate - self.clock.monotonic(), 0.05 * estimate
+        return left + margin if -margin < left <= margin else None
 
     def _start_iteration(self, state: _RunState) -> bool:
         if state.to_start <= 0:
@@ -478,8 +482,8 @@ class Master:
         config = job.kwargs["config"]
         with self.thread_cond:
             self.jobs.append(job)
-            if replayed and len(self.jobs) % 10000 == 0:  # as the journal's records: no full
-                gc.freeze()  # pass need scan the replayed jobs again and again (run unfreezes)
+            if replayed and len(self.jobs) % 10000 == 0:  # live for the run, as the journal
+                _gc.freeze_live()
             self._in_flight[float(budget)] -= 1
             if self._in_flight[float(budget)] <= 0:
                 del self._in_flight[float(budget)]
@@ -541,10 +545,9 @@ class Master:
         if hasattr(self.result_logger, "open"):
             self.result_logger.open(existing)
         header = self._journal_header()
-        if self.resume:  # garbage is collected, then the records frozen (till run's unfreeze):
-            gc.collect()  # they live through the run, and no full pass need scan them again
+        if self.resume:
             earlier, self._replay_configs, self._replay_results = self.journal.read()
-            gc.freeze()
+            _gc.freeze_live()  # the records live through the run: no full pass need scan them
             _check_same_run(earlier, header, self.journal.path)
             self.logger.info("resuming from %s: %d configurations, %d results",
                              self.journal.path, len(self._replay_configs),
