@@ -47,11 +47,8 @@ class Run:
     @classmethod
     def from_job(cls, job: Job) -> "Run":
         """The run a finished job stands for (absolute time stamps, as the job has them)."""
-        status = final_status(job)
-        result = job.result if status is JobStatus.SUCCESS else {}
-        return cls(config_id=job.id, budget=job.kwargs["budget"], loss=result.get("loss"),
-                   info=result.get("info"), time_stamps=dict(job.timestamps),
-                   error_logs=job.exception, status=status)
+        config_id, budget, loss, info, time_stamps, error_logs, status = _job_fields(job)
+        return cls(config_id, budget, loss, info, dict(time_stamps), error_logs, status)
 
 
 @dataclass
@@ -126,13 +123,15 @@ class Result(ResultExports):
                 config, info = entry.config, getattr(entry, "config_info", {})
             else:
                 config, info = entry, {}
-            data[config_id] = ConfigRecord(config=dict(config), config_info=copy.deepcopy(info))
+            data[config_id] = ConfigRecord(config=dict(config), config_info=_copy(info))
         for run in runs:
-            if isinstance(run, Job):
-                run = Run.from_job(run)
-            datum = data.get(run.config_id) or data.setdefault(run.config_id, ConfigRecord({}))
-            result = None if run.loss is None else {"loss": run.loss, "info": run.info}
-            datum.add(run.budget, run.time_stamps, result, run.error_logs, run.status)
+            config_id, budget, loss, info, stamps, error_logs, status = (
+                _job_fields(run) if isinstance(run, Job) else  # no Run built: 100,000s of them
+                (run.config_id, run.budget, run.loss, run.info, run.time_stamps, run.error_logs,
+                 run.status))
+            datum = data.get(config_id) or data.setdefault(config_id, ConfigRecord({}))
+            datum.add(budget, stamps, None if loss is None else {"loss": loss, "info": info},
+                      error_logs, status)
         result = cls.__new__(cls)  # the records are new: no second copy (a resumed run has
         result._take(data, HB_config)  # 100,000 of them)
         return result
@@ -205,8 +204,8 @@ class Result(ResultExports):
 
     def get_id2config_mapping(self) -> dict[ConfigId, dict[str, Any]]:
         """``{config_id: {'config': ..., 'config_info': ...}}`` (deep copies)."""
-        return {config_id: {"config": copy.deepcopy(datum.config),
-                            "config_info": copy.deepcopy(datum.config_info)}
+        return {config_id: {"config": _copy(datum.config),
+                            "config_info": _copy(datum.config_info)}
                 for config_id, datum in self.data.items()}
 
     def get_learning_curves(self, lc_extractor: Callable[[list[Run]], Any] = extract_HBS_learning_curves,
@@ -222,6 +221,15 @@ class Result(ResultExports):
 
 
 # --- helpers (the logger and the compat layer use the first three) ------------------------------
+def _job_fields(job: Job) -> tuple:
+    """The fields of the :class:`Run` a finished job stands for, in order (its time stamps are
+    the job's own dict)."""
+    status = final_status(job)
+    result = job.result if status is JobStatus.SUCCESS else {}
+    return (job.id, job.kwargs["budget"], result.get("loss"), result.get("info"), job.timestamps,
+            job.exception, status)
+
+
 def final_status(job: Job) -> JobStatus:
     """The job's status, inferred if it never got a final one; a 'success' without loss crashed."""
     status = job.status if job.status.is_final else infer_status(job.result)
@@ -231,12 +239,23 @@ def final_status(job: Job) -> JobStatus:
     return status
 
 
+def _copy(value: Any) -> Any:
+    """A deep copy; of JSON-like values (what configurations and results hold) without
+    :func:`copy.deepcopy`'s memo, which took a quarter of the time to build a Result."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _copy(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy(item) for item in value]
+    return value if kind in (str, float, int, bool, type(None)) else copy.deepcopy(value)
+
+
 def copy_record(datum: Any) -> ConfigRecord:
     """A private copy of any HpBandSter-like datum (ours, HpBandSter's, an iteration's)."""
     statuses = getattr(datum, "statuses", None) or {}
-    results = copy.deepcopy(dict(datum.results))
-    return ConfigRecord(config=copy.deepcopy(datum.config),
-                        config_info=copy.deepcopy(getattr(datum, "config_info", {})), results=results,
+    results = _copy(dict(datum.results))
+    return ConfigRecord(config=_copy(datum.config),
+                        config_info=_copy(getattr(datum, "config_info", {})), results=results,
                         time_stamps={b: dict(ts) for b, ts in datum.time_stamps.items()},
                         exceptions=dict(getattr(datum, "exceptions", {}) or {}),
                         statuses={b: JobStatus(statuses[b]) if b in statuses else infer_status(r)
@@ -245,11 +264,9 @@ def copy_record(datum: Any) -> ConfigRecord:
 
 def complete_HB_config(given: Mapping[str, Any], data: Mapping[ConfigId, ConfigRecord]) -> dict[str, Any]:
     """HB_config with the keys HpBandSter's reader would infer filled in from the data."""
-    seen = sorted({b for datum in data.values() for b in datum.results})
     given_budgets = given.get("budgets")  # may be a numpy array (HpBandSter's masters pass one)
-    budgets = [float(b) for b in given_budgets] if given_budgets is not None and len(given_budgets) else seen
-    submitted = [ts["submitted"] for datum in data.values() for ts in datum.time_stamps.values()
-                 if ts.get("submitted") is not None]
+    budgets = ([float(b) for b in given_budgets] if given_budgets is not None and len(given_budgets)
+               else sorted({b for datum in data.values() for b in datum.results}))
     out = dict(given)
     out["budgets"] = budgets
     defaults = {
@@ -257,8 +274,11 @@ def complete_HB_config(given: Mapping[str, Any], data: Mapping[ConfigId, ConfigR
         "min_budget": min(budgets) if budgets else None,
         "max_budget": max(budgets) if budgets else None,
         "max_SH_iter": len(budgets),
-        "time_ref": min(submitted) if submitted else 0.0,
     }
+    if out.get("time_ref") is None:
+        out["time_ref"] = min((ts["submitted"] for datum in data.values()
+                               for ts in datum.time_stamps.values()
+                               if ts.get("submitted") is not None), default=0.0)
     for key, value in defaults.items():
         if out.get(key) is None:
             out[key] = value
