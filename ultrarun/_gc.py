@@ -48,11 +48,14 @@ def freeze_live() -> None:
 @contextlib.contextmanager
 def paused() -> Iterator[None]:
     """No collection while the block builds many objects that hold no cycles (a journal read, a
-    Result): each pass would scan them all again, to find no garbage."""
+    Result): each pass would scan them all again, to find no garbage. Inside a
+    :func:`frozen_startup_objects` block they are frozen as they are (:func:`freeze_live`) before
+    the collector is back, so its first pass need not scan them either."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if enabled:
+            freeze_live()
             gc.enable()

@@ -30,13 +30,10 @@ class JobStatus(enum.Enum):
     LOST = "LOST"  # the worker vanished more than max_retries times (infrastructure failure)
     CANCELLED = "CANCELLED"  # never ran to the end because the run was stopped
 
-    @property
-    def is_final(self) -> bool:
-        return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
-
-    @property
-    def failed(self) -> bool:
-        return self not in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.SUCCESS)
+    def __init__(self, value: str) -> None:
+        #: not QUEUED or RUNNING; failed: final and not SUCCESS (attributes: read per result)
+        self.is_final: bool = value not in ("QUEUED", "RUNNING")
+        self.failed: bool = self.is_final and value != "SUCCESS"
 
 
 #: SMAC3 calls the same enum StatusType.

@@ -161,7 +161,7 @@ class Master:
         self._random_picks = 0  # journal configurations drawn at random it has not skipped yet
         self._progress: Any = None
         self._closed = False
-        self._in_flight: collections.Counter = collections.Counter()  # running jobs per budget
+        self._in_flight = 0  # jobs submitted, not finished
         self._failures: collections.Counter = collections.Counter()  # by kind
         self._submitted: collections.deque = collections.deque()  # deterministic: (id, budget)
         self._arrived: dict[tuple, tuple[Job, bool]] = {}  # deterministic: not applied yet
@@ -248,11 +248,11 @@ class Master:
                     self._tell_replayed()
             finally:
                 self._close_progress()
-        if self._failures:
-            self.logger.warning("%d of %d jobs failed: %s", sum(self._failures.values()),
-                                len(self.jobs), ", ".join(f"{kind} x{n}" for kind, n in
-                                                         self._failures.most_common()))
-        return self.get_result()
+            if self._failures:
+                self.logger.warning("%d of %d jobs failed: %s", sum(self._failures.values()),
+                                    len(self.jobs), ", ".join(f"{kind} x{n}" for kind, n in
+                                                             self._failures.most_common()))
+            return self.get_result()  # in the block: its records are frozen, not scanned
 
     def _step(self, state: _RunState) -> bool:
         """One pass of the run loop; False when the run is over. Caller holds thread_cond."""
@@ -325,7 +325,7 @@ class Master:
     @property
     def num_running_jobs(self) -> int:
         """Jobs submitted and not finished yet (running, held by a worker, or queued)."""
-        return sum(self._in_flight.values())
+        return self._in_flight
 
     def wait_for_workers(self, min_n_workers: int = 1, timeout: float | None = None,
                          report_every: float = 10.0) -> None:
@@ -443,7 +443,7 @@ class Master:
         elif done is None:  # a promotion, or a journaled configuration without a result
             self.optimizer.mark_running(config, budget)
         self._random_picks += journaled and not datum.config_info.get("model_based_pick", False)
-        self._in_flight[float(budget)] += 1
+        self._in_flight += 1
         if self.deterministic:
             self._submitted.append((config_id, float(budget)))
         kwargs = {"config": config, "budget": budget, "config_info": datum.config_info,
@@ -482,11 +482,10 @@ class Master:
         config = job.kwargs["config"]
         with self.thread_cond:
             self.jobs.append(job)
-            if replayed and len(self.jobs) % 10000 == 0:  # live for the run, as the journal
+            if replayed and len(self.jobs) % 100 == 0:  # they live for the run: frozen, no
+                # collection scans them (a resumed run replays 100,000s)
                 _gc.freeze_live()
-            self._in_flight[float(budget)] -= 1
-            if self._in_flight[float(budget)] <= 0:
-                del self._in_flight[float(budget)]
+            self._in_flight = max(0, self._in_flight - 1)
             loss = job.result["loss"] if job.status is JobStatus.SUCCESS and job.result else None
             self.num_failed += job.status.failed
             if job.status.failed and job.status is not JobStatus.CANCELLED:
@@ -547,7 +546,6 @@ class Master:
         header = self._journal_header()
         if self.resume:
             earlier, self._replay_configs, self._replay_results = self.journal.read()
-            _gc.freeze_live()  # the records live through the run: no full pass need scan them
             _check_same_run(earlier, header, self.journal.path)
             self.logger.info("resuming from %s: %d configurations, %d results",
                              self.journal.path, len(self._replay_configs),

@@ -100,10 +100,11 @@ class ASHA(BaseIteration):
         for rung in range(len(self.budgets) - 2, -1, -1):
             if not self._waiting[rung] or (fits is not None and not fits(self.budgets[rung + 1])):
                 continue
-            best_waiting = self._waiting[rung][0]
+            best_waiting, ranked = self._waiting[rung][0], self._ranked[rung]
             top = math.floor(len(self.rungs[rung]) / self.eta)  # failures count in the rung size
-            # its rank among all results of the rung: the others waiting are worse
-            if bisect.bisect_left(self._ranked[rung], best_waiting) < top:
+            # its rank among all results of the rung is below top (the others waiting are worse)
+            # if fewer than top promoted ones are better: the top-th best promoted is worse
+            if top > 0 and (len(ranked) < top or best_waiting < ranked[top - 1]):
                 return best_waiting[1], rung
         return None
 

@@ -151,14 +151,16 @@ class BaseOptimizer(abc.ABC):
         return f"{type(self).__name__}(hyperparameters={len(self._space)}, seed={self.seed})"
 
 
-def _loss_value(loss: float | None) -> float:
-    if loss is not None and (isinstance(loss, bool) or not isinstance(loss, Real)):
+def _loss_value(loss: float | None) -> float:  # type() first: Real's check is slow, per result
+    if type(loss) is not float and loss is not None and (isinstance(loss, bool)
+                                                         or not isinstance(loss, Real)):
         raise ConfigurationError(f"loss is {loss!r}; it must be a number, or None for a failed run")
     return math.inf if loss is None or math.isnan(loss) else float(loss)
 
 
 def _check_budget(budget: float) -> float:
-    if isinstance(budget, bool) or not isinstance(budget, Real) or not 0 < budget < math.inf:
+    if (type(budget) is not float and (isinstance(budget, bool) or not isinstance(budget, Real))
+            or not 0 < budget < math.inf):
         raise ConfigurationError(f"budget is {budget!r}; it must be a finite positive number")
     return float(budget)
 
