@@ -258,6 +258,46 @@ def test_asha_checks_the_highest_rung_first():
     assert iteration.get_next_run()[0::2] == ((0, 0, 0), 9.0)
 
 
+def _paper_promotion(results, promoted, eta):
+    """ASHA's rule from scratch (Li et al. 2020, Algorithm 2): the best configuration not yet
+    promoted among the top floor(n / eta) of a rung's n results, highest rung first."""
+    for rung in range(len(results) - 2, -1, -1):
+        ranked = sorted((loss, cid) for cid, loss in results[rung].items())
+        top = ranked[:math.floor(len(ranked) / eta)]
+        waiting = [cid for loss, cid in top if math.isfinite(loss) and cid not in promoted[rung]]
+        if waiting:
+            return waiting[0], rung
+    return None
+
+
+@pytest.mark.parametrize("eta", [2, 3, 4])
+def test_asha_promotes_exactly_by_the_papers_rule(eta):
+    """Ties (losses 0-4) and failures included, results in random order, 8 workers."""
+    budgets = [1.0, 3.0, 9.0, 27.0]
+    for seed in range(20):
+        rng = random.Random(seed)
+        iteration = ASHA(0, budgets, CountingSampler(), eta=eta)
+        results = [{} for _ in budgets]
+        promoted = [set() for _ in budgets]
+        running = []
+        for _ in range(300):
+            expected = _paper_promotion(results, promoted, eta)
+            config_id, _, budget = iteration.get_next_run()
+            if expected is None:
+                assert budget == budgets[0]
+            else:
+                assert (config_id, budget) == (expected[0], budgets[expected[1] + 1])
+                promoted[expected[1]].add(config_id)
+            running.append((config_id, budget))
+            if len(running) >= 8:
+                config_id, budget = running.pop(rng.randrange(len(running)))
+                loss = rng.choice([None, float(rng.randrange(5)), rng.random()])
+                iteration.register_result(config_id, budget, loss, JobStatus.SUCCESS
+                                          if loss is not None else JobStatus.CRASHED)
+                results[budgets.index(budget)][config_id] = math.inf if loss is None else loss
+        assert sum(map(len, promoted)) > 20
+
+
 def test_asha_never_blocks_while_it_may_grow():
     rng = random.Random(0)
     iteration = ASHA(0, [1.0, 3.0, 9.0, 27.0], CountingSampler(), eta=3)
