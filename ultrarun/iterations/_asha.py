@@ -5,7 +5,6 @@ Parallel Hyperparameter Tuning", MLSys 2020, Algorithm 2.
 """
 from __future__ import annotations
 
-import bisect
 import heapq
 import logging
 import math
@@ -54,8 +53,11 @@ class ASHA(BaseIteration):
         #: successful results per rung not promoted yet, (loss, config id): a heap, the best
         #: first (ties break the same way)
         self._waiting: list[list[tuple[float, ConfigId]]] = [[] for _ in self.budgets]
-        #: those promoted, sorted
-        self._ranked: list[list[tuple[float, ConfigId]]] = [[] for _ in self.budgets]
+        #: those promoted, split at the rung's top (floor(results / eta)): the best ``top`` of
+        #: them, (-loss, -index, config id), the worst first; and the rest, (loss, config id),
+        #: the best first (two heaps: a promotion is O(log n), where a sorted list's is O(n))
+        self._inner: list[list[tuple[float, int, ConfigId]]] = [[] for _ in self.budgets]
+        self._outer: list[list[tuple[float, ConfigId]]] = [[] for _ in self.budgets]
         self.promoted: list[set[ConfigId]] = [set() for _ in self.budgets]
         self.num_sampled = 0
         self.num_started = 0
@@ -67,7 +69,9 @@ class ASHA(BaseIteration):
         if candidate is not None:
             config_id, rung = candidate
             self.promoted[rung].add(config_id)
-            bisect.insort(self._ranked[rung], heapq.heappop(self._waiting[rung]))
+            loss, _ = heapq.heappop(self._waiting[rung])
+            heapq.heappush(self._inner[rung], (-loss, -config_id[2], config_id))
+            self._split(rung)
             datum = self.data[config_id]
             datum.budget, datum.status = self.budgets[rung + 1], ConfigStatus.QUEUED
             logger.debug("ASHA %s: promote %s to budget %s", self.iteration, config_id,
@@ -100,18 +104,32 @@ class ASHA(BaseIteration):
         for rung in range(len(self.budgets) - 2, -1, -1):
             if not self._waiting[rung] or (fits is not None and not fits(self.budgets[rung + 1])):
                 continue
-            best_waiting, ranked = self._waiting[rung][0], self._ranked[rung]
-            top = math.floor(len(self.rungs[rung]) / self.eta)  # failures count in the rung size
+            best_waiting, inner = self._waiting[rung][0], self._inner[rung]
             # its rank among all results of the rung is below top (the others waiting are worse)
             # if fewer than top promoted ones are better: the top-th best promoted is worse
-            if top > 0 and (len(ranked) < top or best_waiting < ranked[top - 1]):
+            if self._top(rung) > len(inner) or (inner and best_waiting < (-inner[0][0],
+                                                                          inner[0][2])):
                 return best_waiting[1], rung
         return None
+
+    def _top(self, rung: int) -> int:
+        return math.floor(len(self.rungs[rung]) / self.eta)  # failures count in the rung size
+
+    def _split(self, rung: int) -> None:
+        """Keep the best ``top`` promoted results of ``rung`` in the inner heap."""
+        top, inner, outer = self._top(rung), self._inner[rung], self._outer[rung]
+        while len(inner) > top:
+            loss, _, config_id = heapq.heappop(inner)
+            heapq.heappush(outer, (-loss, config_id))
+        while len(inner) < top and outer:
+            loss, config_id = heapq.heappop(outer)
+            heapq.heappush(inner, (-loss, -config_id[2], config_id))
 
     def _on_result(self, config_id: ConfigId, datum: Datum) -> None:
         rung = self.budgets.index(datum.budget)
         loss = datum.loss_for_ranking(datum.budget)
         self.rungs[rung][config_id] = loss
+        self._split(rung)
         if math.isfinite(loss) and rung < len(self.budgets) - 1:  # failures are never promoted
             heapq.heappush(self._waiting[rung], (loss, config_id))
         if rung == len(self.budgets) - 1 and datum.status is ConfigStatus.REVIEW:
