@@ -32,7 +32,7 @@ from ._space import ORDINAL
 logger = logging.getLogger(__name__)
 
 #: how results at several budgets become one model (see :class:`TPE`)
-FIDELITY_MODES = ("rank", "largest")
+FIDELITY_MODES = ("rank", "largest", "position", "percentile")
 #: how multivariate kernels get their bandwidths (see :class:`~._parzen.Parzen`)
 BANDWIDTH_RULES = ("adaptive", "optuna")
 
@@ -130,7 +130,7 @@ class TPE(BaseOptimizer):
         """The budget whose results the model uses: the largest with ``n_startup_trials`` results
         (``fidelity="largest"``); with ``fidelity="rank"`` the largest budget any result has,
         once ``n_startup_trials`` configurations have one."""
-        if self.fidelity == "rank":
+        if self.fidelity != "largest":
             if len(self._latest) < self.n_startup_trials:
                 return None
             return max(self._results)
@@ -156,7 +156,23 @@ class TPE(BaseOptimizer):
         liar). ``fidelity="largest"`` ranks the results at the model budget by loss; ``"rank"``
         ranks every configuration by the largest budget it reached, then by its loss there (as
         Optuna's TPE ranks trials a Hyperband pruner stopped), failures last."""
-        if self.fidelity == "rank":
+        if self.fidelity in ("position", "percentile"):
+            results = self._latest
+            losses = np.asarray(results.losses)
+            budgets = np.asarray(results.budgets)
+            failed = ~np.isfinite(losses)
+            pos = np.zeros(len(losses))
+            for b in set(results.budgets):
+                at = budgets == b
+                ref = np.sort(np.asarray(self._results[b].losses))
+                pos[at] = np.searchsorted(ref, losses[at], side="left")
+                if self.fidelity == "percentile":
+                    pos[at] /= len(ref)
+            order = np.lexsort((losses, -budgets, pos, failed))
+            ranks = np.empty(len(losses))
+            ranks[order] = np.arange(len(losses))
+            ranks[failed] = math.inf
+        elif self.fidelity == "rank":
             results = self._latest
             losses = np.asarray(results.losses)
             failed = ~np.isfinite(losses)
