@@ -170,7 +170,7 @@ class TPE(BaseOptimizer):
             failed = ~np.isfinite(losses)
             keys = [losses, -budgets]
             if self.fidelity == "percentile":
-                keys.append(self._beaten(losses, budgets))
+                keys.append(self._beaten_by(losses, budgets))
             order = np.lexsort((*keys, failed))  # the last key sorts first; stable
             ranks = np.empty(len(losses))
             ranks[order] = np.arange(len(losses))
@@ -183,7 +183,7 @@ class TPE(BaseOptimizer):
                 ranks = np.append(ranks, np.full(len(lies), math.inf))
         return vectors[:, self.vectors.model_dims], ranks
 
-    def _beaten(self, losses: np.ndarray, budgets: np.ndarray) -> np.ndarray:
+    def _beaten_by(self, losses: np.ndarray, budgets: np.ndarray) -> np.ndarray:
         """For each configuration, the fraction of all results at its largest budget (those of
         the configurations that went further included) that are better than its loss there."""
         beaten = np.empty(len(losses))
