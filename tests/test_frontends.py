@@ -47,6 +47,16 @@ def test_optimizer_arguments_reach_the_optimizer():
     assert build(BOHB).optimizer.min_bandwidth == 0.03
 
 
+def test_tpe_ranks_each_budget_on_brackets_and_by_budget_reached_on_asha():
+    """fidelity="percentile" (TPE's default) on brackets, "rank" on ASHA, where it measured
+    better; an explicit fidelity wins (docs/optimizers.md)."""
+    assert build(TPE).optimizer.fidelity == "percentile"
+    assert build(TPE, iterations="hyperband").optimizer.fidelity == "percentile"
+    assert build(TPE, asha=True).optimizer.fidelity == "rank"
+    assert build(TPE, iterations="asha").optimizer.fidelity == "rank"
+    assert build(TPE, asha=True, fidelity="percentile").optimizer.fidelity == "percentile"
+
+
 def test_schedules_are_checked():
     with pytest.raises(ConfigurationError, match="iterations is 'bracket'; it must be one of "
                                                  "'hyperband', 'successive_halving', 'asha'"):

@@ -277,7 +277,7 @@ def test_bohb_default_bandwidth_does_not_collapse_onto_bunched_good_points():
 # -- TPE ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs", [{}, {"multivariate": False, "consider_endpoints": True},
                                     {"group": False}, {"bandwidth": "optuna"},
-                                    {"fidelity": "largest"}])
+                                    {"fidelity": "largest"}, {"fidelity": "rank"}])
 def test_tpe_variants_sample_conditional_spaces_validly(kwargs):
     space = mixed_space()
     history = run(TPE(space, seed=1, **kwargs), mixed_loss, 80)
@@ -310,8 +310,8 @@ def test_tpe_beats_random_search_on_branin_at_a_small_budget():
 
 
 def test_tpe_ranks_configurations_by_the_largest_budget_they_reached():
-    """fidelity="rank" (the default): the good set is what got furthest, as Optuna's TPE ranks
-    trials its Hyperband pruner stopped; "largest" uses one budget, as BOHB."""
+    """fidelity="rank": the good set is what got furthest, as Optuna's TPE ranks trials its
+    Hyperband pruner stopped; "largest" uses one budget, as BOHB."""
     space = ConfigurationSpace({"x": (0.0, 1.0)})
     for fidelity, budget in (("rank", 9.0), ("largest", 1.0)):
         optimizer = TPE(space, seed=0, fidelity=fidelity)
@@ -323,6 +323,30 @@ def test_tpe_ranks_configurations_by_the_largest_budget_they_reached():
         assert optimizer.current_model_budget() == budget
         picks = [c["x"] for c, _ in optimizer.ask(1.0, 10)]
         assert (statistics.median(picks) > 0.6) == (fidelity == "rank"), (fidelity, picks)
+
+
+def test_tpe_percentile_counts_what_beats_a_budget_before_it_is_promoted():
+    """fidelity="percentile" (the default): a configuration is as good as the fraction of the
+    results at its largest budget that beat it. Many workers: an early bracket sampled x in
+    [0.5, 1] and promoted its best three (x near 0.5) to budget 9; a later bracket's
+    configurations, x in [0, 0.3], beat every result at budget 1 but have not been promoted
+    yet. "rank" keeps modelling the early winners; "percentile" moves on to the newcomers."""
+    space = ConfigurationSpace({"x": (0.0, 1.0)})
+    early = [0.5 + 0.5 * i / 19 for i in range(20)]
+    later = [0.3 * i / 19 for i in range(20)]
+    medians = {}
+    for fidelity in ("percentile", "rank"):
+        optimizer = TPE(space, seed=0, fidelity=fidelity)
+        for x in early:
+            optimizer.tell({"x": x}, x, 1.0)  # small x is good at every budget
+        for x in early[:3]:
+            optimizer.tell({"x": x}, x, 3.0)
+            optimizer.tell({"x": x}, x, 9.0)
+        for x in later:
+            optimizer.tell({"x": x}, x, 1.0)
+        assert optimizer.current_model_budget() == 9.0
+        medians[fidelity] = statistics.median(c["x"] for c, _ in optimizer.ask(1.0, 20))
+    assert medians["percentile"] < 0.3 < 0.45 < medians["rank"], medians
 
 
 def test_tpe_in_flight_picks_stay_apart():
@@ -360,7 +384,7 @@ def test_tpe_never_hands_out_a_configuration_that_is_in_flight():
     (lambda: TPE(ConfigurationSpace({"x": (0.0, 1.0)}), prior_weight=0),
      r"prior_weight is 0; it must be a positive number"),
     (lambda: TPE(ConfigurationSpace({"x": (0.0, 1.0)}), fidelity="mean"),
-     r"fidelity is 'mean'; it must be one of 'rank', 'largest'"),
+     r"fidelity is 'mean'; it must be one of 'percentile', 'rank', 'largest'"),
     (lambda: TPE(ConfigurationSpace({"x": (0.0, 1.0)}), bandwidth="silverman"),
      r"bandwidth is 'silverman'; it must be one of 'adaptive', 'optuna'"),
     (lambda: TPE(ConfigurationSpace({"x": (0.0, 1.0)}), multivariate=1),

@@ -75,7 +75,8 @@ class TPE(Master):
     """Multivariate TPE (:class:`ultrarun.optimizers.TPE`, Optuna's sampler) on successive
     halving (``iterations="successive_halving"`` unless told otherwise): the default of
     :func:`minimize`. The optimizer's arguments (``n_startup_trials``,
-    ``prior_weight``, ``constant_liar``, ...) are accepted here too."""
+    ``prior_weight``, ``constant_liar``, ...) are accepted here too; on ASHA ``fidelity`` is
+    ``"rank"`` unless given."""
 
     def __init__(self, configspace: ConfigurationSpace, *, run_id: Any = "0",
                  min_budget: float = 0.01, max_budget: float = 1, eta: float = 3,
@@ -83,6 +84,10 @@ class TPE(Master):
                  bracket_formula: str = "paper", **kwargs: Any):
         if iterations is None and not asha:
             iterations = DEFAULT_ITERATIONS
+        if asha or iterations == "asha":
+            # ASHA's rungs are not brackets' stages: ranking each budget's results was worse
+            # there (docs/optimizers.md), so ASHA keeps the ranking by budget reached
+            kwargs.setdefault("fidelity", "rank")
         optimizer = _optimizer(optimizers.TPE, configspace, seed, kwargs)
         super().__init__(run_id, optimizer, _generator(min_budget, max_budget, eta, asha,
                                                        iterations, bracket_formula), **kwargs)

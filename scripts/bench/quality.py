@@ -107,7 +107,7 @@ METHODS: dict[str, tuple[str, str, dict]] = {
     "bohb_paper": ("bohb", "hyperband", {"min_bandwidth": 1e-3}),
     "bohb_asha": ("bohb", "asha", {}),
     "tpe": ("tpe", "hyperband", {}),
-    "tpe_asha": ("tpe", "asha", {}),
+    "tpe_asha": ("tpe", "asha", {"fidelity": "rank"}),  # as the TPE front end on ASHA
     "tpe_sh": ("tpe", "sh", {}),
     "dehb": ("dehb", "hyperband", {}),
 }

@@ -8,10 +8,12 @@ with the largest ``l(x) / g(x)`` returned. ``multivariate`` models the dimension
 conditional spaces are modelled exactly; ``constant_liar`` counts configurations in flight as the
 worst results. Two departures, both measured on the quality benchmark: multivariate bandwidths
 follow the spread of the points (``bandwidth="adaptive"``), and for multi-fidelity runs every
-configuration is ranked by the largest budget it reached, then its loss there
-(``fidelity="rank"``, as Optuna ranks trials its Hyperband pruner stopped) or, like BOHB, only the
-largest budget with ``n_startup_trials`` results is used (``fidelity="largest"``). See
-``docs/optimizers.md``.
+configuration is ranked by the fraction of the results at the largest budget it reached that beat
+it (``fidelity="percentile"``: each budget's losses normalised to ranks, so a configuration that
+beats nearly everything at a low budget is good before it is promoted), or by the largest budget
+it reached, then its loss there (``fidelity="rank"``, as Optuna ranks trials its Hyperband pruner
+stopped), or, like BOHB, only the largest budget with ``n_startup_trials`` results is used
+(``fidelity="largest"``). See ``docs/optimizers.md``.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from ._space import ORDINAL
 logger = logging.getLogger(__name__)
 
 #: how results at several budgets become one model (see :class:`TPE`)
-FIDELITY_MODES = ("rank", "largest")
+FIDELITY_MODES = ("percentile", "rank", "largest")
 #: how multivariate kernels get their bandwidths (see :class:`~._parzen.Parzen`)
 BANDWIDTH_RULES = ("adaptive", "optuna")
 
@@ -83,7 +85,7 @@ class TPE(BaseOptimizer):
                  n_startup_trials: int = 10, n_ei_candidates: int = 24,
                  prior_weight: float = 1.0, consider_endpoints: bool = False,
                  multivariate: bool = True, group: bool = True,
-                 constant_liar: bool = False, fidelity: str = "rank",
+                 constant_liar: bool = False, fidelity: str = "percentile",
                  bandwidth: str = "adaptive") -> None:
         super().__init__(configspace, seed)
         _require(isinstance(n_startup_trials, Integral) and not isinstance(n_startup_trials, bool)
@@ -128,9 +130,9 @@ class TPE(BaseOptimizer):
 
     def current_model_budget(self) -> float | None:
         """The budget whose results the model uses: the largest with ``n_startup_trials`` results
-        (``fidelity="largest"``); with ``fidelity="rank"`` the largest budget any result has,
-        once ``n_startup_trials`` configurations have one."""
-        if self.fidelity == "rank":
+        (``fidelity="largest"``); with ``"percentile"`` and ``"rank"`` (which use every budget)
+        the largest budget any result has, once ``n_startup_trials`` configurations have one."""
+        if self.fidelity != "largest":
             if len(self._latest) < self.n_startup_trials:
                 return None
             return max(self._results)
@@ -155,18 +157,24 @@ class TPE(BaseOptimizer):
         oldest first; in-flight configurations without a result last, as the worst (constant
         liar). ``fidelity="largest"`` ranks the results at the model budget by loss; ``"rank"``
         ranks every configuration by the largest budget it reached, then by its loss there (as
-        Optuna's TPE ranks trials a Hyperband pruner stopped), failures last."""
-        if self.fidelity == "rank":
+        Optuna's TPE ranks trials a Hyperband pruner stopped); ``"percentile"`` by the fraction
+        of the results at the largest budget it reached that beat it, then as ``"rank"``.
+        Failures last."""
+        if self.fidelity == "largest":
+            results = self._results[model_budget]
+            ranks = np.asarray(results.losses)
+        else:
             results = self._latest
             losses = np.asarray(results.losses)
+            budgets = np.asarray(results.budgets)
             failed = ~np.isfinite(losses)
-            order = np.lexsort((losses, -np.asarray(results.budgets), failed))  # stable
+            keys = [losses, -budgets]
+            if self.fidelity == "percentile":
+                keys.append(self._beaten_by(losses, budgets))
+            order = np.lexsort((*keys, failed))  # the last key sorts first; stable
             ranks = np.empty(len(losses))
             ranks[order] = np.arange(len(losses))
             ranks[failed] = math.inf
-        else:
-            results = self._results[model_budget]
-            ranks = np.asarray(results.losses)
         vectors = results.vectors
         if self.constant_liar:
             lies = [v for v in self._pending.values() if v.tobytes() not in results.index]
@@ -174,6 +182,16 @@ class TPE(BaseOptimizer):
                 vectors = np.vstack([vectors, *lies])
                 ranks = np.append(ranks, np.full(len(lies), math.inf))
         return vectors[:, self.vectors.model_dims], ranks
+
+    def _beaten_by(self, losses: np.ndarray, budgets: np.ndarray) -> np.ndarray:
+        """For each configuration, the fraction of all results at its largest budget (those of
+        the configurations that went further included) that are better than its loss there."""
+        beaten = np.empty(len(losses))
+        for budget in np.unique(budgets):
+            at = budgets == budget
+            everyone = np.sort(self._results[float(budget)].losses)
+            beaten[at] = np.searchsorted(everyone, losses[at]) / len(everyone)
+        return beaten
 
     def _groups(self, data: np.ndarray) -> list[np.ndarray]:
         """Column groups modelled jointly: with ``group``, the columns active in exactly the same
