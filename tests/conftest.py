@@ -37,6 +37,14 @@ WORKERS = TESTS / "workers_for_tests.py"
 _run_ids = itertools.count()
 
 
+@pytest.fixture(autouse=True)
+def _in_a_temporary_directory(tmp_path_factory: pytest.TempPathFactory,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in a directory of its own: what a run writes where it was started (its
+    journal, result logs) stays out of the checkout."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01,
                message: str = "condition") -> Any:
     """Poll ``predicate`` until it is truthy; fail the test after ``timeout`` seconds."""
