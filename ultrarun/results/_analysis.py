@@ -240,7 +240,7 @@ def final_status(job: Job) -> JobStatus:
 
 
 def _copy(value: Any) -> Any:
-    """A deep copy; of JSON-like values (what configurations and results hold) without
+    """A deep copy. JSON-like values (what configurations and results hold) are copied without
     :func:`copy.deepcopy`'s memo, which took a quarter of the time to build a Result."""
     kind = type(value)
     if kind is dict:
