@@ -12,7 +12,8 @@ from typing import Any
 from .dispatcher import Dispatcher
 from .errors import (AuthenticationError, CommunicationError, CommunicationTimeout,
                      ConfigurationError, FirstRunCrashedException, JobError, NameServerError,
-                     ResultError, TargetAlgorithmAbortException, UltrarunError)
+                     ResultError, TargetAlgorithmAbortException, UltrarunError,
+                     UnsafeFileError)
 from .job import Job, JobStatus, StatusType
 from .nameserver import NameServer, nic_name_to_host
 from .worker import Worker
@@ -58,7 +59,7 @@ __all__ = [
     "Result", "Run", "json_result_logger", "logged_results_to_HBS_result",
     "extract_HBS_learning_curves",
     # errors
-    "UltrarunError", "ConfigurationError", "CommunicationError", "CommunicationTimeout",
-    "AuthenticationError", "NameServerError", "JobError", "ResultError",
+    "UltrarunError", "ConfigurationError", "UnsafeFileError", "CommunicationError",
+    "CommunicationTimeout", "AuthenticationError", "NameServerError", "JobError", "ResultError",
     "FirstRunCrashedException", "TargetAlgorithmAbortException",
 ]

@@ -5,18 +5,59 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import json
 import logging
 import math
 import os
+import secrets
 import threading
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO, Callable, Iterator, Mapping, Sequence
 
-from .errors import ResultError
+from .errors import ResultError, UnsafeFileError
 from .job import to_plain
 
 logger = logging.getLogger(__name__)
+
+# Files in a shared directory are hostile until checked (docs/security.md, "Shared directories"):
+# never follow a link planted where our file should be, never write through one.
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def open_nofollow(path: str | os.PathLike[str], flags: int, mode: int = 0o666) -> int:
+    """``os.open`` that refuses a symbolic link as the last part of ``path`` with a clear
+    :class:`~ultrarun.errors.UnsafeFileError` (someone may have planted it)."""
+    try:
+        return os.open(path, flags | _NOFOLLOW, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeFileError(f"{path} is a symbolic link: refusing to follow it (a link "
+                                     "in a shared directory can point anywhere); remove it") \
+                from None
+        raise
+
+
+def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any],
+                 mode: int = 0o666) -> Path:
+    """Replace ``path`` with what ``write(file)`` writes, atomically: a reader sees the old file
+    or the whole new one. The temporary file beside it has an unpredictable name and is created
+    exclusively, never through a link (O_EXCL|O_NOFOLLOW); the rename replaces whatever entry
+    ``path`` is (a planted link included) without following it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
 
 
 class JsonLines:
@@ -40,7 +81,7 @@ class JsonLines:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if append:
             self._repair()
-        fh = open(self.path, "a" if append else "w", encoding="utf-8")
+        fh = self._open(append)
         with self._lock:
             self._fh = fh if self.hold_open else fh.close()  # held, or None: reopened per record
 
@@ -52,7 +93,7 @@ class JsonLines:
         except (TypeError, ValueError):
             line = json.dumps(to_plain(record, f"{self.path.name} record")) + "\n"
         with self._lock:
-            fh = self._fh if self.hold_open else open(self.path, "a", encoding="utf-8")
+            fh = self._fh if self.hold_open else self._open(append=True)
             if fh is None:
                 return  # closed, or never opened
             try:
@@ -74,9 +115,18 @@ class JsonLines:
                 os.fsync(fh.fileno())
                 fh.close()
 
+    def _open(self, append: bool) -> Any:
+        """The file for appending (or truncated), never through a link."""
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+        return open(open_nofollow(self.path, flags), "a" if append else "w", encoding="utf-8")
+
     def _repair(self) -> None:
         """Cut a torn last record (the writer died while writing it)."""
-        data = self.path.read_bytes() if self.path.exists() else b""
+        try:
+            with open(open_nofollow(self.path, os.O_RDONLY), "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            data = b""
         end = len(data)
         while end:
             start = data.rfind(b"\n", 0, end - 1) + 1
@@ -86,17 +136,23 @@ class JsonLines:
                     break
             end = start
         if end < len(data):
-            os.truncate(self.path, end)
+            with open(open_nofollow(self.path, os.O_WRONLY), "wb") as fh:
+                fh.truncate(end)
             logger.warning("%s: removed a torn last record (%d bytes) that a crash left",
                            self.path, len(data) - end)
 
 
-def read_json_lines(path: str | os.PathLike[str], chunk: int = 1000) -> Iterator[tuple[int, Any]]:
+def read_json_lines(path: str | os.PathLike[str], chunk: int = 1000,
+                    follow: bool = True) -> Iterator[tuple[int, Any]]:
     """``(line_number, value)`` for every valid JSON line; a missing file has no lines. Lines are
-    parsed ``chunk`` at a time, in one call (a chunk with an unreadable line, one at a time)."""
-    if not os.path.exists(path):
+    parsed ``chunk`` at a time, in one call (a chunk with an unreadable line, one at a time).
+    ``follow=False`` refuses a symbolic link (the journal: see :func:`open_nofollow`)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC) if follow else \
+            open_nofollow(path, os.O_RDONLY)
+    except FileNotFoundError:
         return
-    with open(path, encoding="utf-8") as fh:
+    with open(fd, encoding="utf-8") as fh:
         lines = [(line_no, text) for line_no, text in enumerate(fh, 1) if text.strip()]
     for start in range(0, len(lines), chunk):
         some = lines[start:start + chunk]

@@ -16,6 +16,11 @@ class ConfigurationError(UltrarunError, ValueError):
     """An argument or setting is invalid; the message says what is allowed."""
 
 
+class UnsafeFileError(ConfigurationError):
+    """A file in a shared directory is refused: a link, or a file holding a secret that is not a
+    regular file of this user readable by them alone (someone else may know or change it)."""
+
+
 class CommunicationError(UltrarunError):
     """A remote call failed: the peer is gone, unreachable or did not answer in time."""
 
@@ -57,6 +62,6 @@ class TargetAlgorithmAbortException(JobError):
     """The target function asked to stop the whole optimisation."""
 
 
-__all__ = ["UltrarunError", "ConfigurationError", "CommunicationError", "CommunicationTimeout",
-           "AuthenticationError", "NameServerError", "JobError", "ResultError", "JobFailed",
+__all__ = ["UltrarunError", "ConfigurationError", "UnsafeFileError", "CommunicationError",
+           "CommunicationTimeout", "AuthenticationError", "NameServerError", "JobError", "ResultError", "JobFailed",
            "FirstRunCrashedException", "TargetAlgorithmAbortException"]

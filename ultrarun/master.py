@@ -48,7 +48,7 @@ class Journal(JsonLines):
         configs: dict[ConfigId, tuple[dict, dict]] = {}
         results: dict[tuple[ConfigId, float], dict] = {}
         with _gc.paused():
-            for _, record in read_json_lines(self.path):
+            for _, record in read_json_lines(self.path, follow=False):
                 if record["t"] == "result":
                     results[(tuple(record["id"]), float(record["budget"]))] = record
                 elif record["t"] == "config":
@@ -546,7 +546,8 @@ class Master:
         header = self._journal_header()
         if self.resume:
             earlier, self._replay_configs, self._replay_results = self.journal.read()
-            _check_same_run(earlier, header, self.journal.path)
+            _check_same_run(earlier, header, self.journal.path,
+                            len(self._replay_configs) + len(self._replay_results))
             self.logger.info("resuming from %s: %d configurations, %d results",
                              self.journal.path, len(self._replay_configs),
                              len(self._replay_results))
@@ -639,10 +640,16 @@ class Master:
         self.shutdown(shutdown_workers=self.shutdown_workers)
 
 
-def _check_same_run(earlier: dict | None, now: dict, path: Path) -> None:
-    """Refuse to resume from a journal another kind of run wrote (replaying its results into
-    this run would silently mix two experiments)."""
+def _check_same_run(earlier: dict | None, now: dict, path: Path, records: int) -> None:
+    """Refuse to resume from a journal another kind of run wrote, or one without the header that
+    binds it to its run (replaying its results into this run would silently mix two
+    experiments). A journal with no record at all (a crash before its header) is a fresh one."""
     if earlier is None:
+        if records:
+            raise ConfigurationError(
+                f"cannot resume from {path}: it has {records} records but no header naming its "
+                "run (not a journal this version wrote, or someone else's file); move it away, "
+                "or start over with overwrite=True")
         return
     differ = [k for k in now if k != "t" and earlier.get(k) != now[k]]
     if differ:

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import transport
 from .config import config
-from .errors import CommunicationError, ConfigurationError
+from .errors import CommunicationError, ConfigurationError, UnsafeFileError
 from .security import (Credentials, credentials_path, forget_secret, new_secret, remember_secret,
                        user_secret)
 
@@ -144,10 +144,13 @@ class NameServer:
 
 def _earlier(directory: str | os.PathLike, run_id: str) -> Credentials | None:
     """The credentials a name server of ``run_id`` left in ``directory`` (it crashed: a name
-    server that stops removes its file), or None."""
+    server that stops removes its file), or None; a file someone else could have planted or
+    read is refused (``UnsafeFileError``), never adopted."""
     try:
         return Credentials.read(directory, run_id)
-    except (FileNotFoundError, ConfigurationError, ValueError):
+    except UnsafeFileError:
+        raise
+    except (FileNotFoundError, ConfigurationError):
         return None
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import visualization
+from ._files import write_atomic
 from .results import Result, Run, logged_results_to_HBS_result, status_counts
 
 logger = logging.getLogger(__name__)
@@ -138,11 +139,11 @@ def write_result_report(result: Result, output_dir: str | os.PathLike[str], titl
     output_dir.mkdir(parents=True, exist_ok=True)
     for name, draw in FIGURES.items():
         fig, _ = draw(result)
-        _replace(output_dir / name, lambda path: fig.savefig(path, dpi=100, format="png"))
+        write_atomic(output_dir / name, lambda fh: fig.savefig(fh, dpi=100, format="png"))
         visualization.close(fig)
     page = output_dir / "index.html"
     text = render_html(result, title, list(FIGURES), top, refresh=refresh)
-    _replace(page, lambda path: path.write_text(text, encoding="utf-8"))
+    write_atomic(page, lambda fh: fh.write(text.encode("utf-8")))
     logger.info("report written to %s", page)
     return page
 
@@ -171,14 +172,6 @@ def _logs_state(directory: Path) -> tuple:
     """What changes when a result is logged: the files' sizes and modification times."""
     return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns)
                  for p in sorted(directory.glob("*.json")))
-
-
-def _replace(path: Path, write: Callable[[Path], Any]) -> None:
-    """Write to a temporary file, then rename: a browser reloading the page never sees half a
-    file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def summary(result: Result) -> dict[str, Any]:

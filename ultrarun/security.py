@@ -11,12 +11,14 @@ import json
 import logging
 import os
 import secrets as _secrets
+import stat
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ._files import open_nofollow, write_atomic
 from .config import config
-from .errors import ConfigurationError
+from .errors import ConfigurationError, UnsafeFileError
 
 log = logging.getLogger(__name__)
 
@@ -35,32 +37,50 @@ class Credentials:
     secret: str
 
     def write(self, directory: str | os.PathLike) -> Path:
-        """Write the file with mode 0600, atomically (a reader never sees half a file)."""
+        """Write the file with mode 0600, atomically (a reader never sees half a file; see
+        :func:`~ultrarun._files.write_atomic` for what a planted file or link can do: nothing)."""
         path = credentials_path(directory, self.run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        _write_private(tmp, json.dumps(asdict(self)).encode())
-        os.replace(tmp, path)
-        return path
+        return _write_private(path, json.dumps(asdict(self)).encode())
 
     @classmethod
     def read(cls, directory: str | os.PathLike, run_id: str) -> "Credentials":
-        """Read the credentials file of ``run_id``; raises ``FileNotFoundError`` if absent."""
+        """Read the credentials file of ``run_id``; raises ``FileNotFoundError`` if absent and
+        :class:`UnsafeFileError` if anyone but this user could have written or read it."""
         path = credentials_path(directory, run_id)
-        with open(path) as fh:
-            data = json.load(fh)
+        raw = read_private(path)
         try:
+            data = json.loads(raw)
             return cls(host=str(data["host"]), port=int(data["port"]), run_id=str(data["run_id"]),
                        secret=str(data["secret"]))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:  # JSON and UTF-8 errors included
             raise ConfigurationError(f"{path} is not an ultrarun credentials file: {exc}") from None
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a file only its owner may read (mode 0600 from its creation)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
+def _write_private(path: Path, data: bytes) -> Path:
+    """Write a file only its owner may read (mode 0600 from its creation), atomically."""
+    return write_atomic(path, lambda fh: fh.write(data), mode=0o600)
+
+
+def read_private(path: str | os.PathLike) -> bytes:
+    """The content of a file that holds a secret, once it is known to be a regular file (not a
+    link, FIFO or device) owned by this user with no permission for anyone else; else
+    :class:`UnsafeFileError`, which says why and what to do. ``FileNotFoundError`` if absent."""
+    fd = open_nofollow(path, os.O_RDONLY | os.O_NONBLOCK)  # a planted FIFO must not block us
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fd)
+        why = None
+        if not stat.S_ISREG(info.st_mode):
+            why = "it is not a regular file"
+        elif info.st_uid != os.getuid():
+            why = f"it belongs to user id {info.st_uid}, not to you ({os.getuid()})"
+        elif info.st_mode & 0o077:
+            why = (f"its mode is {stat.S_IMODE(info.st_mode):04o}: others may read or change it "
+                   "(it must be 0600)")
+        if why:
+            raise UnsafeFileError(f"refusing {path}: {why}, so someone else may know or change its "
+                             "secret; remove it (a name server started again writes a new one)")
+        return fh.read()
 
 
 def credentials_path(directory: str | os.PathLike, run_id: str) -> Path:
@@ -75,7 +95,7 @@ def user_secret(path: str | os.PathLike | None = None) -> str:
     """The per-user secret, created (mode 0600, directory 0700) on first use."""
     file = Path(os.path.expanduser(str(path or config.SECRET_FILE)))
     try:
-        text = file.read_text().strip()
+        text = read_private(file).decode().strip()
         if text:
             return text
     except FileNotFoundError:
@@ -83,10 +103,10 @@ def user_secret(path: str | os.PathLike | None = None) -> str:
     file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     secret = new_secret()
     try:
-        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = open_nofollow(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process won the race: use theirs
         for _ in range(100):
-            text = file.read_text().strip()
+            text = read_private(file).decode().strip()
             if text:
                 return text
             threading.Event().wait(0.01)
@@ -168,8 +188,9 @@ def make_certificates(directory: str | os.PathLike, days: int = 3650) -> Path:
                                                    ExtendedKeyUsageOID.CLIENT_AUTH]),
                             critical=False)
              .sign(ca_key, hashes.SHA256()))
-    (path / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    (path / "party.pem").write_bytes(party.public_bytes(serialization.Encoding.PEM))
+    for cert, file in ((ca, "ca.pem"), (party, "party.pem")):
+        data = cert.public_bytes(serialization.Encoding.PEM)
+        write_atomic(path / file, lambda fh, data=data: fh.write(data))
     for key, file in ((ca_key, "ca.key"), (party_key, "party.key")):
         _write_private(path / file, key.private_bytes(serialization.Encoding.PEM,
                                                       serialization.PrivateFormat.PKCS8,
@@ -178,5 +199,5 @@ def make_certificates(directory: str | os.PathLike, days: int = 3650) -> Path:
     return path
 
 
-__all__ = ["Credentials", "credentials_path", "new_secret", "user_secret", "resolve_secret",
-           "make_certificates"]
+__all__ = ["Credentials", "credentials_path", "read_private", "new_secret",
+           "user_secret", "resolve_secret", "make_certificates"]
