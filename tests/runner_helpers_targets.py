@@ -85,3 +85,11 @@ def branin_target(config, budget):
     from ultrarun.benchmarks import branin
 
     return branin(config, budget, max_budget=9.0)
+
+
+def branin_crashing_left(config, budget):
+    """Branin, but a crash for the left third of the space (x1 < 0)."""
+    if config["x1"] < 0:
+        raise ValueError(f"crash on purpose: x1={config['x1']:.3f} < 0")
+    return branin_target(config, budget)
+

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -45,10 +44,10 @@ def test_jobs_flow_through_worker_processes(cluster):
 
 def test_workers_started_first_are_discovered_at_once(cluster):
     cluster.start_workers(3)
-    t0 = time.monotonic()
     d, results = cluster.dispatcher(ping_interval=60)  # discovery must not wait for a ping
-    wait_until(lambda: d.number_of_workers() == 3, timeout=5, message="3 workers")
-    assert time.monotonic() - t0 < 1.0
+    # found by listing the name server at start: well within the first 60 s ping interval,
+    # however loaded the machine
+    wait_until(lambda: d.number_of_workers() == 3, timeout=30, message="3 workers")
     d.submit_job("a", config={"x": 1}, budget=1.0)
     assert results.wait_for(1, timeout=5)[0].status is JobStatus.SUCCESS
 
@@ -57,15 +56,10 @@ def test_workers_started_later_say_hello_and_get_work(cluster):
     d, results = cluster.dispatcher(ping_interval=60)
     d.submit_job("a", config={"x": 2}, budget=1.0)
     cluster.start_workers(1, wait=False)
+    # The worker's hello brings it its job: well within the first 60 s ping interval.
     job = results.wait_for(1, timeout=30)[0]
     assert job.status is JobStatus.SUCCESS and job.result["loss"] == 2.0
-    # Registration to first job took a fraction of a second, not a ping interval.
-    with_ns = cluster.nameserver.client()
-    try:
-        assert d.number_of_workers() == 1
-    finally:
-        with_ns.close()
-    assert job.timestamps["finished"] - job.timestamps["started"] < 1.0
+    assert d.number_of_workers() == 1
 
 
 def test_compute_that_raises_is_crashed_not_retried(cluster):
@@ -199,17 +193,20 @@ def test_sigstop_loses_the_lease_others_keep_working_late_result_dropped(cluster
     pid = int(wait_until(lambda: marker.exists() and marker.read_text()))
     os.kill(pid, signal.SIGSTOP)
     try:
-        t0 = time.monotonic()
         for i in range(5):  # the other worker keeps receiving jobs meanwhile
             d.submit_job(("quick", i), config={"x": i}, budget=1.0)
         wait_until(lambda: sum(1 for j in results.jobs if j.id[0] == "quick") == 5, timeout=10,
                    message="quick jobs on the healthy worker")
-        quick_done = time.monotonic() - t0
+        quick = [j for j in results.jobs if j.id[0] == "quick"]
         job = wait_until(lambda: results.by_id().get("stopped"), timeout=30,
                          message="the stopped worker's job to be re-run")
         assert job.status is JobStatus.SUCCESS and job.attempt == 2
         assert job.result["info"]["pid"] != pid
-        assert quick_done < 1.0, f"quick jobs took {quick_done:.2f}s: the dispatcher stalled"
+        # A dispatcher that stalled behind the stopped worker would hold each quick job for a
+        # call timeout (1 s): they would end after the stopped worker's lease is lost (two
+        # missed pings) and its job runs again. They end before it.
+        assert max(j.timestamps["finished"] for j in quick) < job.timestamps["started"], \
+            "the quick jobs waited behind the stopped worker: the dispatcher stalled"
     finally:
         os.kill(pid, signal.SIGCONT)
     wait_until(lambda: "dropping a late result" in caplog.text, timeout=20,

@@ -49,7 +49,7 @@ def test_master_on_a_pyro_runner_uses_its_dispatcher_with_the_true_costs(tmp_pat
     from ultrarun.executor import RetryPolicy
     from ultrarun.runners import PyroRunner
 
-    runner = PyroRunner(TargetFunctionRunner(targets.branin_target), n_workers=2)
+    runner = PyroRunner(TargetFunctionRunner(targets.branin_crashing_left), n_workers=2)
     master = HyperBand(branin_space(), run_id="pyro-runner", min_budget=1, max_budget=9, eta=3,
                        seed=0, executor=runner, working_directory=tmp_path, show_progress=False,
                        retry=RetryPolicy(max_retries=5))
@@ -60,8 +60,14 @@ def test_master_on_a_pyro_runner_uses_its_dispatcher_with_the_true_costs(tmp_pat
     finally:
         master.shutdown(shutdown_workers=True)
     runs = result.get_all_runs()
-    assert runs and all(r.status is JobStatus.SUCCESS for r in runs)
     by_id = result.get_id2config_mapping()
+    crashed = [r for r in runs if by_id[r.config_id]["config"]["x1"] < 0]
+    assert crashed and len(crashed) < len(runs), "some configurations crash, some do not"
     for run in runs:
         config = by_id[run.config_id]["config"]
-        assert run.loss == pytest.approx(targets.branin_target(config, run.budget))
+        if config["x1"] < 0:  # the user's failure: reported as it is, once, never a loss
+            assert run.status is JobStatus.CRASHED and run.loss is None
+            assert "crash on purpose" in run.error_logs
+        else:
+            assert run.status is JobStatus.SUCCESS
+            assert run.loss == pytest.approx(targets.branin_target(config, run.budget))

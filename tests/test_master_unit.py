@@ -3,6 +3,7 @@ iterations, deterministic order, retries as the executor reports them), with no 
 thread and no waiting. The end-to-end tests in test_master.py show the same on real workers."""
 from __future__ import annotations
 
+import collections
 import heapq
 import json
 import threading
@@ -106,7 +107,11 @@ def test_a_hyperband_iteration_runs_its_whole_schedule(tmp_path):
     result = master_on(executor, generator, tmp_path).run(n_iterations=2)
     assert len(result.get_all_runs()) == generator.num_jobs(0) + generator.num_jobs(1)
     budgets = [job.kwargs["budget"] for job in executor.submitted]
-    assert budgets.count(9.0) == sum(1 for b in budgets if b == 9.0) > 0
+    expected = collections.Counter()
+    for i in (0, 1):  # every stage of both brackets ran, with its number of jobs
+        stages = generator.bracket(i)
+        expected.update(dict(zip(stages.budgets, stages.num_configs)))
+    assert collections.Counter(budgets) == expected and expected[9.0] == 2
 
 
 def test_failed_jobs_count_and_never_stall_an_iteration(tmp_path):

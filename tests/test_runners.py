@@ -329,9 +329,12 @@ def test_script_runner_reads_results(script: list[str]) -> None:
 
 
 def test_script_runner_failures(script: list[str]) -> None:
-    runner = ScriptRunner(script, walltime_limit=1.0, memory_limit=500)
-    slow = runner.run_trial(TrialInfo({"x": 1, "mode": "sleep"}))[1]
-    assert slow.status is JobStatus.TIMEOUT and slow.time < 10
+    """A 1 s limit ends a script that sleeps 30 s (TIMEOUT, cut before its sleep ends); the
+    other failures run under a limit no start-up on a loaded machine reaches."""
+    slow = ScriptRunner(script, walltime_limit=1.0).run_trial(
+        TrialInfo({"x": 1, "mode": "sleep"}))[1]
+    assert slow.status is JobStatus.TIMEOUT and slow.time < 30
+    runner = ScriptRunner(script, walltime_limit=120.0, memory_limit=500)
     failed = runner.run_trial(TrialInfo({"x": 1, "mode": "fail"}))[1]
     assert failed.status is JobStatus.CRASHED
     assert failed.additional_info["returncode"] == 3 and "broken" in failed.additional_info["stderr"]

@@ -157,13 +157,19 @@ def test_no_nameserver_is_a_clear_error(monkeypatch):
         worker.run(background=True)
 
 
-def test_shutdown_is_idempotent_and_busy_is_reported(run):
+def test_shutdown_is_idempotent_and_busy_is_reported(run, tmp_path):
     ns, d, results, start = run
     worker = start(make(TestWorker, ns))
     assert not worker.is_busy()
+    marker = tmp_path / "running"
+    d.submit_job("busy", config={"marker": str(marker), "sleep": 3.0, "x": 1}, budget=1.0)
+    wait_until(marker.exists, timeout=30, message="the job to start")
+    assert worker.is_busy(), "a worker in compute says it is busy"
+    assert results.wait_for(1, timeout=30)[0].status is JobStatus.SUCCESS
+    wait_until(lambda: not worker.is_busy(), timeout=10, message="the worker to be idle")
     worker.shutdown()
     worker.shutdown()
-    assert worker._rt.stopped.is_set()
+    assert worker._rt.stopped.is_set() and not worker.is_busy()
 
 
 def test_time_limit_does_not_count_the_compute_process_start_up(run):
