@@ -93,3 +93,10 @@ def branin_crashing_left(config, budget):
         raise ValueError(f"crash on purpose: x1={config['x1']:.3f} < 0")
     return branin_target(config, budget)
 
+
+def counts_and_raises(config: Any) -> float:
+    """Appends a line to the file ``config["tally"]`` at every call, then crashes."""
+    with open(config["tally"], "a") as fh:
+        fh.write(f"{os.getpid()}\n")
+    raise ValueError("crash on purpose")
+

@@ -135,6 +135,20 @@ def test_exception_is_crashed_with_traceback(make: Callable[..., AbstractRunner]
     assert "raises" in value.additional_info["traceback"]  # the target's frame is in it
 
 
+def test_a_crashing_trial_retried_once_runs_exactly_twice(make: Callable[..., AbstractRunner],
+                                                         tmp_path: Path) -> None:
+    """``max_retries=1, retry_on={CRASHED}``: the retry policy is applied in one place, so a
+    trial that always crashes runs twice on every backend (the Pyro runner once applied it in
+    its dispatcher and again in the runner: 4 runs)."""
+    tally = tmp_path / "tally"
+    runner = make(TargetFunctionRunner(targets.counts_and_raises), max_retries=1,
+                  retry_on={JobStatus.CRASHED})
+    value, = run_all(runner, [TrialInfo({"x": 1, "tally": str(tally)})])
+    assert value.status is JobStatus.CRASHED
+    assert len(tally.read_text().splitlines()) == 2
+    assert value.additional_info.get("attempts") == 2
+
+
 def test_nan_cost_is_crashed(make: Callable[..., AbstractRunner]) -> None:
     value, = run_all(make(TargetFunctionRunner(targets.returns_nan)), [TrialInfo({"x": 1})])
     assert value.status is JobStatus.CRASHED

@@ -59,6 +59,10 @@ class AbstractRunner(abc.ABC):
         ``max_retries`` times before it is LOST; statuses in ``retry_on`` are retried too.
     """
 
+    #: The backend applies :attr:`retry` itself (the Pyro runner's dispatcher): its outcomes
+    #: are final, and this class retries nothing again (a policy is applied in one place).
+    _backend_retries = False
+
     def __init__(self, *, crash_cost: Cost = math.inf, abort_on_first_run_crash: bool = False,
                  max_retries: int = 1, retry_on: Any = (), retry: RetryPolicy | None = None
                  ) -> None:
@@ -279,7 +283,8 @@ class AbstractRunner(abc.ABC):
             value = self._failure(JobStatus.CRASHED, error_info(outcome))
         else:
             value = outcome[1]
-            if value.status in self.retry.retry_on and self.retry.again(pending.attempt):
+            if (not self._backend_retries and value.status in self.retry.retry_on
+                    and self.retry.again(pending.attempt)):
                 pending.attempt += 1
                 logger.warning("trial %s ended %s, which is retried (attempt %d)", token,
                                value.status.name, pending.attempt)

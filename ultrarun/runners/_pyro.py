@@ -68,7 +68,12 @@ class PyroRunner(AbstractParallelRunner):
         run_id, nameserver, nameserver_port, secret: attach to this run's workers instead.
         patience: seconds to wait for the first worker.
         ping_interval, timeout: the dispatcher's, for noticing lost workers.
+
+    The retry policy (``max_retries``, ``retry_on``, ``retry``) is the dispatcher's to apply:
+    what reaches the runner is final.
     """
+
+    _backend_retries = True
 
     def __init__(self, single_worker: AbstractRunner, n_workers: int | None = None, *,
                  run_id: str | None = None, nameserver: str | None = None,
@@ -134,12 +139,13 @@ class PyroRunner(AbstractParallelRunner):
         if text.startswith(_ABORT):
             return TargetAlgorithmAbortException(text[len(_ABORT):])
         stamps = job.timestamps
+        attempts = {"attempts": job.attempt} if job.attempt > 1 else {}
         if job.status is not JobStatus.SUCCESS:
             text, _, info = text.partition(_INFO)
-            return job.id, self._failure(job.status, json.loads(info) if info else {
+            return job.id, self._failure(job.status, {**(json.loads(info) if info else {
                 "error": text.strip().splitlines()[-1] if text.strip() else job.status.name,
-                "traceback": text})
-        info = dict(job.result.get("info") or {})
+                "traceback": text}), **attempts})
+        info = {**(job.result.get("info") or {}), **attempts}
         return job.id, TrialValue(cost=info.pop("cost", job.result["loss"]),
                                   time=job.duration or 0.0, status=JobStatus.SUCCESS,
                                   starttime=stamps["started"], endtime=stamps["finished"],
