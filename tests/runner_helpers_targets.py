@@ -100,3 +100,16 @@ def counts_and_raises(config: Any) -> float:
         fh.write(f"{os.getpid()}\n")
     raise ValueError("crash on purpose")
 
+
+def contract(config: Any, budget: float = 1.0) -> float:
+    """The executor contract suite's job: notes its start in ``config["tally"]`` (a file), then
+    sleeps ``config["sleep"]`` s, crashes if ``config["crash"]``, else returns x * budget."""
+    if "tally" in config:
+        with open(config["tally"], "a") as fh:
+            fh.write(f"{config.get('x')} {os.getpid()}\n")
+    if config.get("sleep"):
+        time.sleep(config["sleep"])
+    if config.get("crash"):
+        raise ValueError("crash on purpose")
+    return float(config["x"]) * float(budget)
+

@@ -120,6 +120,9 @@ class RunnerExecutor(Executor):
             self.durations.record(job.kwargs.get("budget"), value.time)
         else:
             job.exception = info.get("traceback") or info.get("error") or value.status.name
+        self._report(job)
+
+    def _report(self, job: Job) -> None:
         if self.new_result_callback is not None:
             try:
                 self.new_result_callback(job)
@@ -127,10 +130,22 @@ class RunnerExecutor(Executor):
                 logger.exception("the job callback raised; continuing")
 
     def shutdown(self, shutdown_workers: bool = False) -> None:
-        """Stop the pump; with ``shutdown_workers`` also close the runner. Idempotent."""
+        """Stop the pump and report what is queued or running CANCELLED (the contract); with
+        ``shutdown_workers`` also close the runner. Idempotent."""
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
+        with self._lock:  # the pump pops what it delivers under this lock: nothing twice
+            left = [*self._submissions, *self._running.values()]
+            self._submissions.clear()
+            self._running.clear()
+        if left and not shutdown_workers:
+            self.runner.cancel_pending()
+        for job in left:
+            job.status = JobStatus.CANCELLED
+            job.exception = "cancelled: the executor was shut down"
+            job.time_it("finished")
+            self._report(job)
         if shutdown_workers:
             self.runner.close()
 
