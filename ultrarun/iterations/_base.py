@@ -163,11 +163,6 @@ class BaseIteration(abc.ABC):
         logger.info("iteration %s finished with %d configurations", self.iteration,
                     len(self.data))
 
-    def num_results(self, budget: float | None = None) -> int:
-        """Results registered so far (at ``budget`` if given)."""
-        return sum(1 for d in self.data.values() for b in d.losses
-                   if budget is None or math.isclose(b, budget))
-
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(iteration={self.iteration}, configs={len(self.data)}, "
                 f"running={self.num_running}, finished={self.is_finished})")

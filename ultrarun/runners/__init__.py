@@ -18,10 +18,10 @@ from ._registry import make_runner, register_runner, runner_names
 from ._script import ScriptRunner, TargetFunctionScriptRunner
 from ._serial import SerialRunner
 from ._target_function import TargetFunctionRunner
-from ._thread import ExecutorRunner, ThreadRunner
+from ._thread import FuturesRunner, ThreadRunner
 
 __all__ = [
-    "AbstractRunner", "AbstractSerialRunner", "AbstractParallelRunner", "ExecutorRunner",
+    "AbstractRunner", "AbstractSerialRunner", "AbstractParallelRunner", "FuturesRunner",
     "TrialInfo", "TrialValue", "WorkerLost",
     "TargetFunctionRunner", "ScriptRunner", "TargetFunctionScriptRunner",
     "SerialRunner", "ThreadRunner", "ProcessRunner", "DaskParallelRunner", "MPICommRunner",

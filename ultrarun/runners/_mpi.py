@@ -13,12 +13,12 @@ from typing import Any, Callable, Iterable, Mapping, cast
 from ..errors import ConfigurationError, UltrarunError
 from ._base import AbstractRunner
 from ._evaluator import Callback, Evaluator, register_evaluator
-from ._thread import ExecutorRunner
+from ._thread import FuturesRunner
 
 logger = logging.getLogger(__name__)
 
 
-class MPICommRunner(ExecutorRunner):
+class MPICommRunner(FuturesRunner):
     """Runs trials on the other ranks of an MPI communicator; use it as a context manager.
 
     ``__enter__`` returns the runner on the root rank and None on worker ranks, after they have

@@ -16,7 +16,7 @@ def future_outcome(future: concurrent.futures.Future) -> Outcome:
     return exc if exc is not None else future.result()
 
 
-class ExecutorRunner(AbstractParallelRunner):
+class FuturesRunner(AbstractParallelRunner):
     """Runs ``single_worker.run_wrapper`` on a ``concurrent.futures.Executor``.
 
     Subclasses say how to make the executor (lazily, on the first submit: no threads or
@@ -61,7 +61,7 @@ class ExecutorRunner(AbstractParallelRunner):
             self._executor = None
 
 
-class ThreadRunner(ExecutorRunner):
+class ThreadRunner(FuturesRunner):
     """Runs trials on a pool of threads: for targets that release the GIL or wait on I/O.
 
     A running thread cannot be killed, so cancelled trials finish in the background and their
@@ -78,4 +78,4 @@ class ThreadRunner(ExecutorRunner):
                                                      thread_name_prefix="ultrarun-runner")
 
 
-__all__ = ["ExecutorRunner", "ThreadRunner", "future_outcome"]
+__all__ = ["FuturesRunner", "ThreadRunner", "future_outcome"]
