@@ -3,8 +3,14 @@ with it but hostile) can and cannot do to a daemon. Real sockets on 127.0.0.1, p
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import struct
+import subprocess
+import sys
+import threading
+
+import Pyro4.message
 
 import pytest
 from conftest import Recorder, wait_until
@@ -17,6 +23,7 @@ from ultrarun.errors import AuthenticationError, CommunicationError
 from ultrarun.security import make_certificates
 
 SECRET = "s3cret"
+_HEADER_SIZE = Pyro4.message.Message.header_size
 
 
 @transport.expose
@@ -113,6 +120,267 @@ def test_an_answer_that_does_not_echo_its_request_is_refused(served):
             type(conn._proxy)._pyroAnnotations = original
     finally:
         conn.close()
+
+
+class _Relay:
+    """A TCP relay on 127.0.0.1 that records both directions of one connection (an on-path
+    party without the secret)."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.target = target
+        self.sent, self.answered = bytearray(), bytearray()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        client, _ = self.listener.accept()
+        upstream = socket.create_connection(self.target)
+
+        def pump(src: socket.socket, dst: socket.socket, record: bytearray) -> None:
+            with contextlib.suppress(OSError):
+                while data := src.recv(65536):
+                    record += data
+                    dst.sendall(data)
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+        threading.Thread(target=pump, args=(client, upstream, self.sent), daemon=True).start()
+        pump(upstream, client, self.answered)
+
+    def uri(self, uri: str) -> str:
+        return uri.rsplit("@", 1)[0] + f"@127.0.0.1:{self.port}"
+
+
+def _frames(data: bytes) -> list[bytes]:
+    """Split a recorded byte stream into Pyro messages."""
+    frames = []
+    while len(data) >= _HEADER_SIZE:
+        header = Pyro4.message.Message.from_header(data[:_HEADER_SIZE])
+        size = _HEADER_SIZE + header.annotations_size + header.data_size
+        frames.append(data[:size])
+        data = data[size:]
+    return frames
+
+
+def _record_session(uri: str, server: transport.Server, calls: int = 1) -> _Relay:
+    """One legitimate connection through a recording relay: the handshake and ``calls``
+    calls (the relay records before it forwards, so all is recorded when they return)."""
+    relay = _Relay(server.location)
+    with transport.Connection(relay.uri(uri), SECRET, 5) as conn:
+        conn.connect()
+        for _ in range(calls):
+            conn.call("add", 0)
+    return relay
+
+
+def _drain(sock: socket.socket) -> bytes:
+    """Everything the server sends until it hangs up (or 5 s of silence)."""
+    got = bytearray()
+    with contextlib.suppress(OSError):
+        while data := sock.recv(65536):
+            got += data
+    return bytes(got)
+
+
+def test_a_recorded_handshake_authenticates_nothing(served):
+    """The handshake of one connection, recorded and sent again on new ones (with or without
+    the recorded proof): the server answers with a fresh nonce, refuses the proof, and counts
+    none of them as authenticated. A replayed hello alone stays in the handshake class: no more
+    than 64 KiB may follow it, and it is closed at the handshake deadline."""
+    counter, server, uri = served
+    relay = _record_session(uri, server)
+    hello, proof = _frames(bytes(relay.sent))[:2]
+    assert server.stats()["authenticated"] == 1
+    for replay in (hello + proof, hello, hello + _header(4, 1024 * 1024) + b"x" * 1000):
+        for _ in range(20):
+            with socket.create_connection(server.location, timeout=5) as sock:
+                sock.sendall(replay)
+                sock.shutdown(socket.SHUT_WR) if replay is not hello else None
+                answer = _frames(_drain(sock)) if replay is not hello else []
+                if replay is hello + proof:
+                    assert len(answer) == 1, "the hello is answered, the proof is not"
+    stats = server.stats()
+    assert stats["authenticated"] == 1, "no replayed handshake was authenticated"
+    assert stats["refused_replay"] == 20 and stats["refused_size"] == 20
+    assert stats["authenticated_open"] == 0
+    with transport.Connection(uri, SECRET, 5) as conn:
+        assert conn.call("add", 1) == counter.n == 1
+
+
+def test_a_replayed_hello_without_its_proof_expires(served):
+    _, server, uri = served
+    relay = _record_session(uri, server)
+    hello = _frames(bytes(relay.sent))[0]
+    saved = config.COMMTIMEOUT
+    config.COMMTIMEOUT = 0.3
+    try:
+        with socket.create_connection(server.location, timeout=5) as sock:
+            sock.sendall(hello)
+            assert _frames(_drain(sock)), "answered, then closed at the handshake deadline"
+        assert server.stats().get("expired_handshake", 0) == 1
+        assert server.stats()["authenticated"] == 1
+    finally:
+        config.COMMTIMEOUT = saved
+
+
+def test_a_client_refuses_a_recorded_server(served):
+    """A fake server that plays back what a real one answered on another connection (its
+    handshake answer, the proof's echo, a call's answer) is refused at connect: the recorded
+    answer does not carry this connection's client nonce, so no recorded answer is taken."""
+    _, server, uri = served
+    relay = _record_session(uri, server)
+    recorded = bytes(relay.answered)
+    fake = socket.create_server(("127.0.0.1", 0))
+
+    def play() -> None:
+        with contextlib.suppress(OSError):
+            sock, _ = fake.accept()
+            with sock:
+                sock.recv(65536)
+                sock.sendall(recorded)
+                _drain(sock)
+
+    threading.Thread(target=play, daemon=True).start()
+    fake_uri = uri.rsplit("@", 1)[0] + f"@127.0.0.1:{fake.getsockname()[1]}"
+    try:
+        with transport.Connection(fake_uri, SECRET, 5) as conn:
+            with pytest.raises(AuthenticationError, match="replayed"):
+                conn.call("add", 0)
+    finally:
+        fake.close()
+
+
+def _read_frame(sock: socket.socket) -> bytes:
+    data = b""
+    while len(data) < _HEADER_SIZE:
+        data += sock.recv(_HEADER_SIZE - len(data)) or _closed()
+    header = Pyro4.message.Message.from_header(data)
+    rest = header.annotations_size + header.data_size
+    while len(data) < _HEADER_SIZE + rest:
+        data += sock.recv(_HEADER_SIZE + rest - len(data)) or _closed()
+    return data
+
+
+def _closed() -> bytes:
+    raise OSError("closed")
+
+
+def _as_type(frame: bytes, msg_type: int) -> bytes:
+    """``frame`` with another message type (and the header checksum to match): Pyro's HMAC
+    covers the data and annotation values, not the header."""
+    fields = list(struct.unpack("!4sHHHHiHHHH", frame[:_HEADER_SIZE]))
+    fields[2] = msg_type
+    _, ver, t, flags, seq, size, ser, ann, _, _ = fields
+    fields[-1] = (t + ver + size + ann + flags + ser + seq + 0x34E9) & 0xFFFF
+    return struct.pack("!4sHHHHiHHHH", *fields) + frame[_HEADER_SIZE:]
+
+
+def test_a_client_refuses_its_own_request_sent_back_as_an_answer(served):
+    """Reflection: an on-path party relays the handshake, then sends the client's own signed
+    request back as the answer. Answers carry the mirrored token, so the client refuses it."""
+    counter, server, uri = served
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def reflect() -> None:
+        with contextlib.suppress(OSError):
+            client, _ = listener.accept()
+            with client, socket.create_connection(server.location) as upstream:
+                for _ in range(2):  # the hello and the proof: relayed both ways
+                    upstream.sendall(_read_frame(client))
+                    client.sendall(_read_frame(upstream))
+                request = _read_frame(client)
+                client.sendall(_as_type(request, Pyro4.message.MSG_RESULT))
+                _drain(client)
+
+    threading.Thread(target=reflect, daemon=True).start()
+    try:
+        with transport.Connection(uri.rsplit("@", 1)[0]
+                                  + f"@127.0.0.1:{listener.getsockname()[1]}", SECRET, 5) as conn:
+            with pytest.raises(AuthenticationError, match="echo"):
+                conn.call("add", 5)
+        assert counter.n == 0, "the server never saw the call"
+    finally:
+        listener.close()
+
+
+def test_the_buffer_budget_bounds_authenticated_peers(served):
+    """Authenticated peers that start large messages and never finish them: once the server's
+    MAX_BUFFERED is reserved, the next is refused at its header, and a party that sends a
+    normal call is served."""
+    counter, server, uri = served
+    saved = config.MAX_MESSAGE_SIZE, config.MAX_BUFFERED
+    config.MAX_MESSAGE_SIZE, config.MAX_BUFFERED = 256 * 1024, 512 * 1024
+    conns = []
+    try:
+        for _ in range(3):  # 3 x 200 KiB announced: the third does not fit in 512 KiB
+            conn = transport.Connection(uri, SECRET, 5)
+            conn.connect()
+            conn._proxy._pyroConnection.sock.sendall(_header(4, 200 * 1024) + b"x" * 1000)
+            conns.append(conn)
+        wait_until(lambda: server.stats().get("refused_budget", 0) == 1,
+                   message="the third message to be refused")
+        with transport.Connection(uri, SECRET, 5) as conn:
+            assert conn.call("add", 1) == 1
+        assert server.stats()["authenticated"] == 4
+    finally:
+        config.MAX_MESSAGE_SIZE, config.MAX_BUFFERED = saved
+        for conn in conns:
+            conn.close()
+
+
+_OUT_OF_FDS = r"""
+import logging, os, resource, socket, sys, threading
+from ultrarun import transport
+from ultrarun.config import config
+
+logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(levelname)s %(message)s")
+calls = [0]
+accept = transport._Loop._accept
+def counted(self):
+    calls[0] += 1
+    return accept(self)
+transport._Loop._accept = counted
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+config.FD_RESERVE = 16
+
+@transport.expose
+class Echo:
+    def hi(self):
+        return "hi"
+
+with transport.Server(Echo(), "k") as server:
+    hog = []
+    try:
+        while True:  # the rest of the process takes every descriptor
+            hog.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        pass
+    os.close(hog.pop())  # one for the client socket below
+    client = socket.create_connection(server.location, timeout=5)
+    before = calls[0]
+    threading.Event().wait(1.5)  # the fault lasts this long
+    print("ACCEPT-CALLS", calls[0] - before, flush=True)
+    for fd in hog:
+        os.close(fd)
+    with transport.Connection(server.uri, "k", 5) as conn:
+        print("CALL", conn.call("hi"), flush=True)
+    print("PAUSED", server.stats().get("accept_paused", 0), flush=True)
+    client.close()
+"""
+
+
+def test_out_of_file_descriptors_the_accept_loop_pauses_and_warns_once():
+    """A process out of file descriptors: the loop stops watching the listener for a while
+    instead of spinning on EMFILE, warns once (rate-limited), and serves again when
+    descriptors are free."""
+    out = subprocess.run([sys.executable, "-c", _OUT_OF_FDS], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    calls = int(out.stdout.split("ACCEPT-CALLS")[1].split()[0])
+    assert calls <= 15, f"the accept loop ran {calls} times in 1.5 s out of descriptors"
+    assert "CALL hi" in out.stdout
+    assert out.stdout.count("cannot accept connections") == 1, out.stdout
 
 
 def test_oversized_messages_are_refused_before_anything_is_allocated(served):
