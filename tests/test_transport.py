@@ -461,6 +461,91 @@ def test_random_frames_never_stop_a_daemon(served, frames):
             assert conn.call("add", 0) == counter.n
 
 
+_recorded: dict[str, list[bytes]] = {}
+_KEYS = st.sampled_from(["CNCE", "NONC", "UNCE", "CORR", "HMAC", "ABCD", "ZZZZ"])
+_TYPES = st.sampled_from([Pyro4.message.MSG_CONNECT, Pyro4.message.MSG_CONNECTOK,
+                          Pyro4.message.MSG_INVOKE, Pyro4.message.MSG_RESULT,
+                          Pyro4.message.MSG_PING, 0, 99])
+
+
+def _recording(uri: str, server: transport.Server) -> list[bytes]:
+    """The frames of one legitimate session (hello, proof, a call), both directions."""
+    if uri not in _recorded:
+        relay = _record_session(uri, server)
+        _recorded[uri] = _frames(bytes(relay.sent)) + _frames(bytes(relay.answered))
+    return _recorded[uri]
+
+
+def _resplit(frame: bytes, msg_type: int, keys: list[str], cuts: list[int]) -> bytes:
+    """``frame`` with its HMAC kept valid but its signed bytes cut differently into data and
+    annotation values (Pyro's HMAC is over their concatenation) and another type."""
+    header = Pyro4.message.Message.from_header(frame[:_HEADER_SIZE])
+    chunks, annotations = frame[_HEADER_SIZE:_HEADER_SIZE + header.annotations_size], {}
+    while chunks:
+        key, length = struct.unpack("!4sH", chunks[:6])
+        annotations[key.decode()], chunks = chunks[6:6 + length], chunks[6 + length:]
+    data = frame[_HEADER_SIZE + header.annotations_size:]
+    signed = data + b"".join(v for k, v in sorted(annotations.items()) if k != "HMAC")
+    bounds = sorted({min(c, len(signed)) for c in cuts})[:len(keys)]
+    names = sorted(set(keys) - {"HMAC"})[:len(bounds)]
+    bounds = bounds[:len(names)]
+    pieces = [signed[a:b] for a, b in zip(bounds, bounds[1:] + [len(signed)])]
+    return Pyro4.message.Message(msg_type, signed[:bounds[0]] if bounds else signed,
+                                 header.serializer_id, 0, header.seq,
+                                 {**dict(zip(names, pieces)), "HMAC": annotations["HMAC"]}
+                                 ).to_bytes()
+
+
+@st.composite
+def _attacks(draw, frames: list[bytes]) -> bytes:
+    """What a party without the secret can send, built from one recorded session."""
+    pick = st.integers(0, len(frames) - 1)
+    kind = draw(st.sampled_from(["replay", "flip", "truncate", "resplit", "forge"]))
+    if kind == "replay":  # recorded frames, either direction, any order, repeated
+        return b"".join(frames[i] for i in draw(st.lists(pick, min_size=1, max_size=5)))
+    if kind == "flip":
+        frame = bytearray(frames[draw(pick)])
+        position = draw(st.integers(0, len(frame) - 1))
+        frame[position] ^= draw(st.integers(1, 255))
+        return frames[0] + bytes(frame)
+    if kind == "truncate":
+        frame = frames[draw(pick)]
+        return frames[0] + frame[:draw(st.integers(0, len(frame) - 1))]
+    if kind == "resplit":
+        return b"".join(_resplit(frames[draw(pick)], draw(_TYPES),
+                                 draw(st.lists(_KEYS, min_size=0, max_size=4, unique=True)),
+                                 draw(st.lists(st.integers(0, 400), max_size=4)))
+                        for _ in range(draw(st.integers(1, 3))))
+    values = st.one_of(st.binary(max_size=48), st.sampled_from(
+        [m[-20:] for m in frames] + [m[_HEADER_SIZE:_HEADER_SIZE + 40] for m in frames]))
+    return Pyro4.message.Message(draw(_TYPES), draw(st.binary(max_size=64)), 3, 0,
+                                 draw(st.integers(0, 0xFFFF)),
+                                 draw(st.dictionaries(_KEYS, values, max_size=4)),
+                                 hmac_key=draw(st.sampled_from([None, b"wrong"]))).to_bytes()
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[
+    HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_and_replayed_handshakes_never_authenticate(served, data):
+    """Recorded frames of a legitimate session replayed in any order and either direction,
+    with a byte flipped, truncated, their signed bytes cut differently under the same HMAC,
+    or forged with any type and annotations: the server never authenticates the sender, never
+    stops, and serves a party with the secret right afterwards."""
+    counter, server, uri = served
+    frames = _recording(uri, server)
+    attack = data.draw(_attacks(frames))
+    before = server.stats()["authenticated"]
+    with socket.create_connection(server.location, timeout=5) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(attack)
+            sock.shutdown(socket.SHUT_WR)
+        _drain(sock)
+    assert server.stats()["authenticated"] == before, "authenticated without the secret"
+    with transport.Connection(uri, SECRET, 5) as conn:
+        assert conn.call("add", 0) == counter.n
+
+
 def test_two_way_tls_refuses_a_party_without_a_certificate(tmp_path):
     """With TLS on (a property of the process), the daemon completes no handshake with a
     party that shows no certificate of the run's CA; parties that do work as usual."""
