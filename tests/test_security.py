@@ -1,10 +1,15 @@
 """Secrets, refused strangers, signed marshal (or serpent) only, loopback by default."""
 from __future__ import annotations
 
+import contextlib
 import os
+import selectors
+import socket
 import stat
+import struct
 import subprocess
 import sys
+import time
 
 import Pyro4
 import Pyro4.errors
@@ -147,3 +152,150 @@ def test_a_working_directory_gets_a_fresh_run_secret(tmp_path):
         worker = Echo("fresh", nameserver=ns.host, nameserver_port=ns.port)
         worker.run(background=True)
         worker.shutdown()
+
+
+# ------------------------------------------------------------------ a recorded handshake replayed
+_REPLAYED_DISPATCHER = r"""
+import json, os, resource, sys, threading
+_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))  # a common default
+from ultrarun.dispatcher import Dispatcher
+from ultrarun.security import Credentials
+
+run_id, directory = sys.argv[1:3]
+creds = Credentials.read(directory, run_id)
+lock = threading.Condition()
+state = {"results": 0, "pids": set()}
+
+
+def on_result(job):
+    with lock:
+        state["results"] += 1
+        state["pids"].add((job.result or {}).get("info", {}).get("pid"))
+        lock.notify_all()
+
+
+d = Dispatcher(on_result, run_id=run_id, nameserver=creds.host, nameserver_port=creds.port,
+               secret=creds.secret, ping_interval=0.5, timeout=5.0)
+d.start()
+print("ready", d.uri, flush=True)
+
+
+def feed():  # keep a few jobs queued for as long as the process lives
+    submitted = 0
+    while True:
+        with lock:
+            lock.wait_for(lambda: submitted - state["results"] < 4, timeout=1)
+            if submitted - state["results"] >= 4:
+                continue
+        try:
+            d.submit_job(submitted, config={"x": 1.0, "sleep": 0.02}, budget=1.0)
+        except Exception:  # shut down
+            return
+        submitted += 1
+
+
+threading.Thread(target=feed, daemon=True).start()
+for line in sys.stdin:
+    if line.strip() != "stats":
+        break
+    with open("/proc/self/status") as fh:
+        rss = next(int(l.split()[1]) for l in fh if l.startswith("VmRSS:"))
+    with lock:
+        info = {"results": state["results"], "pids": sorted(p for p in state["pids"] if p)}
+    info.update(server=d._server.stats(), rss_kb=rss, fds=len(os.listdir("/proc/self/fd")),
+                workers=d.number_of_workers())
+    print("STATS", json.dumps(info), flush=True)
+d.shutdown()
+"""
+
+
+def test_a_recorded_handshake_replayed_1000_times_opens_nothing(cluster):
+    """An on-path party records one legitimate handshake with the dispatcher and replays it
+    1,000 times from connections it keeps open (300 of them then start a large message and
+    never finish it),
+    against a real dispatcher process under `ulimit -n 1024`: none is authenticated, the
+    dispatcher's memory stays bounded, jobs keep flowing to the real workers, and a fresh
+    worker joins and gets jobs."""
+    import json
+    import queue
+    import threading
+
+    from conftest import Recorder, wait_until
+    from ultrarun.config import config
+    from ultrarun.security import Credentials
+
+    cluster.start_workers(2)
+    proc = subprocess.Popen([sys.executable, "-c", _REPLAYED_DISPATCHER, cluster.run_id,
+                             str(cluster.dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+    attackers: list = []
+
+    def read(prefix: str) -> str:
+        line = lines.get(timeout=30)
+        assert line.startswith(prefix), line
+        return line[len(prefix):].strip()
+
+    def stats() -> dict:
+        proc.stdin.write("stats\n")
+        proc.stdin.flush()
+        return json.loads(read("STATS"))
+
+    try:
+        uri = read("ready")
+        wait_until(lambda: stats()["results"] >= 10, timeout=30, message="jobs to flow")
+        host, port = uri.rsplit("@", 1)[1].rsplit(":", 1)
+        relay = Recorder((host, int(port)))
+        relayed = uri.rsplit("@", 1)[0] + f"@127.0.0.1:{relay.address[1]}"
+        secret = Credentials.read(cluster.dir, cluster.run_id).secret
+        with transport.Connection(relayed, secret, 5) as conn:
+            conn.connect()  # one legitimate handshake, recorded on the way
+        recorded = bytes(relay.sent)
+        assert recorded, "the handshake was recorded"
+        before = stats()
+        size = config.MAX_MESSAGE_SIZE - 1024  # then a large message, half sent, to hold memory
+        half_message = struct.pack(
+            "!4sHHHHiHHHH", b"PYRO", 48, 4, 0, 7, size, 1, 0, 0,
+            (4 + 48 + size + 0 + 0 + 1 + 7 + 0x34E9) & 0xFFFF) + b"x" * (128 * 1024)
+        for batch in range(0, 1000, 50):  # as an attacker would: 50 at a time, each answered
+            socks = []
+            for i in range(batch, batch + 50):
+                with contextlib.suppress(OSError):
+                    sock = socket.create_connection((host, int(port)), timeout=2)
+                    attackers.append(sock)
+                    socks.append(sock)
+                    sock.setblocking(False)
+                    sock.send(recorded + half_message if i < 300 else recorded)
+            with selectors.DefaultSelector() as answered:  # wait for each one's answer
+                for sock in socks:
+                    answered.register(sock, selectors.EVENT_READ)
+                deadline = time.monotonic() + 10
+                while answered.get_map() and time.monotonic() < deadline:
+                    for key, _ in answered.select(1):
+                        answered.unregister(key.fileobj)
+        wait_until(lambda: stats()["server"].get("accepted", 0)
+                   >= before["server"].get("accepted", 0) + 1000, timeout=30,
+                   message="the dispatcher to take all 1000 replays")
+        after = stats()
+        replayed_in = (after["server"].get("authenticated", 0)
+                       - before["server"].get("authenticated", 0))
+        assert replayed_in == 0, f"{replayed_in} replayed handshakes were authenticated"
+        grown = (after["rss_kb"] - before["rss_kb"]) / 1024
+        assert grown < 48, f"the dispatcher grew by {grown:.0f} MB"
+        wait_until(lambda: stats()["results"] >= after["results"] + 20, timeout=30,
+                   message="jobs to keep flowing during the replays")
+        fresh = cluster.start_workers(1)[0]
+        wait_until(lambda: fresh.pid in stats()["pids"], timeout=60,
+                   message="the fresh worker to join and run a job")
+    finally:
+        for sock in attackers:
+            sock.close()
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -3,8 +3,14 @@ with it but hostile) can and cannot do to a daemon. Real sockets on 127.0.0.1, p
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import struct
+import subprocess
+import sys
+import threading
+
+import Pyro4.message
 
 import pytest
 from conftest import Recorder, wait_until
@@ -17,6 +23,7 @@ from ultrarun.errors import AuthenticationError, CommunicationError
 from ultrarun.security import make_certificates
 
 SECRET = "s3cret"
+_HEADER_SIZE = Pyro4.message.Message.header_size
 
 
 @transport.expose
@@ -115,6 +122,273 @@ def test_an_answer_that_does_not_echo_its_request_is_refused(served):
         conn.close()
 
 
+class _Relay:
+    """A TCP relay on 127.0.0.1 that records both directions of one connection (an on-path
+    party without the secret)."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.target = target
+        self.sent, self.answered = bytearray(), bytearray()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        client, _ = self.listener.accept()
+        upstream = socket.create_connection(self.target)
+
+        def pump(src: socket.socket, dst: socket.socket, record: bytearray) -> None:
+            with contextlib.suppress(OSError):
+                while data := src.recv(65536):
+                    record += data
+                    dst.sendall(data)
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+        threading.Thread(target=pump, args=(client, upstream, self.sent), daemon=True).start()
+        pump(upstream, client, self.answered)
+
+    def uri(self, uri: str) -> str:
+        return uri.rsplit("@", 1)[0] + f"@127.0.0.1:{self.port}"
+
+
+def _frames(data: bytes) -> list[bytes]:
+    """Split a recorded byte stream into Pyro messages."""
+    frames = []
+    while len(data) >= _HEADER_SIZE:
+        header = Pyro4.message.Message.from_header(data[:_HEADER_SIZE])
+        size = _HEADER_SIZE + header.annotations_size + header.data_size
+        frames.append(data[:size])
+        data = data[size:]
+    return frames
+
+
+def _record_session(uri: str, server: transport.Server, calls: int = 1) -> _Relay:
+    """One legitimate connection through a recording relay: the handshake and ``calls``
+    calls (the relay records before it forwards, so all is recorded when they return)."""
+    relay = _Relay(server.location)
+    with transport.Connection(relay.uri(uri), SECRET, 5) as conn:
+        conn.connect()
+        for _ in range(calls):
+            conn.call("add", 0)
+    return relay
+
+
+def _drain(sock: socket.socket) -> bytes:
+    """Everything the server sends until it hangs up (or 5 s of silence)."""
+    got = bytearray()
+    with contextlib.suppress(OSError):
+        while data := sock.recv(65536):
+            got += data
+    return bytes(got)
+
+
+def test_a_recorded_handshake_authenticates_nothing(served):
+    """The handshake of one connection, recorded and sent again on new ones: the server
+    answers the hello with a fresh nonce and refuses the recorded proof; a replayed hello alone
+    stays in the handshake class (no more than 64 KiB may follow it). None is authenticated."""
+    counter, server, uri = served
+    relay = _record_session(uri, server)
+    hello, proof = _frames(bytes(relay.sent))[:2]
+    wait_until(lambda: server.stats()["open"] == 0, message="the recorded connection to close")
+    attacks = {"the hello and its proof": hello + proof,
+               "the hello and a large message": hello + _header(4, 1024 * 1024) + b"x" * 1000}
+    for name, replay in attacks.items():
+        for _ in range(20):
+            with socket.create_connection(server.location, timeout=5) as sock:
+                sock.sendall(replay)
+                assert len(_frames(_drain(sock))) == 1, f"{name}: only the hello is answered"
+    held = [socket.create_connection(server.location, timeout=5) for _ in range(20)]
+    try:
+        for sock in held:
+            sock.sendall(hello)
+            assert _frames(sock.recv(65536)), "a fresh server nonce"
+        stats = server.stats()
+        assert stats["open"] == 20 and stats["authenticated_open"] == 0
+    finally:
+        for sock in held:
+            sock.close()
+    assert stats["authenticated"] == 1, "no replayed handshake was authenticated"
+    assert stats["refused_replay"] == 20 and stats["refused_size"] == 20
+    with transport.Connection(uri, SECRET, 5) as conn:
+        assert conn.call("add", 1) == counter.n == 1
+
+
+def test_a_replayed_hello_without_its_proof_expires(served):
+    _, server, uri = served
+    relay = _record_session(uri, server)
+    hello = _frames(bytes(relay.sent))[0]
+    saved = config.COMMTIMEOUT
+    config.COMMTIMEOUT = 0.3
+    try:
+        with socket.create_connection(server.location, timeout=5) as sock:
+            sock.sendall(hello)
+            assert _frames(_drain(sock)), "answered, then closed at the handshake deadline"
+        assert server.stats().get("expired_handshake", 0) == 1
+        assert server.stats()["authenticated"] == 1
+    finally:
+        config.COMMTIMEOUT = saved
+
+
+def test_a_client_refuses_a_recorded_server(served):
+    """A fake server that plays back what a real one answered on another connection (its
+    handshake answer, the proof's echo, a call's answer) is refused at connect: the recorded
+    answer does not carry this connection's client nonce, so no recorded answer is taken."""
+    _, server, uri = served
+    relay = _record_session(uri, server)
+    recorded = bytes(relay.answered)
+    fake = socket.create_server(("127.0.0.1", 0))
+
+    def play() -> None:
+        with contextlib.suppress(OSError):
+            sock, _ = fake.accept()
+            with sock:
+                sock.recv(65536)
+                sock.sendall(recorded)
+                _drain(sock)
+
+    threading.Thread(target=play, daemon=True).start()
+    fake_uri = uri.rsplit("@", 1)[0] + f"@127.0.0.1:{fake.getsockname()[1]}"
+    try:
+        with transport.Connection(fake_uri, SECRET, 5) as conn:
+            with pytest.raises(AuthenticationError, match="replayed"):
+                conn.call("add", 0)
+    finally:
+        fake.close()
+
+
+def _read_frame(sock: socket.socket) -> bytes:
+    data = b""
+    while len(data) < _HEADER_SIZE:
+        data += sock.recv(_HEADER_SIZE - len(data)) or _closed()
+    header = Pyro4.message.Message.from_header(data)
+    rest = header.annotations_size + header.data_size
+    while len(data) < _HEADER_SIZE + rest:
+        data += sock.recv(_HEADER_SIZE + rest - len(data)) or _closed()
+    return data
+
+
+def _closed() -> bytes:
+    raise OSError("closed")
+
+
+def _as_type(frame: bytes, msg_type: int) -> bytes:
+    """``frame`` with another message type (and the header checksum to match): Pyro's HMAC
+    covers the data and annotation values, not the header."""
+    fields = list(struct.unpack("!4sHHHHiHHHH", frame[:_HEADER_SIZE]))
+    fields[2] = msg_type
+    _, ver, t, flags, seq, size, ser, ann, _, _ = fields
+    fields[-1] = (t + ver + size + ann + flags + ser + seq + 0x34E9) & 0xFFFF
+    return struct.pack("!4sHHHHiHHHH", *fields) + frame[_HEADER_SIZE:]
+
+
+def test_a_client_refuses_its_own_request_sent_back_as_an_answer(served):
+    """Reflection: an on-path party relays the handshake, then sends the client's own signed
+    request back as the answer. Answers carry the mirrored token, so the client refuses it."""
+    counter, server, uri = served
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def reflect() -> None:
+        with contextlib.suppress(OSError):
+            client, _ = listener.accept()
+            with client, socket.create_connection(server.location) as upstream:
+                for _ in range(2):  # the hello and the proof: relayed both ways
+                    upstream.sendall(_read_frame(client))
+                    client.sendall(_read_frame(upstream))
+                request = _read_frame(client)
+                client.sendall(_as_type(request, Pyro4.message.MSG_RESULT))
+                _drain(client)
+
+    threading.Thread(target=reflect, daemon=True).start()
+    try:
+        with transport.Connection(uri.rsplit("@", 1)[0]
+                                  + f"@127.0.0.1:{listener.getsockname()[1]}", SECRET, 5) as conn:
+            with pytest.raises(AuthenticationError, match="echo"):
+                conn.call("add", 5)
+        assert counter.n == 0, "the server never saw the call"
+    finally:
+        listener.close()
+
+
+def test_the_buffer_budget_bounds_authenticated_peers(served):
+    """Authenticated peers that start large messages and never finish them: once the server's
+    MAX_BUFFERED is reserved, the next is refused at its header, and a party that sends a
+    normal call is served."""
+    counter, server, uri = served
+    saved = config.MAX_MESSAGE_SIZE, config.MAX_BUFFERED
+    config.MAX_MESSAGE_SIZE, config.MAX_BUFFERED = 256 * 1024, 512 * 1024
+    conns = []
+    try:
+        for _ in range(3):  # 3 x 200 KiB announced: the third does not fit in 512 KiB
+            conn = transport.Connection(uri, SECRET, 5)
+            conn.connect()
+            conn._proxy._pyroConnection.sock.sendall(_header(4, 200 * 1024) + b"x" * 1000)
+            conns.append(conn)
+        wait_until(lambda: server.stats().get("refused_budget", 0) == 1,
+                   message="the third message to be refused")
+        with transport.Connection(uri, SECRET, 5) as conn:
+            assert conn.call("add", 1) == 1
+        assert server.stats()["authenticated"] == 4
+    finally:
+        config.MAX_MESSAGE_SIZE, config.MAX_BUFFERED = saved
+        for conn in conns:
+            conn.close()
+
+
+_OUT_OF_FDS = r"""
+import logging, os, resource, socket, sys, threading
+from ultrarun import transport
+from ultrarun.config import config
+
+logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(levelname)s %(message)s")
+calls = [0]
+accept = transport._Loop._accept
+def counted(self):
+    calls[0] += 1
+    return accept(self)
+transport._Loop._accept = counted
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+config.FD_RESERVE = 16
+
+@transport.expose
+class Echo:
+    def hi(self):
+        return "hi"
+
+with transport.Server(Echo(), "k") as server:
+    hog = []
+    try:
+        while True:  # the rest of the process takes every descriptor
+            hog.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        pass
+    os.close(hog.pop())  # one for the client socket below
+    client = socket.create_connection(server.location, timeout=5)
+    before = calls[0]
+    threading.Event().wait(1.5)  # the fault lasts this long
+    print("ACCEPT-CALLS", calls[0] - before, flush=True)
+    for fd in hog:
+        os.close(fd)
+    with transport.Connection(server.uri, "k", 5) as conn:
+        print("CALL", conn.call("hi"), flush=True)
+    print("PAUSED", server.stats().get("accept_paused", 0), flush=True)
+    client.close()
+"""
+
+
+def test_out_of_file_descriptors_the_accept_loop_pauses_and_warns_once():
+    """A process out of file descriptors: the loop stops watching the listener for a while
+    instead of spinning on EMFILE, warns once (rate-limited), and serves again when
+    descriptors are free."""
+    out = subprocess.run([sys.executable, "-c", _OUT_OF_FDS], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    calls = int(out.stdout.split("ACCEPT-CALLS")[1].split()[0])
+    assert calls <= 15, f"the accept loop ran {calls} times in 1.5 s out of descriptors"
+    assert "CALL hi" in out.stdout
+    assert out.stdout.count("cannot accept connections") == 1, out.stdout
+
+
 def test_oversized_messages_are_refused_before_anything_is_allocated(served):
     _, server, uri = served
     host, port = server.location
@@ -170,6 +444,28 @@ def test_pending_and_open_connections_are_bounded(served):
             thing.close()
 
 
+def test_connections_leave_fd_reserve_descriptors_to_the_process(served):
+    """A server never holds so many connections that fewer than FD_RESERVE of the process's
+    descriptors are left; the least recently used goes and comes back when it calls again."""
+    import resource
+
+    counter, server, uri = served
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    saved = config.FD_RESERVE
+    config.FD_RESERVE = soft - 4  # room for 4 connections
+    conns = [transport.Connection(uri, SECRET, 5) for _ in range(10)]
+    try:
+        for conn in conns:
+            conn.call("add", 1)
+            assert server.stats()["open"] <= 4
+        assert server.stats()["evicted_idle"] >= 6
+        assert conns[0].call("add", 0) == counter.n == 10, "an evicted connection comes back"
+    finally:
+        config.FD_RESERVE = saved
+        for conn in conns:
+            conn.close()
+
+
 _FRAMES = st.one_of(
     st.binary(max_size=200),
     st.builds(lambda t, size, rest: _header(t, size) + rest, st.integers(0, 7),
@@ -191,6 +487,91 @@ def test_random_frames_never_stop_a_daemon(served, frames):
                 sock.sendall(frame)
         with transport.Connection(uri, SECRET, 5) as conn:
             assert conn.call("add", 0) == counter.n
+
+
+_recorded: dict[str, list[bytes]] = {}
+_KEYS = st.sampled_from(["CNCE", "NONC", "UNCE", "CORR", "HMAC", "ABCD", "ZZZZ"])
+_TYPES = st.sampled_from([Pyro4.message.MSG_CONNECT, Pyro4.message.MSG_CONNECTOK,
+                          Pyro4.message.MSG_INVOKE, Pyro4.message.MSG_RESULT,
+                          Pyro4.message.MSG_PING, 0, 99])
+
+
+def _recording(uri: str, server: transport.Server) -> list[bytes]:
+    """The frames of one legitimate session (hello, proof, a call), both directions."""
+    if uri not in _recorded:
+        relay = _record_session(uri, server)
+        _recorded[uri] = _frames(bytes(relay.sent)) + _frames(bytes(relay.answered))
+    return _recorded[uri]
+
+
+def _resplit(frame: bytes, msg_type: int, keys: list[str], cuts: list[int]) -> bytes:
+    """``frame`` with its HMAC kept valid but its signed bytes cut differently into data and
+    annotation values (Pyro's HMAC is over their concatenation) and another type."""
+    header = Pyro4.message.Message.from_header(frame[:_HEADER_SIZE])
+    chunks, annotations = frame[_HEADER_SIZE:_HEADER_SIZE + header.annotations_size], {}
+    while chunks:
+        key, length = struct.unpack("!4sH", chunks[:6])
+        annotations[key.decode()], chunks = chunks[6:6 + length], chunks[6 + length:]
+    data = frame[_HEADER_SIZE + header.annotations_size:]
+    signed = data + b"".join(v for k, v in sorted(annotations.items()) if k != "HMAC")
+    bounds = sorted({min(c, len(signed)) for c in cuts})[:len(keys)]
+    names = sorted(set(keys) - {"HMAC"})[:len(bounds)]
+    bounds = bounds[:len(names)]
+    pieces = [signed[a:b] for a, b in zip(bounds, bounds[1:] + [len(signed)])]
+    return Pyro4.message.Message(msg_type, signed[:bounds[0]] if bounds else signed,
+                                 header.serializer_id, 0, header.seq,
+                                 {**dict(zip(names, pieces)), "HMAC": annotations["HMAC"]}
+                                 ).to_bytes()
+
+
+@st.composite
+def _attacks(draw, frames: list[bytes]) -> bytes:
+    """What a party without the secret can send, built from one recorded session."""
+    pick = st.integers(0, len(frames) - 1)
+    kind = draw(st.sampled_from(["replay", "flip", "truncate", "resplit", "forge"]))
+    if kind == "replay":  # recorded frames, either direction, any order, repeated
+        return b"".join(frames[i] for i in draw(st.lists(pick, min_size=1, max_size=5)))
+    if kind == "flip":
+        frame = bytearray(frames[draw(pick)])
+        position = draw(st.integers(0, len(frame) - 1))
+        frame[position] ^= draw(st.integers(1, 255))
+        return frames[0] + bytes(frame)
+    if kind == "truncate":
+        frame = frames[draw(pick)]
+        return frames[0] + frame[:draw(st.integers(0, len(frame) - 1))]
+    if kind == "resplit":
+        return b"".join(_resplit(frames[draw(pick)], draw(_TYPES),
+                                 draw(st.lists(_KEYS, min_size=0, max_size=4, unique=True)),
+                                 draw(st.lists(st.integers(0, 400), max_size=4)))
+                        for _ in range(draw(st.integers(1, 3))))
+    values = st.one_of(st.binary(max_size=48), st.sampled_from(
+        [m[-20:] for m in frames] + [m[_HEADER_SIZE:_HEADER_SIZE + 40] for m in frames]))
+    return Pyro4.message.Message(draw(_TYPES), draw(st.binary(max_size=64)), 3, 0,
+                                 draw(st.integers(0, 0xFFFF)),
+                                 draw(st.dictionaries(_KEYS, values, max_size=4)),
+                                 hmac_key=draw(st.sampled_from([None, b"wrong"]))).to_bytes()
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[
+    HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_and_replayed_handshakes_never_authenticate(served, data):
+    """Recorded frames of a legitimate session replayed in any order and either direction,
+    with a byte flipped, truncated, their signed bytes cut differently under the same HMAC,
+    or forged with any type and annotations: the server never authenticates the sender, never
+    stops, and serves a party with the secret right afterwards."""
+    counter, server, uri = served
+    frames = _recording(uri, server)
+    attack = data.draw(_attacks(frames))
+    before = server.stats()["authenticated"]
+    with socket.create_connection(server.location, timeout=5) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(attack)
+            sock.shutdown(socket.SHUT_WR)
+        _drain(sock)
+    assert server.stats()["authenticated"] == before, "authenticated without the secret"
+    with transport.Connection(uri, SECRET, 5) as conn:
+        assert conn.call("add", 0) == counter.n
 
 
 def test_two_way_tls_refuses_a_party_without_a_certificate(tmp_path):

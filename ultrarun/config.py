@@ -33,6 +33,12 @@ _DEFAULTS: dict[str, Any] = {
     "MAX_CONNECTIONS": 4096,
     # Connections that may wait for their handshake at once; the oldest goes first.
     "MAX_PENDING": 128,
+    # Bytes a server buffers at once over all its connections (messages being received,
+    # answers not yet read); a message that would exceed it closes its connection.
+    "MAX_BUFFERED": 128 * 1024 * 1024,
+    # File descriptors a server leaves to the rest of its process: it keeps at most
+    # `ulimit -n` minus this many connections open.
+    "FD_RESERVE": 256,
     # Seconds a connection may stay silent before its server closes it.
     "IDLE_CLOSE": 600.0,
     # Directory with the run's TLS certificates (ultrarun certs DIR): two-way TLS everywhere.

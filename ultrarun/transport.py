@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import logging
 import marshal
+import math
 import os
 import re
+import resource
 import selectors
 import socket
 import ssl
@@ -31,6 +34,7 @@ import Pyro4.errors
 import Pyro4.message
 import Pyro4.naming
 import Pyro4.socketutil
+import Pyro4.util
 
 from .config import config
 from .errors import (AuthenticationError, CommunicationError, CommunicationTimeout,
@@ -53,10 +57,34 @@ oneway = Pyro4.oneway
 _Message = Pyro4.message.Message
 _HEADER = _Message.header_size
 _PREAUTH_LIMIT = 64 * 1024  # a handshake is a few hundred bytes
-_NONCE = "NONC"  # annotation keys: 4 characters, Pyro's rule
+_CLIENT = "CNCE"  # annotation keys: 4 characters, Pyro's rule
+_NONCE = "NONC"
 _FRESH = "UNCE"
 _COUNTER = struct.Struct("!Q")
+_NONCE_SIZE = 16
+_MARSHAL_ID = Pyro4.util.MarshalSerializer.serializer_id
+_TOKEN_SIZE = 2 * _NONCE_SIZE + _COUNTER.size
 _IDLE_SWEEP = 30.0  # seconds between sweeps of a server whose connections are all idle
+_WARN_EVERY = 10.0  # seconds between two warnings of one kind from one server
+_ACCEPT_PAUSE = (0.05, 1.0)  # seconds accepting pauses when the process is out of descriptors
+_OUT_OF_FDS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+# ------------------------------------------------------------------------------- the handshake
+# Every connection proves the secret afresh (docs/security.md, "The handshake"):
+#   client -> server  MSG_CONNECT   CNCE = c                (c: the client's fresh nonce)
+#   server -> client  MSG_CONNECTOK CNCE = c, NONC = s      (s: the server's fresh nonce)
+#   client -> server  MSG_PING      UNCE = c + s + counter  (the proof, then every request)
+#   server -> client  MSG_PING      UNCE = s + c + counter  (every answer: the mirrored token)
+# Pyro's HMAC covers the data and every annotation value, so only a holder of the secret can
+# write a message that carries both of this connection's nonces; the counter must grow, and
+# answers mirror the token, so neither side takes a message recorded elsewhere, an old one, or
+# its own sent back. A connection is authenticated when its proof arrives, not at MSG_CONNECT
+# (which anyone who recorded one can send again).
+def _answer_token(request: bytes) -> bytes:
+    """The token an answer to ``request`` carries: the two nonces swapped, the same counter."""
+    return (request[_NONCE_SIZE:2 * _NONCE_SIZE] + request[:_NONCE_SIZE]
+            + request[2 * _NONCE_SIZE:])
 
 # ---------------------------------------------------------------------------------------- names
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
@@ -211,18 +239,19 @@ if config.TLS:  # ULTRARUN_TLS, read when ultrarun is imported, like every setti
 class _Peer:
     """One client connection of a server, as the loop sees it."""
 
-    __slots__ = ("sock", "address", "inbox", "began", "last", "opened", "authed", "nonce",
-                 "count", "outbox", "out_since", "tls_pending", "dead")
+    __slots__ = ("sock", "address", "inbox", "need", "began", "last", "opened", "authed",
+                 "token", "count", "outbox", "out_since", "tls_pending", "dead")
 
     def __init__(self, sock: socket.socket, address: Any, now: float, tls: bool):
         self.sock = sock
         self.address = address
         self.inbox = bytearray()
+        self.need = 0  # size of the message being received, once its header is in (reserved)
         self.began: float | None = None  # when the message being received started
         self.last = now  # last activity
         self.opened = now
-        self.authed = False  # completed the signed handshake
-        self.nonce = b""
+        self.authed = False  # proved the secret on this connection
+        self.token = b""  # client nonce + server nonce, once the server answered MSG_CONNECT
         self.count = 0
         self.outbox = bytearray()
         self.out_since: float | None = None
@@ -291,6 +320,10 @@ class _Loop:
         self.pending: collections.OrderedDict[_Peer, None] = collections.OrderedDict()
         self.authed: collections.OrderedDict[_Peer, None] = collections.OrderedDict()
         self.stats: collections.Counter = collections.Counter()
+        self.buffered = 0  # bytes reserved for messages being received and unread answers
+        self.paused_until: float | None = None  # accepting paused: out of file descriptors
+        self.pause = _ACCEPT_PAUSE[0]
+        self.warned: dict[str, list] = {}  # kind -> [when it may warn again, suppressed]
         self.stopping = False
         self.urgent = False  # a handshake, message or answer began: sweep on the short period
         daemon.annotations = _reply_annotations  # answers (errors too) carry our annotations
@@ -300,7 +333,9 @@ class _Loop:
         sweep_every = max(0.05, min(0.5, config.COMMTIMEOUT / 4))
         next_sweep = time.monotonic() + sweep_every
         while not self.stopping:
-            timeout = max(0.0, next_sweep - time.monotonic())
+            wake_at = next_sweep if self.paused_until is None else min(next_sweep,
+                                                                       self.paused_until)
+            timeout = max(0.0, wake_at - time.monotonic())
             try:
                 events = self.selector.select(timeout)
             except (OSError, ValueError):
@@ -321,6 +356,8 @@ class _Loop:
                     if isinstance(key.data, _Peer):
                         self.close(key.data, "error")
             now = time.monotonic()
+            if self.paused_until is not None and now >= self.paused_until:
+                self._resume_accepting()
             if self.urgent:
                 self.urgent = False
                 next_sweep = min(next_sweep, now + sweep_every)
@@ -332,6 +369,58 @@ class _Loop:
         with contextlib.suppress(OSError):
             self.wake_w.send(b"x")
 
+    def warn(self, kind: str, message: str, *args: Any) -> None:
+        """Log at WARNING, at most once every few seconds per kind, with how many were held
+        back (an attacker must not be able to flood the log)."""
+        now = time.monotonic()
+        due = self.warned.setdefault(kind, [0.0, 0])
+        if now < due[0]:
+            due[1] += 1
+            return
+        held, due[:] = due[1], [now + _WARN_EVERY, 0]
+        suffix = f" ({held} more like it in the last {_WARN_EVERY:g}s)" if held else ""
+        log.warning("%s: " + message + suffix, self.name, *args)
+
+    @staticmethod
+    def _fd_capacity() -> float:
+        """Connections this server may hold and still leave FD_RESERVE file descriptors to the
+        rest of its process (its files, its own calls out)."""
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        return math.inf if soft == resource.RLIM_INFINITY else max(1, soft - config.FD_RESERVE)
+
+    def _make_room(self) -> None:
+        """Before a new connection is taken: at most MAX_PENDING in their handshake (the oldest
+        goes), and file descriptors left to the process (the oldest handshake goes, else the
+        least recently used authenticated connection)."""
+        while len(self.pending) >= config.MAX_PENDING:
+            self.stats["evicted_pending"] += 1
+            self.close(next(iter(self.pending)), "too many connections waiting for their "
+                                                 "handshake")
+        while self.connections >= self._fd_capacity():
+            self.stats["evicted_pending" if self.pending else "evicted_idle"] += 1
+            self.close(next(iter(self.pending or self.authed)),
+                       "too many connections for `ulimit -n` minus FD_RESERVE")
+
+    def _pause_accepting(self, exc: OSError) -> None:
+        """Out of file descriptors: stop watching the listener for a while (no spinning on a
+        listener that stays readable) and free the oldest handshake's descriptor."""
+        if self.pending:
+            self.stats["evicted_pending"] += 1
+            self.close(next(iter(self.pending)), "out of file descriptors")
+        self.stats["accept_paused"] += 1
+        self.warn("accept", "cannot accept connections (%s) with %d open; pausing for %.2fs "
+                  "(raise `ulimit -n`, or lower MAX_CONNECTIONS)", exc, self.connections,
+                  self.pause)
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(self.listener)
+        self.paused_until = time.monotonic() + self.pause
+        self.pause = min(_ACCEPT_PAUSE[1], 2 * self.pause)
+
+    def _resume_accepting(self) -> None:
+        self.paused_until = None
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.selector.register(self.listener, selectors.EVENT_READ, "accept")
+
     def _accept(self) -> None:
         for _ in range(256):  # bounded: other peers get their turn
             try:
@@ -339,8 +428,12 @@ class _Loop:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                log.debug("%s: accept failed: %s", self.name, exc)
+                if exc.errno in _OUT_OF_FDS:
+                    self._pause_accepting(exc)
+                else:
+                    log.debug("%s: accept failed: %s", self.name, exc)
                 return
+            self.pause = _ACCEPT_PAUSE[0]
             now = time.monotonic()
             sock.setblocking(False)
             with contextlib.suppress(OSError):
@@ -354,10 +447,7 @@ class _Loop:
                     continue
             peer = _Peer(sock, address, now, self.tls is not None)
             self.stats["accepted"] += 1
-            while len(self.pending) >= config.MAX_PENDING:
-                oldest = next(iter(self.pending))
-                self.stats["evicted_pending"] += 1
-                self.close(oldest, "too many connections waiting for their handshake")
+            self._make_room()
             self.pending[peer] = None
             self.urgent = True
             self.selector.register(sock, selectors.EVENT_READ, peer)
@@ -424,13 +514,18 @@ class _Loop:
                 return
             frame = bytes(peer.inbox[:size])
             del peer.inbox[:size]
+            self.buffered -= peer.need
+            peer.need = 0
             peer.began = now if peer.inbox else None
             self.urgent = self.urgent or bool(peer.inbox)
             self._handle(peer, frame)
 
     def _frame_size(self, peer: _Peer) -> int | None:
         """The size of the message at the head of the peer's bytes, once its header is in; the
-        peer is closed if the header is not Pyro's or announces too much."""
+        peer is closed if the header is not Pyro's or announces too much (for its class, or for
+        the server's buffer budget). The size is reserved in the budget until it is in."""
+        if peer.need:
+            return peer.need
         if len(peer.inbox) < _HEADER:
             if peer.inbox and peer.began is None:
                 peer.began, self.urgent = time.monotonic(), True
@@ -443,10 +538,20 @@ class _Loop:
             return None
         size = _HEADER + header.annotations_size + header.data_size
         limit = config.MAX_MESSAGE_SIZE if peer.authed else _PREAUTH_LIMIT
-        if size > limit or header.data_size < 0:
+        if size > limit or header.data_size < 0 or header.annotations_size < 0:
             self.stats["refused_size"] += 1
             self.close(peer, f"message of {size} bytes announced, the limit is {limit}")
             return None
+        budget = max(config.MAX_BUFFERED, config.MAX_MESSAGE_SIZE)
+        if self.buffered + size > budget:
+            self.stats["refused_budget"] += 1
+            self.warn("budget", "refused a message of %d bytes from %s: %d bytes are buffered "
+                      "already, the budget is %d (MAX_BUFFERED)", size, peer.address,
+                      self.buffered, budget)
+            self.close(peer, "the server's buffer budget is used up")
+            return None
+        peer.need = size
+        self.buffered += size
         return size
 
     def _handle(self, peer: _Peer, frame: bytes) -> None:
@@ -454,7 +559,7 @@ class _Loop:
             message = _Message.recv(_Frame(self, peer, frame), hmac_key=self.key)
         except Pyro4.errors.SecurityError:
             self.stats["refused_unsigned"] += 1
-            if not peer.authed:  # tell a party with the wrong secret why; then hang up
+            if not peer.token:  # tell a party with the wrong secret why; then hang up
                 _reply.annotations = {}
                 with contextlib.suppress(Exception):
                     self.daemon._handshake(_Frame(self, peer, frame),
@@ -469,35 +574,20 @@ class _Loop:
             self.stats["refused_unsigned"] += 1
             self.close(peer, "unsigned message")
             return
-        if not peer.authed:
-            if message.type != Pyro4.message.MSG_CONNECT:
-                self.stats["refused_malformed"] += 1
-                self.close(peer, "a request before the handshake")
-                return
-            nonce = os.urandom(16)
-            _reply.annotations = {_NONCE: nonce}
-            if self.daemon._handshake(_Frame(self, peer, frame)):
-                peer.authed, peer.nonce = True, nonce
-                self.pending.pop(peer, None)
-                self.authed[peer] = None
-                self.stats["authenticated"] += 1
-                while len(self.authed) > config.MAX_CONNECTIONS:
-                    oldest = next(iter(self.authed))
-                    self.stats["evicted_idle"] += 1
-                    self.close(oldest, "too many connections (least recently used)")
-            else:
-                self.close(peer, "handshake refused", flush=True)
+        if not peer.token:
+            self._hello(peer, frame, message)
             return
         fresh = message.annotations.get(_FRESH, b"")
-        if (len(fresh) != 16 + _COUNTER.size or fresh[:16] != peer.nonce
-                or _COUNTER.unpack(fresh[16:])[0] <= peer.count):
+        if (len(fresh) != _TOKEN_SIZE or fresh[:2 * _NONCE_SIZE] != peer.token
+                or _COUNTER.unpack(fresh[2 * _NONCE_SIZE:])[0] <= peer.count):
             self.stats["refused_replay"] += 1
-            log.warning("%s: refused a replayed or stale message from %s", self.name,
-                        peer.address)
+            self.warn("replay", "refused a replayed or stale message from %s", peer.address)
             self.close(peer, "replayed or stale message")
             return
-        peer.count = _COUNTER.unpack(fresh[16:])[0]
-        _reply.annotations = {_FRESH: fresh}
+        peer.count = _COUNTER.unpack(fresh[2 * _NONCE_SIZE:])[0]
+        if not peer.authed:
+            self._authenticated(peer)
+        _reply.annotations = {_FRESH: _answer_token(fresh)}
         try:
             self.daemon.handleRequest(_Frame(self, peer, frame))
         except Pyro4.errors.MessageTooLargeError as exc:  # the answer: say so, keep the peer
@@ -508,6 +598,50 @@ class _Loop:
             self.close(peer, f"request failed: {exc}")
         finally:
             _reply.annotations = {}
+
+    def _hello(self, peer: _Peer, frame: bytes, message: Any) -> None:
+        """A signed MSG_CONNECT: answer it with a fresh server nonce. It proves nothing (it may
+        be a recording), so the peer stays in the handshake class until its proof arrives."""
+        client = message.annotations.get(_CLIENT, b"")
+        if message.type != Pyro4.message.MSG_CONNECT:
+            self.stats["refused_malformed"] += 1
+            self.close(peer, "a request before the handshake")
+            return
+        refusal = None  # a party we cannot talk to: say why, then hang up
+        if message.serializer_id != _MARSHAL_ID:
+            refusal = (f"message used serializer that is not accepted: {message.serializer_id} "
+                       "(ultrarun speaks marshal only)")
+        elif len(client) != _NONCE_SIZE:
+            refusal = ("no client nonce: connect with ultrarun's own connections, of the same "
+                       "version as this server")
+        if refusal is not None:
+            self.stats["refused_malformed"] += 1
+            _reply.annotations = {}
+            with contextlib.suppress(Exception):
+                self.daemon._handshake(_Frame(self, peer, frame), denied_reason=refusal)
+            self.close(peer, refusal, flush=True)
+            return
+        server = os.urandom(_NONCE_SIZE)
+        _reply.annotations = {_CLIENT: bytes(client), _NONCE: server}
+        try:
+            accepted = self.daemon._handshake(_Frame(self, peer, frame))
+        finally:
+            _reply.annotations = {}
+        if accepted:
+            peer.token = bytes(client) + server
+        else:
+            self.close(peer, "handshake refused", flush=True)
+
+    def _authenticated(self, peer: _Peer) -> None:
+        """The peer proved the secret on this connection: it joins the authenticated class
+        (MAX_MESSAGE_SIZE messages, the idle deadline, MAX_CONNECTIONS)."""
+        peer.authed = True
+        self.pending.pop(peer, None)
+        self.authed[peer] = None
+        self.stats["authenticated"] += 1
+        while len(self.authed) > config.MAX_CONNECTIONS:
+            self.stats["evicted_idle"] += 1
+            self.close(next(iter(self.authed)), "too many connections (least recently used)")
 
     # ------------------------------------------------------------------------------ writing
     def write(self, peer: _Peer, data: bytes) -> None:
@@ -521,8 +655,14 @@ class _Loop:
             peer.out_since, self.urgent = time.monotonic(), True
             self._want(peer, write=True)
         peer.outbox += data
+        self.buffered += len(data)
         if len(peer.outbox) > 4 * config.MAX_MESSAGE_SIZE:
             self.close(peer, "does not read its answers")
+        elif self.buffered > max(config.MAX_BUFFERED, config.MAX_MESSAGE_SIZE):
+            self.stats["refused_budget"] += 1
+            self.warn("budget", "closed %s: it does not read its answers and the server's "
+                      "buffer budget is used up (MAX_BUFFERED)", peer.address)
+            self.close(peer, "does not read its answers (buffer budget)")
 
     def _flush(self, peer: _Peer) -> None:
         while peer.outbox:
@@ -530,6 +670,7 @@ class _Loop:
             if not sent:  # the socket is full (0), or the peer was closed (None)
                 return
             del peer.outbox[:sent]
+            self.buffered -= sent
         peer.out_since = None
         self._want(peer, write=False)
 
@@ -575,6 +716,7 @@ class _Loop:
             return
         peer.dead = True
         log.debug("%s: closing the connection from %s: %s", self.name, peer.address, reason)
+        self.buffered -= peer.need + len(peer.outbox)
         self.pending.pop(peer, None)
         self.authed.pop(peer, None)
         with contextlib.suppress(KeyError, ValueError):
@@ -690,34 +832,67 @@ def start_nameserver(secret: str, host: str | None = None, port: int = 0) -> Ser
 
 # ---------------------------------------------------------------------------------- connections
 class _Proxy(Pyro4.core.Proxy):
-    """Pyro's proxy, with the freshness annotation on every request and its echo checked on
-    every answer (see the module docstring). Its own state lives in ``__dict__``: Pyro's
-    proxy treats any other attribute as the remote object's."""
+    """Pyro's proxy, with the handshake of this module (see "The handshake" above): a fresh
+    client nonce in MSG_CONNECT, the server's answer checked for it, the proof sent at once,
+    the token on every request and its mirror checked on every answer. Its own state lives in
+    ``__dict__``: Pyro's proxy treats any other attribute as the remote object's."""
 
     def _pyroAnnotations(self) -> dict:
         state = self.__dict__
-        if self._pyroConnection is None or "_ur_nonce" not in state:  # the handshake itself
-            return {}
+        if self._pyroConnection is None:  # the handshake itself
+            state.update(_ur_client=os.urandom(_NONCE_SIZE), _ur_token=None)
+            return {_CLIENT: state["_ur_client"]}
+        return {_FRESH: self._ur_next()}
+
+    def _ur_next(self) -> bytes:
+        state = self.__dict__
+        if not state.get("_ur_token"):
+            raise Pyro4.errors.SecurityError("the connection's handshake did not complete")
         state["_ur_count"] += 1
-        state["_ur_sent"] = state["_ur_nonce"] + _COUNTER.pack(state["_ur_count"])
-        return {_FRESH: state["_ur_sent"]}
+        state["_ur_sent"] = state["_ur_token"] + _COUNTER.pack(state["_ur_count"])
+        return state["_ur_sent"]
+
+    def _ur_echoed(self, annotations: dict) -> bool:
+        sent = self.__dict__.get("_ur_sent")
+        return sent is not None and annotations.get(_FRESH) == _answer_token(sent)
 
     def _pyroResponseAnnotations(self, annotations: dict, msgtype: int) -> None:
         state = self.__dict__
         if msgtype == Pyro4.message.MSG_CONNECTOK:
-            nonce = annotations.get(_NONCE)
-            if not nonce or len(nonce) != 16:
+            server = annotations.get(_NONCE)
+            client = state.get("_ur_client")
+            if not server or len(server) != _NONCE_SIZE or annotations.get(_CLIENT) != client:
                 self._pyroRelease()
-                raise Pyro4.errors.SecurityError("the server sent no nonce: not an ultrarun "
-                                                 "daemon of this version")
-            state.update(_ur_nonce=bytes(nonce), _ur_count=0, _ur_sent=None)
-        elif msgtype == Pyro4.message.MSG_RESULT:
-            if annotations.get(_FRESH) != state.get("_ur_sent"):
-                raise Pyro4.errors.SecurityError("an answer that does not echo this request "
-                                                 "(replayed?)")
+                raise Pyro4.errors.SecurityError(
+                    "the server's handshake answer is not for this connection (replayed?), "
+                    "or it is not an ultrarun daemon of this version")
+            state.update(_ur_token=client + bytes(server), _ur_count=0, _ur_sent=None)
+            self._ur_prove()
+        elif msgtype == Pyro4.message.MSG_RESULT and not self._ur_echoed(annotations):
+            raise Pyro4.errors.SecurityError("an answer that does not echo this request "
+                                             "(replayed?)")
+
+    def _ur_prove(self) -> None:
+        """Prove the secret on this connection now (a ping carrying the token), so that it is
+        authenticated when connect returns, whenever its first request follows."""
+        conn, key = self._pyroConnection, self._pyroHmacKey
+        self._pyroSeq = (self._pyroSeq + 1) & 0xFFFF
+        ping = _Message(Pyro4.message.MSG_PING, b"ping", _MARSHAL_ID, 0, self._pyroSeq,
+                        annotations={_FRESH: self._ur_next()}, hmac_key=key)
+        try:
+            conn.send(ping.to_bytes())
+            pong = _Message.recv(conn, [Pyro4.message.MSG_PING], hmac_key=key)
+        except Exception:
+            self._pyroRelease()
+            raise
+        if pong.seq != self._pyroSeq or not self._ur_echoed(pong.annotations):
+            self._pyroRelease()
+            raise Pyro4.errors.SecurityError("the server's answer to the handshake proof does "
+                                             "not echo it (replayed?)")
 
     def _pyroRelease(self) -> None:
-        self.__dict__.pop("_ur_nonce", None)  # a new connection gets a new nonce
+        for name in ("_ur_client", "_ur_token", "_ur_sent"):  # a new connection, new nonces
+            self.__dict__.pop(name, None)
         super()._pyroRelease()
 
 
