@@ -65,6 +65,19 @@ def test_demo_runs_an_optimisation_and_writes_results_and_a_report(tmp_path):
     assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 
+def test_demo_without_matplotlib_skips_the_report_and_says_what_to_install(tmp_path):
+    """A bare ``pip install ultrarun`` (no [plot] extra) runs the demo to the end."""
+    code = ("import sys; sys.modules['matplotlib'] = None; from ultrarun.cli import main; "
+            "raise SystemExit(main(sys.argv[1:]))")
+    out = subprocess.run([sys.executable, "-c", code, "demo", "--n-workers", "2",
+                          "--n-iterations", "1", "--output", str(tmp_path)], capture_output=True,
+                         text=True, timeout=240, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "budget    27: loss" in out.stdout
+    assert "no report: ultrarun's plots need matplotlib: pip install 'ultrarun[plot]'" in out.stdout
+    assert not (tmp_path / "report" / "index.html").exists()
+
+
 @pytest.mark.slow
 def test_demo_with_asha_runs_until_its_seconds_are_used_up(tmp_path):
     out = ultrarun("demo", "--n-workers", "2", "--optimizer", "hyperband", "--asha", "--seconds",
