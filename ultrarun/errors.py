@@ -40,6 +40,11 @@ class ResultError(JobError):
     """A compute result cannot be used or cannot travel; the message names the offending field."""
 
 
+class NoSuccessfulRunError(UltrarunError, ValueError):
+    """A result was asked for its best configuration, but no run finished with a loss; the
+    message counts the failures by status and quotes their errors."""
+
+
 class JobFailed(JobError):
     """Raised by a compute to end its job with ``status`` (CRASHED, TIMEOUT or MEMOUT) and this
     message, e.g. a compute that enforces its own time limit."""
@@ -59,4 +64,5 @@ class TargetAlgorithmAbortException(JobError):
 
 __all__ = ["UltrarunError", "ConfigurationError", "CommunicationError", "CommunicationTimeout",
            "AuthenticationError", "NameServerError", "JobError", "ResultError", "JobFailed",
+           "NoSuccessfulRunError",
            "FirstRunCrashedException", "TargetAlgorithmAbortException"]

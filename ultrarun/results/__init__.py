@@ -1,7 +1,7 @@
 """Results of a run, with HpBandSter's names, meanings and file formats (docs/results.md)."""
 from __future__ import annotations
 
-from ._analysis import (ConfigRecord, Result, Run, extract_HB_learning_curves,
+from ._analysis import (BestConfig, ConfigRecord, Result, Run, extract_HB_learning_curves,
                         extract_HBS_learning_curves, infer_status, status_counts)
 from ._logs import (CONFIGS_FILE, RESULTS_FILE, STATUSES_FILE, json_result_logger,
                     logged_results_to_HBS_result)
@@ -10,11 +10,11 @@ from ._logs import (CONFIGS_FILE, RESULTS_FILE, STATUSES_FILE, json_result_logge
 Datum = ConfigRecord
 
 # A pickle names a class by its module: the public one, so that moving code does not break them.
-for _cls in (Run, ConfigRecord, Result):
+for _cls in (Run, ConfigRecord, Result, BestConfig):
     _cls.__module__ = __name__
 
 __all__ = [
-    "Run", "ConfigRecord", "Result", "json_result_logger", "logged_results_to_HBS_result",
+    "Run", "ConfigRecord", "Result", "BestConfig", "json_result_logger", "logged_results_to_HBS_result",
     "extract_HBS_learning_curves", "extract_HB_learning_curves", "infer_status", "status_counts",
     "CONFIGS_FILE", "RESULTS_FILE", "STATUSES_FILE",
 ]

@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from ..errors import NoSuccessfulRunError
 from ..job import Incumbents, ConfigId, Job, JobStatus
 from ._exports import ResultExports
 
@@ -69,6 +70,25 @@ class ConfigRecord:
         self.results[budget] = None if result is None else dict(result)
         self.exceptions[budget] = exception
         self.statuses[budget] = status if status is not None else infer_status(result)
+
+
+@dataclass(frozen=True)
+class BestConfig:
+    """The best configuration of a run, what :meth:`Result.best_config` returns.
+
+    Attributes:
+        config (dict[str, Any]): The configuration (a copy), e.g. ``{"x": 0.31}``.
+        loss (float): Its loss on ``budget``.
+        budget (float): The largest budget any configuration finished with a loss.
+        config_id (ConfigId): Its id in the run, e.g. ``(2, 0, 5)``.
+        info (Any): The ``info`` its compute returned with that loss.
+    """
+
+    config: dict[str, Any]
+    loss: float
+    budget: float
+    config_id: ConfigId
+    info: Any = None
 
 
 def extract_HBS_learning_curves(runs: Sequence[Run]) -> list[list[tuple[float, float]]]:
@@ -152,6 +172,30 @@ class Result(ResultExports):
         """
         return self.get_incumbents_per_budget().get(self.HB_config["max_budget"], (None,))[0]
 
+    def best_config(self) -> BestConfig:
+        """The best configuration, its loss and its budget in one call.
+
+        The best is the configuration with the smallest loss on the largest budget that any
+        configuration finished with a loss; losses on smaller budgets are not compared with it,
+        since they measure something else (a run stopped earlier). Where a run reached
+        ``max_budget`` this is HpBandSter's incumbent, :meth:`get_incumbent_id`.
+
+        Returns:
+            BestConfig: ``config``, ``loss``, ``budget``, ``config_id`` and ``info``.
+
+        Raises:
+            NoSuccessfulRunError: No run finished with a loss; the message counts the failed
+                runs by status and quotes their first errors.
+        """
+        per_budget = self.get_incumbents_per_budget()
+        if not per_budget:
+            raise NoSuccessfulRunError(_nothing_finished(self.get_all_runs()))
+        budget = max(per_budget)
+        config_id, loss = per_budget[budget]
+        datum = self.data[config_id]
+        return BestConfig(config=_copy(datum.config), loss=loss, budget=budget,
+                          config_id=config_id, info=_copy(datum.results[budget].get("info")))
+
     def get_incumbents_per_budget(self) -> dict[float, tuple[ConfigId, float]]:
         """``{budget: (config_id, loss)}``: the best successful run of every budget, budgets ascending."""
         best = Incumbents()  # the one tracker; offered in id order, a tie goes to the smaller
@@ -228,6 +272,23 @@ def _job_fields(job: Job) -> tuple:
     result = job.result if status is JobStatus.SUCCESS else {}
     return (job.id, job.kwargs["budget"], result.get("loss"), result.get("info"), job.timestamps,
             job.exception, status)
+
+
+def _nothing_finished(runs: list[Run], quoted: int = 3) -> str:
+    """Why there is no best configuration: the failures by status, and their first errors."""
+    if not runs:
+        return "no run finished yet: the result holds no runs"
+    counts = ", ".join(f"{name}: {n}" for name, n in status_counts(runs).items())
+    errors = [f"{r.config_id} on budget {r.budget:g}: {_last_line(r.error_logs)}"
+              for r in runs if r.error_logs][:quoted]
+    text = f"no run finished with a loss: {len(runs)} runs failed ({counts})"
+    return text + ("; first errors: " + "; ".join(errors) if errors else "")
+
+
+def _last_line(text: str) -> str:
+    """The last non-empty line of an error text: a traceback's exception line."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def final_status(job: Job) -> JobStatus:
