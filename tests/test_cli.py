@@ -65,6 +65,7 @@ def test_demo_runs_an_optimisation_and_writes_results_and_a_report(tmp_path):
     assert "budget    27: loss" in out.stdout
     # the default, TPE on successive halving: two brackets of 27 + 9 + 3 + 1 jobs
     assert (tmp_path / "results.json").read_text().count("\n") == 2 * 40
+    assert (tmp_path / "configspace.json").exists()  # the master logs the space: log axes
     report = tmp_path / "report" / "index.html"
     assert report.exists() and f"report: {report}" in out.stdout
     pngs = list((tmp_path / "report").glob("*.png"))
@@ -349,3 +350,40 @@ def test_the_top_level_help_names_the_demo_s_optimizer_and_schedule():
     assert DEFAULT_METHOD.upper() in demo_line and "successive halving" in demo_line, demo_line
     n_iterations = next(a for a in _commands()["demo"]._actions if a.dest == "n_iterations")
     assert "Hyperband" not in n_iterations.help and "successive halving" in n_iterations.help
+
+
+def _status_output(nameserver, stdout) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "ultrarun", "status", "--run-id", nameserver.run_id,
+         "--working-dir", str(nameserver.working_directory), "--watch", "0.05", "--count", "3"],
+        stdout=stdout, stderr=subprocess.PIPE, cwd=ROOT, timeout=120, text=True)
+
+
+def test_status_watch_redraws_in_place_on_a_terminal_and_appends_in_a_pipe(nameserver):
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        out = _status_output(nameserver, follower)
+        assert out.returncode == 0, out.stderr
+        os.close(follower)
+        follower = None
+        chunks = []
+        while True:  # the process has ended: everything it wrote is buffered in the pty
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO once the buffer is drained and no writer is left
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(leader)
+        if follower is not None:
+            os.close(follower)
+    screen = b"".join(chunks).decode()
+    frames = screen.split("\x1b[H\x1b[2J")
+    assert len(frames) == 4 and frames[0] == "", repr(screen[:200])  # each frame redrawn
+    assert all("dispatcher: none registered" in frame for frame in frames[1:])
+    piped = _status_output(nameserver, subprocess.PIPE).stdout
+    assert "\x1b[" not in piped and piped.count("dispatcher: none registered") == 3

@@ -543,6 +543,8 @@ class Master:
                 "working_directory (or checkpoint_file)")
         if hasattr(self.result_logger, "open"):
             self.result_logger.open(existing)
+        if hasattr(self.result_logger, "log_configspace"):  # the report's log axes
+            self.result_logger.log_configspace(getattr(self.optimizer, "configspace", None))
         header = self._journal_header()
         if self.resume:
             earlier, self._replay_configs, self._replay_results = self.journal.read()

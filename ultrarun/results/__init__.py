@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from ._analysis import (BestConfig, ConfigRecord, Result, Run, extract_HB_learning_curves,
                         extract_HBS_learning_curves, infer_status, status_counts)
-from ._logs import (CONFIGS_FILE, RESULTS_FILE, STATUSES_FILE, json_result_logger,
-                    logged_results_to_HBS_result)
+from ._logs import (CONFIGS_FILE, CONFIGSPACE_FILE, RESULTS_FILE, STATUSES_FILE,
+                    json_result_logger, logged_results_to_HBS_result, read_configspace)
 
 #: ``ConfigRecord``'s name before results.py became this package: Results pickled then name it.
 Datum = ConfigRecord
@@ -16,5 +16,5 @@ for _cls in (Run, ConfigRecord, Result, BestConfig):
 __all__ = [
     "Run", "ConfigRecord", "Result", "BestConfig", "json_result_logger", "logged_results_to_HBS_result",
     "extract_HBS_learning_curves", "extract_HB_learning_curves", "infer_status", "status_counts",
-    "CONFIGS_FILE", "RESULTS_FILE", "STATUSES_FILE",
+    "read_configspace", "CONFIGS_FILE", "CONFIGSPACE_FILE", "RESULTS_FILE", "STATUSES_FILE",
 ]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ logger = logging.getLogger(__name__)
 CONFIGS_FILE = "configs.json"
 RESULTS_FILE = "results.json"
 STATUSES_FILE = "statuses.json"
+CONFIGSPACE_FILE = "configspace.json"  # ConfigSpace's JSON: which parameters are log-scaled
 
 
 class json_result_logger:
@@ -61,6 +63,23 @@ class json_result_logger:
                 log.open(append=append)
             self._opened = True
 
+    def log_configspace(self, configspace: Any) -> None:
+        """Write the run's configuration space into ``configspace.json`` (ConfigSpace's JSON),
+        so the report draws a log-scaled parameter on a log axis. The master calls it when the
+        run starts; an object ConfigSpace cannot write is skipped with a warning."""
+        if configspace is None or not hasattr(configspace, "to_json"):
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".configspace.", dir=self.directory)  # O_EXCL
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                configspace.to_json(fh)
+            os.replace(tmp, self.directory / CONFIGSPACE_FILE)
+        except (TypeError, ValueError, OSError) as exc:
+            os.unlink(tmp)
+            logger.warning("configuration space not written to %s: %s",
+                           self.directory / CONFIGSPACE_FILE, exc)
+
     def new_config(self, config_id: ConfigId, config: Mapping[str, Any], config_info: Any = None) -> None:
         """Log a configuration once (later calls with the same id are ignored)."""
         self.open()
@@ -97,6 +116,15 @@ def logged_results_to_HBS_result(directory: str | os.PathLike[str]) -> Result:
     if not config_fn.exists():
         raise FileNotFoundError(f"{config_fn} not found: {directory} holds no ultrarun/HpBandSter "
                                 "result logs (configs.json, results.json)")
+    # Read in the order opposite to the logger's writes (a configuration, later its result, then
+    # its status): a result logged while a live run is read then always finds its configuration.
+    results = list(read_json_lines(directory / RESULTS_FILE))
+    statuses: dict[tuple[ConfigId, float], JobStatus] = {}
+    for line_no, line in read_json_lines(directory / STATUSES_FILE):
+        try:
+            statuses[(_config_id(line[0]), line[1])] = JobStatus(line[2]["status"])
+        except (IndexError, KeyError, TypeError, ValueError):
+            logger.warning("%s:%d: not a status line, skipped", directory / STATUSES_FILE, line_no)
     data: dict[ConfigId, ConfigRecord] = {}
     for line_no, line in read_json_lines(config_fn):
         if not isinstance(line, list) or len(line) not in (2, 3):
@@ -104,14 +132,7 @@ def logged_results_to_HBS_result(directory: str | os.PathLike[str]) -> Result:
             continue
         data[_config_id(line[0])] = ConfigRecord(line[1], line[2] if len(line) == 3 else "N/A")
 
-    statuses: dict[tuple[ConfigId, float], JobStatus] = {}
-    for line_no, line in read_json_lines(directory / STATUSES_FILE):
-        try:
-            statuses[(_config_id(line[0]), line[1])] = JobStatus(line[2]["status"])
-        except (IndexError, KeyError, TypeError, ValueError):
-            logger.warning("%s:%d: not a status line, skipped", directory / STATUSES_FILE, line_no)
-
-    for line_no, line in read_json_lines(directory / RESULTS_FILE):
+    for line_no, line in results:
         if not isinstance(line, list) or len(line) < 5:
             logger.warning("%s:%d: expected 5 elements, skipped", directory / RESULTS_FILE, line_no)
             continue
@@ -123,6 +144,22 @@ def logged_results_to_HBS_result(directory: str | os.PathLike[str]) -> Result:
             data[config_id] = ConfigRecord(config={})
         data[config_id].add(budget, time_stamps, result, exception, statuses.get((config_id, budget)))
     return Result([data])
+
+
+def read_configspace(directory: str | os.PathLike[str]) -> Any:
+    """The run's configuration space from ``configspace.json``, or None where there is none
+    (HpBandSter's logs) or it cannot be read (with a warning)."""
+    path = Path(directory) / CONFIGSPACE_FILE
+    if not path.is_file():
+        return None
+    from ConfigSpace import ConfigurationSpace
+
+    try:
+        return ConfigurationSpace.from_json(path)
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        logger.warning("%s: not a configuration space (%s); parameters drawn on linear axes",
+                       path, exc)
+        return None
 
 
 def _complete_timestamps(stamps: Mapping[str, float]) -> dict[str, float]:
