@@ -24,8 +24,17 @@ def infer_status(result: Mapping[str, Any] | None) -> JobStatus:
 class Run:
     """One evaluation of a configuration on a budget (HpBandSter's ``Run``, plus its status).
 
-    The first six fields are HpBandSter's, in its order; ``loss`` and ``info`` are None for a run
-    that failed, ``error_logs`` holds the exception text (traceback) of a failed run.
+    The first six fields are HpBandSter's, in its order. ``run["loss"]`` works too.
+
+    Args:
+        config_id (ConfigId): The configuration's id, e.g. ``(0, 0, 3)``.
+        budget (float): The budget it ran on.
+        loss (float | None): Its loss; None for a run that failed.
+        info (Any): What the compute returned besides the loss; None for a failed run.
+        time_stamps (dict[str, float]): ``submitted``, ``started`` and ``finished``.
+        error_logs (str | None): The exception text (traceback) of a failed run.
+        status (JobStatus | None): ``SUCCESS``, ``CRASHED``, ``TIMEOUT``, ``MEMOUT``, ``LOST``
+            or ``CANCELLED`` (None: inferred from the loss).
     """
 
     config_id: ConfigId
@@ -92,7 +101,14 @@ class BestConfig:
 
 
 def extract_HBS_learning_curves(runs: Sequence[Run]) -> list[list[tuple[float, float]]]:
-    """HpBandSter's default learning-curve extractor: one curve of (budget, loss), failures left out."""
+    """HpBandSter's default learning-curve extractor: one curve of (budget, loss), failures left out.
+
+    Args:
+        runs (Sequence[Run]): The runs of one configuration.
+
+    Returns:
+        list[list[tuple[float, float]]]: One curve, by ascending budget.
+    """
     ordered = sorted(runs, key=lambda r: r.budget)
     return [[(r.budget, r.loss) for r in ordered if r.loss is not None]]
 
@@ -102,10 +118,19 @@ extract_HB_learning_curves = extract_HBS_learning_curves
 
 
 class Result(ResultExports):
-    """The outcome of a run, with HpBandSter's analysis API and constructor,
-    ``Result(HB_iteration_data, HB_config)``: it copies the data, infers what ``HB_config`` lacks
-    and makes time stamps relative to ``time_ref`` (by default the first submission). Simpler ways
-    in: :meth:`from_runs`, :func:`logged_results_to_HBS_result`. Details: docs/results.md.
+    """The outcome of a run, with HpBandSter's analysis API and constructor.
+
+    ``Result(HB_iteration_data, HB_config)`` copies the data, infers what ``HB_config`` lacks
+    and makes time stamps relative to ``time_ref`` (by default the first submission). Simpler
+    ways in: ``Result.from_runs`` and
+    [logged_results_to_HBS_result][ultrarun.results.logged_results_to_HBS_result]. For the best
+    configuration: ``best_config()``. Details: docs/results.md.
+
+    Args:
+        HB_iteration_data (Iterable[Mapping] | Mapping): ``{config_id: datum}`` per iteration
+            (HpBandSter's), or one such mapping.
+        HB_config (Mapping[str, Any] | None): HpBandSter's run settings (``budgets``,
+            ``min_budget``, ``max_budget``, ``eta``, ``time_ref``); what it lacks is inferred.
     """
 
     def __init__(self, HB_iteration_data: Iterable[Mapping[ConfigId, Any]] | Mapping[ConfigId, Any],
@@ -131,9 +156,16 @@ class Result(ResultExports):
                   HB_config: Mapping[str, Any] | None = None) -> "Result":
         """Build a result from runs, or finished jobs, with absolute time stamps.
 
-        ``configs`` maps a config id to its config dict, to ``(config, config_info)``, or to any
-        object with ``config`` and ``config_info`` attributes (an iteration's datum); ids that
-        only appear in ``runs`` get an empty config.
+        Args:
+            runs (Iterable[Run | Job]): The runs, or finished jobs.
+            configs (Mapping[ConfigId, Any] | None): A config id to its config dict, to
+                ``(config, config_info)``, or to any object with ``config`` and
+                ``config_info`` attributes (an iteration's datum); ids that only appear in
+                ``runs`` get an empty config.
+            HB_config (Mapping[str, Any] | None): As for the constructor.
+
+        Returns:
+            Result: The result.
         """
         data: dict[ConfigId, ConfigRecord] = {}
         for config_id, entry in (configs or {}).items():
@@ -168,7 +200,8 @@ class Result(ResultExports):
         """Config id with the smallest loss among the runs on the maximum budget, else None.
 
         HpBandSter's meaning: a good loss on a small budget does not make an incumbent; see
-        :meth:`get_incumbents_per_budget` for the best of every budget.
+        ``get_incumbents_per_budget`` for the best of every budget and ``best_config`` for the
+        best on the largest budget reached.
         """
         return self.get_incumbents_per_budget().get(self.HB_config["max_budget"], (None,))[0]
 
