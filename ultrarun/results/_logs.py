@@ -25,7 +25,12 @@ class json_result_logger:
     """Writes results as they arrive into ``configs.json`` and ``results.json`` (HpBandSter's
     format) and the runs' statuses into ``statuses.json``. Every line is fsync'ed before the call
     returns, there is nothing to close, and it is thread-safe. Log files already there follow
-    the master's rule (:meth:`open`). The lines and the rules: docs/results.md.
+    the master's rule (``open``). The lines and the rules: docs/results.md.
+
+    Args:
+        directory (str | PathLike): Where to write the logs (created if needed).
+        overwrite (bool): Replace the logs of an earlier run there, whatever the master says.
+        fsync (bool): fsync every line (False: flush only, faster, not crash-proof).
     """
 
     def __init__(self, directory: str | os.PathLike[str], overwrite: bool = False,
@@ -43,9 +48,16 @@ class json_result_logger:
         self._opened = False
 
     def open(self, existing: str = "refuse") -> None:
-        """Start logging: ``existing`` says what to do with log files already there:
-        ``"refuse"``, ``"resume"`` (append; configurations logged before are not logged again)
-        or ``"overwrite"``. ``overwrite=True`` given to the logger overwrites in any case."""
+        """Start logging. ``overwrite=True`` given to the logger overwrites in any case.
+
+        Args:
+            existing (str): What to do with log files already there: ``"refuse"``,
+                ``"resume"`` (append; configurations logged before are not logged again) or
+                ``"overwrite"``.
+
+        Raises:
+            FileExistsError: Logs are there and ``existing`` is ``"refuse"``.
+        """
         with self._lock:
             if self._opened:
                 return
@@ -109,8 +121,19 @@ class json_result_logger:
 
 
 def logged_results_to_HBS_result(directory: str | os.PathLike[str]) -> Result:
-    """Load the logs of a run (live or finished, ultrarun's or HpBandSter's) into a :class:`Result`;
-    an unreadable line is skipped with a warning, ``HB_config`` inferred (docs/results.md)."""
+    """Load the logs of a run (live or finished, ultrarun's or HpBandSter's).
+
+    An unreadable line is skipped with a warning, ``HB_config`` inferred (docs/results.md).
+
+    Args:
+        directory (str | PathLike): The directory the result logger wrote into.
+
+    Returns:
+        Result: The run's [Result][ultrarun.results.Result].
+
+    Raises:
+        FileNotFoundError: The directory holds no ``configs.json``.
+    """
     directory = Path(directory)
     config_fn = directory / CONFIGS_FILE
     if not config_fn.exists():
