@@ -104,7 +104,7 @@ class BaseIteration(abc.ABC):
     @property
     @abc.abstractmethod
     def is_blocked(self) -> bool:
-        """True when :meth:`get_next_run` would return None although the iteration is not over."""
+        """True when ``get_next_run`` would return None although the iteration is not over."""
 
     @property
     def barrier(self) -> tuple[float, int] | None:
@@ -113,7 +113,7 @@ class BaseIteration(abc.ABC):
 
     def register_result(self, config_id: ConfigId, budget: float, loss: float | None,
                         status: JobStatus = JobStatus.SUCCESS, info: Any = None) -> None:
-        """Record the result of a run handed out by :meth:`get_next_run`.
+        """Record the result of a run handed out by ``get_next_run``.
 
         ``loss`` None, NaN or a failed ``status`` (CRASHED, TIMEOUT, LOST, ...) counts as +inf: the
         stage still completes, and the configuration is never promoted.
