@@ -83,7 +83,7 @@ class ConfigRecord:
 
 @dataclass(frozen=True)
 class BestConfig:
-    """The best configuration of a run, what :meth:`Result.best_config` returns.
+    """The best configuration of a run, what ``Result.best_config`` returns.
 
     Attributes:
         config (dict[str, Any]): The configuration (a copy), e.g. ``{"x": 0.31}``.
@@ -211,7 +211,7 @@ class Result(ResultExports):
         The best is the configuration with the smallest loss on the largest budget that any
         configuration finished with a loss; losses on smaller budgets are not compared with it,
         since they measure something else (a run stopped earlier). Where a run reached
-        ``max_budget`` this is HpBandSter's incumbent, :meth:`get_incumbent_id`.
+        ``max_budget`` this is HpBandSter's incumbent, ``get_incumbent_id``.
 
         Returns:
             BestConfig: ``config``, ``loss``, ``budget``, ``config_id`` and ``info``.
@@ -299,7 +299,7 @@ class Result(ResultExports):
 
 # --- helpers (the logger and the compat layer use the first three) ------------------------------
 def _job_fields(job: Job) -> tuple:
-    """The fields of the :class:`Run` a finished job stands for, in order (its time stamps are
+    """The fields of the ``Run`` a finished job stands for, in order (its time stamps are
     the job's own dict)."""
     status = final_status(job)
     result = job.result if status is JobStatus.SUCCESS else {}
@@ -335,7 +335,7 @@ def final_status(job: Job) -> JobStatus:
 
 def _copy(value: Any) -> Any:
     """A deep copy. JSON-like values (what configurations and results hold) are copied without
-    :func:`copy.deepcopy`'s memo, which took a quarter of the time to build a Result."""
+    ``copy.deepcopy``'s memo, which took a quarter of the time to build a Result."""
     kind = type(value)
     if kind is dict:
         return {key: _copy(item) for key, item in value.items()}
