@@ -1,6 +1,6 @@
 """Every exception ultrarun raises, under one base class.
 
-Catch :class:`UltrarunError` to handle anything from the library; the subclasses say which part
+Catch ``UltrarunError`` to handle anything from the library; the subclasses say which part
 failed (configuration, communication, the name server, a job).
 """
 from __future__ import annotations
