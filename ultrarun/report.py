@@ -1,4 +1,4 @@
-"""A static HTML report of a run (``ultrarun report DIR``, :func:`write_report`): figures with
+"""A static HTML report of a run (``ultrarun report DIR``, ``write_report``): figures with
 captions, a summary and the best configurations. What it shows and how to read it: docs/report.md.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ def parameters_vs_loss(result: Result, max_parameters: int = MAX_PARAMETERS,
     the parameter is active, coloured by budget; log and category axes as docs/report.md says.
     A parameter gets a log axis where ``configspace`` (the run's ``ConfigurationSpace``) says it
     is log-scaled, never from the spread of the values. Returns ``(fig, axes)`` like the plots
-    of :mod:`ultrarun.visualization`.
+    of ``ultrarun.visualization``.
     """
     from matplotlib.figure import Figure
 
@@ -187,7 +187,7 @@ def write_report(directory: str | os.PathLike[str], output_dir: str | os.PathLik
     """Write the report of the run logged in ``directory`` and return the path of its ``index.html``.
 
     ``output_dir`` defaults to ``<directory>/report``; existing report files there are replaced.
-    With ``refresh`` (seconds) the page reloads itself that often (see :func:`watch_report`).
+    With ``refresh`` (seconds) the page reloads itself that often (see ``watch_report``).
     """
     directory = Path(directory)
     result = logged_results_to_HBS_result(directory)
@@ -200,8 +200,8 @@ def write_report(directory: str | os.PathLike[str], output_dir: str | os.PathLik
 def write_result_report(result: Result, output_dir: str | os.PathLike[str], title: str = "ultrarun report",
                         top: int = 10, refresh: float | None = None, configspace: Any = None,
                         reruns: dict[tuple[Any, float], int] | None = None) -> Path:
-    """Write the report of an in-memory :class:`Result` (e.g. the one a master returned);
-    ``configspace`` decides the parameters' log axes, ``reruns`` (:func:`rerun_jobs`) marks the
+    """Write the report of an in-memory ``Result`` (e.g. the one a master returned);
+    ``configspace`` decides the parameters' log axes, ``reruns`` (``rerun_jobs``) marks the
     jobs that ran again."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -233,7 +233,7 @@ def watch_report(directory: str | os.PathLike[str], output_dir: str | os.PathLik
     last report written does not reload. Returns the page's path.
 
     Started before the run's first result, it waits for the logs and says so once (at WARNING);
-    if they never come, the last round raises :class:`FileNotFoundError` as :func:`write_report`.
+    if they never come, the last round raises ``FileNotFoundError`` as ``write_report``.
     """
     stop = stop or threading.Event()
     directory = Path(directory)
