@@ -98,7 +98,7 @@ def user_secret(path: str | os.PathLike | None = None) -> str:
 
 
 def remember_secret(port: int, secret: str) -> None:
-    """Note the secret of a name server started in this process (see :func:`resolve_secret`)."""
+    """Note the secret of a name server started in this process (see ``resolve_secret``)."""
     with _known_lock:
         _known_secrets[int(port)] = secret
 
