@@ -100,7 +100,7 @@ def test_every_public_class_and_function_has_a_parameter_table(site):
         if table is None:
             missing[name] = "no parameter table"
             continue
-        rows = set(re.findall(r"<td><code>(\w+)</code></td>", table.group(1)))
+        rows = set(re.findall(r"<td>\s*<code>(\w+)</code>\s*</td>", table.group(1)))
         if set(params) - rows:
             missing[name] = sorted(set(params) - rows)
     assert not missing, f"public API without a complete parameter table: {missing}"

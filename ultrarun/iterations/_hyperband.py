@@ -10,6 +10,7 @@ class HyperBandIterGenerator(BracketIterGenerator):
 
     The first iteration starts many configurations at ``min_budget``; the last of a cycle runs
     a few at ``max_budget`` only, which hedges against low budgets that mislead.
+
     Args:
         min_budget (float): The smallest budget.
         max_budget (float): The largest budget.
