@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import os
 import subprocess
@@ -24,7 +25,12 @@ def ultrarun(*args: str, timeout: float = 120, **kwargs) -> subprocess.Completed
                           text=True, timeout=timeout, cwd=ROOT, **kwargs)
 
 
-@pytest.mark.parametrize("command", ["nameserver", "worker", "status", "report", "demo"])
+def _command_names() -> list[str]:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return list(sub.choices)
+
+
+@pytest.mark.parametrize("command", _command_names())
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -59,10 +65,24 @@ def test_demo_runs_an_optimisation_and_writes_results_and_a_report(tmp_path):
     assert "budget    27: loss" in out.stdout
     # the default, TPE on successive halving: two brackets of 27 + 9 + 3 + 1 jobs
     assert (tmp_path / "results.json").read_text().count("\n") == 2 * 40
+    assert (tmp_path / "configspace.json").exists()  # the master logs the space: log axes
     report = tmp_path / "report" / "index.html"
     assert report.exists() and f"report: {report}" in out.stdout
     pngs = list((tmp_path / "report").glob("*.png"))
     assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+def test_demo_without_matplotlib_skips_the_report_and_says_what_to_install(tmp_path):
+    """A bare ``pip install ultrarun`` (no [plot] extra) runs the demo to the end."""
+    code = ("import sys; sys.modules['matplotlib'] = None; from ultrarun.cli import main; "
+            "raise SystemExit(main(sys.argv[1:]))")
+    out = subprocess.run([sys.executable, "-c", code, "demo", "--n-workers", "2",
+                          "--n-iterations", "1", "--output", str(tmp_path)], capture_output=True,
+                         text=True, timeout=240, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "budget    27: loss" in out.stdout
+    assert "no report: ultrarun's plots need matplotlib: pip install 'ultrarun[plot]'" in out.stdout
+    assert not (tmp_path / "report" / "index.html").exists()
 
 
 @pytest.mark.slow
@@ -242,7 +262,7 @@ def _has_default(action: argparse.Action) -> bool:
             and action.nargs != 0 and action.option_strings)
 
 
-@pytest.mark.parametrize("name", ["nameserver", "worker", "status", "report", "demo"])
+@pytest.mark.parametrize("name", _command_names())
 def test_every_option_has_help_its_default_and_the_command_shows_examples(name):
     command = _commands()[name]
     text = command.format_help()
@@ -251,7 +271,8 @@ def test_every_option_has_help_its_default_and_the_command_shows_examples(name):
         if _has_default(action):
             assert f"(default: {action.default})" in " ".join(text.split()), (name, option)
     examples = text.split("examples:\n", 1)[1].splitlines()
-    assert examples and all(line.startswith(f"  ultrarun {name}") for line in examples if line)
+    assert examples and examples[0].startswith(f"  ultrarun {name}")  # then what may follow
+    assert all(line.startswith("  ultrarun ") for line in examples if line)
 
 
 def _documented_tables() -> dict[str, dict[str, str]]:
@@ -301,3 +322,77 @@ def test_a_worker_says_where_it_registered_and_what_it_waits_for(tmp_path, names
     assert lonely.returncode == 2
     assert "waiting 5s so far for the name server at 127.0.0.1:9" in lonely.stderr
     assert "no name server at 127.0.0.1:9 after 6s" in lonely.stderr
+
+
+def test_the_cli_reference_lists_every_command_with_the_help_of_the_parser():
+    """cli.md's command table: one row per subcommand, with the parser's one-line help."""
+    text = (ROOT / "docs" / "cli.md").read_text()
+    table = dict(re.findall(r"^\| `(\w+)` \| (.*?) \|$", text.split("\n## ", 1)[0], re.MULTILINE))
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {choice.dest: choice.help for choice in sub._choices_actions}
+    assert table == helps, "docs/cli.md's command table and the parser differ"
+    for name in helps:
+        assert f"## `ultrarun {name}`" in text, f"docs/cli.md has no section for {name}"
+
+
+def test_the_cli_reference_states_the_default_log_levels(tmp_path):
+    """The level a command logs at without -v/-q, as cli.md says: the root logger's level, and
+    ``ultrarun worker``'s own, which says where it registered and what it waits for."""
+    from ultrarun.cli import _setup_logging
+
+    args = build_parser().parse_args(["demo"])
+    _setup_logging(args)
+    root = logging.getLevelName(logging.getLogger().level)
+    text = " ".join((ROOT / "docs" / "cli.md").read_text().split())
+    assert f"the default level is {root}" in text
+    worker = ultrarun("worker", "ultrarun.worker:Worker", "--run-id", "nobody", "--nameserver",
+                      "127.0.0.1:9", env={**os.environ, "ULTRARUN_NAMESERVER_WAIT": "1"})
+    assert " INFO ultrarun.worker: " in worker.stderr  # a service says where it is
+    assert "`ultrarun worker` logs INFO" in text
+
+
+def test_the_top_level_help_names_the_demo_s_optimizer_and_schedule():
+    from ultrarun.frontends import DEFAULT_METHOD
+
+    top = build_parser().format_help()
+    demo_line = next(line for line in top.splitlines() if "ultrarun demo " in line)
+    assert DEFAULT_METHOD.upper() in demo_line and "successive halving" in demo_line, demo_line
+    n_iterations = next(a for a in _commands()["demo"]._actions if a.dest == "n_iterations")
+    assert "Hyperband" not in n_iterations.help and "successive halving" in n_iterations.help
+
+
+def _status_output(nameserver, stdout) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "ultrarun", "status", "--run-id", nameserver.run_id,
+         "--working-dir", str(nameserver.working_directory), "--watch", "0.05", "--count", "3"],
+        stdout=stdout, stderr=subprocess.PIPE, cwd=ROOT, timeout=120, text=True)
+
+
+def test_status_watch_redraws_in_place_on_a_terminal_and_appends_in_a_pipe(nameserver):
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        out = _status_output(nameserver, follower)
+        assert out.returncode == 0, out.stderr
+        os.close(follower)
+        follower = None
+        chunks = []
+        while True:  # the process has ended: everything it wrote is buffered in the pty
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO once the buffer is drained and no writer is left
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(leader)
+        if follower is not None:
+            os.close(follower)
+    screen = b"".join(chunks).decode()
+    frames = screen.split("\x1b[H\x1b[2J")
+    assert len(frames) == 4 and frames[0] == "", repr(screen[:200])  # each frame redrawn
+    assert all("dispatcher: none registered" in frame for frame in frames[1:])
+    piped = _status_output(nameserver, subprocess.PIPE).stdout
+    assert "\x1b[" not in piped and piped.count("dispatcher: none registered") == 3

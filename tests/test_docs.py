@@ -1,6 +1,9 @@
 """The documentation site builds in strict mode, shows every page, and documents the whole API."""
 from __future__ import annotations
 
+import enum
+import html
+import inspect
 import os
 import re
 import shlex
@@ -30,14 +33,119 @@ def _mkdocs_config() -> dict:
     return yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=yaml.BaseLoader)
 
 
-def test_mkdocs_builds_the_site_in_strict_mode(tmp_path):
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The site, built once for this module's tests: ``mkdocs build --strict``."""
+    out_dir = tmp_path_factory.mktemp("site")
     out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
-                          str(tmp_path / "site")], cwd=ROOT, capture_output=True, text=True,
+                          str(out_dir)], cwd=ROOT, capture_output=True, text=True,
                          timeout=300, env=dict(os.environ, NO_MKDOCS_2_WARNING="1"))
     assert out.returncode == 0, out.stderr
     assert "WARNING" not in out.stderr, out.stderr
-    api = (tmp_path / "site" / "api" / "index.html").read_text()
+    return out_dir
+
+
+def test_mkdocs_builds_the_site_in_strict_mode(site):
+    api = (site / "api" / "index.html").read_text()
     assert 'id="ultrarun.worker.Worker"' in api and "Minimise" in api  # from the docstrings
+
+
+def _text(html_text: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", html_text))
+
+
+def test_no_page_shows_a_raw_sphinx_role(site):
+    roles = {}
+    for page in site.rglob("*.html"):
+        found = re.findall(r":(?:class|meth|func|attr|mod|exc|data|obj|ref|py:\w+):`?[~\w.]+",
+                           _text(page.read_text()))
+        if found:
+            roles[page.relative_to(site).as_posix()] = found[:5]
+    assert not roles, f"raw Sphinx roles in the rendered pages: {roles}"
+
+
+def _public_callables() -> dict[str, object]:
+    """Every public class and function that takes parameters (not exceptions or enums)."""
+    out = {}
+    for name in ultrarun.__all__:
+        obj = getattr(ultrarun, name)
+        if name == "__version__" or (isinstance(obj, type) and issubclass(obj, (BaseException,
+                                                                                enum.Enum))):
+            continue
+        out[name] = obj
+    return out
+
+
+def _section(api: str, object_id: str) -> str:
+    """The rendered entry of one object, up to its first member or the next object."""
+    start = api.index(f'id="{object_id}"')
+    following = [m.start() for m in re.finditer(r'<h\d id="ultrarun\.[^"]+"', api[start + 1:])]
+    return api[start:start + 1 + following[0]] if following else api[start:]
+
+
+def test_every_public_class_and_function_has_a_parameter_table(site):
+    """Google-style Args sections rendered by mkdocstrings as tables: every named parameter of
+    the signature has a row, with a type."""
+    api = (site / "api" / "index.html").read_text()
+    ids = {path.rsplit(".", 1)[1]: path for path in
+           re.findall(r"^::: (ultrarun\.[\w.]+)$", (DOCS / "api.md").read_text(), re.MULTILINE)}
+    missing = {}
+    for name, obj in _public_callables().items():
+        section = _section(api, ids[name])
+        params = [p.name for p in inspect.signature(obj).parameters.values()
+                  if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if not params:
+            continue
+        table = re.search(r"Parameters:</span>.*?<table>(.*?)</table>", section, re.DOTALL)
+        if table is None:
+            missing[name] = "no parameter table"
+            continue
+        rows = set(re.findall(r"<td>\s*<code>(\w+)</code>\s*</td>", table.group(1)))
+        if set(params) - rows:
+            missing[name] = sorted(set(params) - rows)
+    assert not missing, f"public API without a complete parameter table: {missing}"
+
+
+def test_api_headings_are_public_names_and_internals_are_hidden(site):
+    api = (site / "api" / "index.html").read_text()
+    headings = [_text(h) for h in re.findall(r'<h2 id="ultrarun\.[^"]+"[^>]*>(.*?)</h2>', api,
+                                              re.DOTALL)]
+    assert not [h for h in headings if "ultrarun." in h], headings
+    for internal in ("job_callback", "adjust_queue_size", "active_iterations"):
+        assert f'id="ultrarun.master.Master.{internal}"' not in api
+    assert 'class="doc doc-signature' in api or "doc-signature" in api  # separate signatures
+
+
+def test_the_site_shows_the_version_and_the_repository(site):
+    config = _mkdocs_config()
+    home = (site / "index.html").read_text()
+    assert f"ultrarun {ultrarun.__version__}" in _text(home)
+    assert f'href="{config["repo_url"]}"' in home
+
+
+def test_the_home_page_shows_the_report_and_three_ways_in(site):
+    home = (site / "index.html").read_text()
+    assert 'src="img/report.png"' in home
+    for page in ("quickstart/", "cluster/", "migrating/"):
+        assert f'href="{page}' in home, page
+    for shot in ("report.png", "home.png", "api-minimize.png"):
+        data = (DOCS / "img" / shot).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 20000, shot
+
+
+def test_the_troubleshooting_page_quotes_messages_the_code_still_gives():
+    source = "".join(p.read_text() for p in (ROOT / "ultrarun").rglob("*.py"))
+    source = re.sub(r'"\s*\n\s*f?"', "", source)  # implicitly joined string literals
+    headings = re.findall(r"^### `(.+)`$", (DOCS / "troubleshooting.md").read_text(),
+                          re.MULTILINE)
+    assert len(headings) >= 15
+    assert [h for h in headings if h not in source] == []
+
+
+def test_the_changelog_and_license_are_there():
+    assert "BSD 3-Clause License" in (ROOT / "LICENSE").read_text()
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert f"## [{ultrarun.__version__}]" in changelog and "## [Unreleased]" in changelog
 
 
 def test_every_page_in_docs_is_in_the_nav():

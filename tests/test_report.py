@@ -11,12 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ConfigSpace import Categorical, ConfigurationSpace, Float
 from PIL import Image
 
+from conftest import wait_until
+
 from ultrarun.job import Job, JobStatus
-from ultrarun.report import (FIGURES, best_configurations, min_budget_advice,
+from ultrarun.report import (FIGURES, best_configurations, idle_gaps, min_budget_advice,
                              parameters_vs_loss, summary, watch_report, write_report)
-from ultrarun.results import Result, Run, json_result_logger, logged_results_to_HBS_result
+from ultrarun.results import (Result, Run, json_result_logger, logged_results_to_HBS_result,
+                              read_configspace)
 from ultrarun.visualization import concurrent_runs_over_time, correlation_across_budgets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,10 +148,12 @@ def test_counts_have_integer_ticks():
 
 
 def test_parameters_vs_loss_has_a_panel_per_parameter(logged_run):
-    fig, _ = parameters_vs_loss(logged_results_to_HBS_result(logged_run))
+    space = ConfigurationSpace(space=[Float("lr", (1e-9, 1.0), log=True),
+                                      Categorical("name", ["<b>net</b>"])])
+    fig, _ = parameters_vs_loss(logged_results_to_HBS_result(logged_run), configspace=space)
     by_label = {ax.get_xlabel(): ax for ax in fig.axes}
     assert set(by_label) == {"lr", "name"}
-    assert by_label["lr"].get_xscale() == "log"  # 1e-8 .. 1
+    assert by_label["lr"].get_xscale() == "log"  # the space says so
     assert [t.get_text() for t in by_label["name"].get_xticklabels()] == ["<b>net</b>"]
     assert sum(len(c.get_offsets()) for c in by_label["lr"].collections) == 11  # successful runs
 
@@ -225,3 +231,117 @@ def test_the_page_in_a_real_browser_shows_every_figure_in_a_responsive_grid(logg
     narrow = probe(page, profile, 700)
     tops = [f["top"] for f in narrow]
     assert tops == sorted(set(tops)), "on a narrow screen, one figure per row"
+
+
+def log_job(log, config_id, config, budget, loss, start, end, attempt=1):
+    log.new_config(config_id, config, {})
+    log(Job(id=config_id, kwargs={"config": config, "budget": budget, "working_directory": "."},
+            status=JobStatus.SUCCESS, result={"loss": loss, "info": {}}, attempt=attempt,
+            timestamps={"submitted": start, "started": start, "finished": end}))
+
+
+def test_a_log_axis_only_where_the_space_says_log(tmp_path):
+    """Branin's uniform x2 in [0, 15] stays linear however its values spread; a log-scaled
+    learning rate is drawn on a log axis even when its values span less than a decade."""
+    space = ConfigurationSpace(space=[Float("x2", (0.0, 15.0)),
+                                      Float("lr", (1e-4, 1e-1), log=True)])
+    log = json_result_logger(tmp_path)
+    log.log_configspace(space)
+    for i, (x2, lr) in enumerate([(0.01, 0.001), (7.0, 0.004), (14.9, 0.009)]):
+        log_job(log, (0, 0, i), {"x2": x2, "lr": lr}, 1, float(i), i, i + 1)
+    result = logged_results_to_HBS_result(tmp_path)
+    assert read_configspace(tmp_path) == space
+    fig, _ = parameters_vs_loss(result, configspace=read_configspace(tmp_path))
+    scales = {ax.get_xlabel(): ax.get_xscale() for ax in fig.axes}
+    assert scales == {"x2": "linear", "lr": "log"}
+    fig, _ = parameters_vs_loss(result)  # HpBandSter's logs have no space: no guess either
+    assert {ax.get_xscale() for ax in fig.axes} == {"linear"}
+
+
+def test_best_configurations_rank_the_largest_budget_first_and_the_others_apart(tmp_path):
+    """The issue's case: budget-27 losses 26.5 and 95.0, budget-9 loss 0.84."""
+    log = json_result_logger(tmp_path)
+    for i, (budget, loss) in enumerate([(27, 95.0), (27, 26.5), (9, 0.84), (9, 3.0), (3, 0.1)]):
+        log_job(log, (0, 0, i), {"x": i}, budget, loss, i, i + 1)
+    text = write_report(tmp_path).read_text()
+    section = text.split("<h2>Best configurations</h2>", 1)[1]
+    assert "Losses on different budgets are not comparable" in section
+    largest, rest = section.split("<h3>Stopped at a smaller budget</h3>")
+    assert "<h3>Reached the largest budget, 27</h3>" in largest
+    rows = re.findall(r"<tr><td>(\d+)</td><td>[^<]*</td><td>([\d.]+)</td><td>([\d.]+)</td>", largest)
+    assert rows == [("1", "27", "26.5"), ("2", "27", "95")]
+    assert rest.index("<h4>Budget 9</h4>") < rest.index("<h4>Budget 3</h4>")
+    nine = rest.split("<h4>Budget 9</h4>")[1].split("<h4>")[0]
+    assert re.findall(r"<td>([\d.]+)</td><td><code>", nine) == ["0.84", "3"]
+
+
+def test_idle_gaps_and_re_run_jobs_are_marked(tmp_path):
+    """A master stopped at 10 s and resumed at 100 s; one job ran again after its worker was
+    lost."""
+    log = json_result_logger(tmp_path)
+    log_job(log, (0, 0, 0), {"x": 0}, 1, 1.0, 0, 5)
+    log_job(log, (0, 0, 1), {"x": 1}, 1, 2.0, 4, 10)
+    log_job(log, (0, 0, 2), {"x": 2}, 1, 3.0, 100, 103, attempt=2)
+    log_job(log, (0, 0, 3), {"x": 3}, 1, 4.0, 103.5, 110)
+    result = logged_results_to_HBS_result(tmp_path)
+    assert idle_gaps(result) == [(10.0, 100.0)]  # 103 -> 103.5 is no gap
+    text = write_report(tmp_path).read_text()
+    summary_table = text.split("<h2>Summary</h2>", 1)[1].split("</table>", 1)[0]
+    assert "<th>idle gaps (no run in progress) [s]</th><td>10.0-100.0</td>" in summary_table
+    assert ("<th>re-run jobs (worker lost, run again)</th><td>[0, 0, 2] on budget 1 (attempt 2)"
+            in summary_table)
+    assert "Grey bands" in text and "Orange triangles" in text
+
+
+def test_watch_started_before_the_first_result_waits_for_it(tmp_path):
+    """``ultrarun report DIR --watch`` before the master created DIR: it says what it waits
+    for, writes the report once the first result is there, and stops cleanly."""
+    directory = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "ultrarun", "report", str(directory),
+                             "--watch", "0.05"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        stderr = []
+        wait_until(lambda: proc.poll() is not None or "waiting for the run's first result"
+                   in (stderr.append(proc.stderr.readline()) or "".join(stderr)),
+                   timeout=60, message="the watcher to say what it waits for")
+        assert proc.poll() is None, "".join(stderr) + proc.stderr.read()
+        log = json_result_logger(directory)
+        log_job(log, (0, 0, 0), {"x": 0.5}, 1, 1.0, 0, 1)
+        page = directory / "report" / "index.html"
+        wait_until(page.exists, timeout=60, message="the first report")
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert f"report written to {page}" in out
+    assert "<td>1</td>" in page.read_text()
+
+
+def test_a_watch_round_during_a_run_finds_every_logged_configuration(tmp_path, monkeypatch,
+                                                                     caplog):
+    """The logger writes a configuration, then its result; a reader that reads configs.json
+    first and results.json later saw results of configurations logged in between."""
+    from ultrarun.results import _logs
+
+    log = json_result_logger(tmp_path)
+    log_job(log, (0, 0, 0), {"x": 0.0}, 1, 1.0, 0, 1)
+    real, calls = _logs.read_json_lines, []
+
+    def read_while_the_run_goes_on(path, *args, **kwargs):
+        yield from real(path, *args, **kwargs)
+        calls.append(path)
+        if len(calls) == 1:  # a result is logged between the reads of two files
+            log_job(log, (0, 0, 1), {"x": 1.0}, 1, 2.0, 1, 2)
+
+    monkeypatch.setattr(_logs, "read_json_lines", read_while_the_run_goes_on)
+    with caplog.at_level("WARNING"):
+        result = logged_results_to_HBS_result(tmp_path)
+    assert not [r.message for r in caplog.records if "is not in configs.json" in r.message]
+    assert all(datum.config for datum in result.data.values())
+
+
+def test_a_watched_page_keeps_the_reader_s_place_when_it_reloads(logged_run, tmp_path):
+    page = write_report(logged_run, tmp_path / "live", refresh=5).read_text()
+    assert "sessionStorage" in page and "scrollTo" in page
+    assert "sessionStorage" not in write_report(logged_run, tmp_path / "once").read_text()

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import TESTS
+from ultrarun.errors import NoSuccessfulRunError, UltrarunError
 from ultrarun.job import Job, JobStatus
 from ultrarun.results import (ConfigRecord, Result, Run, extract_HBS_learning_curves, json_result_logger,
                               logged_results_to_HBS_result)
@@ -292,3 +293,38 @@ def test_a_result_pickled_by_ultrarun_0_1_0_loads_and_pickles_under_public_names
     data = pickle.dumps(result)
     assert b"ultrarun.results._" not in data, "a private module path breaks when code moves"
     assert pickle.loads(data).get_all_runs() == result.get_all_runs()
+
+
+# --- best_config: the answer an Optuna user looks for (best_params / best_value) ----------------
+def test_best_config_is_the_best_on_the_largest_budget_with_its_loss_and_budget():
+    result = hand_result({"budgets": [1, 3, 9, 27], "min_budget": 1, "max_budget": 27})
+    best = result.best_config()
+    # nothing reached 27; on budget 9 (0, 0, 0) has 0.35 and (1, 0, 1) 0.6. The 0.1 of (1, 0, 2)
+    # on budget 1 is not comparable and does not win
+    assert (best.config_id, best.loss, best.budget) == ((0, 0, 0), 0.35, 9)
+    assert best.config == result.get_id2config_mapping()[(0, 0, 0)]["config"]
+    assert best.info == {"n": 6}
+    best.config["x"] = "changed"  # a copy: the result is left alone
+    assert result.best_config().config["x"] == 0.0
+
+
+def test_best_config_agrees_with_the_hpbandster_incumbent_when_there_is_one():
+    result = hand_result()  # max_budget inferred: 9
+    best = result.best_config()
+    assert best.config_id == result.get_incumbent_id()
+    assert best.config == result.get_id2config_mapping()[result.get_incumbent_id()]["config"]
+
+
+def test_best_config_of_a_run_where_nothing_finished_names_the_failures(logged):
+    directory, _ = logged
+    failed = [r for r in logged_results_to_HBS_result(directory).get_all_runs() if r.loss is None]
+    result = Result.from_runs(failed, {})
+    with pytest.raises(NoSuccessfulRunError) as error:
+        result.best_config()
+    text = str(error.value)
+    assert "no run finished with a loss" in text and "4 runs failed" in text
+    assert "CRASHED: 1" in text and "TIMEOUT: 1" in text and "LOST: 1" in text
+    assert "ValueError: x" in text and "hard time limit of 1 s hit" in text
+    assert isinstance(error.value, UltrarunError)
+    with pytest.raises(NoSuccessfulRunError, match="no run finished yet: the result holds no runs"):
+        Result([{}]).best_config()

@@ -27,7 +27,7 @@ _NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
 
 def open_nofollow(path: str | os.PathLike[str], flags: int, mode: int = 0o666) -> int:
     """``os.open`` that refuses a symbolic link as the last part of ``path`` with a clear
-    :class:`~ultrarun.errors.UnsafeFileError` (someone may have planted it)."""
+    ``UnsafeFileError`` (someone may have planted it)."""
     try:
         return os.open(path, flags | _NOFOLLOW, mode)
     except OSError as exc:
@@ -146,7 +146,7 @@ def read_json_lines(path: str | os.PathLike[str], chunk: int = 1000,
                     follow: bool = True) -> Iterator[tuple[int, Any]]:
     """``(line_number, value)`` for every valid JSON line; a missing file has no lines. Lines are
     parsed ``chunk`` at a time, in one call (a chunk with an unreadable line, one at a time).
-    ``follow=False`` refuses a symbolic link (the journal: see :func:`open_nofollow`)."""
+    ``follow=False`` refuses a symbolic link (the journal: see ``open_nofollow``)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC) if follow else \
             open_nofollow(path, os.O_RDONLY)

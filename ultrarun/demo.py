@@ -53,11 +53,12 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"  budget {budget:>5g}: loss {loss:.5f} (regret {loss - BRANIN_OPTIMUM:.5f})  "
               f"config {config_id}: {pretty}")
     print(f"results: {out / 'configs.json'}, {out / 'results.json'}")
+    from .report import write_report
+
     try:
-        from .report import write_report
-    except ImportError as exc:  # matplotlib missing
-        print(f"no report: {exc} (pip install 'ultrarun[plot]')")
+        html = write_report(out)
+    except ImportError as exc:  # matplotlib missing: the message says what to install
+        print(f"no report: {exc}")
         return 0
-    html = write_report(out)
     print(f"report: {html}")
     return 0

@@ -50,26 +50,36 @@ class _Link:
 
 
 class Dispatcher(Executor):
-    """Runs jobs on the run's Pyro workers: the :class:`~ultrarun.executor.Executor` the master
-    uses by default. Calls ``new_result_callback(job)`` once per job.
+    """Runs jobs on the run's Pyro workers: the executor (``ultrarun.executor.Executor``) the
+    master uses by default. Calls ``new_result_callback(job)`` once per job.
 
     Args:
-        new_result_callback: called with each finished :class:`~ultrarun.job.Job`.
-        run_id: the run whose workers to use.
-        ping_interval: seconds between pings of the workers and listings of the name server
-            (default: the PING_INTERVAL setting, 10).
-        nameserver, nameserver_port: the run's name server.
-        host: address the dispatcher listens on (default: the one facing the name server).
-        queue_callback: called with the number of workers whenever the pool changes.
-        max_retries, retry_on: the :class:`~ultrarun.executor.RetryPolicy` (or pass ``retry``):
-            a job whose worker was lost runs again up to ``max_retries`` times, then is LOST;
-            statuses in ``retry_on`` (CRASHED, TIMEOUT, MEMOUT) are retried too.
-        prefetch: jobs a busy worker may hold besides the one it runs (default 0). With short
-            jobs, 1 hides the result's round trip.
-        timeout: seconds a remote call may take; a worker that misses two pings in a row (or
-            whose process is gone) is lost, so a stopped worker loses its jobs after at most
-            2 x (ping_interval + timeout).
-        tls: a directory of certificates (``ultrarun certs``): two-way TLS for the process.
+        new_result_callback (Callable[[Job], Any]): Called with each finished
+            [Job][ultrarun.job.Job].
+        run_id (Any): The run whose workers to use.
+        ping_interval (float | None): Seconds between pings of the workers and listings of the
+            name server (default: the PING_INTERVAL setting, 10).
+        nameserver (str): The run's name server's address.
+        nameserver_port (int | None): Its port (None: 9090).
+        host (str | None): Address the dispatcher listens on (default: the one facing the name
+            server).
+        queue_callback (Callable[[int], Any] | None): Called with the number of workers
+            whenever the pool changes.
+        secret (str | None): The run secret.
+        max_retries (int): A job whose worker was lost runs again up to this many times, then
+            is LOST.
+        retry_on (Any): Statuses retried too (CRASHED, TIMEOUT, MEMOUT).
+        retry (RetryPolicy | None): Both at once (``ultrarun.executor.RetryPolicy``).
+        timeout (float | None): Seconds a remote call may take; a worker that misses two pings
+            in a row (or whose process is gone) is lost, so a stopped worker loses its jobs
+            after at most 2 x (ping_interval + timeout).
+        prefetch (int): Jobs a busy worker may hold besides the one it runs. With short jobs,
+            1 hides the result's round trip.
+        logger (Logger | None): The logger to use (default ``ultrarun.dispatcher``).
+        clock (Any): Gives ``monotonic()`` and ``time()``: the ``time`` module; tests pass a
+            fake one.
+        tls (Any): A directory of certificates (``ultrarun certs``): two-way TLS for the
+            process.
     """
 
     def __init__(self, new_result_callback: Callable[[Job], Any], run_id: Any = "0",
@@ -169,12 +179,16 @@ class Dispatcher(Executor):
         return self
 
     def run(self) -> None:
-        """Start (if needed) and block until :meth:`shutdown` (HpBandSter runs this in a thread)."""
+        """Start (if needed) and block until ``shutdown`` (HpBandSter runs this in a thread)."""
         self.start()
         self._stop.wait()
 
     def shutdown(self, shutdown_workers: bool = False) -> None:
-        """Stop dispatching; queued and running jobs are reported as CANCELLED. Idempotent."""
+        """Stop dispatching; queued and running jobs are reported as CANCELLED. Idempotent.
+
+        Args:
+            shutdown_workers (bool): Ask the workers to shut down too.
+        """
         with self._lock:
             if self._stop.is_set():
                 return
@@ -213,8 +227,16 @@ class Dispatcher(Executor):
 
     # ----------------------------------------------------------------------------- jobs
     def submit_job(self, id: Any, **kwargs: Any) -> Job:
-        """Queue a job (``config``, ``budget``, ``working_directory``, ...); an idle worker gets
-        it at once. kwargs are converted to plain data here: numpy values never travel."""
+        """Queue a job; an idle worker gets it at once.
+
+        Args:
+            id (Any): The caller's identifier of the job (a config id for the master).
+            **kwargs: The compute's arguments (``config``, ``budget``, ``working_directory``,
+                ...), converted to plain data here: numpy values never travel.
+
+        Returns:
+            Job: The queued job.
+        """
         job = Job(id=to_plain(id, "job id"), kwargs=to_plain(kwargs, "job kwargs"))
         size = transport.encoded_size(job.kwargs)
         if size > config.MAX_MESSAGE_SIZE // 2:
@@ -231,8 +253,15 @@ class Dispatcher(Executor):
         return job
 
     def cancel_queued_jobs(self, ids: Any = None) -> int:
-        """Report jobs that have not started yet as CANCELLED (all of them, or those whose id is
-        in ``ids``); returns how many. A running job cannot be recalled: it finishes."""
+        """Report jobs that have not started yet as CANCELLED. A running job cannot be
+        recalled: it finishes.
+
+        Args:
+            ids (Any): The ids of the jobs to cancel (None: all queued jobs).
+
+        Returns:
+            int: How many were cancelled.
+        """
         with self._lock:
             n = self.pool.cancel_queued(ids)
             self._after()
@@ -522,7 +551,12 @@ class Dispatcher(Executor):
 
     # ---------------------------------------------------------------------- workers
     def shutdown_all_workers(self, rediscover: bool = False) -> None:
-        """Ask every worker of the pool to shut down (their processes then exit)."""
+        """Ask every worker of the pool to shut down (their processes then exit).
+
+        Args:
+            rediscover (bool): List the name server afterwards, to find workers that joined
+                meanwhile.
+        """
         with self._lock:
             workers = [(s.name, s.uri) for s in self.pool.workers.values()]
         for name, uri in workers:

@@ -1,6 +1,6 @@
 """Every exception ultrarun raises, under one base class.
 
-Catch :class:`UltrarunError` to handle anything from the library; the subclasses say which part
+Catch ``UltrarunError`` to handle anything from the library; the subclasses say which part
 failed (configuration, communication, the name server, a job).
 """
 from __future__ import annotations
@@ -45,6 +45,11 @@ class ResultError(JobError):
     """A compute result cannot be used or cannot travel; the message names the offending field."""
 
 
+class NoSuccessfulRunError(UltrarunError, ValueError):
+    """A result was asked for its best configuration, but no run finished with a loss; the
+    message counts the failures by status and quotes their errors."""
+
+
 class JobFailed(JobError):
     """Raised by a compute to end its job with ``status`` (CRASHED, TIMEOUT or MEMOUT) and this
     message, e.g. a compute that enforces its own time limit."""
@@ -63,5 +68,6 @@ class TargetAlgorithmAbortException(JobError):
 
 
 __all__ = ["UltrarunError", "ConfigurationError", "UnsafeFileError", "CommunicationError",
-           "CommunicationTimeout", "AuthenticationError", "NameServerError", "JobError", "ResultError", "JobFailed",
+           "CommunicationTimeout", "AuthenticationError", "NameServerError", "JobError",
+           "ResultError", "JobFailed", "NoSuccessfulRunError",
            "FirstRunCrashedException", "TargetAlgorithmAbortException"]

@@ -45,7 +45,32 @@ def _generator(min_budget: float, max_budget: float, eta: float, asha: bool,
 
 
 class BOHB(Master):
-    """BOHB (Falkner et al. 2018): Hyperband with a model-based (KDE) sampler."""
+    """BOHB (Falkner et al. 2018): Hyperband with a model-based (KDE) sampler.
+
+    Args:
+        configspace (ConfigurationSpace): The configuration space to search.
+        run_id (Any): The run's id; its name server, workers and master share it.
+        min_budget (float): The smallest budget a configuration is run on.
+        max_budget (float): The largest budget.
+        eta (float): Successive halving keeps the best 1/eta of each stage and multiplies the
+            budget by eta.
+        seed (int | None): Seed of the optimizer's sampler.
+        min_points_in_model (int | None): Results a budget needs before its model is used
+            (default: the number of parameters + 1).
+        top_n_percent (float): Percentage of the results that make the model of good
+            configurations.
+        num_samples (int): Candidates drawn from the model for each pick.
+        random_fraction (float): Fraction of configurations sampled at random.
+        bandwidth_factor (float): Widens the model's kernels when candidates are drawn.
+        min_bandwidth (float): Floor of the kernel bandwidths (docs/optimizers.md).
+        asha (bool): Asynchronous successive halving instead (``iterations="asha"``).
+        iterations (str | None): The schedule: ``"hyperband"``, ``"successive_halving"`` or
+            ``"asha"``.
+        bracket_formula (str): ``"paper"`` (Hyperband's bracket sizes) or ``"hpbandster"``
+            (HpBandSter's, one more configuration in some brackets; docs/iterations.md).
+        **kwargs: Any argument of [Master][ultrarun.master.Master] (``nameserver``,
+            ``result_logger``, ``working_directory``, ``time_left_for_this_task``, ...).
+    """
 
     def __init__(self, configspace: ConfigurationSpace, *, run_id: Any = "0",
                  min_budget: float = 0.01, max_budget: float = 1, eta: float = 3,
@@ -72,11 +97,27 @@ def _optimizer(cls: type, configspace: ConfigurationSpace, seed: int | None,
 
 
 class TPE(Master):
-    """Multivariate TPE (:class:`ultrarun.optimizers.TPE`, Optuna's sampler) on successive
-    halving (``iterations="successive_halving"`` unless told otherwise): the default of
-    :func:`minimize`. The optimizer's arguments (``n_startup_trials``,
-    ``prior_weight``, ``constant_liar``, ...) are accepted here too; on ASHA ``fidelity`` is
-    ``"rank"`` unless given."""
+    """Multivariate TPE (``ultrarun.optimizers.TPE``, Optuna's sampler) on successive halving
+    (``iterations="successive_halving"`` unless told otherwise): the default of
+    [minimize][ultrarun.frontends.minimize].
+
+    Args:
+        configspace (ConfigurationSpace): The configuration space to search.
+        run_id (Any): The run's id; its name server, workers and master share it.
+        min_budget (float): The smallest budget a configuration is run on.
+        max_budget (float): The largest budget.
+        eta (float): Successive halving keeps the best 1/eta of each stage and multiplies the
+            budget by eta.
+        seed (int | None): Seed of the optimizer's sampler.
+        asha (bool): Asynchronous successive halving instead (``iterations="asha"``).
+        iterations (str | None): The schedule: ``"hyperband"``, ``"successive_halving"`` or
+            ``"asha"``.
+        bracket_formula (str): ``"paper"`` (Hyperband's bracket sizes) or ``"hpbandster"``
+            (HpBandSter's, one more configuration in some brackets; docs/iterations.md).
+        **kwargs: The optimizer's arguments (``n_startup_trials``, ``prior_weight``,
+            ``constant_liar``, ``fidelity``: on ASHA ``"rank"`` unless given) and any argument
+            of [Master][ultrarun.master.Master].
+    """
 
     def __init__(self, configspace: ConfigurationSpace, *, run_id: Any = "0",
                  min_budget: float = 0.01, max_budget: float = 1, eta: float = 3,
@@ -94,9 +135,24 @@ class TPE(Master):
 
 
 class DEHB(Master):
-    """Differential evolution (:class:`ultrarun.optimizers.DEHB`) on Hyperband brackets; the
-    optimizer's arguments (``population_size``, ``mutation_factor``, ``crossover_prob``) are
-    accepted here too."""
+    """Differential evolution (``ultrarun.optimizers.DEHB``) on Hyperband brackets.
+
+    Args:
+        configspace (ConfigurationSpace): The configuration space to search.
+        run_id (Any): The run's id; its name server, workers and master share it.
+        min_budget (float): The smallest budget a configuration is run on.
+        max_budget (float): The largest budget.
+        eta (float): Successive halving keeps the best 1/eta of each stage and multiplies the
+            budget by eta.
+        seed (int | None): Seed of the optimizer's sampler.
+        asha (bool): Asynchronous successive halving instead (``iterations="asha"``).
+        iterations (str | None): The schedule: ``"hyperband"``, ``"successive_halving"`` or
+            ``"asha"``.
+        bracket_formula (str): ``"paper"`` (Hyperband's bracket sizes) or ``"hpbandster"``
+            (HpBandSter's, one more configuration in some brackets; docs/iterations.md).
+        **kwargs: The optimizer's arguments (``population_size``, ``mutation_factor``,
+            ``crossover_prob``) and any argument of [Master][ultrarun.master.Master].
+    """
 
     def __init__(self, configspace: ConfigurationSpace, *, run_id: Any = "0",
                  min_budget: float = 0.01, max_budget: float = 1, eta: float = 3,
@@ -108,7 +164,24 @@ class DEHB(Master):
 
 
 class HyperBand(Master):
-    """Hyperband (Li et al. 2018): successive-halving brackets with random sampling."""
+    """Hyperband (Li et al. 2018): successive-halving brackets with random sampling.
+
+    Args:
+        configspace (ConfigurationSpace): The configuration space to search.
+        run_id (Any): The run's id; its name server, workers and master share it.
+        min_budget (float): The smallest budget a configuration is run on.
+        max_budget (float): The largest budget.
+        eta (float): Successive halving keeps the best 1/eta of each stage and multiplies the
+            budget by eta.
+        seed (int | None): Seed of the optimizer's sampler.
+        asha (bool): Asynchronous successive halving instead (``iterations="asha"``).
+        iterations (str | None): The schedule: ``"hyperband"``, ``"successive_halving"`` or
+            ``"asha"``.
+        bracket_formula (str): ``"paper"`` (Hyperband's bracket sizes) or ``"hpbandster"``
+            (HpBandSter's, one more configuration in some brackets; docs/iterations.md).
+        **kwargs: Any argument of [Master][ultrarun.master.Master] (``nameserver``,
+            ``result_logger``, ``working_directory``, ``time_left_for_this_task``, ...).
+    """
 
     def __init__(self, configspace: ConfigurationSpace, *, run_id: Any = "0",
                  min_budget: float = 0.01, max_budget: float = 1, eta: float = 3,
@@ -121,7 +194,19 @@ class HyperBand(Master):
 
 class RandomSearch(Master):
     """Random configurations at ``max_budget``, as many per iteration as Hyperband's largest
-    bracket has (HpBandSter's RandomSearch)."""
+    bracket has (HpBandSter's RandomSearch).
+
+    Args:
+        configspace (ConfigurationSpace): The configuration space to search.
+        run_id (Any): The run's id; its name server, workers and master share it.
+        min_budget (float): Only sets how many configurations an iteration has.
+        max_budget (float): The largest budget.
+        eta (float): Successive halving keeps the best 1/eta of each stage and multiplies the
+            budget by eta.
+        seed (int | None): Seed of the optimizer's sampler.
+        **kwargs: Any argument of [Master][ultrarun.master.Master] (``nameserver``,
+            ``result_logger``, ``working_directory``, ``time_left_for_this_task``, ...).
+    """
 
     def __init__(self, configspace: ConfigurationSpace, *, run_id: Any = "0",
                  min_budget: float = 1, max_budget: float = 1, eta: float = 3,
@@ -146,16 +231,42 @@ def minimize(fn: Any, configspace: ConfigurationSpace, min_budget: float, max_bu
              startup_timeout: float = 120.0, **master_kwargs: Any):
     """Minimise ``fn(config, budget) -> loss or dict`` with local worker processes.
 
-    Starts an embedded name server and ``n_workers`` processes, runs ``n_iterations`` of TPE on
-    successive halving (``method="tpe"``, the default: no tuning needed, see
-    ``docs/optimizers.md``), BOHB (``"bohb"``), DEHB (``"dehb"``), Hyperband (``"hyperband"``)
-    or random search (``"random"``), and returns the :class:`~ultrarun.results.Result`.
-    ``iterations`` (``"hyperband"``, ``"successive_halving"``, ``"asha"``) overrides the method's
-    schedule. Worker processes import ``fn`` by name, so define it with ``def`` at module level,
-    and call ``minimize`` under ``if __name__ == "__main__":`` (both are checked at once). A
-    worker process that dies before it registers, or workers that have not all registered after
-    ``startup_timeout`` seconds, raise an error instead of a wait. With ``result_directory``,
-    HpBandSter-style logs (configs.json, results.json) are written there.
+    Starts an embedded name server and ``n_workers`` processes, runs the optimisation and
+    returns its result. Worker processes import ``fn`` by name, so define it with ``def`` at
+    module level, and call ``minimize`` under ``if __name__ == "__main__":`` (both are checked
+    at once). A worker process that dies before it registers, or workers that have not all
+    registered after ``startup_timeout`` seconds, raise an error instead of a wait.
+
+    Args:
+        fn (Callable): ``fn(config, budget)`` returning the loss, or a dict with ``"loss"`` and
+            ``"info"``.
+        configspace (ConfigurationSpace): The configuration space to search.
+        min_budget (float): The smallest budget a configuration is run on.
+        max_budget (float): The largest budget.
+        n_workers (int): Worker processes to start.
+        n_iterations (int): Iterations of the schedule (brackets) to run.
+        method (str): ``"tpe"`` (TPE on successive halving: no tuning needed, see
+            docs/optimizers.md), ``"bohb"``, ``"dehb"``, ``"hyperband"`` or ``"random"``.
+        eta (float): Successive halving keeps the best 1/eta of each stage.
+        asha (bool): Asynchronous successive halving.
+        iterations (str | None): Overrides the method's schedule: ``"hyperband"``,
+            ``"successive_halving"`` or ``"asha"``.
+        seed (int | None): Seed of the optimizer's sampler.
+        result_directory (str | PathLike | None): Write HpBandSter-style logs
+            (``configs.json``, ``results.json``) and the journal there; each call starts over.
+        time_left_for_this_task (float): Seconds; no job starts that would end later.
+        concurrent_type (str): ``"thread"`` or ``"process"``: where a worker runs ``fn``.
+        startup_timeout (float): Seconds the worker processes have to register.
+        **master_kwargs: Any other argument of the method's master (e.g. ``resume``).
+
+    Returns:
+        Result: The run's result; ``result.best_config()`` gives the best configuration.
+
+    Raises:
+        ConfigurationError: ``fn`` cannot be imported by worker processes, or an argument is
+            invalid.
+        UltrarunError: A worker process died before it registered, or the workers did not
+            register in time.
     """
     from .local import LocalCluster
     from .results import json_result_logger

@@ -52,8 +52,20 @@ _tokens = itertools.count(1)
 class Job:
     """One evaluation, as the dispatcher hands it to the ``new_result_callback``.
 
-    ``id`` is the caller's identifier (a config id for the master); ``token`` is unique per
-    dispatcher and, with ``attempt``, tells a current result from a stale one.
+    Args:
+        id (Any): The caller's identifier (a config id for the master).
+        kwargs (dict[str, Any]): The compute's arguments (``config``, ``budget``, ...).
+        token (int): Unique per dispatcher; with ``attempt`` it tells a current result from a
+            stale one.
+        attempt (int): 1, then 2, ... each time the job runs again (its worker was lost).
+        status (JobStatus): Where the job is in its lifecycle.
+        result (dict[str, Any] | None): ``{"loss": ..., "info": ...}`` of a successful job.
+        exception (str | None): Why a failed job failed (the traceback of a crash).
+        worker_name (str | None): The worker that ran it.
+        timestamps (dict[str, float]): ``submitted``, ``started`` (handed to a worker, by the
+            dispatcher's clock) and ``finished``.
+        duration (float | None): Seconds the compute took, timed by the worker itself (None: it
+            did not report it).
     """
 
     id: Any

@@ -40,9 +40,21 @@ def _worker_main(worker_class: type, kwargs: dict, eval_func: Callable | None,
 class LocalCluster:
     """A name server in this process and ``n_workers`` worker processes of ``worker_class``.
 
-    ``eval_func`` (a plain ``f(config, budget)``) makes each worker a ``Worker.initialize``-d one.
-    Use as a context manager; ``run_id``, ``nameserver`` and ``nameserver_port`` tell a master
-    where to find the workers.
+    Use as a context manager; its ``run_id``, ``nameserver`` and ``nameserver_port`` tell a
+    master where to find the workers.
+
+    Args:
+        n_workers (int): Worker processes to start.
+        worker_class (type): A subclass of [Worker][ultrarun.worker.Worker], importable by name.
+        worker_kwargs (dict | None): Constructor arguments for ``worker_class``.
+        eval_func (Callable | None): A plain ``f(config, budget)``: each worker runs it as its
+            compute (``Worker.initialize``).
+        run_id (str | None): The run's id (default: a fresh one).
+        working_directory (str | PathLike | None): The run's directory (default: a temporary
+            one).
+        concurrent_type (str): ``"thread"`` or ``"process"``: where a worker runs compute.
+        secret (str | None): The run secret (default: a fresh one).
+        startup_timeout (float): Seconds the worker processes have to register.
     """
 
     def __init__(self, n_workers: int = 4, worker_class: type = Worker,
@@ -84,9 +96,13 @@ class LocalCluster:
         return self.nameserver.secret
 
     def start(self) -> "LocalCluster":
-        """Start the name server and the worker processes; returns once every worker has
-        registered. Raises (and stops everything) if a worker process dies first, or if not all
-        have registered within ``startup_timeout`` seconds."""
+        """Start the name server and the worker processes.
+
+        Returns once every worker has registered.
+
+        Raises:
+            UltrarunError: A worker process died first, or not all registered within
+                ``startup_timeout`` seconds (everything is stopped)."""
         check_main_guard()
         try:
             self._start()

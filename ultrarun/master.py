@@ -76,29 +76,60 @@ class _RunState:
 class Master:
     """Runs iterations of a budget schedule with an optimizer on an executor's workers.
 
-    The positional parameters mean what they mean in HpBandSter and ultraopt.
-    ``job_queue_sizes`` are (min, max) jobs in flight, relative to the executor's job slots
-    (workers x (1 + prefetch)) when ``dynamic_queue_size``; ``time_left_for_this_task``
-    (seconds) stops launching jobs when it is used up; ``previous_result`` warm-starts the
-    optimizer; ``checkpoint_file`` is the journal's path (default
-    ``<working_directory>/ultrarun-<run_id>.journal.jsonl``) and ``checkpoint_freq`` how many
-    results may pass between fsyncs of it. One rule covers the journal and the result logs of
-    an earlier run in the same place: they are refused (an error saying what to do), unless
-    ``resume=True`` (continue that run: its finished jobs are not run again) or
-    ``overwrite=True`` (start over).
+    The positional parameters mean what they mean in HpBandSter and ultraopt. One rule covers
+    the journal and the result logs of an earlier run in the same place: they are refused (an
+    error saying what to do), unless ``resume=True`` or ``overwrite=True``. The attribute
+    ``clock`` (``monotonic()`` and ``time()``) is the ``time`` module; tests put a fake one
+    there to run the deadline logic without waiting. More: docs/master.md.
 
-    Keyword-only: ``executor`` runs the jobs: any :class:`~ultrarun.executor.Executor`, or any
-    :mod:`ultrarun.runners` backend (adapted once); by default a
-    :class:`~ultrarun.dispatcher.Dispatcher` on the name server, made with ``ping_interval``,
-    ``nameserver``, ``nameserver_port``, ``host``, ``prefetch`` (jobs a busy worker holds
-    besides the one it runs: 1 keeps workers busy when jobs are short), ``secret``, ``tls`` and
-    ``timeout`` (seconds a remote call may take). ``retry`` (a
-    :class:`~ultrarun.executor.RetryPolicy`) says when a job runs again, for any executor.
-    ``deterministic=True`` hands results to the iterations and the optimizer in the order their
-    jobs were submitted, one each time the run would wait, so a seeded run with a fixed number
-    of workers samples the same configurations every time (see ``docs/optimizers.md``).
-    ``clock`` (an attribute: ``monotonic()`` and ``time()``) is the :mod:`time` module; tests
-    put a fake one there to run the deadline logic without waiting.
+    Args:
+        run_id (Any): The run's id; its name server, workers and master share it.
+        optimizer (BaseOptimizer): Chooses the configurations (``ultrarun.optimizers``:
+            ``RandomSearch``, ``TPE``, ``BOHB``, ``DEHB``).
+        iter_generator (BaseIterGenerator): The budget schedule
+            ([HyperBandIterGenerator][ultrarun.iterations.HyperBandIterGenerator],
+            [ASHAIterGenerator][ultrarun.iterations.ASHAIterGenerator], ...).
+        progress_callback (Callable | None): ``f(job, master)``, called after every finished
+            job; its exceptions are logged.
+        checkpoint_file (str | PathLike | None): The journal's path (default
+            ``<working_directory>/ultrarun-<run_id>.journal.jsonl``).
+        checkpoint_freq (int): Results that may pass between fsyncs of the journal.
+        working_directory (str | PathLike): Passed to compute; holds the journal by default.
+        ping_interval (float): Seconds between the dispatcher's pings of busy workers.
+        time_left_for_this_task (float): Seconds; when used up no job is launched, and no job
+            starts that is expected to end later.
+        nameserver (str): The name server's address (default dispatcher).
+        nameserver_port (int | None): Its port (None: 9090).
+        host (str | None): The address the dispatcher listens on.
+        shutdown_workers (bool): Whether leaving a ``with Master(...)`` block shuts the workers
+            down.
+        job_queue_sizes (tuple[int, int]): (min, max) jobs in flight, relative to the
+            executor's job slots (workers x (1 + prefetch)) when ``dynamic_queue_size``.
+        dynamic_queue_size (bool): Whether ``job_queue_sizes`` are relative to the job slots.
+        result_logger (Any): E.g. [json_result_logger][ultrarun.results.json_result_logger]:
+            HpBandSter-format logs of every result.
+        previous_result (Result | None): Runs told to the optimizer before the first job (warm
+            start); they appear as iteration -1.
+        incumbents (dict[float, dict] | None): ``{budget: config}`` to start from.
+        incumbent_performances (dict[float, float] | None): ``{budget: loss}`` to start from.
+        resume (bool): Continue the run of the journal at ``checkpoint_file``: its finished
+            jobs are not run again.
+        show_progress (bool | None): None: a progress bar on a terminal, else a log line every
+            30 s; True: always the bar; False: neither.
+        deterministic (bool): Hand results to the iterations and the optimizer in submission
+            order, so a seeded run with a fixed number of workers reproduces.
+        overwrite (bool): Start over where an earlier run left its journal and logs.
+        executor (Any): What runs the jobs: an ``ultrarun.executor.Executor`` or any
+            ``ultrarun.runners`` backend; default a
+            [Dispatcher][ultrarun.dispatcher.Dispatcher] on the name server.
+        retry (RetryPolicy | None): When a job runs again, for any executor.
+        timeout (float | None): Seconds a remote call of the default dispatcher may take.
+        prefetch (int): Jobs a busy worker holds besides the one it runs (1 keeps workers busy
+            when jobs are short).
+        secret (str | None): The run secret (default: ``ULTRARUN_SECRET``, the credentials
+            file or the per-user secret).
+        tls (Any): A directory made by ``ultrarun certs``: two-way TLS.
+        logger (Logger | None): The logger to use (default ``ultrarun.master``).
     """
 
     clock: Any = time
@@ -214,15 +245,24 @@ class Master:
     def run(self, n_iterations: int | None = 1, min_n_workers: int = 1,
             iteration_kwargs: dict | None = None,
             min_n_workers_timeout: float | None = None) -> Result:
-        """Run ``n_iterations`` more iterations; returns the :class:`Result` of all of them.
+        """Run ``n_iterations`` more iterations and return the result of all of them.
 
         Returns once every job it started has finished (or was cancelled); crashed, timed-out and
-        lost jobs count as failed and never stall an iteration. ``n_iterations=None`` runs
-        iterations until ``time_left_for_this_task`` is used up. With a time limit, a job whose
+        lost jobs count as failed and never stall an iteration. With a time limit, a job whose
         estimated duration (from finished jobs) exceeds the time left is not started: the run
-        ends on time instead of waiting for a job that started too late. It first waits for
-        ``min_n_workers`` workers, saying so every 10 s, and gives up with an error after
-        ``min_n_workers_timeout`` seconds (None: waits as long as it takes).
+        ends on time instead of waiting for a job that started too late.
+
+        Args:
+            n_iterations (int | None): Iterations to run; None runs them until
+                ``time_left_for_this_task`` is used up.
+            min_n_workers (int): Workers to wait for before the first job (saying so every
+                10 s).
+            iteration_kwargs (dict | None): Passed to every new iteration.
+            min_n_workers_timeout (float | None): Seconds to wait for them before giving up
+                with an error (None: as long as it takes).
+
+        Returns:
+            Result: Every run so far ([Result][ultrarun.results.Result]).
         """
         if n_iterations is None:
             if math.isinf(self.time_left_for_this_task):
@@ -331,8 +371,13 @@ class Master:
                          report_every: float = 10.0) -> None:
         """Block until at least ``min_n_workers`` workers are in the pool.
 
-        Says what it waits for, and where, every ``report_every`` seconds (a warning); with a
-        ``timeout`` (seconds), raises :class:`~ultrarun.errors.UltrarunError` when it is over.
+        Args:
+            min_n_workers (int): Workers to wait for.
+            timeout (float | None): Seconds to wait; None waits as long as it takes.
+            report_every (float): Seconds between the warnings that say what it waits for.
+
+        Raises:
+            UltrarunError: The timeout is over.
         """
         start = self.clock.monotonic()
         deadline = math.inf if timeout is None else start + timeout
@@ -543,6 +588,8 @@ class Master:
                 "working_directory (or checkpoint_file)")
         if hasattr(self.result_logger, "open"):
             self.result_logger.open(existing)
+        if hasattr(self.result_logger, "log_configspace"):  # the report's log axes
+            self.result_logger.log_configspace(getattr(self.optimizer, "configspace", None))
         header = self._journal_header()
         if self.resume:
             earlier, self._replay_configs, self._replay_results = self.journal.read()
@@ -625,7 +672,11 @@ class Master:
 
     # ------------------------------------------------------------------- lifecycle
     def shutdown(self, shutdown_workers: bool = False) -> None:
-        """Stop the executor (and the workers, if asked) and close the journal. Idempotent."""
+        """Stop the executor (and the workers, if asked) and close the journal. Idempotent.
+
+        Args:
+            shutdown_workers (bool): Shut the workers down too.
+        """
         if self._closed:
             return
         self._closed = True

@@ -28,7 +28,19 @@ _SIOCGIFADDR = 0x8915  # Linux ioctl: an interface's IPv4 address
 
 
 def nic_name_to_host(nic_name: str) -> str:
-    """The IPv4 address of a network interface (``eth0``, ``ib0``, ``lo``...)."""
+    """The IPv4 address of a network interface.
+
+    Args:
+        nic_name (str): The interface's name (``eth0``, ``ib0``, ``lo``...; ``ip -brief
+            address`` lists them).
+
+    Returns:
+        str: Its IPv4 address.
+
+    Raises:
+        ConfigurationError: No such interface (the message lists this machine's), or it has no
+            IPv4 address.
+    """
     names = sorted(name for _, name in socket.if_nameindex())
     if nic_name not in names:
         raise ConfigurationError(f"no network interface named {nic_name!r}; "
@@ -50,9 +62,21 @@ class NameServer:
     The secret is ``secret`` if given, else ``ULTRARUN_SECRET``; else, with a working directory,
     the secret of the credentials file a crashed name server of the same run left there (and
     its port, so the run's workers and dispatcher find their phone book again), or a fresh
-    random one (``fresh=True`` always takes a fresh one and any free port); without a working
-    directory, the per-user secret (so HpBandSter-style workers that know only host and port
-    still get in). ``tls``: a directory of certificates (``ultrarun certs``) for two-way TLS.
+    random one; without a working directory, the per-user secret (so HpBandSter-style workers
+    that know only host and port still get in).
+
+    Args:
+        run_id (Any): The run's id; its name server, workers and master share it.
+        working_directory (str | PathLike | None): Shared directory for the credentials file
+            (JSON, mode 0600) that workers on other nodes read.
+        host (str | None): Address to listen on (default 127.0.0.1: this machine only).
+        port (int): Port (0: the port a crashed name server of this run left in the credentials
+            file, else any free port).
+        nic_name (str | None): Listen on this network interface's address instead of ``host``.
+        secret (str | None): The run secret.
+        fresh (bool): Ignore a credentials file left in ``working_directory``: a fresh secret
+            and any free port.
+        tls (Any): A directory of certificates (``ultrarun certs``) for two-way TLS.
     """
 
     def __init__(self, run_id: Any, working_directory: str | os.PathLike | None = None,

@@ -1,4 +1,4 @@
-"""A static HTML report of a run (``ultrarun report DIR``, :func:`write_report`): figures with
+"""A static HTML report of a run (``ultrarun report DIR``, ``write_report``): figures with
 captions, a summary and the best configurations. What it shows and how to read it: docs/report.md.
 """
 from __future__ import annotations
@@ -14,19 +14,27 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import visualization
-from ._files import write_atomic
-from .results import Result, Run, logged_results_to_HBS_result, status_counts
+from ._files import read_json_lines, write_atomic
+from .results import (CONFIGS_FILE, STATUSES_FILE, Result, Run, logged_results_to_HBS_result,
+                      read_configspace, status_counts)
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SUBDIR = "report"
+#: A watched page reloads itself; this keeps the reader where they were (redrawn in place).
+KEEP_SCROLL = ("addEventListener('scroll',()=>sessionStorage.setItem('ultrarun-scroll',scrollY));"
+               "addEventListener('load',()=>scrollTo(0,+sessionStorage.getItem('ultrarun-scroll')"
+               "||0));")
 MAX_PARAMETERS = 12  # panels in the parameter figure
 
 
-def parameters_vs_loss(result: Result, max_parameters: int = MAX_PARAMETERS) -> tuple:
+def parameters_vs_loss(result: Result, max_parameters: int = MAX_PARAMETERS,
+                       configspace: Any = None) -> tuple:
     """Every hyperparameter against the loss, one panel each, one dot per successful run where
     the parameter is active, coloured by budget; log and category axes as docs/report.md says.
-    Returns ``(fig, axes)`` like the plots of :mod:`ultrarun.visualization`.
+    A parameter gets a log axis where ``configspace`` (the run's ``ConfigurationSpace``) says it
+    is log-scaled, never from the spread of the values. Returns ``(fig, axes)`` like the plots
+    of ``ultrarun.visualization``.
     """
     from matplotlib.figure import Figure
 
@@ -64,8 +72,7 @@ def parameters_vs_loss(result: Result, max_parameters: int = MAX_PARAMETERS) -> 
             ax.scatter(xs, [loss for _, loss in points], s=10, color=colors(i % colors.N),
                        label=f"budget {budget:g}")
         if numeric:
-            xs = [float(v) for v, _ in values]
-            if xs and min(xs) > 0 and max(xs) / min(xs) > 100:
+            if _log_scaled(configspace, name):
                 ax.set_xscale("log")
         else:
             ax.set_xticks(range(len(categories)), categories, fontsize="small")
@@ -77,6 +84,60 @@ def parameters_vs_loss(result: Result, max_parameters: int = MAX_PARAMETERS) -> 
     if len(budgets) > 1:
         fig.axes[0].legend(fontsize="x-small", loc="best")
     return fig, fig.axes
+
+
+def _log_scaled(configspace: Any, name: str) -> bool:
+    """Whether the space says parameter ``name`` is log-scaled (no space: no)."""
+    try:
+        return bool(getattr(configspace[name], "log", False)) if configspace is not None else False
+    except KeyError:
+        return False
+
+
+def idle_gaps(result: Result | list[Run], min_gap: float | None = None) -> list[tuple[float, float]]:
+    """``(start, end)`` of every stretch of at least ``min_gap`` seconds in which no run was in
+    progress, between the first start and the last finish: a master that stopped and was
+    resumed, or no worker. ``min_gap`` defaults to 2% of the run's span, at least 1 s."""
+    runs = result.get_all_runs() if isinstance(result, Result) else result
+    spans = sorted((r.time_stamps["started"], r.time_stamps["finished"]) for r in runs
+                   if r.time_stamps.get("started") is not None
+                   and r.time_stamps.get("finished") is not None)
+    if not spans:
+        return []
+    if min_gap is None:
+        min_gap = max(1.0, 0.02 * (max(end for _, end in spans) - spans[0][0]))
+    gaps, busy_until = [], spans[0][1]
+    for start, end in spans[1:]:
+        if start - busy_until >= min_gap:
+            gaps.append((busy_until, start))
+        busy_until = max(busy_until, end)
+    return gaps
+
+
+def rerun_jobs(directory: str | os.PathLike[str]) -> dict[tuple[Any, float], int]:
+    """``{(config_id, budget): attempt}`` of the jobs in a run's logs that ran more than once
+    (their worker was lost and the job was run again), from ``statuses.json``."""
+    reruns = {}
+    for _, line in read_json_lines(Path(directory) / STATUSES_FILE):
+        try:
+            config_id, budget, extra = line[0], line[1], line[2]
+            if int(extra.get("attempt", 1)) > 1:
+                key = tuple(config_id) if isinstance(config_id, list) else config_id
+                reruns[(key, budget)] = int(extra["attempt"])
+        except (IndexError, TypeError, ValueError, AttributeError):
+            continue  # the loader warns about bad lines already
+    return reruns
+
+
+def _mark_time(ax: Any, gaps: list[tuple[float, float]], rerun_starts: list[float]) -> None:
+    """Grey bands on the idle gaps and orange triangles at the re-run jobs' starts."""
+    for i, (start, end) in enumerate(gaps):
+        ax.axvspan(start, end, color="0.85", zorder=0, label=None if i else "idle: no run in progress")
+    if rerun_starts:
+        ax.plot(rerun_starts, [1.0] * len(rerun_starts), "v", color="tab:orange", markersize=7,
+                transform=ax.get_xaxis_transform(), clip_on=False, label="re-run job starts")
+    if gaps or rerun_starts:
+        ax.legend(fontsize="x-small", loc="best")
 
 
 #: Figure file names and the functions that draw them, in page order.
@@ -111,7 +172,10 @@ CAPTIONS: dict[str, str] = {
     "concurrent_runs_over_time.png":
         "Runs in progress over time, counted from each run's start and finish: how busy the "
         "workers were. Dips below the number of workers are idle workers, e.g. a successive "
-        "halving stage waiting for its slowest run before it promotes (ASHA does not wait).",
+        "halving stage waiting for its slowest run before it promotes (ASHA does not wait). "
+        "Grey bands (here and in the first figure) are idle gaps, when no run was in progress: "
+        "a master that stopped and was resumed, or no worker. Orange triangles on the top edge "
+        "mark jobs that ran again after their worker was lost.",
     "finished_runs_over_time.png":
         "Finished runs over time, failed ones included, one line per budget: the pace of the "
         "run, and when it reached each budget.",
@@ -123,26 +187,39 @@ def write_report(directory: str | os.PathLike[str], output_dir: str | os.PathLik
     """Write the report of the run logged in ``directory`` and return the path of its ``index.html``.
 
     ``output_dir`` defaults to ``<directory>/report``; existing report files there are replaced.
-    With ``refresh`` (seconds) the page reloads itself that often (see :func:`watch_report`).
+    With ``refresh`` (seconds) the page reloads itself that often (see ``watch_report``).
     """
     directory = Path(directory)
     result = logged_results_to_HBS_result(directory)
     out = Path(output_dir) if output_dir is not None else directory / DEFAULT_SUBDIR
     return write_result_report(result, out, title=f"ultrarun report: {directory.resolve().name}",
-                               top=top, refresh=refresh)
+                               top=top, refresh=refresh, configspace=read_configspace(directory),
+                               reruns=rerun_jobs(directory))
 
 
 def write_result_report(result: Result, output_dir: str | os.PathLike[str], title: str = "ultrarun report",
-                        top: int = 10, refresh: float | None = None) -> Path:
-    """Write the report of an in-memory :class:`Result` (e.g. the one a master returned)."""
+                        top: int = 10, refresh: float | None = None, configspace: Any = None,
+                        reruns: dict[tuple[Any, float], int] | None = None) -> Path:
+    """Write the report of an in-memory ``Result`` (e.g. the one a master returned);
+    ``configspace`` decides the parameters' log axes, ``reruns`` (``rerun_jobs``) marks the
+    jobs that ran again."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    reruns = reruns or {}
+    gaps = idle_gaps(result)
+    starts = {(r.config_id, r.budget): r.time_stamps.get("started") for r in result.get_all_runs()}
+    rerun_starts = [starts[key] for key in reruns if starts.get(key) is not None]
     for name, draw in FIGURES.items():
-        fig, _ = draw(result)
+        if draw is parameters_vs_loss:
+            fig, _ = parameters_vs_loss(result, configspace=configspace)
+        else:
+            fig, ax = draw(result)
+            if name in ("losses_over_time.png", "concurrent_runs_over_time.png"):
+                _mark_time(ax, gaps, rerun_starts if name.startswith("concurrent") else [])
         write_atomic(output_dir / name, lambda fh: fig.savefig(fh, dpi=100, format="png"))
         visualization.close(fig)
     page = output_dir / "index.html"
-    text = render_html(result, title, list(FIGURES), top, refresh=refresh)
+    text = render_html(result, title, list(FIGURES), top, refresh=refresh, reruns=reruns)
     write_atomic(page, lambda fh: fh.write(text.encode("utf-8")))
     logger.info("report written to %s", page)
     return page
@@ -153,13 +230,22 @@ def watch_report(directory: str | os.PathLike[str], output_dir: str | os.PathLik
                  stop: threading.Event | None = None) -> Path:
     """Rewrite the report whenever the run's logs change, every ``interval`` seconds, until
     ``stop`` is set or after ``count`` rounds; meanwhile the page reloads itself as often. The
-    last report written does not reload. Returns the page's path."""
+    last report written does not reload. Returns the page's path.
+
+    Started before the run's first result, it waits for the logs and says so once (at WARNING);
+    if they never come, the last round raises ``FileNotFoundError`` as ``write_report``.
+    """
     stop = stop or threading.Event()
     directory = Path(directory)
-    seen, rounds = None, 0
+    seen, rounds, said = None, 0, False
     while count is None or rounds < count - 1:
         state = _logs_state(directory)
-        if state != seen:
+        if not (directory / CONFIGS_FILE).exists():
+            if not said:
+                logger.warning("waiting for the run's first result: no %s yet (checking every "
+                               "%g s)", directory / CONFIGS_FILE, interval)
+                said = True
+        elif state != seen:
             write_report(directory, output_dir, refresh=interval)
             seen = state
         rounds += 1
@@ -170,6 +256,8 @@ def watch_report(directory: str | os.PathLike[str], output_dir: str | os.PathLik
 
 def _logs_state(directory: Path) -> tuple:
     """What changes when a result is logged: the files' sizes and modification times."""
+    if not directory.is_dir():
+        return ()
     return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns)
                  for p in sorted(directory.glob("*.json")))
 
@@ -234,9 +322,11 @@ def min_budget_advice(result: Result) -> str:
 
 
 def render_html(result: Result, title: str, figure_files: list[str], top: int = 10,
-                refresh: float | None = None) -> str:
+                refresh: float | None = None,
+                reruns: dict[tuple[Any, float], int] | None = None) -> str:
     """The report page; every value from the run is HTML-escaped."""
     info = summary(result)
+    gaps, reruns = idle_gaps(result), reruns or {}
     id2conf = result.get_id2config_mapping()
     rows = [("configurations", info["configurations"]), ("runs", info["runs"]),
             ("runs by status", ", ".join(f"{k}: {v}" for k, v in info["by_status"].items()) or "none"),
@@ -245,12 +335,13 @@ def render_html(result: Result, title: str, figure_files: list[str], top: int = 
             ("wall time of the last finished run [s]", f"{info['wall_time']:.1f}")]
     rows += [(f"best loss on budget {b:g}", f"{loss:.6g} ({_id(cid)})")
              for b, (cid, loss) in info["best_per_budget"].items()]
+    rows.append(("idle gaps (no run in progress) [s]", ", ".join(
+        f"{start:.1f}-{end:.1f}" for start, end in gaps) or "none"))
+    rows.append(("re-run jobs (worker lost, run again)", ", ".join(
+        f"{_id(cid)} on budget {budget:g} (attempt {attempt})"
+        for (cid, budget), attempt in sorted(reruns.items(), key=str)) or "none"))
     summary_rows = "\n".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in rows)
-    best = best_configurations(result, top)
-    best_rows = "\n".join(
-        f"<tr><td>{rank}</td><td>{_esc(_id(r.config_id))}</td><td>{r.budget:g}</td><td>{r.loss:.6g}</td>"
-        f"<td><code>{_esc(json.dumps(id2conf[r.config_id]['config'], sort_keys=True, default=repr))}</code></td></tr>"
-        for rank, r in enumerate(best, 1))
+    best_tables = _best_tables(best_configurations(result, top), id2conf)
     captions = dict(CAPTIONS)
     captions["correlation_across_budgets.png"] += " " + min_budget_advice(result)
     figures = "\n".join(
@@ -258,7 +349,8 @@ def render_html(result: Result, title: str, figure_files: list[str], top: int = 
         f"<figcaption>{_esc(captions.get(name, ''))}</figcaption></figure>"
         for name in figure_files)
     generated = time.strftime("%Y-%m-%d %H:%M:%S")
-    reload = "" if refresh is None else f'<meta http-equiv="refresh" content="{refresh:g}">\n'
+    reload = "" if refresh is None else (f'<meta http-equiv="refresh" content="{refresh:g}">\n'
+                                         f"<script>{KEEP_SCROLL}</script>\n")
     live = "" if refresh is None else f" This page reloads every {refresh:g} s while the run is watched."
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -298,13 +390,40 @@ figcaption {{ font-size: 0.9em; color: #444; line-height: 1.4; }}
 {figures}
 </div>
 <h2>Best configurations</h2>
-<table>
-<tr><th>#</th><th>config id</th><th>budget</th><th>loss</th><th>configuration</th></tr>
-{best_rows or '<tr><td colspan="5">no successful run yet</td></tr>'}
-</table>
+{best_tables}
 </body>
 </html>
 """
+
+
+def _best_tables(best: list[Run], id2conf: dict) -> str:
+    """The best configurations as tables (HTML): those that reached the largest budget, ranked by
+    loss, then apart the ones that stopped at a smaller budget, each budget ranked on its own."""
+    if not best:
+        return "<p>no successful run yet</p>"
+    largest = best[0].budget
+    head = ("<tr><th>#</th><th>config id</th><th>budget</th><th>loss</th>"
+            "<th>configuration</th></tr>")
+
+    def table(runs: list[Run]) -> str:
+        rows = "\n".join(
+            f"<tr><td>{rank}</td><td>{_esc(_id(r.config_id))}</td><td>{r.budget:g}</td>"
+            f"<td>{r.loss:.6g}</td><td><code>{_esc(json.dumps(id2conf[r.config_id]['config'], sort_keys=True, default=repr))}</code></td></tr>"
+            for rank, r in enumerate(runs, 1))
+        return f"<table>\n{head}\n{rows}\n</table>"
+
+    parts = [f"<p>Each configuration by its run on the largest budget it finished. Losses on "
+             f"different budgets are not comparable (a run stopped at a smaller budget was "
+             f"trained less), so the configurations that reached budget {largest:g} are ranked "
+             f"first, by loss; the others follow apart, ranked within their budget.</p>",
+             f"<h3>Reached the largest budget, {largest:g}</h3>",
+             table([r for r in best if r.budget == largest])]
+    smaller = sorted({r.budget for r in best if r.budget != largest}, reverse=True)
+    if smaller:
+        parts.append("<h3>Stopped at a smaller budget</h3>")
+        for budget in smaller:
+            parts += [f"<h4>Budget {budget:g}</h4>", table([r for r in best if r.budget == budget])]
+    return "\n".join(parts)
 
 
 def _best_configuration(result: Result) -> str:
@@ -339,5 +458,5 @@ def _esc(value: Any) -> str:
 
 
 __all__ = ["write_report", "write_result_report", "watch_report", "summary",
-           "best_configurations", "budget_correlations", "min_budget_advice",
+           "best_configurations", "idle_gaps", "rerun_jobs", "budget_correlations", "min_budget_advice",
            "parameters_vs_loss", "render_html", "FIGURES", "CAPTIONS"]

@@ -38,7 +38,7 @@ class Credentials:
 
     def write(self, directory: str | os.PathLike) -> Path:
         """Write the file with mode 0600, atomically (a reader never sees half a file; see
-        :func:`~ultrarun._files.write_atomic` for what a planted file or link can do: nothing)."""
+        ``_files.write_atomic`` for what a planted file or link can do: nothing)."""
         path = credentials_path(directory, self.run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         return _write_private(path, json.dumps(asdict(self)).encode())
@@ -46,7 +46,7 @@ class Credentials:
     @classmethod
     def read(cls, directory: str | os.PathLike, run_id: str) -> "Credentials":
         """Read the credentials file of ``run_id``; raises ``FileNotFoundError`` if absent and
-        :class:`UnsafeFileError` if anyone but this user could have written or read it."""
+        ``UnsafeFileError`` if anyone but this user could have written or read it."""
         path = credentials_path(directory, run_id)
         raw = read_private(path)
         try:
@@ -65,7 +65,7 @@ def _write_private(path: Path, data: bytes) -> Path:
 def read_private(path: str | os.PathLike) -> bytes:
     """The content of a file that holds a secret, once it is known to be a regular file (not a
     link, FIFO or device) owned by this user with no permission for anyone else; else
-    :class:`UnsafeFileError`, which says why and what to do. ``FileNotFoundError`` if absent."""
+    ``UnsafeFileError``, which says why and what to do. ``FileNotFoundError`` if absent."""
     fd = open_nofollow(path, os.O_RDONLY | os.O_NONBLOCK)  # a planted FIFO must not block us
     with os.fdopen(fd, "rb") as fh:
         info = os.fstat(fd)
@@ -118,7 +118,7 @@ def user_secret(path: str | os.PathLike | None = None) -> str:
 
 
 def remember_secret(port: int, secret: str) -> None:
-    """Note the secret of a name server started in this process (see :func:`resolve_secret`)."""
+    """Note the secret of a name server started in this process (see ``resolve_secret``)."""
     with _known_lock:
         _known_secrets[int(port)] = secret
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -107,6 +108,9 @@ def read_credentials(directory: str | os.PathLike, run_id: str) -> Credentials:
     raise ConfigurationError(f"no credentials file for run {run_id} ({path}); {hint}")
 
 
+CLEAR_SCREEN = "\x1b[H\x1b[2J"  # ANSI: cursor to the top left, clear the screen
+
+
 def print_status(args: argparse.Namespace) -> int:
     if args.working_dir:
         creds = read_credentials(args.working_dir, args.run_id)
@@ -115,6 +119,9 @@ def print_status(args: argparse.Namespace) -> int:
         (host, port), secret = args.nameserver, args.secret
     stop = threading.Event()
     shown = 0
+    # On a terminal a watch redraws in place (cursor home, clear screen); in a pipe or a file it
+    # appends one table after another.
+    redraw = args.watch is not None and not args.json and sys.stdout.isatty()
     while True:
         try:
             status = collect_status(args.run_id, host, port, secret)
@@ -126,10 +133,12 @@ def print_status(args: argparse.Namespace) -> int:
                 "your per-user secret: no secret was given. Give the run's secret with --secret "
                 "or ULTRARUN_SECRET, or use --working-dir DIR to read it from the run's "
                 "credentials file") from exc
-        print(json.dumps(status) if args.json else format_status(status), flush=True)
+        text = json.dumps(status) if args.json else format_status(status)
+        print(CLEAR_SCREEN + text if redraw else text, flush=True)
         shown += 1
         if args.watch is None or (args.count is not None and shown >= args.count):
             return 0
-        print(flush=True)
+        if not redraw:
+            print(flush=True)
         if stop.wait(args.watch):
             return 0

@@ -1,5 +1,5 @@
 """Plots of a run, in the spirit of ``hpbandster.visualization``: each takes a
-:class:`~ultrarun.results.Result` (or a list of runs) and returns ``(fig, ax)`` as HpBandSter's
+``ultrarun.results.Result`` (or a list of runs) and returns ``(fig, ax)`` as HpBandSter's
 do. What each shows, and how to show, save and close the figures: docs/report.md.
 """
 from __future__ import annotations
@@ -165,7 +165,7 @@ def performance_histogram_model_vs_random(result: RunsOrResult, id2conf: dict | 
 
 def default_tool_tips(result: Result, learning_curves: dict, include_run_info: bool = False
                       ) -> dict[Any, str]:
-    """HpBandSter's tool-tip texts for :func:`interactive_HBS_plot`: per configuration its id, the
+    """HpBandSter's tool-tip texts for ``interactive_HBS_plot``: per configuration its id, the
     duration of its longest successful run, its config and config_info, and its losses."""
     id2conf = result.get_id2config_mapping()
     tips = {}
@@ -198,7 +198,7 @@ def interactive_HBS_plot(learning_curves: dict, tool_tip_strings: dict | None = 
 
     Check boxes on the left show or hide the curves of each iteration (warm-start data is
     iteration -1); "None"/"All" hide or show them all. Hovering over a curve shows its tool tip
-    (``tool_tip_strings[config_id]``, e.g. from :func:`default_tool_tips`, else the id), and a
+    (``tool_tip_strings[config_id]``, e.g. from ``default_tool_tips``, else the id), and a
     click pins it until clicked again. Returns ``(fig, ax, check_buttons, none_button,
     all_button)``, as HpBandSter's; keep them referenced, or the widgets stop answering.
     """
@@ -309,7 +309,7 @@ def _stable_fraction(config_id: Any) -> float:
 
 def _rank_correlations(runs: Iterable[Run], budget_pairs: Iterable[tuple[float, float]]
                        ) -> list[tuple[float, float, float, int]]:
-    """``(budget, other budget, rho, n)`` per pair: the :func:`spearman` rho of the finite losses
+    """``(budget, other budget, rho, n)`` per pair: the ``spearman`` rho of the finite losses
     of the n configurations run on both budgets."""
     by_config: dict[Any, dict[float, float]] = {}
     for r in runs:

@@ -45,25 +45,32 @@ def _patience() -> float:
 class Worker:
     """A long-lived worker process (or thread) of a run.
 
-    Args:
-        run_id: the run this worker serves.
-        nameserver, nameserver_port: where the run's name server listens (or call
-            :meth:`load_nameserver_credentials`).
-        host: address to listen on; by default the local address facing the name server.
-        worker_id: distinguishes several workers in one process (``id`` is accepted too).
-        timeout: seconds without work after which the worker shuts down (None: never). The
-            clock starts when the worker starts and again whenever it finishes a job, and stops
-            while it holds a job (HpBandSter's meaning: a worker started before its master is
-            kept as long as the master comes within ``timeout``).
-        debug: log every job with its arguments and outcome at INFO level (else DEBUG).
-        secret: the run secret; see :func:`ultrarun.security.resolve_secret` for the default.
-        time_limit, memory_limit: hard per-job limits in seconds and MiB; need
-            ``concurrent_type="process"``. Exceeding them reports TIMEOUT / MEMOUT.
-        tls: a directory of TLS certificates (``ultrarun certs``): two-way TLS for the process.
-
     Everything after ``nameserver_port`` is keyword-only: HpBandSter's fourth positional
     argument is ``logger`` and ultraopt's is ``host``, so a positional call fails loudly instead
     of being read differently (``ultrarun.compat`` keeps their orders).
+
+    Args:
+        run_id (Any): The run this worker serves.
+        nameserver (str | None): Where the run's name server listens (or call
+            ``load_nameserver_credentials``).
+        nameserver_port (int | None): Its port (None: 9090).
+        host (str | None): Address to listen on; by default the local address facing the name
+            server.
+        worker_id (Any): Distinguishes several workers in one process.
+        timeout (float | None): Seconds without work after which the worker shuts down (None:
+            never). The clock starts when the worker starts and again whenever it finishes a
+            job, and stops while it holds a job (HpBandSter's meaning).
+        debug (bool): Log every job with its arguments and outcome at INFO level (else DEBUG).
+        secret (str | None): The run secret (default: ``ULTRARUN_SECRET``, the credentials file
+            or the per-user secret; ``ultrarun.security.resolve_secret``).
+        time_limit (float | None): Hard seconds per job; needs ``concurrent_type="process"``.
+            Exceeding it reports TIMEOUT.
+        memory_limit (float | None): Hard MiB per job; needs ``concurrent_type="process"``.
+            Exceeding it reports MEMOUT.
+        id (Any): HpBandSter's name for ``worker_id``.
+        logger (Logger | None): The logger to use (default ``ultrarun.worker``).
+        tls (Any): A directory of TLS certificates (``ultrarun certs``): two-way TLS for the
+            process.
     """
 
     def __init__(self, run_id: Any, nameserver: str | None = None,
@@ -96,7 +103,19 @@ class Worker:
     # ------------------------------------------------------------------ what users override
     def compute(self, config_id: Any, config: dict, budget: float, working_directory: str,
                 **kwargs: Any) -> dict:
-        """Evaluate ``config`` at ``budget``; return ``{'loss': float, 'info': plain data}``."""
+        """Evaluate ``config`` at ``budget``: override this in a subclass.
+
+        Args:
+            config_id (Any): The configuration's id in the run, e.g. ``(0, 0, 3)``.
+            config (dict): The configuration.
+            budget (float): The budget to evaluate it on (epochs, data fraction, ...).
+            working_directory (str): The run's working directory.
+            **kwargs: ``config_info`` and anything else the master sends.
+
+        Returns:
+            dict: ``{"loss": float, "info": plain data}``; a compute that raises ends its job
+                CRASHED with the traceback.
+        """
         if self._eval_func is None:
             raise NotImplementedError("subclass Worker and override compute(), "
                                       "or call worker.initialize(eval_func)")
@@ -104,7 +123,15 @@ class Worker:
                                working_directory=working_directory, **kwargs)
 
     def initialize(self, eval_func: Callable[..., Any]) -> "Worker":
-        """Use a plain function ``f(config, budget) -> loss or dict`` as this worker's compute."""
+        """Use a plain function as this worker's compute.
+
+        Args:
+            eval_func (Callable): ``f(config, budget)`` returning the loss or a dict with
+                ``"loss"`` and ``"info"``.
+
+        Returns:
+            Worker: This worker.
+        """
         if not callable(eval_func):
             raise ConfigurationError(f"eval_func must be callable, got {type(eval_func).__name__}")
         self._eval_func = eval_func
@@ -113,8 +140,13 @@ class Worker:
     # ---------------------------------------------------------------------------- setup
     def load_nameserver_credentials(self, working_directory: str | os.PathLike,
                                     num_tries: int = 60, interval: float = 1) -> None:
-        """Read the run's credentials file (written by the name server), waiting for it to appear
-        for up to ``num_tries * interval`` seconds (and saying so while it waits)."""
+        """Read the run's credentials file (written by the name server), waiting for it.
+
+        Args:
+            working_directory (str | PathLike): The shared directory holding the file.
+            num_tries (int): Looks for the file before giving up.
+            interval (float): Seconds between two looks (it says so while it waits).
+        """
         waiter = threading.Event()
         path = credentials_path(working_directory, self.run_id)
         for attempt in range(max(1, int(num_tries))):
@@ -135,8 +167,14 @@ class Worker:
         self.nameserver, self.nameserver_port, self.secret = creds.host, creds.port, creds.secret
 
     def run(self, background: bool = False, concurrent_type: str = "thread") -> None:
-        """Register and serve jobs. Foreground blocks until :meth:`shutdown` (or the idle
-        timeout); background returns once the worker is registered and serves from threads."""
+        """Register and serve jobs.
+
+        Args:
+            background (bool): False blocks until ``shutdown`` (or the idle timeout); True
+                returns once the worker is registered and serves from threads.
+            concurrent_type (str): ``"thread"`` runs compute in the worker's thread,
+                ``"process"`` in a child process (needed for hard limits).
+        """
         if concurrent_type not in _CONCURRENT_TYPES:
             raise ConfigurationError(f"concurrent_type must be one of {_CONCURRENT_TYPES}, "
                                      f"got {concurrent_type!r}")

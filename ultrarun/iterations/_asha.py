@@ -30,11 +30,21 @@ def _validate_limit(name: str, value: int | None) -> int | None:
 class ASHA(BaseIteration):
     """One never-blocking ASHA run over the rungs ``budgets``.
 
-    :meth:`get_next_run` promotes a configuration one rung up as soon as it is among the best
+    ``get_next_run`` promotes a configuration one rung up as soon as it is among the best
     ``1/eta`` of the results at its rung (highest rung first); otherwise it samples a new
     configuration at the lowest rung. It returns None only once ``max_configs`` or ``max_jobs``
     stop it from growing (or nothing fits the time left); it is finished when it cannot grow and
     nothing is running. Without limits it grows until the master's time is up.
+
+    Args:
+        iteration (int): The iteration's index; the first element of its config ids.
+        budgets (Sequence[float]): The rungs, strictly increasing.
+        sampler (Sampler): ``sampler(budget, n) -> [(config, config_info), ...]``: where new
+            configurations come from (the master passes its optimizer's).
+        eta (float): A configuration is promoted when among the best 1/eta of its rung.
+        max_configs (int | None): Stop sampling new configurations after this many (None: no
+            limit).
+        max_jobs (int | None): Stop after this many jobs (None: no limit).
     """
 
     def __init__(self, iteration: int, budgets: Sequence[float], sampler: Sampler,
@@ -139,10 +149,18 @@ class ASHA(BaseIteration):
 
 
 class ASHAIterGenerator(BaseIterGenerator):
-    """Makes :class:`ASHA` iterations with the rungs of the most aggressive Hyperband bracket.
+    """Makes [ASHA][ultrarun.iterations.ASHA] iterations with the rungs of the most aggressive
+    Hyperband bracket.
 
     A master usually runs a single ASHA iteration; give ``max_configs`` or ``max_jobs`` so that
     it ends by itself.
+
+    Args:
+        min_budget (float): The lowest rung.
+        max_budget (float): The highest rung.
+        eta (float): A configuration is promoted when among the best 1/eta of its rung.
+        max_configs (int | None): Configurations per iteration (None: no limit).
+        max_jobs (int | None): Jobs per iteration (None: no limit).
     """
 
     def __init__(self, min_budget: float, max_budget: float, eta: float = 3,

@@ -70,9 +70,14 @@ def top_k(candidates: Iterable[tuple[ConfigId, float]], k: int) -> list[ConfigId
 class BaseIteration(abc.ABC):
     """One iteration (HpBandSter's ``BaseIteration``): configs, their budgets and their results.
 
-    Drive it with :meth:`get_next_run` and :meth:`register_result`; it is done when
-    :attr:`is_finished`. When :attr:`is_blocked`, it waits for running jobs and the master may
-    start the next iteration so free workers are not idle.
+    Drive it with ``get_next_run`` and ``register_result``; it is done when ``is_finished``.
+    When ``is_blocked``, it waits for running jobs and the master may start the next iteration
+    so free workers are not idle.
+
+    Args:
+        iteration (int): The iteration's index; the first element of its config ids.
+        sampler (Sampler): ``sampler(budget, n) -> [(config, config_info), ...]``: where new
+            configurations come from (the master passes its optimizer's).
     """
 
     def __init__(self, iteration: int, sampler: Sampler) -> None:
@@ -99,7 +104,7 @@ class BaseIteration(abc.ABC):
     @property
     @abc.abstractmethod
     def is_blocked(self) -> bool:
-        """True when :meth:`get_next_run` would return None although the iteration is not over."""
+        """True when ``get_next_run`` would return None although the iteration is not over."""
 
     @property
     def barrier(self) -> tuple[float, int] | None:
@@ -108,7 +113,7 @@ class BaseIteration(abc.ABC):
 
     def register_result(self, config_id: ConfigId, budget: float, loss: float | None,
                         status: JobStatus = JobStatus.SUCCESS, info: Any = None) -> None:
-        """Record the result of a run handed out by :meth:`get_next_run`.
+        """Record the result of a run handed out by ``get_next_run``.
 
         ``loss`` None, NaN or a failed ``status`` (CRASHED, TIMEOUT, LOST, ...) counts as +inf: the
         stage still completes, and the configuration is never promoted.

@@ -10,8 +10,13 @@ class HyperBandIterGenerator(BracketIterGenerator):
 
     The first iteration starts many configurations at ``min_budget``; the last of a cycle runs
     a few at ``max_budget`` only, which hedges against low budgets that mislead.
-    ``bracket_formula="hpbandster"`` sizes the brackets as HpBandSter does (see
-    :mod:`ultrarun.iterations._budgets`).
+
+    Args:
+        min_budget (float): The smallest budget.
+        max_budget (float): The largest budget.
+        eta (float): Each stage keeps the best 1/eta and multiplies the budget by eta.
+        bracket_formula (str): ``"paper"`` (the paper's bracket sizes) or ``"hpbandster"``
+            (HpBandSter's; docs/iterations.md).
     """
 
     def __init__(self, min_budget: float, max_budget: float, eta: float = 3,

@@ -41,9 +41,16 @@ class SuccessiveHalving(BaseIteration):
 
     Stage ``i`` runs ``num_configs[i]`` configurations at ``budgets[i]``; when every job of the
     stage has reported, the best ``num_configs[i + 1]`` successful ones go on. New configurations
-    are sampled lazily, one per :meth:`get_next_run`, so a model-based sampler sees every result
+    are sampled lazily, one per ``get_next_run``, so a model-based sampler sees every result
     that arrived before. Failed configurations are never promoted; a stage can therefore run
     fewer configurations than scheduled, and the iteration ends early if none succeeded.
+
+    Args:
+        iteration (int): The iteration's index; the first element of its config ids.
+        num_configs (Sequence[int]): Configurations per stage, not increasing.
+        budgets (Sequence[float]): The budget of each stage, strictly increasing.
+        sampler (Sampler): ``sampler(budget, n) -> [(config, config_info), ...]``: where new
+            configurations come from (the master passes its optimizer's).
     """
 
     def __init__(self, iteration: int, num_configs: Sequence[int], budgets: Sequence[float],
@@ -151,7 +158,14 @@ class BracketIterGenerator(BaseIterGenerator):
 
 
 class SuccessiveHalvingIterGenerator(BracketIterGenerator):
-    """Every iteration is the most aggressive bracket (``s = s_max``) between the two budgets."""
+    """Every iteration is the most aggressive bracket (``s = s_max``) between the two budgets.
+
+    Args:
+        min_budget (float): The smallest budget.
+        max_budget (float): The largest budget.
+        eta (float): Each stage keeps the best 1/eta and multiplies the budget by eta.
+        bracket_formula (str): ``"paper"`` or ``"hpbandster"`` (docs/iterations.md).
+    """
 
     def __init__(self, min_budget: float, max_budget: float, eta: float = 3,
                  bracket_formula: str = "paper") -> None:
@@ -162,7 +176,12 @@ class SuccessiveHalvingIterGenerator(BracketIterGenerator):
 
 
 class CustomIterGenerator(BracketIterGenerator):
-    """Every iteration runs the explicit schedule given (HpBandSter's custom budgets)."""
+    """Every iteration runs the explicit schedule given (HpBandSter's custom budgets).
+
+    Args:
+        budgets (Sequence[float]): The budget of each stage, strictly increasing.
+        num_configs (Sequence[int]): Configurations per stage, not increasing.
+    """
 
     def __init__(self, budgets: Sequence[float], num_configs: Sequence[int]) -> None:
         super().__init__(validate_schedule(num_configs, budgets))

@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from ..errors import NoSuccessfulRunError
 from ..job import Incumbents, ConfigId, Job, JobStatus
 from ._exports import ResultExports
 
@@ -23,8 +24,17 @@ def infer_status(result: Mapping[str, Any] | None) -> JobStatus:
 class Run:
     """One evaluation of a configuration on a budget (HpBandSter's ``Run``, plus its status).
 
-    The first six fields are HpBandSter's, in its order; ``loss`` and ``info`` are None for a run
-    that failed, ``error_logs`` holds the exception text (traceback) of a failed run.
+    The first six fields are HpBandSter's, in its order. ``run["loss"]`` works too.
+
+    Args:
+        config_id (ConfigId): The configuration's id, e.g. ``(0, 0, 3)``.
+        budget (float): The budget it ran on.
+        loss (float | None): Its loss; None for a run that failed.
+        info (Any): What the compute returned besides the loss; None for a failed run.
+        time_stamps (dict[str, float]): ``submitted``, ``started`` and ``finished``.
+        error_logs (str | None): The exception text (traceback) of a failed run.
+        status (JobStatus | None): ``SUCCESS``, ``CRASHED``, ``TIMEOUT``, ``MEMOUT``, ``LOST``
+            or ``CANCELLED`` (None: inferred from the loss).
     """
 
     config_id: ConfigId
@@ -71,8 +81,34 @@ class ConfigRecord:
         self.statuses[budget] = status if status is not None else infer_status(result)
 
 
+@dataclass(frozen=True)
+class BestConfig:
+    """The best configuration of a run, what ``Result.best_config`` returns.
+
+    Attributes:
+        config (dict[str, Any]): The configuration (a copy), e.g. ``{"x": 0.31}``.
+        loss (float): Its loss on ``budget``.
+        budget (float): The largest budget any configuration finished with a loss.
+        config_id (ConfigId): Its id in the run, e.g. ``(2, 0, 5)``.
+        info (Any): The ``info`` its compute returned with that loss.
+    """
+
+    config: dict[str, Any]
+    loss: float
+    budget: float
+    config_id: ConfigId
+    info: Any = None
+
+
 def extract_HBS_learning_curves(runs: Sequence[Run]) -> list[list[tuple[float, float]]]:
-    """HpBandSter's default learning-curve extractor: one curve of (budget, loss), failures left out."""
+    """HpBandSter's default learning-curve extractor: one curve of (budget, loss), failures left out.
+
+    Args:
+        runs (Sequence[Run]): The runs of one configuration.
+
+    Returns:
+        list[list[tuple[float, float]]]: One curve, by ascending budget.
+    """
     ordered = sorted(runs, key=lambda r: r.budget)
     return [[(r.budget, r.loss) for r in ordered if r.loss is not None]]
 
@@ -82,10 +118,19 @@ extract_HB_learning_curves = extract_HBS_learning_curves
 
 
 class Result(ResultExports):
-    """The outcome of a run, with HpBandSter's analysis API and constructor,
-    ``Result(HB_iteration_data, HB_config)``: it copies the data, infers what ``HB_config`` lacks
-    and makes time stamps relative to ``time_ref`` (by default the first submission). Simpler ways
-    in: :meth:`from_runs`, :func:`logged_results_to_HBS_result`. Details: docs/results.md.
+    """The outcome of a run, with HpBandSter's analysis API and constructor.
+
+    ``Result(HB_iteration_data, HB_config)`` copies the data, infers what ``HB_config`` lacks
+    and makes time stamps relative to ``time_ref`` (by default the first submission). Simpler
+    ways in: ``Result.from_runs`` and
+    [logged_results_to_HBS_result][ultrarun.results.logged_results_to_HBS_result]. For the best
+    configuration: ``best_config()``. Details: docs/results.md.
+
+    Args:
+        HB_iteration_data (Iterable[Mapping] | Mapping): ``{config_id: datum}`` per iteration
+            (HpBandSter's), or one such mapping.
+        HB_config (Mapping[str, Any] | None): HpBandSter's run settings (``budgets``,
+            ``min_budget``, ``max_budget``, ``eta``, ``time_ref``); what it lacks is inferred.
     """
 
     def __init__(self, HB_iteration_data: Iterable[Mapping[ConfigId, Any]] | Mapping[ConfigId, Any],
@@ -111,9 +156,16 @@ class Result(ResultExports):
                   HB_config: Mapping[str, Any] | None = None) -> "Result":
         """Build a result from runs, or finished jobs, with absolute time stamps.
 
-        ``configs`` maps a config id to its config dict, to ``(config, config_info)``, or to any
-        object with ``config`` and ``config_info`` attributes (an iteration's datum); ids that
-        only appear in ``runs`` get an empty config.
+        Args:
+            runs (Iterable[Run | Job]): The runs, or finished jobs.
+            configs (Mapping[ConfigId, Any] | None): A config id to its config dict, to
+                ``(config, config_info)``, or to any object with ``config`` and
+                ``config_info`` attributes (an iteration's datum); ids that only appear in
+                ``runs`` get an empty config.
+            HB_config (Mapping[str, Any] | None): As for the constructor.
+
+        Returns:
+            Result: The result.
         """
         data: dict[ConfigId, ConfigRecord] = {}
         for config_id, entry in (configs or {}).items():
@@ -148,9 +200,34 @@ class Result(ResultExports):
         """Config id with the smallest loss among the runs on the maximum budget, else None.
 
         HpBandSter's meaning: a good loss on a small budget does not make an incumbent; see
-        :meth:`get_incumbents_per_budget` for the best of every budget.
+        ``get_incumbents_per_budget`` for the best of every budget and ``best_config`` for the
+        best on the largest budget reached.
         """
         return self.get_incumbents_per_budget().get(self.HB_config["max_budget"], (None,))[0]
+
+    def best_config(self) -> BestConfig:
+        """The best configuration, its loss and its budget in one call.
+
+        The best is the configuration with the smallest loss on the largest budget that any
+        configuration finished with a loss; losses on smaller budgets are not compared with it,
+        since they measure something else (a run stopped earlier). Where a run reached
+        ``max_budget`` this is HpBandSter's incumbent, ``get_incumbent_id``.
+
+        Returns:
+            BestConfig: ``config``, ``loss``, ``budget``, ``config_id`` and ``info``.
+
+        Raises:
+            NoSuccessfulRunError: No run finished with a loss; the message counts the failed
+                runs by status and quotes their first errors.
+        """
+        per_budget = self.get_incumbents_per_budget()
+        if not per_budget:
+            raise NoSuccessfulRunError(_nothing_finished(self.get_all_runs()))
+        budget = max(per_budget)
+        config_id, loss = per_budget[budget]
+        datum = self.data[config_id]
+        return BestConfig(config=_copy(datum.config), loss=loss, budget=budget,
+                          config_id=config_id, info=_copy(datum.results[budget].get("info")))
 
     def get_incumbents_per_budget(self) -> dict[float, tuple[ConfigId, float]]:
         """``{budget: (config_id, loss)}``: the best successful run of every budget, budgets ascending."""
@@ -222,12 +299,29 @@ class Result(ResultExports):
 
 # --- helpers (the logger and the compat layer use the first three) ------------------------------
 def _job_fields(job: Job) -> tuple:
-    """The fields of the :class:`Run` a finished job stands for, in order (its time stamps are
+    """The fields of the ``Run`` a finished job stands for, in order (its time stamps are
     the job's own dict)."""
     status = final_status(job)
     result = job.result if status is JobStatus.SUCCESS else {}
     return (job.id, job.kwargs["budget"], result.get("loss"), result.get("info"), job.timestamps,
             job.exception, status)
+
+
+def _nothing_finished(runs: list[Run], quoted: int = 3) -> str:
+    """Why there is no best configuration: the failures by status, and their first errors."""
+    if not runs:
+        return "no run finished yet: the result holds no runs"
+    counts = ", ".join(f"{name}: {n}" for name, n in status_counts(runs).items())
+    errors = [f"{r.config_id} on budget {r.budget:g}: {_last_line(r.error_logs)}"
+              for r in runs if r.error_logs][:quoted]
+    text = f"no run finished with a loss: {len(runs)} runs failed ({counts})"
+    return text + ("; first errors: " + "; ".join(errors) if errors else "")
+
+
+def _last_line(text: str) -> str:
+    """The last non-empty line of an error text: a traceback's exception line."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def final_status(job: Job) -> JobStatus:
@@ -241,7 +335,7 @@ def final_status(job: Job) -> JobStatus:
 
 def _copy(value: Any) -> Any:
     """A deep copy. JSON-like values (what configurations and results hold) are copied without
-    :func:`copy.deepcopy`'s memo, which took a quarter of the time to build a Result."""
+    ``copy.deepcopy``'s memo, which took a quarter of the time to build a Result."""
     kind = type(value)
     if kind is dict:
         return {key: _copy(item) for key, item in value.items()}

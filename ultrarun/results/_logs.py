@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -17,13 +18,19 @@ logger = logging.getLogger(__name__)
 CONFIGS_FILE = "configs.json"
 RESULTS_FILE = "results.json"
 STATUSES_FILE = "statuses.json"
+CONFIGSPACE_FILE = "configspace.json"  # ConfigSpace's JSON: which parameters are log-scaled
 
 
 class json_result_logger:
     """Writes results as they arrive into ``configs.json`` and ``results.json`` (HpBandSter's
     format) and the runs' statuses into ``statuses.json``. Every line is fsync'ed before the call
     returns, there is nothing to close, and it is thread-safe. Log files already there follow
-    the master's rule (:meth:`open`). The lines and the rules: docs/results.md.
+    the master's rule (``open``). The lines and the rules: docs/results.md.
+
+    Args:
+        directory (str | PathLike): Where to write the logs (created if needed).
+        overwrite (bool): Replace the logs of an earlier run there, whatever the master says.
+        fsync (bool): fsync every line (False: flush only, faster, not crash-proof).
     """
 
     def __init__(self, directory: str | os.PathLike[str], overwrite: bool = False,
@@ -41,9 +48,16 @@ class json_result_logger:
         self._opened = False
 
     def open(self, existing: str = "refuse") -> None:
-        """Start logging: ``existing`` says what to do with log files already there:
-        ``"refuse"``, ``"resume"`` (append; configurations logged before are not logged again)
-        or ``"overwrite"``. ``overwrite=True`` given to the logger overwrites in any case."""
+        """Start logging. ``overwrite=True`` given to the logger overwrites in any case.
+
+        Args:
+            existing (str): What to do with log files already there: ``"refuse"``,
+                ``"resume"`` (append; configurations logged before are not logged again) or
+                ``"overwrite"``.
+
+        Raises:
+            FileExistsError: Logs are there and ``existing`` is ``"refuse"``.
+        """
         with self._lock:
             if self._opened:
                 return
@@ -60,6 +74,23 @@ class json_result_logger:
             for log in self._files.values():
                 log.open(append=append)
             self._opened = True
+
+    def log_configspace(self, configspace: Any) -> None:
+        """Write the run's configuration space into ``configspace.json`` (ConfigSpace's JSON),
+        so the report draws a log-scaled parameter on a log axis. The master calls it when the
+        run starts; an object ConfigSpace cannot write is skipped with a warning."""
+        if configspace is None or not hasattr(configspace, "to_json"):
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".configspace.", dir=self.directory)  # O_EXCL
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                configspace.to_json(fh)
+            os.replace(tmp, self.directory / CONFIGSPACE_FILE)
+        except (TypeError, ValueError, OSError) as exc:
+            os.unlink(tmp)
+            logger.warning("configuration space not written to %s: %s",
+                           self.directory / CONFIGSPACE_FILE, exc)
 
     def new_config(self, config_id: ConfigId, config: Mapping[str, Any], config_info: Any = None) -> None:
         """Log a configuration once (later calls with the same id are ignored)."""
@@ -90,13 +121,33 @@ class json_result_logger:
 
 
 def logged_results_to_HBS_result(directory: str | os.PathLike[str]) -> Result:
-    """Load the logs of a run (live or finished, ultrarun's or HpBandSter's) into a :class:`Result`;
-    an unreadable line is skipped with a warning, ``HB_config`` inferred (docs/results.md)."""
+    """Load the logs of a run (live or finished, ultrarun's or HpBandSter's).
+
+    An unreadable line is skipped with a warning, ``HB_config`` inferred (docs/results.md).
+
+    Args:
+        directory (str | PathLike): The directory the result logger wrote into.
+
+    Returns:
+        Result: The run's [Result][ultrarun.results.Result].
+
+    Raises:
+        FileNotFoundError: The directory holds no ``configs.json``.
+    """
     directory = Path(directory)
     config_fn = directory / CONFIGS_FILE
     if not config_fn.exists():
         raise FileNotFoundError(f"{config_fn} not found: {directory} holds no ultrarun/HpBandSter "
                                 "result logs (configs.json, results.json)")
+    # Read in the order opposite to the logger's writes (a configuration, later its result, then
+    # its status): a result logged while a live run is read then always finds its configuration.
+    results = list(read_json_lines(directory / RESULTS_FILE))
+    statuses: dict[tuple[ConfigId, float], JobStatus] = {}
+    for line_no, line in read_json_lines(directory / STATUSES_FILE):
+        try:
+            statuses[(_config_id(line[0]), line[1])] = JobStatus(line[2]["status"])
+        except (IndexError, KeyError, TypeError, ValueError):
+            logger.warning("%s:%d: not a status line, skipped", directory / STATUSES_FILE, line_no)
     data: dict[ConfigId, ConfigRecord] = {}
     for line_no, line in read_json_lines(config_fn):
         if not isinstance(line, list) or len(line) not in (2, 3):
@@ -104,14 +155,7 @@ def logged_results_to_HBS_result(directory: str | os.PathLike[str]) -> Result:
             continue
         data[_config_id(line[0])] = ConfigRecord(line[1], line[2] if len(line) == 3 else "N/A")
 
-    statuses: dict[tuple[ConfigId, float], JobStatus] = {}
-    for line_no, line in read_json_lines(directory / STATUSES_FILE):
-        try:
-            statuses[(_config_id(line[0]), line[1])] = JobStatus(line[2]["status"])
-        except (IndexError, KeyError, TypeError, ValueError):
-            logger.warning("%s:%d: not a status line, skipped", directory / STATUSES_FILE, line_no)
-
-    for line_no, line in read_json_lines(directory / RESULTS_FILE):
+    for line_no, line in results:
         if not isinstance(line, list) or len(line) < 5:
             logger.warning("%s:%d: expected 5 elements, skipped", directory / RESULTS_FILE, line_no)
             continue
@@ -123,6 +167,22 @@ def logged_results_to_HBS_result(directory: str | os.PathLike[str]) -> Result:
             data[config_id] = ConfigRecord(config={})
         data[config_id].add(budget, time_stamps, result, exception, statuses.get((config_id, budget)))
     return Result([data])
+
+
+def read_configspace(directory: str | os.PathLike[str]) -> Any:
+    """The run's configuration space from ``configspace.json``, or None where there is none
+    (HpBandSter's logs) or it cannot be read (with a warning)."""
+    path = Path(directory) / CONFIGSPACE_FILE
+    if not path.is_file():
+        return None
+    from ConfigSpace import ConfigurationSpace
+
+    try:
+        return ConfigurationSpace.from_json(path)
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        logger.warning("%s: not a configuration space (%s); parameters drawn on linear axes",
+                       path, exc)
+        return None
 
 
 def _complete_timestamps(stamps: Mapping[str, float]) -> dict[str, float]:
