@@ -85,3 +85,24 @@ def branin_target(config, budget):
     from ultrarun.benchmarks import branin
 
     return branin(config, budget, max_budget=9.0)
+
+
+def spawns_sleep(config: Any) -> float:
+    """Starts ``sleep 300``, writes its pid and ours to ``config['pids']``, then waits."""
+    import subprocess
+
+    proc = subprocess.Popen(["sleep", "300"])
+    with open(config["pids"] + ".tmp", "w") as stream:
+        stream.write(f"{proc.pid} {os.getpid()}")
+    os.replace(config["pids"] + ".tmp", config["pids"])
+    time.sleep(_DEADLINE)
+    return 0.0
+
+
+def forges_answer(config: Any) -> float:
+    """With x == 1, first writes a forged answer on the pipes it can write to."""
+    if config["x"] == 1:
+        from workers_for_tests import forge_answer
+
+        forge_answer({"loss": -1.0, "info": {}})
+    return float(config["x"])
