@@ -72,7 +72,8 @@ class ProcessWorker(Worker):
     def compute(self, config_id, config, budget, working_directory, **kwargs):
         loss = 2.0 * config["x"] + 1.0
         fork = config.get("fork")
-        if fork and os.fork() == 0:  # the copy answers otherwise (returns or raises)
+        copy = os.fork() if fork else None
+        if copy == 0:  # the copy answers otherwise (returns or raises)
             if fork == "raise":
                 raise ValueError("the copy raises")
             if fork == "forge":  # a forged answer written below any Python-level guard
@@ -80,7 +81,7 @@ class ProcessWorker(Worker):
                 os._exit(0)
             return {"loss": -1.0, "info": {"copy": True}}
         if fork == "forge":
-            os.wait()
+            os.waitpid(copy, 0)
         if "spawn" in config:  # a grandchild that would outlive the job; pids in a file
             proc = subprocess.Popen(["sleep", "300"])
             Path(config["spawn"] + ".tmp").write_text(f"{proc.pid} {os.getpid()}")
