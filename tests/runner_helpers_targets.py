@@ -99,10 +99,28 @@ def spawns_sleep(config: Any) -> float:
     return 0.0
 
 
-def forges_answer(config: Any) -> float:
-    """With x == 1, first writes a forged answer on the pipes it can write to."""
-    if config["x"] == 1:
-        from workers_for_tests import forge_answer
 
-        forge_answer({"loss": -1.0, "info": {}})
+def forged_answer(result: Any) -> bytes:
+    """A frame that a compute process once sent as its answer: ``result`` as a SUCCESS."""
+    import pickle
+    import struct
+
+    payload = pickle.dumps(("ok", ("SUCCESS", result, None), 0.0, 0.0))
+    return struct.pack(">Q", len(payload)) + payload
+
+
+def write_on_pipes(data: bytes) -> None:
+    """Write ``data`` on each pipe this process can write to besides stdout and stderr, as C
+    code or a forked copy could."""
+    for fd in range(3, 64):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:"):
+                os.write(fd, data)
+        except OSError:
+            continue
+
+
+def forges_answer(config: Any) -> float:
+    """Writes ``config['data']`` (default: a forged answer of -1) on its pipes, returns x."""
+    write_on_pipes(config.get("data", forged_answer(-1.0)))
     return float(config["x"])

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import runner_helpers_targets as targets
 from conftest import wait_until
@@ -68,9 +70,44 @@ def test_a_forged_answer_is_crashed_and_the_child_restarted():
         first = caller.call({"x": 1})
         assert first.status is JobStatus.CRASHED, first
         assert "not the answer to this call" in first.info["error"]
-        second = caller.call({"x": 2})
+        second = caller.call({"x": 2, "data": b""})
         assert second.status is JobStatus.SUCCESS and second.value == 2.0, second
         assert second.info is None
+    finally:
+        caller.close()
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=300), x=st.integers(0, 10 ** 6))
+def test_whatever_is_written_on_the_pipe_no_call_gets_a_wrong_answer(caller, data, x):
+    out = caller.call({"x": x, "data": data})
+    if out.status is JobStatus.SUCCESS:
+        assert out.value == float(x)
+        assert not data, "bytes before the answer went unnoticed"
+    else:
+        assert out.status is JobStatus.CRASHED, out
+        assert "answer" in out.info["error"], out.info
+
+
+@pytest.fixture(scope="module")
+def caller():
+    caller = LimitedCaller(targets.forges_answer, 20.0, None)
+    yield caller
+    caller.close()
+
+
+def test_a_child_started_from_a_thread_outlives_the_thread():
+    """Nothing is bound to the thread that started a child (unlike PR_SET_PDEATHSIG)."""
+    caller = LimitedCaller(os.getpid, None, None)
+    try:
+        first: list = []
+        thread = threading.Thread(target=lambda: first.append(caller.call()))
+        thread.start()
+        thread.join(timeout=60)
+        second = caller.call()
+        assert first[0].status is second.status is JobStatus.SUCCESS, (first, second)
+        assert second.value == first[0].value  # the same child served both
     finally:
         caller.close()
 
@@ -119,8 +156,6 @@ def test_limited_caller_timeout_and_close_end_the_group(tmp_path):
     finally:
         caller.close()
     caller = LimitedCaller(targets.spawns_sleep, None, None)
-    import threading
-
     outcome: list = []
     thread = threading.Thread(target=lambda: outcome.append(caller.call({"pids": str(tmp_path / "b")})))
     thread.start()
