@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -177,3 +179,28 @@ def test_process_runner_cancel_ends_what_the_target_started(tmp_path):
         pids = pids_in(tmp_path / "pids")
         runner.cancel_pending()
         assert_all_gone(pids, "after cancel")
+
+
+def test_process_runner_death_ends_what_the_target_started(tmp_path):
+    """The runner's process is SIGKILLed while a pool process runs a target that started
+    ``sleep 300``: the pool process and the sleep end too."""
+    script = tmp_path / "runner.py"
+    script.write_text(
+        "import sys, time\n"
+        "import runner_helpers_targets as targets\n"
+        "from ultrarun.runners import ProcessRunner, TargetFunctionRunner, TrialInfo\n"
+        "if __name__ == '__main__':\n"
+        "    runner = ProcessRunner(TargetFunctionRunner(targets.spawns_sleep), n_workers=1)\n"
+        "    runner.submit_trial(TrialInfo({'pids': sys.argv[1]}))\n"
+        "    runner.wait(60)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(Path(targets.__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "pids")], env=env)
+    try:
+        pids = pids_in(tmp_path / "pids")
+        proc.kill()
+        proc.wait(timeout=20)
+        assert_all_gone(pids, "after the runner's process was killed")
+    finally:
+        proc.kill()
+        proc.wait(timeout=20)
