@@ -88,13 +88,16 @@ def branin_target(config, budget):
 
 
 def spawns_sleep(config: Any) -> float:
-    """Starts ``sleep 300``, writes its pid and ours to ``config['pids']``, then waits."""
+    """Starts ``sleep 300``, writes its pid and ours to ``config['pids']``, then waits (or
+    allocates ``config['mb']`` megabytes)."""
     import subprocess
 
     proc = subprocess.Popen(["sleep", "300"])
     with open(config["pids"] + ".tmp", "w") as stream:
         stream.write(f"{proc.pid} {os.getpid()}")
     os.replace(config["pids"] + ".tmp", config["pids"])
+    if "mb" in config:
+        allocates(config)
     time.sleep(_DEADLINE)
     return 0.0
 

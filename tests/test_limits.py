@@ -148,15 +148,17 @@ def test_worker_shutdown_ends_the_running_compute(cluster, tmp_path):
     assert_all_gone(pids, "after the worker shut down")
 
 
-def test_limited_caller_timeout_and_close_end_the_group(tmp_path):
-    """The runners' limited calls: TIMEOUT, and close() during a call (CANCELLED)."""
-    caller = LimitedCaller(targets.spawns_sleep, 1.0, None)
-    try:
-        out = caller.call({"pids": str(tmp_path / "a")})
-        assert out.status is JobStatus.TIMEOUT, out
-        assert_all_gone(pids_in(tmp_path / "a"), "after TIMEOUT")
-    finally:
-        caller.close()
+def test_limited_caller_timeout_memout_and_close_end_the_group(tmp_path):
+    """The runners' limited calls: TIMEOUT, MEMOUT, and close() during a call (CANCELLED)."""
+    for status, limits, extra in ((JobStatus.TIMEOUT, (1.0, None), {}),
+                                  (JobStatus.MEMOUT, (None, 300), {"mb": 2000})):
+        caller = LimitedCaller(targets.spawns_sleep, *limits)
+        try:
+            out = caller.call({"pids": str(tmp_path / status.name), **extra})
+            assert out.status is status, out
+            assert_all_gone(pids_in(tmp_path / status.name), f"after {status.name}")
+        finally:
+            caller.close()
     caller = LimitedCaller(targets.spawns_sleep, None, None)
     outcome: list = []
     thread = threading.Thread(target=lambda: outcome.append(caller.call({"pids": str(tmp_path / "b")})))
