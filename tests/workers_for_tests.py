@@ -1,13 +1,16 @@
 """Worker classes the end-to-end tests start as real processes (``ultrarun worker``)."""
 from __future__ import annotations
 
+import itertools
 import math
 import os
+import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 
+from runner_helpers_targets import forged_answer, write_on_pipes
 from ultrarun.worker import Worker
 
 
@@ -58,6 +61,34 @@ class TestWorker(Worker):
                 "info": {"pid": os.getpid(), "config_id": config_id,
                          "types": {k: type(v).__name__ for k, v in config.items()},
                          "budget_type": type(budget).__name__, "kwargs": sorted(kwargs)}}
+
+
+class ProcessWorker(Worker):
+    """Computes that misbehave with processes (tests/test_limits.py); the loss is 2 x + 1."""
+
+    __test__ = False
+
+    def compute(self, config_id, config, budget, working_directory, **kwargs):
+        loss = 2.0 * config["x"] + 1.0
+        fork = config.get("fork")
+        copy = os.fork() if fork else None
+        if copy == 0:  # the copy answers otherwise (returns or raises)
+            if fork == "raise":
+                raise ValueError("the copy raises")
+            if fork == "forge":  # a forged answer written below any Python-level guard
+                write_on_pipes(forged_answer({"loss": -1.0, "info": {"forged": True}}))
+                os._exit(0)
+            return {"loss": -1.0, "info": {"copy": True}}
+        if fork == "forge":
+            os.waitpid(copy, 0)
+        if "spawn" in config:  # a grandchild that would outlive the job; pids in a file
+            proc = subprocess.Popen(["sleep", "300"])
+            Path(config["spawn"] + ".tmp").write_text(f"{proc.pid} {os.getpid()}")
+            os.replace(config["spawn"] + ".tmp", config["spawn"])
+            if config.get("busy_in_c"):  # one C call that holds the GIL and never checks signals
+                sum(itertools.repeat(1, 10 ** 13))
+            time.sleep(300)
+        return {"loss": loss, "info": {"pid": os.getpid()}}
 
 
 class UltraoptWorker(Worker):

@@ -11,6 +11,7 @@ import collections
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -19,6 +20,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any, Sequence
 
 from ..errors import ConfigurationError, ResultError
+from ..limits import start_group_guard
 from ._base import (AbstractParallelRunner, AbstractRunner, Outcome, TrialInfo, WorkerLost,
                     check_n_workers, run_outcome)
 
@@ -27,9 +29,15 @@ logger = logging.getLogger(__name__)
 _JOIN_TIMEOUT = 5.0
 
 
-def _worker_main(conn: Connection, single_worker: AbstractRunner) -> None:
-    """Loop of a pool process: receive a trial, run it, send the outcome back."""
+def _worker_main(conn: Connection, single_worker: AbstractRunner, parent: int) -> None:
+    """Loop of a pool process: receive a trial, run it, send the outcome back.
+
+    It leads a session of its own, so that killing it (cancel, close) kills what the target
+    started too; a guard kills the session when the parent process dies (ultrarun.limits)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops us
+    if hasattr(os, "setsid"):
+        os.setsid()
+        start_group_guard(parent)
     try:
         while True:
             try:
@@ -135,7 +143,7 @@ class ProcessRunner(AbstractParallelRunner):
     # ------------------------------------------------------------------ pool management
     def _start_worker(self) -> _Worker:
         parent_conn, child_conn = self._context.Pipe()
-        process = self._context.Process(target=_worker_main, args=(child_conn, self._single_worker),
+        process = self._context.Process(target=_worker_main, args=(child_conn, self._single_worker, os.getpid()),
                                         name="ultrarun-runner-worker", daemon=True)
         process.start()
         child_conn.close()
@@ -145,8 +153,12 @@ class ProcessRunner(AbstractParallelRunner):
         return worker
 
     def _discard(self, worker: _Worker, kill: bool) -> None:
-        if kill and worker.process.is_alive():
-            worker.process.kill()
+        """Forget a pool process; with ``kill``, kill it and what its target started."""
+        if kill and worker.process.is_alive() and worker.process.pid is not None:
+            try:
+                os.killpg(worker.process.pid, signal.SIGKILL)  # it leads its own group
+            except (ProcessLookupError, PermissionError):
+                worker.process.kill()
         worker.process.join(_JOIN_TIMEOUT)
         worker.conn.close()
         self._workers.remove(worker)
