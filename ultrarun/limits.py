@@ -212,6 +212,8 @@ class _Child:
         """Still running (a zombie is not reaped here, so its pid and group stay ours)."""
         if self.proc.returncode is not None:
             return False
+        if not hasattr(os, "waitid"):  # macOS: asking reaps it
+            return self.proc.poll() is None
         try:
             return os.waitid(os.P_PID, self.proc.pid,
                              os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
