@@ -2,8 +2,9 @@
 
 No other module imports Pyro4 or touches a ``_pyro`` name (``tests/test_architecture.py``
 checks it), so a move to Pyro5 is a change in this file only. What every server and connection
-made here guarantees (signed and fresh messages, marshal only, our own selector loop that hands
-Pyro only complete messages, size limits, deadlines, connection bounds, optional two-way TLS)
+made here guarantees (authentication bound to each connection, signed and fresh messages,
+marshal only, our own selector loop that hands Pyro only complete messages, size limits and a
+buffer budget, deadlines, connection and descriptor bounds, optional two-way TLS)
 is stated once, with the test of each guarantee, in docs/security.md and docs/architecture.md
 ("The servers: our loop, Pyro's messages"). A :class:`Connection` is used by one thread at a time.
 """
