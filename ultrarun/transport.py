@@ -183,6 +183,12 @@ def encoded_size(value: Any) -> int:
     return len(marshal.dumps(value))
 
 
+def _buffer_budget() -> int:
+    """Bytes one server buffers over all its connections (MAX_BUFFERED); one message of the
+    largest size always fits."""
+    return max(int(config.MAX_BUFFERED), int(config.MAX_MESSAGE_SIZE))
+
+
 def _apply_limits() -> None:
     """Proxies refuse answers (and requests) over the size limit as well."""
     Pyro4.config.MAX_MESSAGE_SIZE = int(config.MAX_MESSAGE_SIZE)
@@ -543,7 +549,7 @@ class _Loop:
             self.stats["refused_size"] += 1
             self.close(peer, f"message of {size} bytes announced, the limit is {limit}")
             return None
-        budget = max(config.MAX_BUFFERED, config.MAX_MESSAGE_SIZE)
+        budget = _buffer_budget()
         if self.buffered + size > budget:
             self.stats["refused_budget"] += 1
             self.warn("budget", "refused a message of %d bytes from %s: %d bytes are buffered "
@@ -659,7 +665,7 @@ class _Loop:
         self.buffered += len(data)
         if len(peer.outbox) > 4 * config.MAX_MESSAGE_SIZE:
             self.close(peer, "does not read its answers")
-        elif self.buffered > max(config.MAX_BUFFERED, config.MAX_MESSAGE_SIZE):
+        elif self.buffered > _buffer_budget():
             self.stats["refused_budget"] += 1
             self.warn("budget", "closed %s: it does not read its answers and the server's "
                       "buffer budget is used up (MAX_BUFFERED)", peer.address)
