@@ -81,7 +81,10 @@ _OUT_OF_FDS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM
 # write a message that carries both of this connection's nonces; the counter must grow, and
 # answers mirror the token, so neither side takes a message recorded elsewhere, an old one, or
 # its own sent back. A connection is authenticated when its proof arrives, not at MSG_CONNECT
-# (which anyone who recorded one can send again).
+# (which anyone who recorded one can send again). The HMAC is over the values concatenated
+# (keys and header are not covered), so signed bytes can be re-cut between data and
+# annotations: no signed message but this connection's own requests holds c + s + a counter
+# in a row, and those are used up (test_transport.py fuzzes exactly this).
 def _answer_token(request: bytes) -> bytes:
     """The token an answer to ``request`` carries: the two nonces swapped, the same counter."""
     return (request[_NONCE_SIZE:2 * _NONCE_SIZE] + request[:_NONCE_SIZE]
