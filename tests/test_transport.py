@@ -163,14 +163,13 @@ def _frames(data: bytes) -> list[bytes]:
     return frames
 
 
-def _record_session(uri: str, server: transport.Server, calls: int = 1) -> _Relay:
-    """One legitimate connection through a recording relay: the handshake and ``calls``
-    calls (the relay records before it forwards, so all is recorded when they return)."""
+def _record_session(uri: str, server: transport.Server, add: int = 0) -> _Relay:
+    """One legitimate connection through a recording relay: the handshake and a call of
+    ``add(add)`` (the relay records before it forwards, so all is recorded when they return)."""
     relay = _Relay(server.location)
     with transport.Connection(relay.uri(uri), SECRET, 5) as conn:
         conn.connect()
-        for _ in range(calls):
-            conn.call("add", 0)
+        conn.call("add", add)
     return relay
 
 
@@ -497,9 +496,10 @@ _TYPES = st.sampled_from([Pyro4.message.MSG_CONNECT, Pyro4.message.MSG_CONNECTOK
 
 
 def _recording(uri: str, server: transport.Server) -> list[bytes]:
-    """The frames of one legitimate session (hello, proof, a call), both directions."""
+    """The frames of one legitimate session (hello, proof, a call of add(1)), both
+    directions."""
     if uri not in _recorded:
-        relay = _record_session(uri, server)
+        relay = _record_session(uri, server, add=1)
         _recorded[uri] = _frames(bytes(relay.sent)) + _frames(bytes(relay.answered))
     return _recorded[uri]
 
@@ -558,18 +558,31 @@ def _attacks(draw, frames: list[bytes]) -> bytes:
 def test_mutated_and_replayed_handshakes_never_authenticate(served, data):
     """Recorded frames of a legitimate session replayed in any order and either direction,
     with a byte flipped, truncated, their signed bytes cut differently under the same HMAC,
-    or forged with any type and annotations: the server never authenticates the sender, never
-    stops, and serves a party with the secret right afterwards."""
+    or forged with any type and annotations, on a new connection or after a legitimate
+    handshake on the same one: the server never authenticates the sender, never runs the
+    recorded call again, never stops, and serves a party with the secret right afterwards."""
     counter, server, uri = served
     frames = _recording(uri, server)
     attack = data.draw(_attacks(frames))
-    before = server.stats()["authenticated"]
-    with socket.create_connection(server.location, timeout=5) as sock:
+    hijack = data.draw(st.booleans())  # on a connection a party with the secret opened
+    before, n = server.stats()["authenticated"], counter.n
+    conn = transport.Connection(uri, SECRET, 5)
+    try:
+        if hijack:
+            conn.connect()
+            sock = conn._proxy._pyroConnection.sock
+        else:
+            sock = socket.create_connection(server.location, timeout=5)
         with contextlib.suppress(OSError):
             sock.sendall(attack)
             sock.shutdown(socket.SHUT_WR)
         _drain(sock)
-    assert server.stats()["authenticated"] == before, "authenticated without the secret"
+        sock.close()
+    finally:
+        conn.close()
+    assert server.stats()["authenticated"] == before + hijack, "authenticated without the secret"
+    assert counter.n == n, "a recorded call ran again"
+    assert server._thread.is_alive()
     with transport.Connection(uri, SECRET, 5) as conn:
         assert conn.call("add", 0) == counter.n
 
