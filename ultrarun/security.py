@@ -35,7 +35,11 @@ class Credentials:
     secret: str
 
     def write(self, directory: str | os.PathLike) -> Path:
-        """Write the file with mode 0600, atomically (a reader never sees half a file)."""
+        """Write the file with mode 0600, atomically (a reader never sees half a file).
+
+        Args:
+            directory (str | PathLike): The run's shared directory.
+        """
         path = credentials_path(directory, self.run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -45,7 +49,18 @@ class Credentials:
 
     @classmethod
     def read(cls, directory: str | os.PathLike, run_id: str) -> "Credentials":
-        """Read the credentials file of ``run_id``; raises ``FileNotFoundError`` if absent."""
+        """Read the credentials file of ``run_id``.
+
+        Args:
+            directory (str | PathLike): The run's shared directory.
+            run_id (str): The run's id.
+
+        Returns:
+            Credentials: Host, port, run id and secret.
+
+        Raises:
+            FileNotFoundError: There is no such file.
+        """
         path = credentials_path(directory, run_id)
         with open(path) as fh:
             data = json.load(fh)
@@ -110,7 +125,15 @@ def forget_secret(port: int) -> None:
 
 def resolve_secret(secret: str | None = None, nameserver_port: int | None = None) -> str:
     """The secret to use: explicit argument, a name server of this process on that port,
-    ``ULTRARUN_SECRET``, then the per-user secret."""
+    ``ULTRARUN_SECRET``, then the per-user secret.
+
+    Args:
+        secret (str | None): The explicit secret.
+        nameserver_port (int | None): The port of a name server this process started.
+
+    Returns:
+        str: The secret.
+    """
     if secret:
         return secret
     if nameserver_port is not None:
