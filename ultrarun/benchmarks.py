@@ -78,7 +78,14 @@ def hartmann6_space(seed: int | None = None) -> ConfigurationSpace:
 
 
 class BraninWorker(Worker):
-    """Evaluates multi-fidelity Branin; ``sleep_per_budget`` seconds of pretend work per budget."""
+    """Evaluates multi-fidelity Branin (``branin``); ``info`` has the regret.
+
+    Args:
+        *args: The [Worker][ultrarun.worker.Worker]'s arguments (``run_id``, ...).
+        max_budget (float): The budget at which the function is the true one.
+        sleep_per_budget (float): Seconds of pretend work per unit of budget.
+        **kwargs: The [Worker][ultrarun.worker.Worker]'s keyword arguments.
+    """
 
     _problem, _optimum = staticmethod(branin), BRANIN_OPTIMUM
 
@@ -96,7 +103,14 @@ class BraninWorker(Worker):
 
 
 class Hartmann6Worker(BraninWorker):
-    """Evaluates multi-fidelity Hartmann6."""
+    """Evaluates multi-fidelity Hartmann6 (``hartmann6``); ``info`` has the regret.
+
+    Args:
+        *args: The [Worker][ultrarun.worker.Worker]'s arguments (``run_id``, ...).
+        max_budget (float): The budget at which the function is the true one.
+        sleep_per_budget (float): Seconds of pretend work per unit of budget.
+        **kwargs: The [Worker][ultrarun.worker.Worker]'s keyword arguments.
+    """
 
     _problem, _optimum = staticmethod(hartmann6), HARTMANN6_OPTIMUM
 
