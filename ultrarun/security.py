@@ -27,7 +27,14 @@ _known_secrets: dict[int, str] = {}
 
 @dataclass(frozen=True)
 class Credentials:
-    """What a worker on another node needs to join a run (the credentials file's content)."""
+    """What a worker on another node needs to join a run (the credentials file's content).
+
+    Args:
+        host (str): The name server's address.
+        port (int): Its port.
+        run_id (str): The run's id.
+        secret (str): The run secret.
+    """
 
     host: str
     port: int
