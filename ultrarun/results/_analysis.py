@@ -70,7 +70,17 @@ class Run:
 
 @dataclass
 class ConfigRecord:
-    """Everything known about one configuration, keyed by budget (HpBandSter's ``Datum``)."""
+    """Everything known about one configuration, keyed by budget (HpBandSter's ``Datum``).
+
+    Args:
+        config (dict[str, Any]): The configuration.
+        config_info (Any): What the optimizer said about it (``model_based_pick``, ...).
+        results (dict[float, dict[str, Any] | None]): ``{budget: {"loss", "info"} or None}``.
+        time_stamps (dict[float, dict[str, float]]): ``{budget: {"submitted", "started",
+            "finished"}}``.
+        exceptions (dict[float, str | None]): ``{budget: error text or None}``.
+        statuses (dict[float, JobStatus]): ``{budget: JobStatus}``.
+    """
 
     config: dict[str, Any]
     config_info: Any = field(default_factory=dict)
@@ -100,7 +110,7 @@ class ConfigRecord:
 class BestConfig:
     """The best configuration of a run, what ``Result.best_config`` returns.
 
-    Attributes:
+    Args:
         config (dict[str, Any]): The configuration (a copy), e.g. ``{"x": 0.31}``.
         loss (float): Its loss on ``budget``.
         budget (float): The largest budget any configuration finished with a loss.
