@@ -101,7 +101,8 @@ def _log_scaled(configspace: Any, name: str) -> bool:
         return False
 
 
-def idle_gaps(result: Result | list[Run], min_gap: float | None = None) -> list[tuple[float, float]]:
+def idle_gaps(result: Result | list[Run], min_gap: float | None = None
+              ) -> list[tuple[float, float]]:
     """Every stretch in which no run was in progress, between the first start and the last finish:
     a master that stopped and was resumed, or no worker.
 
@@ -154,7 +155,8 @@ def rerun_jobs(directory: str | os.PathLike[str]) -> dict[tuple[Any, float], int
 def _mark_time(ax: Any, gaps: list[tuple[float, float]], rerun_starts: list[float]) -> None:
     """Grey bands on the idle gaps and orange triangles at the re-run jobs' starts."""
     for i, (start, end) in enumerate(gaps):
-        ax.axvspan(start, end, color="0.85", zorder=0, label=None if i else "idle: no run in progress")
+        ax.axvspan(start, end, color="0.85", zorder=0,
+                   label=None if i else "idle: no run in progress")
     if rerun_starts:
         ax.plot(rerun_starts, [1.0] * len(rerun_starts), "v", color="tab:orange", markersize=7,
                 transform=ax.get_xaxis_transform(), clip_on=False, label="re-run job starts")
