@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 
+import Pyro4
 import Pyro4.message
 
 import pytest
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 from ultrarun import transport
 from ultrarun.config import config
-from ultrarun.errors import AuthenticationError, CommunicationError
+from ultrarun.errors import AuthenticationError, CommunicationError, ConfigurationError
 from ultrarun.security import make_certificates
 
 SECRET = "s3cret"
@@ -67,6 +68,37 @@ def test_calls_oneways_and_remote_errors(served):
         assert conn.call("add", 0) == 5
         with pytest.raises(AttributeError):
             conn.call("no_such_method")
+
+
+def test_importing_ultrarun_leaves_pyro4s_settings_as_they_were():
+    """Another Pyro4 user in the same process keeps its serializer, Nagle and oneway threads:
+    importing ultrarun changes none of Pyro4's global settings (docs/architecture.md)."""
+    code = ("import Pyro4; before = Pyro4.config.asDict(); import ultrarun, ultrarun.transport; "
+            "after = Pyro4.config.asDict(); "
+            "print(sorted(k for k in before if before[k] != after[k]))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ULTRARUN_TLS", "PYRO_"))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_connections_keep_their_own_settings_whatever_pyro4s_globals_say(served, monkeypatch):
+    """Marshal and no Nagle delay are set per connection: a process whose Pyro4 default is
+    serpent with Nagle still talks to ultrarun servers (which accept marshal only)."""
+    monkeypatch.setattr(Pyro4.config, "SERIALIZER", "serpent")
+    monkeypatch.setattr(Pyro4.config, "SOCK_NODELAY", False)
+    counter, _, uri = served
+    with transport.Connection(uri, SECRET, 5) as conn:
+        assert conn.call("add", 4) == 4
+        sock = conn._proxy._pyroConnection.sock
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def test_a_server_refuses_to_expose_unmarked_methods(monkeypatch):
+    monkeypatch.setattr(Pyro4.config, "REQUIRE_EXPOSE", False)
+    with pytest.raises(ConfigurationError, match="REQUIRE_EXPOSE"):
+        transport.Server(Counter(), SECRET).start()
 
 
 def test_a_wrong_secret_is_refused_with_a_clear_error(served):

@@ -43,12 +43,10 @@ from .errors import (AuthenticationError, CommunicationError, CommunicationTimeo
 
 log = logging.getLogger(__name__)
 
-# Process-wide Pyro settings. Oneway calls run inline: ours only enqueue work.
-Pyro4.config.ONEWAY_THREADED = False
-Pyro4.config.SERIALIZER = "marshal"
-Pyro4.config.REQUIRE_EXPOSE = True
-Pyro4.config.SOCK_NODELAY = True  # small request/reply messages: no Nagle delay
-
+# Importing ultrarun changes none of Pyro4's settings: serializer and Nagle are set per
+# connection. Two process-wide ones are set when this module first serves or connects (Pyro4
+# reads them from its global config only; docs/architecture.md, "The servers"): ONEWAY_THREADED
+# off (our oneway methods only enqueue work) and MAX_MESSAGE_SIZE; with TLS also SSL.
 _settings_lock = threading.Lock()
 DEFAULT_NAMESERVER_PORT = 9090
 
@@ -193,8 +191,15 @@ def _buffer_budget() -> int:
 
 
 def _apply_limits() -> None:
-    """Proxies refuse answers (and requests) over the size limit as well."""
+    """The process-wide settings this module needs once it serves or connects (see the top of
+    this module): proxies refuse answers over the size limit as well, and oneway calls run
+    inline. A daemon that would expose unmarked methods (``PYRO_REQUIRE_EXPOSE=False``) is
+    refused rather than changed back."""
+    if not Pyro4.config.REQUIRE_EXPOSE:
+        raise ConfigurationError("Pyro4's REQUIRE_EXPOSE is off (PYRO_REQUIRE_EXPOSE): every "
+                                 "method of ultrarun's servers would be callable; unset it")
     Pyro4.config.MAX_MESSAGE_SIZE = int(config.MAX_MESSAGE_SIZE)
+    Pyro4.config.ONEWAY_THREADED = False
 
 
 # ------------------------------------------------------------------------------------------ TLS
@@ -877,6 +882,8 @@ class _Proxy(Pyro4.core.Proxy):
                     "the server's handshake answer is not for this connection (replayed?), "
                     "or it is not an ultrarun daemon of this version")
             state.update(_ur_token=client + bytes(server), _ur_count=0, _ur_sent=None)
+            with contextlib.suppress(OSError):  # small request/reply messages: no Nagle delay
+                self._pyroConnection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._ur_prove()
         elif msgtype == Pyro4.message.MSG_RESULT and not self._ur_echoed(annotations):
             raise Pyro4.errors.SecurityError("an answer that does not echo this request "
