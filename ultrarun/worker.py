@@ -53,8 +53,10 @@ class Worker:
         worker_id: distinguishes several workers in one process (``id`` is accepted too).
         timeout: seconds without work after which the worker shuts down (None: never). The
             clock starts when the worker starts and again whenever it finishes a job, and stops
-            while it holds a job (HpBandSter's meaning: a worker started before its master is
-            kept as long as the master comes within ``timeout``).
+            while it holds a job: a worker no master comes to ends ``timeout`` after start-up.
+            HpBandSter starts it only when a job finishes, so a worker started long before
+            its master waits for it: the workers of ``ultrarun.compat`` do that
+            (:attr:`timeout_before_first_job` is False there).
         debug: log every job with its arguments and outcome at INFO level (else DEBUG).
         secret: the run secret; see :func:`ultrarun.security.resolve_secret` for the default.
         time_limit, memory_limit: hard per-job limits in seconds and MiB; need
@@ -65,6 +67,9 @@ class Worker:
     argument is ``logger`` and ultraopt's is ``host``, so a positional call fails loudly instead
     of being read differently (``ultrarun.compat`` keeps their orders).
     """
+
+    #: whether ``timeout`` counts before the first job (see the class docstring)
+    timeout_before_first_job: bool = True
 
     def __init__(self, run_id: Any, nameserver: str | None = None,
                  nameserver_port: int | None = None, *, host: str | None = None,
@@ -462,7 +467,8 @@ class _Runtime:
                 job = self.inbox.start()
                 if job is not None:
                     return job
-                if timeout is None or not self.inbox.idle:
+                if (timeout is None or not self.inbox.idle
+                        or not (self.jobs_done or self.worker.timeout_before_first_job)):
                     self.cond.wait()
                     continue
                 left = self.idle_since + timeout - time.monotonic()

@@ -31,6 +31,10 @@ from ..utils.progress import no_progress_callback
 
 
 class Worker(_worker.Worker):
+    """ultraopt's worker: ``timeout`` counts from the last job, as ultraopt's does."""
+
+    timeout_before_first_job = False  # the clock starts when a job finishes, as there
+
     def __init__(self, run_id: Any, nameserver: str | None = None,
                  nameserver_port: int | None = None, host: str | None = None,
                  worker_id: Any = None, timeout: float | None = None, debug: bool = False,
