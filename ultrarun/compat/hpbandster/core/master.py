@@ -9,6 +9,7 @@ configuration is sampled. ultrarun's own master options may be added as keywords
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ class ResultConfig:
             run_id = kwargs.get("run_id", args[0] if args and isinstance(args[0], str) else "0")
             self._own_journal = kwargs["checkpoint_file"] = private_journal(run_id)
         super().__init__(*args, **kwargs)
+        os.makedirs(self.working_directory, exist_ok=True)  # HpBandSter's master makes it
 
     def shutdown(self, shutdown_workers: bool = False) -> None:
         super().shutdown(shutdown_workers)  # type: ignore[misc]
