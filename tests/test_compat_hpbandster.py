@@ -260,10 +260,14 @@ def test_worker_timeout_counts_from_the_last_job_as_in_hpbandster(nameserver, mo
     import ConfigSpace as CS
 
     import ultrarun.compat
-    from ultrarun.compat.hpbandster.examples.commons import MyWorker
+    from ultrarun.compat.hpbandster.core.worker import Worker
     from ultrarun.compat.hpbandster.optimizers import RandomSearch
 
-    monkeypatch.setattr(ultrarun.compat, "JOURNAL_DIR", str(tmp_path / "journals"))
+    class MyWorker(Worker):
+        def compute(self, config, budget, **kwargs):
+            return {"loss": config["x"], "info": {}}
+
+    monkeypatch.setattr(ultrarun.compat, "JOURNAL_DIR", str(tmp_path / "journals"), raising=False)
     worker = MyWorker(nameserver.run_id, nameserver=nameserver.host,
                       nameserver_port=nameserver.port, timeout=0.2)
     worker.run(background=True)
@@ -294,7 +298,7 @@ def test_two_runs_with_one_run_id_in_one_directory_keep_separate_journals(namese
     import ultrarun.compat
     from ultrarun.compat.hpbandster.optimizers import BOHB
 
-    monkeypatch.setattr(ultrarun.compat, "JOURNAL_DIR", str(tmp_path / "journals"))
+    monkeypatch.setattr(ultrarun.compat, "JOURNAL_DIR", str(tmp_path / "journals"), raising=False)
     space = CS.ConfigurationSpace()
     space.add(CS.UniformFloatHyperparameter("x", lower=0, upper=1))
     masters = [BOHB(space, run_id="same", nameserver=nameserver.host,

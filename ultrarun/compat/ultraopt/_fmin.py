@@ -7,7 +7,6 @@ import os
 import uuid
 from typing import Any, Callable
 
-import joblib
 import numpy as np
 from ConfigSpace import ConfigurationSpace
 
@@ -69,6 +68,8 @@ def fmin(eval_func: Callable[..., Any], config_space: ConfigurationSpace | dict,
     budgets = [1.0] if generator is None or parallel_strategy != "AsyncComm" else generator.get_budgets()
     opt = _optimizer(optimizer)
     if isinstance(previous_result, (str, os.PathLike)):
+        import joblib
+
         previous_result = joblib.load(previous_result)  # ultraopt's checkpoint: the optimizer
     if previous_result is not None and warm_start_strategy == "continue":
         opt = previous_result.optimizer if isinstance(previous_result, FMinResult) else previous_result

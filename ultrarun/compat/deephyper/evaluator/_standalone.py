@@ -16,7 +16,7 @@ from ultrarun.errors import ResultError
 from ultrarun.job import JobStatus
 from ultrarun.runners import _evaluator as _native
 
-from . import RunningJob, call, fork_context
+from ._running import RunningJob, call, fork_context
 
 #: DeepHyper's names of a job's timestamps (``ultrarun.job.TIMESTAMP_KEYS`` and ``gathered``).
 TIMESTAMP_NAMES = {"submitted": "timestamp_submit", "started": "timestamp_start",
