@@ -74,8 +74,10 @@ if _deephyper is not None:
                 waiting = self._waiting.pop(job.id, None)
             if waiting is not None:
                 loop, future = waiting
-                if not loop.is_closed():
+                try:
                     loop.call_soon_threadsafe(_resolve, future, job)
+                except RuntimeError:  # the loop was closed: nobody waits for it any more
+                    pass
 
         async def execute(self, job: Any) -> Any:
             async with self.sem:
@@ -101,7 +103,9 @@ if _deephyper is not None:
 
         def close(self) -> list:
             jobs = super().close()
-            self._executor.shutdown(shutdown_workers=True)
+            executor = getattr(self, "_executor", None)  # None if __init__ failed
+            if executor is not None:
+                executor.shutdown(shutdown_workers=True)
             return jobs
 
     def _runner_executor(run_function: Callable[..., Any], backend: str, num_workers: int,
