@@ -68,7 +68,7 @@ def _hyperparameter(name: str, spec: Any) -> Any:
     integer, log = kind.startswith("int_"), "log" in kind
     low, high = value[0], value[1]
     q = value[2] if len(value) > 2 else None
-    if "q" in kind.split("_")[-1][:1] and q and not log:
+    if kind.endswith("quniform") and q:  # quniform, int_quniform: the grid
         grid = _grid(low, high, q, integer)
         if grid is not None:
             if default is not None and default not in grid:
