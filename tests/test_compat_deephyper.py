@@ -129,6 +129,15 @@ def test_readme_cbo_search_takes_the_evaluator(tmp_path):
     assert results.exists() and results.read_text().startswith("p:")
 
 
+@needs_deephyper
+@pytest.mark.slow
+def test_a_search_on_ultraruns_cluster(tmp_path):
+    """CBO's evaluations run in Pyro worker processes started for the evaluator."""
+    out = run_script("cluster", tmp_path)
+    assert out["rows"] >= 8 and out["statuses"] == ["DONE"]
+    assert out["numbers"] + out["failed"] == out["rows"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["thread", "process"])
 @pytest.mark.parametrize("hide", [False, True], ids=["deephyper", "without-deephyper"])

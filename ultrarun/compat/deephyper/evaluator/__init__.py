@@ -86,7 +86,10 @@ if _deephyper is not None:
                 future = self.loop.create_future()
                 with self._waiting_lock:
                     self._waiting[key] = (self.loop, future)
-                self._executor.submit_job(key, config=to_plain(dict(job.args), "job args"))
+                # the budget is the executor's (a Pyro worker is called with one); the run
+                # function is not given it
+                self._executor.submit_job(key, config=to_plain(dict(job.args), "job args"),
+                                          budget=1.0)
                 if self.timeout is None:
                     done = await future
                 else:
@@ -132,7 +135,9 @@ if _deephyper is not None:
         if job.result is not None and job.status.name == "SUCCESS":
             return job.result["info"]["output"]
         error = str(job.exception or job.status.name).strip().splitlines()
-        return {"objective": f"F_{job.status.name}",
+        # DeepHyper's output-and-metadata form: a search's HPOJob reads the objective from it,
+        # a plain Job its output
+        return {"output": f"F_{job.status.name}",
                 "metadata": {"error": error[-1] if error else job.status.name}}
 
     from . import callback  # noqa: E402,F401  (deephyper.evaluator.callback)
