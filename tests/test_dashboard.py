@@ -253,8 +253,8 @@ def test_no_path_serves_a_file_of_the_directory_or_outside_it(shared_dashboard, 
         status, body = get(shared_dashboard, quote(candidate, safe="/%?=&"))
         assert SECRET.encode() not in body
         assert b"root:" not in body
-        if status == 200:
-            assert candidate.split("?")[0] in ("/", "/static/dashboard.js", "/static/dashboard.css",
+        if status == 200:  # http.server makes "//x" "/x" (no open redirect): the same route
+            assert "/" + candidate.split("?")[0].lstrip("/") in ("/", "/static/dashboard.js", "/static/dashboard.css",
                                                "/static/plotly.min.js", "/api/poll", "/api/figures",
                                                "/api/runs")
 

@@ -24,7 +24,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from .._files import dumps
 from ..errors import ConfigurationError, UltrarunError
@@ -156,7 +156,8 @@ class Dashboard:
         self.run_id, self.working_dir, self.nameserver = run_id, working_dir, nameserver
         self.secret = secret
         self.dispatcher_interval = dispatcher_interval
-        self._lock = threading.Lock()  # the RunLog and the caches: one request at a time
+        self._lock = threading.Lock()  # the RunLog: one reader or updater at a time
+        self._figures_lock = threading.Lock()  # the figures' cache
         self._read_at = 0.0
         self._figures: dict[tuple, tuple[int, float, float, bytes]] = {}
         self._watch: _DispatcherWatch | None = None
@@ -240,27 +241,28 @@ class Dashboard:
     def figures_json(self, filters: Filters) -> bytes:
         """The figures for ``filters``, made once per version of the logs; a large run's are
         made again at most every three times as long as they took."""
-        with self._lock:
-            self._fresh()
-            key = filters.key()
-            cached = self._figures.get(key)
-            now = time.monotonic()
-            if cached is not None and (cached[0] == self.log.version
-                                       or now - cached[1] < 3 * cached[2]):
-                return cached[3]
-            started = time.monotonic()
-            payload = {"version": self.log.version,
-                       "figures": figures(self.log, filters, self.space)}
+        key = filters.key()
+        with self._figures_lock:  # one figure maker at a time; polls go on meanwhile
+            with self._lock:
+                self._fresh()
+                cached = self._figures.get(key)
+                now = time.monotonic()
+                if cached is not None and (cached[0] == self.log.version
+                                           or now - cached[1] < 3 * cached[2]):
+                    return cached[3]
+                view = self.log.snapshot()
+            payload = {"version": view.version, "figures": figures(view, filters, self.space)}
             body = self._encode(payload)
             if len(self._figures) > 16:
                 self._figures.clear()
-            self._figures[key] = (self.log.version, now, time.monotonic() - started, body)
+            self._figures[key] = (view.version, now, time.monotonic() - now, body)
             return body
 
     def runs(self, filters: Filters, **page: Any) -> dict[str, Any]:
         with self._lock:
             self._fresh()
-            return {"version": self.log.version} | table(self.log, filters, **page)
+            view = self.log.snapshot()
+        return {"version": view.version} | table(view, filters, **page)
 
     def _encode(self, value: Any) -> bytes:
         try:
@@ -317,13 +319,13 @@ def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
         do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_method
 
         def _serve(self, head: bool) -> None:
-            url = urlsplit(self.path)
-            query = parse_qs(url.query, keep_blank_values=True)
+            path, _, raw_query = self.path.partition("?")  # the path as sent: no netloc parsing
+            query = parse_qs(raw_query, keep_blank_values=True)
             if not self._allowed(query):
                 return
             try:
-                if url.path in _STATIC:
-                    name, kind = _STATIC[url.path]
+                if path in _STATIC:
+                    name, kind = _STATIC[path]
                     if name not in cache:
                         cache[name] = (static_dir / name).read_bytes()
                     body = cache[name]
@@ -331,17 +333,17 @@ def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
                         body = re.sub(rb'"(/static/[\w.]+)"', lambda m: b'"' + m.group(1) +
                                       b"?token=" + dashboard.token.encode() + b'"', body)
                     return self._send(HTTPStatus.OK, body, kind, head=head)
-                if url.path == "/static/plotly.min.js":
+                if path == "/static/plotly.min.js":
                     if "plotly" not in cache:
                         cache["plotly"] = plotly_js()
                     return self._send(HTTPStatus.OK, cache["plotly"], "text/javascript",
                                       head=head, static=True)
-                if url.path == "/api/poll":
+                if path == "/api/poll":
                     cursor = int(_one(query, "cursor", "0"))
                     return self._json(dashboard._encode(dashboard.poll(cursor)), head)
-                if url.path == "/api/figures":
+                if path == "/api/figures":
                     return self._json(dashboard.figures_json(Filters.parse(query)), head)
-                if url.path == "/api/runs":
+                if path == "/api/runs":
                     sort = _one(query, "sort", "finished")
                     page = dashboard.runs(
                         Filters.parse(query), sort=sort, descending=_one(query, "order", "desc") != "asc",

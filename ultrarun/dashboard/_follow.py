@@ -4,6 +4,7 @@ whoever wants the newest state (the server, on a poll).
 """
 from __future__ import annotations
 
+import copy
 import errno
 import logging
 import math
@@ -109,6 +110,7 @@ class RunLog:
         self.incumbents = Incumbents()
         self.t0: float | None = None  # the first submission: time 0 of the run
         self.worker: list[str | None] = []  # the worker of each run, where the log says
+        self.hover: dict[int, str] = {}  # id(run) -> its hover text (the views' cache)
         self.version += 1
 
     # ----------------------------------------------------------------------------- reading
@@ -256,6 +258,7 @@ class RunLog:
         if index is None:
             return  # its results line comes in a later read
         run = self.runs[index]
+        self.hover.pop(id(run), None)
         if worker is not None:
             self.worker[index] = str(worker)
         if run.status is not status and not (status is JobStatus.SUCCESS and run.loss is None):
@@ -263,6 +266,14 @@ class RunLog:
         self.version += 1
 
     # ----------------------------------------------------------------------------- reading off
+    def snapshot(self) -> "RunLog":
+        """A view of the runs so far that later updates leave alone (the runs themselves are
+        shared), for making figures outside the caller's lock."""
+        view = copy.copy(self)
+        view.runs, view.worker = list(self.runs), list(self.worker)
+        view.header = dict(self.header)
+        return view
+
     @property
     def budgets(self) -> list[float]:
         """The run's budgets: the journal's schedule where known, plus every budget logged."""

@@ -21,6 +21,10 @@ from ._follow import RunLog
 
 #: Points one scatter plot gets at most; the rest are left out, evenly, never an improvement.
 MAX_POINTS = 3000
+#: Points each hyperparameter's small plot gets at most.
+MAX_PARAMETER_POINTS = 1000
+#: Runs the importance is estimated from at most (an even sample).
+MAX_IMPORTANCE_RUNS = 5000
 #: Lines in the parallel coordinates at most (the best tenth of them and an even sample).
 MAX_LINES = 1500
 #: Steps of a curve over time at most (beyond, each of this many bins shows its maximum).
@@ -221,9 +225,10 @@ def figures(log: RunLog, filters: Filters, space: Space | None = None) -> dict[s
     t0 = log.t0 or 0.0
     space = space or Space()
     ok = [r for r in runs if r.loss is not None and math.isfinite(r.loss)]
+    trajectory = incumbent_trajectory(log, runs, budgets)
     out: dict[str, Any] = {
-        "losses": _losses_over_time(log, runs, ok, colors, t0),
-        "trajectory": _trajectory(log, runs, t0),
+        "losses": _losses_over_time(log, runs, ok, colors, t0, trajectory),
+        "trajectory": _trajectory(log, trajectory, t0),
         "finished": _finished_over_time(runs, colors, t0),
         "concurrency": _concurrency(runs, t0),
         "parallel": _parallel(log, ok, space),
@@ -235,6 +240,13 @@ def figures(log: RunLog, filters: Filters, space: Space | None = None) -> dict[s
 
 
 def _hover(log: RunLog, run: Run) -> str:
+    text = log.hover.get(id(run))
+    if text is None:
+        text = log.hover[id(run)] = _hover_text(log, run)
+    return text
+
+
+def _hover_text(log: RunLog, run: Run) -> str:
     config = log.config(run.config_id)
     lines = [f"id {id_text(run.config_id)}", f"budget {run.budget:g}",
              f"loss {run.loss:.6g}" if run.loss is not None else run.status.name]
@@ -267,7 +279,8 @@ def _loss_axis(losses: Sequence[float]) -> dict[str, Any]:
     return axis
 
 
-def _losses_over_time(log: RunLog, runs: list[Run], ok: list[Run], colors: dict, t0: float) -> dict:
+def _losses_over_time(log: RunLog, runs: list[Run], ok: list[Run], colors: dict, t0: float,
+                      trajectory: dict[str, list]) -> dict:
     if not runs:
         return {"empty": "no finished runs yet"}
     data = []
@@ -296,7 +309,6 @@ def _losses_over_time(log: RunLog, runs: list[Run], ok: list[Run], colors: dict,
                      "legendgroup": name, "showlegend": False, "x": steps_x, "y": steps_y,
                      "line": {"shape": "hv", "color": colors[budget], "width": 1},
                      "hoverinfo": "skip"})
-    trajectory = incumbent_trajectory(log, runs)
     if trajectory["times_finished"]:
         data.append({"type": "scatter", "mode": "lines", "name": "incumbent",
                      "x": [t - t0 for t in trajectory["times_finished"]], "y": trajectory["losses"],
@@ -320,7 +332,8 @@ def _losses_over_time(log: RunLog, runs: list[Run], ok: list[Run], colors: dict,
     return {"data": data, "layout": layout}
 
 
-def incumbent_trajectory(log: RunLog, runs: list[Run]) -> dict[str, list]:
+def incumbent_trajectory(log: RunLog, runs: list[Run], budgets: list[float] | None = None
+                         ) -> dict[str, list]:
     """HpBandSter's incumbent trajectory (``Result.get_incumbent_trajectory``), computed from the
     runs that can change it: the first and every improving run per budget, and the last run."""
     ordered = sorted(runs, key=lambda r: r.time_stamps["finished"])
@@ -332,15 +345,14 @@ def incumbent_trajectory(log: RunLog, runs: list[Run]) -> dict[str, list]:
             candidates.append(r)
     if ordered and (not candidates or candidates[-1] is not ordered[-1]):
         candidates.append(ordered[-1])
-    budgets = log.budgets or [0.0]
+    budgets = (log.budgets if budgets is None else budgets) or [0.0]
     result = Result.from_runs(candidates, {r.config_id: log.config(r.config_id) for r in candidates},
                               {"time_ref": 0.0, "budgets": budgets, "max_budget": budgets[-1],
                                "min_budget": budgets[0]})
     return result.get_incumbent_trajectory()
 
 
-def _trajectory(log: RunLog, runs: list[Run], t0: float) -> dict:
-    trajectory = incumbent_trajectory(log, runs)
+def _trajectory(log: RunLog, trajectory: dict[str, list], t0: float) -> dict:
     if not trajectory["times_finished"]:
         return {"empty": "no successful run yet"}
     text = []
@@ -398,7 +410,7 @@ def _concurrency(runs: list[Run], t0: float) -> dict:
     order = np.lexsort((deltas, times))  # a finish before a start at the same instant
     x, y = _steps(times[order], np.cumsum(deltas[order]))
     return {"data": [{"type": "scatter", "mode": "lines", "name": "runs in progress", "x": x,
-                      "y": y, "line": {"shape": "hv"}, "fill": "tozeroy"}],
+                      "y": y, "line": {"shape": "hv"}}],
             "layout": {"xaxis": {"title": {"text": "wall clock time [s]"}},
                        "yaxis": {"title": {"text": "runs in progress"}, "rangemode": "tozero"},
                        "showlegend": False}}
@@ -438,7 +450,7 @@ def _parameters(log: RunLog, ok: list[Run], colors: dict, space: Space) -> list[
     """One small figure per hyperparameter: its value against the loss, coloured by budget."""
     if not ok:
         return []
-    shown = _top_and_sample(ok, MAX_POINTS)
+    shown = _top_and_sample(ok, MAX_PARAMETER_POINTS)
     runs = [ok[i] for i in shown]
     params = _parameter_values(log, runs, space)
     yaxis = _loss_axis([r.loss for r in runs])
@@ -488,9 +500,12 @@ def _parallel(log: RunLog, ok: list[Run], space: Space) -> dict:
                          "tickvals": list(range(len(cats))), "ticktext": [esc(c) for c in cats]})
     losses = [r.loss for r in runs]
     dims.append({"label": "loss", "values": losses})
+    logged = _loss_axis(losses).get("type") == "log"  # a few huge losses would wash out the rest
+    colors = [math.log10(v) for v in losses] if logged else losses
     return {"data": [{"type": "parcoords", "dimensions": dims,
-                      "line": {"color": losses, "colorscale": "Viridis", "reversescale": True,
-                               "showscale": True, "colorbar": {"title": {"text": "loss"}}}}],
+                      "line": {"color": colors, "colorscale": "Viridis", "reversescale": True,
+                               "showscale": True, "colorbar": {"title": {
+                                   "text": "log10 loss" if logged else "loss"}}}}],
             "layout": {"margin": {"l": 60, "r": 60, "t": 50, "b": 30}},
             "meta": {"total": len(ok), "shown": len(runs)}}
 
@@ -550,8 +565,8 @@ def _importance(log: RunLog, ok: list[Run], space: Space) -> dict:
         return {"empty": f"needs {MIN_IMPORTANCE_RUNS} successful runs on one budget"}
     budget = max(usable)
     runs = [r for r in ok if r.budget == budget]
-    if len(runs) > 20000:  # an even sample: the estimate hardly moves, the page stays fast
-        runs = [runs[i] for i in _sample(range(len(runs)), 20000)]
+    if len(runs) > MAX_IMPORTANCE_RUNS:  # an even sample: the estimate hardly moves
+        runs = [runs[i] for i in _sample(range(len(runs)), MAX_IMPORTANCE_RUNS)]
     params = _parameter_values(log, runs, space)
     if not params:
         return {"empty": "the configurations have no hyperparameters"}

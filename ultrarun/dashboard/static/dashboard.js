@@ -133,16 +133,22 @@ function sampledNote(id, meta) {
   text(el(id), shown < total ? "Showing " + shown + " of " + total + " (the best and an even sample)." : "");
 }
 
-function renderFigures(f) {
+const PARALLEL_EVERY_MS = 10000;  // WebGL in a browser without a GPU is slow: not every poll
+const yieldToBrowser = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+async function renderFigures(f) {
+  // one figure per task, so that polls, the summary and the table are not held up
   plot(el("fig-losses"), f.losses);
   let shown = 0, total = 0;
   for (const t of (f.losses.data || [])) if (t.meta && t.meta.total) { shown += t.meta.shown; total += t.meta.total; }
   sampledNote("losses-sampled", { shown, total });
+  await yieldToBrowser();
   plot(el("fig-trajectory"), f.trajectory);
+  await yieldToBrowser();
   plot(el("fig-finished"), f.finished);
+  await yieldToBrowser();
   plot(el("fig-concurrency"), f.concurrency);
-  plot(el("fig-parallel"), f.parallel, 420);
-  sampledNote("parallel-sampled", f.parallel.meta);
+  await yieldToBrowser();
   plot(el("fig-importance"), f.importance);
   const m = f.importance.meta;
   text(el("importance-note"), m
@@ -150,11 +156,38 @@ function renderFigures(f) {
       Math.round(m.quantile * 100) + "% of runs and in all " + m.runs + " successful runs on budget " + fmt(m.budget) +
       " (1-D Parzen estimates; log scale where the space says log), as a share of the total. Not causal: it says where good configurations are concentrated."
     : "Method: PED-ANOVA (Watanabe et al., 2023), once a budget has enough successful runs.");
+  await yieldToBrowser();
   plot(el("fig-correlation"), f.correlation);
+  await yieldToBrowser();
+  renderParameters(f.parameters || []);
+  await yieldToBrowser();
+  state.parallel = f.parallel;
+  renderParallel(false);
+}
+
+function renderParallel(late) {
+  const now = Date.now();
+  if (!state.parallel || (late && !state.parallelPending)) return;
+  if (state.parallelKey !== state.filterKey || now - (state.parallelAt || 0) >= PARALLEL_EVERY_MS) {
+    plot(el("fig-parallel"), state.parallel, 420);
+    sampledNote("parallel-sampled", state.parallel.meta);
+    state.parallelAt = now;
+    state.parallelKey = state.filterKey;
+    state.parallelPending = false;
+  } else {
+    state.parallelPending = true;  // drawn by a later poll: the last picture is never skipped
+  }
+}
+
+function renderParameters(panels) {
   const box = el("fig-parameters");
-  const panels = f.parameters || [];
-  if (!panels.length) { box.replaceChildren(make("p", "No data: no successful run yet", "muted")); return; }
-  if (box.dataset.names !== panels.map((p) => p.name).join("\u0000")) {
+  if (!panels.length) {
+    box.replaceChildren(make("p", "No data: no successful run yet", "muted"));
+    delete box.dataset.names;
+    return;
+  }
+  const names = panels.map((p) => p.name).join("\u0000");
+  if (box.dataset.names !== names) {
     box.replaceChildren();
     panels.forEach((p, i) => {
       const wrap = make("div");
@@ -164,21 +197,28 @@ function renderFigures(f) {
       wrap.append(div);
       box.append(wrap);
     });
-    box.dataset.names = panels.map((p) => p.name).join("\u0000");
+    box.dataset.names = names;
   }
   panels.forEach((p, i) => plot(el("fig-param-" + i), p.figure, 260));
 }
 
 function refreshFigures(force) {
+  // at most once a second, and for a large run not more often than twice the time drawing took
   if (state.figuresBusy) return;
   const key = JSON.stringify(filterQuery());
-  if (!force && state.figuresVersion >= state.version && key === state.filterKey) return;
+  if (!force && key === state.filterKey &&
+      (state.figuresVersion >= state.version || Date.now() < (state.figuresNextAt || 0))) return;
   state.figuresBusy = true;
   state.filterKey = key;
+  const started = performance.now();
   api("/api/figures", filterQuery()).then((r) => {
+    if (r.version === state.figuresVersion && !force) return null;  // the server's are not newer
     state.figuresVersion = r.version;
-    renderFigures(r.figures);
-  }).catch(showError).finally(() => { state.figuresBusy = false; });
+    return renderFigures(r.figures);
+  }).catch(showError).finally(() => {
+    state.figuresBusy = false;
+    state.figuresNextAt = Date.now() + Math.max(1000, 2 * (performance.now() - started));
+  });
 }
 
 // ------------------------------------------------------------------------------ table
@@ -264,6 +304,7 @@ function poll() {
       (p.new ? "; " + p.new + " new run(s)" : ""));
     refreshTable(false);
     refreshFigures(false);
+    renderParallel(true);
   }).catch(showError).finally(() => { setTimeout(poll, POLL_MS); });
 }
 
