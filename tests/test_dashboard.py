@@ -322,7 +322,33 @@ def test_the_dispatchers_workers_and_queue_are_shown(cluster, tmp_path):
     assert cluster.nameserver.secret.encode() not in poll_body
 
 
-def test_the_command_prints_its_url_and_refuses_a_missing_directory(tmp_path):
+def test_the_command_serves_until_interrupted_and_prints_the_url_with_its_token(run_dir):
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "ultrarun", "dashboard", str(run_dir),
+                             "--host", "127.0.0.2"], stdout=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert "read-only" in first and "?token=" in first, first
+        url = first.split("open ", 1)[1].strip()
+        base, token = url.split("?token=")
+        with urllib.request.urlopen(f"{base}api/poll?token={token}", timeout=30) as response:
+            assert json.loads(response.read())["summary"]["runs"] == 60
+        with pytest.raises(urllib.error.HTTPError, match="403"):
+            urllib.request.urlopen(f"{base}api/poll", timeout=30)
+        assert "keep it private" in proc.stdout.readline()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def test_the_command_refuses_a_missing_directory(tmp_path):
     import subprocess
     import sys
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -107,7 +108,7 @@ def measure(n: int, appends: int) -> dict:
         finally:
             server.terminate()
             server.wait(timeout=30)
-    return {"results": n, "write_logs_s": round(write_s, 2), "summary_shown_s": round(summary_s, 2),
+    return {"results": n, "load_average": round(os.getloadavg()[0], 1), "write_logs_s": round(write_s, 2), "summary_shown_s": round(summary_s, 2),
             "page_load_s": round(load_s, 2), "server_rss_mb": round(mem["VmRSS"], 1),
             "server_peak_mb": round(mem["VmHWM"], 1), "figures_kb": round(figures_kb),
             "shown_after_write_s": {"median": round(statistics.median(latencies), 3),

@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import stat
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,9 @@ class RunLog:
         self._by_key: dict[tuple[Any, float], int] = {}
         self._statuses: dict[tuple[Any, float], JobStatus] = {}
         self.incumbents = Incumbents()
+        self.counts: Counter[JobStatus] = Counter()  # runs by status (a poll reads it)
+        self.last_finished: float | None = None
+        self.budgets_seen: set[float] = set()
         self.t0: float | None = None  # the first submission: time 0 of the run
         self.worker: list[str | None] = []  # the worker of each run, where the log says
         self.hover: dict[int, str] = {}  # id(run) -> its hover text (the views' cache)
@@ -248,6 +252,10 @@ class RunLog:
         self.worker.append(None if worker is None else str(worker))
         first = stamps.get("submitted", stamps.get("started", stamps["finished"]))
         self.t0 = first if self.t0 is None else min(self.t0, first)
+        self.counts[status] += 1
+        self.budgets_seen.add(budget)
+        if self.last_finished is None or stamps["finished"] > self.last_finished:
+            self.last_finished = stamps["finished"]
         if status is JobStatus.SUCCESS:
             self.incumbents.offer(budget, loss, config_id)
         self.version += 1
@@ -262,6 +270,8 @@ class RunLog:
         if worker is not None:
             self.worker[index] = str(worker)
         if run.status is not status and not (status is JobStatus.SUCCESS and run.loss is None):
+            self.counts[run.status] -= 1
+            self.counts[status] += 1
             run.status = status
         self.version += 1
 
@@ -271,14 +281,14 @@ class RunLog:
         shared), for making figures outside the caller's lock."""
         view = copy.copy(self)
         view.runs, view.worker = list(self.runs), list(self.worker)
-        view.header = dict(self.header)
+        view.header, view.budgets_seen = dict(self.header), set(self.budgets_seen)
         return view
 
     @property
     def budgets(self) -> list[float]:
         """The run's budgets: the journal's schedule where known, plus every budget logged."""
         planned = [float(b) for b in self.header.get("budgets") or []]
-        return sorted(set(planned) | {r.budget for r in self.runs})
+        return sorted(set(planned) | self.budgets_seen)
 
     @property
     def max_budget(self) -> float | None:

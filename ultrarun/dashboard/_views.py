@@ -114,9 +114,6 @@ def _num(value: float | None) -> float | None:
 def summary(log: RunLog) -> dict[str, Any]:
     """The numbers at the top of the page."""
     runs = log.runs
-    counts: dict[str, int] = {}
-    for run in runs:
-        counts[run.status.name] = counts.get(run.status.name, 0) + 1
     best = log.incumbents.best()
     incumbent = None
     if best is not None:
@@ -131,13 +128,13 @@ def summary(log: RunLog) -> dict[str, Any]:
         "optimizer": log.header.get("optimizer"),
         "runs": len(runs),
         "configurations": len(log.configs),
-        "by_status": {s.name: counts[s.name] for s in JobStatus if s.name in counts},
+        "by_status": {s.name: log.counts[s] for s in JobStatus if log.counts[s]},
         "budgets": log.budgets,
         "best_per_budget": [{"budget": b, "loss": log.incumbents.losses[b],
                              "id": id_text(log.incumbents.ids[b])}
                             for b in sorted(log.incumbents.losses)],
         "incumbent": incumbent,
-        "wall_time": max((r.time_stamps["finished"] for r in runs), default=t0) - t0,
+        "wall_time": (log.last_finished or t0) - t0,
     }
 
 
