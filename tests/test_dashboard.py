@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import wait_until
 from ultrarun.dashboard import Dashboard, RunLog
-from ultrarun.dashboard._views import Filters, figures, incumbent_trajectory, ped_anova, table
+from ultrarun.dashboard._views import (Filters, figures, incumbent_trajectory, ped_anova, summary,
+                                       table)
 from ultrarun.job import Job, JobStatus
 from ultrarun.master import Journal
 from ultrarun.results import json_result_logger, logged_results_to_HBS_result
@@ -156,6 +157,33 @@ def test_a_directory_with_only_the_masters_journal_is_read_from_it(tmp_path):
     assert len(log.runs) == 3 and log.budgets == [1.0, 3.0, 9.0] and log.max_budget == 9.0
     assert log.incumbents.best() == (3.0, 1.0, (0, 0, 2))
     assert log.worker == ["w1"] * 3
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=True)
+                    | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(
+                        st.sampled_from(["loss", "info", "status", "finished", "started",
+                                         "submitted", "x"]), inner, max_size=4), max_leaves=12)
+LINE = st.lists(JSON, min_size=0, max_size=6) | st.builds(
+    lambda i, b, f, loss: [[0, 0, i], b, {"submitted": 0.0, "started": 0.5, "finished": f},
+                           {"loss": loss, "info": {}}, None],
+    st.integers(0, 3), st.sampled_from([1.0, 3.0, "3", None]), st.floats(allow_nan=True),
+    st.floats(allow_nan=True) | st.none() | st.text(max_size=3))
+
+
+@given(st.lists(LINE, max_size=8), st.lists(LINE, max_size=8), st.lists(LINE, max_size=8))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_whatever_the_logs_hold_the_dashboard_reads_them_without_failing(tmp_path, configs, results, statuses):
+    directory = tmp_path / "fuzz"
+    directory.mkdir(exist_ok=True)
+    for name, lines in (("configs.json", configs), ("results.json", results), ("statuses.json", statuses)):
+        (directory / name).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    log = RunLog(directory)
+    log.update()
+    assert len(log.runs) <= len(results)
+    json.dumps(figures(log, Filters()), allow_nan=True)
+    table(log, Filters(), sort="loss")
+    summary(log)
 
 
 def test_a_missing_directory_is_a_clear_error(tmp_path):

@@ -29,7 +29,7 @@ from urllib.parse import parse_qs
 from .._files import dumps
 from ..errors import ConfigurationError, UltrarunError
 from ._follow import RunLog
-from ._views import COLUMNS, Filters, Space, figures, summary, table
+from ._views import Filters, Space, figures, summary, table
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +215,10 @@ class Dashboard:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        """Where to open the page (with the token, if one is needed; on all interfaces, by this
+        machine's name)."""
+        host = socket.getfqdn() if self.host in ("0.0.0.0", "::", "") else self.host
+        host = f"[{host}]" if ":" in host else host
         query = f"?token={self.token}" if self.token else ""
         return f"http://{host}:{self.port}/{query}"
 
@@ -397,4 +400,4 @@ def _one(query: dict[str, list[str]], key: str, default: str) -> str:
     return values[-1] if values else default
 
 
-__all__ = ["Dashboard", "RunLog", "COLUMNS", "load_space", "plotly_js"]
+__all__ = ["Dashboard", "RunLog", "load_space", "plotly_js"]

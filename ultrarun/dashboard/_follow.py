@@ -27,6 +27,14 @@ JOURNAL_GLOB = "ultrarun-*.journal.jsonl"
 READ_CHUNK = 64 * 1024 * 1024
 
 
+def _checked_id(raw: Any) -> ConfigId:
+    """A config id as the loaders make it (a JSON list becomes a tuple); TypeError if the line
+    holds something that cannot be one (a dict, a list of lists)."""
+    config_id = _config_id(raw)
+    hash(config_id)
+    return config_id
+
+
 class Tail:
     """The complete lines appended to one file since the last :meth:`read`.
 
@@ -175,10 +183,13 @@ class RunLog:
             restarted = [self._tails[name].read() for name in (CONFIGS_FILE, RESULTS_FILE, STATUSES_FILE)]
         (_, configs), (_, results), (_, statuses) = restarted
         for line_no, line in configs:
-            if not isinstance(line, list) or len(line) not in (2, 3) or not isinstance(line[1], dict):
+            try:
+                if not isinstance(line, list) or len(line) not in (2, 3) or not isinstance(line[1], dict):
+                    raise TypeError
+                self.configs[_checked_id(line[0])] = (line[1], line[2] if len(line) == 3 else {})
+            except TypeError:
                 self._skip(CONFIGS_FILE, line_no, "expected [config_id, config, config_info]")
                 continue
-            self.configs[_config_id(line[0])] = (line[1], line[2] if len(line) == 3 else {})
             self.version += 1
         for line_no, line in results:
             if not isinstance(line, list) or len(line) < 5:
@@ -186,10 +197,15 @@ class RunLog:
                 continue
             config_id, budget, stamps, result, exception = line[:5]
             loss = result.get("loss") if isinstance(result, dict) else None
-            self._add(_config_id(config_id), budget, stamps, loss, exception, None, None)
+            try:
+                config_id = _checked_id(config_id)
+            except TypeError:
+                self._skip(RESULTS_FILE, line_no, "not a config id")
+                continue
+            self._add(config_id, budget, stamps, loss, exception, None, None)
         for line_no, line in statuses:
             try:
-                key = (_config_id(line[0]), float(line[1]))
+                key = (_checked_id(line[0]), float(line[1]))
                 extra = line[2]
                 self._set_status(key, JobStatus(extra["status"]), extra.get("worker"))
             except (IndexError, KeyError, TypeError, ValueError):
@@ -206,13 +222,13 @@ class RunLog:
             kind = record.get("t")
             try:
                 if kind == "config":
-                    self.configs[_config_id(record["id"])] = (record["config"], record.get("info", {}))
+                    self.configs[_checked_id(record["id"])] = (dict(record["config"]), record.get("info", {}))
                     self.version += 1
                 elif kind == "result":
                     result = record.get("result")
                     loss = result.get("loss") if isinstance(result, dict) else None
                     status = record.get("status")
-                    self._add(_config_id(record["id"]), record["budget"], record.get("timestamps"),
+                    self._add(_checked_id(record["id"]), record["budget"], record.get("timestamps"),
                               loss, record.get("exception"),
                               JobStatus(status) if status else None, record.get("worker"))
                 elif kind == "header":
