@@ -250,6 +250,8 @@ def test_log_axes_follow_the_space_and_large_runs_are_downsampled(tmp_path):
     assert points <= 3_000 + 500
     shown = sum(t["meta"]["shown"] for t in figs["losses"]["data"] if t.get("meta"))
     assert shown < sum(t["meta"]["total"] for t in figs["losses"]["data"] if t.get("meta"))
+    hover = next(t for t in figs["losses"]["data"] if t.get("mode") == "markers")["text"][0]
+    assert "lr = " in hover and "optimizer = " in hover and "&lt;b&gt;layers&lt;/b&gt; = " in hover
     budgets = figs["correlation"]["meta"]["cells"]
     assert len(budgets) == 3 and all(c["rho"] is not None and c["rho"] > 0.9 for c in budgets)
 
@@ -325,7 +327,8 @@ def test_a_secret_in_an_error_message_is_not_shown(cluster, tmp_path):
     assert status == 200 and secret.encode() not in body and b"bad key [secret]" in body
 
 
-def test_the_dispatchers_workers_and_queue_are_shown(cluster, tmp_path):
+@pytest.mark.slow
+def test_the_dispatchers_workers_and_queue_are_shown(cluster, tmp_path, page):
     cluster.start_workers(2)
     d, results = cluster.dispatcher()
     wait_until(lambda: d.number_of_workers() == 2, timeout=30, message="2 workers")
@@ -343,6 +346,10 @@ def test_the_dispatchers_workers_and_queue_are_shown(cluster, tmp_path):
             return snap if snap.get("connected") and snap.get("dispatcher") else None
         snap = wait_until(connected, timeout=30, message="the dashboard to reach the dispatcher")
         poll_body = get(dashboard, "/api/poll")[1]
+        page.goto(dashboard.url)
+        page.wait_for_function("document.querySelectorAll('#workers tbody tr').length === 2")
+        assert "running 1" in page.text_content("#dispatcher-summary")
+        assert page.is_visible("#dispatcher") and page.errors == []
     assert snap["dispatcher"]["running"] == 1 and snap["dispatcher"]["finished"] == {"SUCCESS": 1}
     assert sorted(w["state"] for w in snap["workers"]) == ["busy", "idle"]
     busy = next(w for w in snap["workers"] if w["state"] == "busy")
