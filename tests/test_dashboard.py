@@ -127,7 +127,7 @@ def test_a_run_that_starts_over_in_the_same_directory_is_read_again(tmp_path):
     assert len(log.runs) == 4 and log.t0 == 5_000.0
 
 
-def test_a_log_that_is_a_symbolic_link_is_not_read(tmp_path):
+def test_a_log_that_is_a_symbolic_link_or_a_fifo_is_not_read(tmp_path):
     directory = tmp_path / "run"
     directory.mkdir()
     elsewhere = tmp_path / "elsewhere.json"
@@ -136,6 +136,10 @@ def test_a_log_that_is_a_symbolic_link_is_not_read(tmp_path):
     (directory / "configs.json").write_text("")
     os.symlink(elsewhere, directory / "results.json")
     log = RunLog(directory)
+    log.update()
+    assert log.runs == []
+    os.unlink(directory / "results.json")
+    os.mkfifo(directory / "results.json")  # a reader of a FIFO would wait for a writer forever
     log.update()
     assert log.runs == []
 
