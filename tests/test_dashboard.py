@@ -8,6 +8,7 @@ import json
 import math
 import os
 import shutil
+import warnings
 from pathlib import Path
 from urllib.parse import quote
 
@@ -258,6 +259,20 @@ def test_log_axes_follow_the_space_and_large_runs_are_downsampled(tmp_path):
     assert "lr = " in hover and "optimizer = " in hover and "&lt;b&gt;layers&lt;/b&gt; = " in hover
     budgets = figs["correlation"]["meta"]["cells"]
     assert len(budgets) == 3 and all(c["rho"] is not None and c["rho"] > 0.9 for c in budgets)
+
+
+@given(st.lists(st.tuples(st.integers(0, 4), st.floats(-3, 3)), min_size=3, max_size=40))
+@settings(max_examples=100, deadline=None)
+def test_the_rank_correlation_shown_is_scipys_spearman_ties_included(pairs):
+    from scipy.stats import spearmanr
+
+    from ultrarun.visualization import spearman
+
+    ours = spearman([(float(a), b) for a, b in pairs])
+    with warnings.catch_warnings():  # scipy warns about a constant side; we say NaN
+        warnings.simplefilter("ignore")
+        theirs = spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic
+    assert (math.isnan(ours) and math.isnan(theirs)) or ours == pytest.approx(theirs, abs=1e-9)
 
 
 @given(st.dictionaries(st.sampled_from(["budgets", "statuses", "sort", "order", "offset", "limit", "q"]),
