@@ -158,6 +158,7 @@ class Dashboard:
         self.dispatcher_interval = dispatcher_interval
         self._lock = threading.Lock()  # the RunLog: one reader or updater at a time
         self._figures_lock = threading.Lock()  # the figures' cache
+        self._table_order: dict[str, Any] = {}  # the table's last order (pages turn fast)
         self._read_at = 0.0
         self._figures: dict[tuple, tuple[int, float, float, bytes]] = {}
         self._watch: _DispatcherWatch | None = None
@@ -265,7 +266,7 @@ class Dashboard:
         with self._lock:
             self._fresh()
             view = self.log.snapshot()
-        return {"version": view.version} | table(view, filters, **page)
+        return {"version": view.version} | table(view, filters, cache=self._table_order, **page)
 
     def _encode(self, value: Any) -> bytes:
         try:

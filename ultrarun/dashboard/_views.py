@@ -140,25 +140,24 @@ def summary(log: RunLog) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------------- table
 def table(log: RunLog, filters: Filters, sort: str = "finished", descending: bool = True,
-          offset: int = 0, limit: int = 50, search: str = "") -> dict[str, Any]:
-    """One page of the runs, filtered, searched (id, configuration, error) and sorted."""
+          offset: int = 0, limit: int = 50, search: str = "",
+          cache: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One page of the runs, filtered, searched (id, configuration, error) and sorted. With a
+    ``cache`` (a dict the caller keeps) the order is kept until the runs or the request change,
+    so that turning pages does not sort again."""
     if sort not in COLUMNS:
         raise ValueError(f"cannot sort by {sort!r}; columns: {', '.join(COLUMNS)}")
     limit = max(1, min(int(limit), 500))
     offset = max(0, int(offset))
     t0 = log.t0 or 0.0
     needle = search.strip().lower()
-    rows = []
-    for index, run in enumerate(log.runs):
-        if not filters.keep(run):
-            continue
-        if needle and needle not in _searchable(log, index, run):
-            continue
-        rows.append(index)
-    key = _sort_key(log, sort)
-    rows.sort(key=lambda i: key(i), reverse=descending)
-    if descending:  # missing values (failed runs' losses) last in both directions
-        rows.sort(key=lambda i: key(i)[0] != 0)
+    order_key = (log.version, len(log.runs), filters.key(), sort, descending, needle)
+    if cache is not None and cache.get("key") == order_key:
+        rows = cache["rows"]
+    else:
+        rows = _ordered(log, filters, sort, descending, needle)
+        if cache is not None:
+            cache.update(key=order_key, rows=rows)
     page = []
     for index in rows[offset:offset + limit]:
         run = log.runs[index]
@@ -173,6 +172,16 @@ def table(log: RunLog, filters: Filters, sort: str = "finished", descending: boo
             "worker": log.worker[index], "config": log.config(run.config_id),
             "error": run.error_logs})
     return {"total": len(rows), "offset": offset, "limit": limit, "rows": page}
+
+
+def _ordered(log: RunLog, filters: Filters, sort: str, descending: bool, needle: str) -> list[int]:
+    rows = [index for index, run in enumerate(log.runs) if filters.keep(run)
+            and (not needle or needle in _searchable(log, index, run))]
+    key = _sort_key(log, sort)
+    rows.sort(key=key, reverse=descending)
+    if descending:  # missing values (failed runs' losses) last in both directions
+        rows.sort(key=lambda i: key(i)[0] != 0)
+    return rows
 
 
 def _searchable(log: RunLog, index: int, run: Run) -> str:
