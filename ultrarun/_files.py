@@ -154,6 +154,14 @@ def read_json_lines(path: str | os.PathLike[str], chunk: int = 1000,
         return
     with open(fd, encoding="utf-8") as fh:
         lines = [(line_no, text) for line_no, text in enumerate(fh, 1) if text.strip()]
+    yield from parse_json_lines(lines, path, chunk)
+
+
+def parse_json_lines(lines: Sequence[tuple[int, str]], path: Any = "<lines>", chunk: int = 1000
+                     ) -> Iterator[tuple[int, Any]]:
+    """``(line_number, value)`` for every valid one of ``(line_number, text)`` (as
+    :func:`read_json_lines`, which reads a whole file; a follower of a growing file gives only
+    its new lines); an unreadable line is skipped with a warning that names ``path``."""
     for start in range(0, len(lines), chunk):
         some = lines[start:start + chunk]
         with contextlib.suppress(json.JSONDecodeError):
