@@ -46,6 +46,10 @@ class TestWorker(Worker):
             return {"loss": "low", "info": {}}
         if junk == "object":
             return {"loss": 1.0, "info": {"model": object()}}
+        if junk == "bigint":  # travels (marshal), but JSON cannot write it
+            return {"loss": 1.0, "info": {"big": 10 ** 5000}}
+        if junk == "tuplekey":
+            return {"loss": 1.0, "info": {(1, 2): "pair"}}
         if "big_info" in config:  # an answer larger than the message size limit
             return {"loss": 1.0, "info": {"blob": "x" * config["big_info"]}}
         if config.get("echo"):  # send back what arrived, to check its exact shape

@@ -12,7 +12,7 @@ from typing import Any
 from .dispatcher import Dispatcher
 from .errors import (AuthenticationError, CommunicationError, CommunicationTimeout,
                      ConfigurationError, FirstRunCrashedException, JobError, NameServerError,
-                     ResultError, TargetAlgorithmAbortException, UltrarunError)
+                     RecordingError, ResultError, TargetAlgorithmAbortException, UltrarunError)
 from .job import Job, JobStatus, StatusType
 from .nameserver import NameServer, nic_name_to_host
 from .worker import Worker
@@ -59,6 +59,6 @@ __all__ = [
     "extract_HBS_learning_curves",
     # errors
     "UltrarunError", "ConfigurationError", "CommunicationError", "CommunicationTimeout",
-    "AuthenticationError", "NameServerError", "JobError", "ResultError",
+    "AuthenticationError", "NameServerError", "RecordingError", "JobError", "ResultError",
     "FirstRunCrashedException", "TargetAlgorithmAbortException",
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import json
 import math
 import numbers
 import time
@@ -15,6 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .config import config
 from .errors import JobError, ResultError
 
 
@@ -149,9 +151,13 @@ def to_plain(obj: Any, where: str = "value") -> Any:
     numpy scalars and arrays become Python numbers and lists, numpy strings become ``str``,
     mappings become dicts and NaN becomes None (the journal and results files are JSON, which
     has no NaN). Anything else raises :class:`ResultError` naming the offending field, so the
-    message says what to fix.
+    message says what to fix (a value nested past the interpreter's recursion limit, or one
+    that holds itself, included).
     """
-    return _plain(obj, where)
+    try:
+        return _plain(obj, where)
+    except RecursionError:
+        raise ResultError(f"{where} is nested too deeply (or holds itself) to travel") from None
 
 
 def _plain(obj: Any, where: _Where) -> Any:
@@ -210,19 +216,88 @@ def _item(value: Any, where: _Where, key: Any) -> Any:
 def validate_result(raw: Any) -> dict[str, Any]:
     """Check a compute's return value and return it as plain data: ``{'loss': float, 'info': ...}``
     (other keys of a returned dict are kept). Anything :func:`parse_result` takes with one cost
-    is accepted. Raises :class:`ResultError` naming what is wrong. A dict with a float loss takes
-    the shortest path: this runs between two jobs."""
-    if type(raw) is dict and type(raw.get("loss")) is float and math.isfinite(raw["loss"]):
-        plain = _plain_mapping(raw, "result")
-        plain.setdefault("info", {})
-        return plain
-    cost, info = parse_result(raw)
-    if isinstance(cost, list):
-        raise ResultError(f"compute returned {len(cost)} costs {_short(cost)}; a master "
-                          "minimises one: return {'loss': ..., 'info': ...}")
-    extra = _plain_mapping(raw, "result") if isinstance(raw, Mapping) else {}
+    is accepted, if the journal and the result logs can write it and read it back as it is
+    (:func:`check_writable`). Raises :class:`ResultError` naming what is wrong. A dict with a
+    float loss takes the shortest path: this runs between two jobs."""
+    try:
+        if type(raw) is dict and type(raw.get("loss")) is float and math.isfinite(raw["loss"]):
+            plain = _plain_mapping(raw, "result")
+            plain.setdefault("info", {})
+            return check_writable(plain, "result")
+        cost, info = parse_result(raw)
+        if isinstance(cost, list):
+            raise ResultError(f"compute returned {len(cost)} costs {_short(cost)}; a master "
+                              "minimises one: return {'loss': ..., 'info': ...}")
+        extra = _plain_mapping(raw, "result") if isinstance(raw, Mapping) else {}
+    except RecursionError:
+        raise ResultError("the result is nested too deeply (or holds itself) to travel") from None
     extra.pop("cost", None), extra.pop("objective", None)
-    return {**extra, "loss": cost, "info": info}
+    return check_writable({**extra, "loss": cost, "info": info}, "result")
+
+
+#: How deep a result may nest, and how many bytes its JSON text may take: the journal and the
+#: result logs write it as one JSON line, which a resumed master must read back.
+MAX_DEPTH = 100
+_BIG_INT_BITS = 10_000  # smaller ints always have a decimal text; bigger ones are tried
+
+
+def check_writable(plain: Any, where: str = "value") -> Any:
+    """``plain`` (plain data, as :func:`to_plain` makes it) if JSON writes it and reads it back
+    as it is, in at most ``MAX_DEPTH`` levels and the MAX_MESSAGE_SIZE setting's bytes: the
+    journal and the result logs can then record it and a resumed master replays it unchanged.
+    Tuples are accepted (JSON writes them as lists). Otherwise :class:`ResultError` names the
+    first field that cannot be written: a non-string key, an infinite float, an int too large
+    for a decimal text, nesting too deep.
+
+    One C-speed round trip decides in the usual case; only a value that fails it is walked."""
+    try:
+        text = json.dumps(plain, allow_nan=False)
+        same = (text.count("[") + text.count("{") <= MAX_DEPTH
+                and json.loads(text) == plain)
+    except (TypeError, ValueError, RecursionError):
+        text, same = "", False
+    if not same:
+        _check_json(plain, where, 0)
+    if len(text) > config.MAX_MESSAGE_SIZE:
+        raise ResultError(f"{where} takes {len(text)} bytes as JSON, more than the "
+                          f"MAX_MESSAGE_SIZE setting ({config.MAX_MESSAGE_SIZE}); return less "
+                          "in 'info' (a path to a file, say)")
+    return plain
+
+
+def _check_json(value: Any, where: _Where, depth: int) -> None:
+    """Raise :class:`ResultError` at the first part of ``value`` JSON cannot write back as it is."""
+    kind = type(value)
+    if kind is dict or kind is list or kind is tuple:
+        if depth >= MAX_DEPTH:
+            raise ResultError(f"{_name(where)} is nested more than {MAX_DEPTH} levels deep; the "
+                              "journal and the result logs take no deeper values")
+        if kind is dict:
+            for key, item in value.items():
+                if type(key) is not str:
+                    raise ResultError(
+                        f"{_name(where)} has the key {_short(key)} ({type(key).__name__}); the "
+                        "journal and the result logs are JSON, whose keys are strings: use "
+                        "str keys")
+                _check_json(item, (where, key), depth + 1)
+        else:
+            for i, item in enumerate(value):
+                _check_json(item, (where, i), depth + 1)
+    elif kind is float:
+        if not math.isfinite(value):
+            raise ResultError(f"{_name(where)} is {value}; JSON has no inf or nan: return a "
+                              "finite number or None")
+    elif kind is int:
+        if value.bit_length() > _BIG_INT_BITS:
+            try:
+                str(value)
+            except ValueError:
+                raise ResultError(f"{_name(where)} is an int of {value.bit_length()} bits, too "
+                                  "large for JSON's decimal text: return it as a str or a "
+                                  "float") from None
+    elif kind is not str and kind is not bool and value is not None:
+        raise ResultError(f"{_name(where)} is of type {kind.__name__}, which JSON cannot write; "
+                          "convert it with to_plain first")
 
 
 def parse_result(raw: Any, objectives: Any = None) -> tuple[float | list[float], dict]:
@@ -264,7 +339,11 @@ def parse_result(raw: Any, objectives: Any = None) -> tuple[float | list[float],
     if objectives is not None and isinstance(cost, list) and len(cost) != len(objectives):
         raise ResultError(f"the target returned {len(cost)} costs for {len(objectives)} "
                           f"objectives {list(objectives)}")
-    return cost, _plain_mapping(info, "result['info']")
+    try:
+        return cost, _plain_mapping(info, "result['info']")
+    except RecursionError:
+        raise ResultError("result['info'] is nested too deeply (or holds itself) to travel") \
+            from None
 
 
 def finite_cost(cost: Any, where: str = "result['loss']") -> float | list[float]:
@@ -272,12 +351,19 @@ def finite_cost(cost: Any, where: str = "result['loss']") -> float | list[float]
     if isinstance(cost, (bool, np.bool_)):
         raise ResultError(f"{where} is bool {cost!r}; it must be a number")
     if isinstance(cost, (numbers.Real, np.number)):
-        value = float(cost)
+        try:
+            value = float(cost)
+        except (OverflowError, TypeError, ValueError):  # an int past the float range, a complex
+            raise ResultError(f"{where} is {_short(cost)}; it must be a finite float") from None
         if not math.isfinite(value):
             raise ResultError(f"{where} is {value}; it must be a finite number")
         return value
     if isinstance(cost, (list, tuple, np.ndarray)) and len(cost) > 0:
-        return [finite_cost(item, where) for item in np.asarray(cost, dtype=object).ravel()]
+        try:
+            return [finite_cost(item, where) for item in np.asarray(cost, dtype=object).ravel()]
+        except (ValueError, RecursionError):  # ragged or deep: not a list of costs
+            raise ResultError(f"{where} is {_short(cost)}; it must be a finite number or a "
+                              "flat list of them") from None
     raise ResultError(f"{where} is {type(cost).__name__} {_short(cost)}; it must be a number "
                       "(a finite number, or a non-empty list of them)")
 
@@ -313,9 +399,11 @@ def parse_result_message(message: Any) -> dict[str, Any]:
         raise JobError(f"a result must be a dict, got {type(message).__name__}")
     token, attempt = message.get("token"), message.get("attempt")
     if type(token) is not int or type(attempt) is not int:
-        raise JobError(f"a result needs int token and attempt, got {token!r}, {attempt!r}")
+        raise JobError(f"a result needs int token and attempt, got {_short(token)}, "
+                       f"{_short(attempt)}")
     exception = message.get("exception")
-    exception = None if exception is None else str(exception)
+    if exception is not None and type(exception) is not str:
+        exception = _short(exception, 10_000)
     try:
         status = JobStatus(message.get("status"))
     except ValueError:
@@ -337,10 +425,13 @@ def parse_result_message(message: Any) -> dict[str, Any]:
 
 
 def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int too large for a decimal text
+        text = f"<{type(value).__name__} too large to show>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 __all__ = ["Job", "JobStatus", "StatusType", "ConfigId", "TIMESTAMP_KEYS", "Incumbents", "to_plain",
-           "validate_result", "parse_result", "finite_cost", "failure_kind", "last_line",
+           "validate_result", "check_writable", "parse_result", "finite_cost", "failure_kind", "last_line",
            "parse_job_message", "parse_result_message"]
