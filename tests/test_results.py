@@ -292,3 +292,93 @@ def test_a_result_pickled_by_ultrarun_0_1_0_loads_and_pickles_under_public_names
     data = pickle.dumps(result)
     assert b"ultrarun.results._" not in data, "a private module path breaks when code moves"
     assert pickle.loads(data).get_all_runs() == result.get_all_runs()
+
+
+# ------------------------------------------ logs complete after any crash (issue 21, finding 5)
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from collections import Counter  # noqa: E402
+
+from conftest import wait_until  # noqa: E402
+
+
+def _master(directory, *args):
+    return subprocess.Popen([sys.executable, str(TESTS / "master_process.py"), str(directory),
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def _lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block_in", ["results.json", "statuses.json"])
+def test_a_master_killed_between_the_journal_and_the_logs_resumes_with_complete_logs(
+        tmp_path, block_in):
+    """A real master is SIGKILLed after its 5th result is journaled, before that result's
+    results line (or its status line) is logged. The resumed run writes every journaled result
+    the logs lack, once: each file then holds every job of the run exactly once, with the loss
+    the target returned (it used to replay the result and never log it)."""
+    first = _master(tmp_path, "--block-in", block_in, "--at", "5")
+    try:
+        wait_until(lambda: (tmp_path / "blocked").exists() or first.poll() is not None,
+                   timeout=60, message="the master to block in its result logger")
+        assert first.poll() is None, first.stdout.read()
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    journal = _lines(next(tmp_path.glob("*.journal.jsonl")))
+    journaled = [(tuple(r["id"]), r["budget"]) for r in journal if r["t"] == "result"]
+    assert len(journaled) == 5
+    logged = [(tuple(line[0]), line[1]) for line in _lines(tmp_path / "logs" / block_in)]
+    assert len(logged) == 4 and set(logged) < set(journaled), "the crash kept one from the log"
+
+    second = _master(tmp_path, "--resume")
+    out, _ = second.communicate(timeout=120)
+    assert second.returncode == 0, out
+
+    jobs = 9 + 3 + 1  # Hyperband, budgets 1, 3, 9: one iteration
+    results = _lines(tmp_path / "logs" / "results.json")
+    statuses = _lines(tmp_path / "logs" / "statuses.json")
+    configs = _lines(tmp_path / "logs" / "configs.json")
+    for lines in (results, statuses):
+        keys = Counter((tuple(line[0]), line[1]) for line in lines)
+        assert len(keys) == jobs and set(keys.values()) == {1}, keys
+    assert Counter(tuple(line[0]) for line in configs) == Counter(
+        {tuple(line[0]): 1 for line in configs}) and len(configs) == 9
+    config_of = {tuple(line[0]): line[1] for line in configs}
+    sys.path.insert(0, str(TESTS))
+    try:
+        from master_process import loss
+    finally:
+        sys.path.remove(str(TESTS))
+    for config_id, budget, _, result, _ in results:
+        assert result["loss"] == loss(config_of[tuple(config_id)], budget)
+    loaded = logged_results_to_HBS_result(tmp_path / "logs")
+    assert len(loaded.get_all_runs()) == jobs
+
+
+def test_complete_logs_a_job_only_where_the_logs_lack_it(tmp_path):
+    """The logs' own keys decide: (config_id, budget) in results.json and statuses.json."""
+    log = json_result_logger(tmp_path)
+    log.new_config((0, 0, 0), {"x": 1}, {})
+    log(make_job((0, 0, 0), 1, loss=0.4))
+    with open(tmp_path / "results.json", "a") as fh:  # logged before a crash, without status
+        fh.write(json.dumps([[0, 0, 1], 1.0, {}, {"loss": 0.3, "info": {}}, None]) + "\n")
+    resumed = json_result_logger(tmp_path)
+    resumed.open("resume")
+    for job in (make_job((0, 0, 0), 1, loss=0.4), make_job((0, 0, 1), 1, loss=0.3),
+                make_job((0, 0, 2), 1, loss=0.2), make_job((0, 0, 2), 1, loss=0.2)):
+        resumed.complete(job)
+    assert [tuple(line[0]) for line in _lines(tmp_path / "results.json")] == [
+        (0, 0, 0), (0, 0, 1), (0, 0, 2)]
+    assert [tuple(line[0]) for line in _lines(tmp_path / "statuses.json")] == [
+        (0, 0, 0), (0, 0, 1), (0, 0, 2)]
+    assert [tuple(line[0]) for line in _lines(tmp_path / "configs.json")] == [
+        (0, 0, 0), (0, 0, 1), (0, 0, 2)]
