@@ -389,3 +389,117 @@ def test_a_result_logger_that_cannot_write_stops_a_runner_run(tmp_path):
         master.shutdown(shutdown_workers=True)
     _check_stopped(out, seen)
     shutil.rmtree(tmp_path / "logs")
+
+
+# ---------------------------------------------------- fuzzing the boundaries (issue 21, fuzzing)
+def _huge(sign):
+    return sign * 10 ** 5000  # no repr: past the decimal limit
+
+
+_HOSTILE = st.one_of(
+    _SCALARS, st.integers(min_value=2 ** 60, max_value=2 ** 70),
+    st.builds(_huge, st.sampled_from([1, -1])), st.just(math.inf), st.just(-math.inf), st.floats(),
+    st.text(alphabet=st.characters(), max_size=6),  # lone surrogates included
+    st.builds(_nested, st.integers(0, 2000)), st.builds(_holds_itself),
+    st.just(np.longdouble(1.5)), st.just(np.complex64(1j)), st.just(np.array([1j])),
+    st.just(np.array([object()])), st.just({1, 2}), st.just(frozenset({"a"})))
+_KEYS = st.one_of(st.text(max_size=4), st.integers(), st.booleans(), st.none(), st.floats(),
+                  st.tuples(st.integers(0, 2), st.integers(0, 2)), st.builds(_huge, st.just(1)))
+_ANY = st.recursive(_HOSTILE, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.tuples(inner, inner),
+    st.dictionaries(_KEYS, inner, max_size=3)), max_leaves=10)
+
+
+def _as_json(value):
+    """What JSON gives back for a plain value: tuples become lists (the one change allowed)."""
+    if isinstance(value, (list, tuple)):
+        return [_as_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _as_json(v) for k, v in value.items()}
+    return value
+
+
+def _round_trips(value):
+    text = json.dumps(value, allow_nan=False)
+    assert json.loads(text) == _as_json(value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(raw=st.one_of(_ANY, st.fixed_dictionaries({"loss": _HOSTILE}, optional={
+    "info": _ANY, "cost": _HOSTILE, _KEYS: _ANY})))
+def test_validate_result_gives_what_json_writes_back_or_a_result_error(raw):
+    """Whatever a compute returns: a result the journal writes and reads back as it is, or a
+    ResultError (never another exception, never a hang)."""
+    try:
+        result = validate_result(raw)
+    except ResultError as exc:
+        assert str(exc)
+        return
+    assert type(result["loss"]) is float and math.isfinite(result["loss"])
+    _round_trips(result)
+    assert marshal.loads(marshal.dumps(result)) == result
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.one_of(_ANY, st.tuples(_ANY, _ANY)),
+       objectives=st.one_of(st.none(), st.lists(_KEYS, max_size=3)))
+def test_parse_result_gives_costs_and_writable_info_or_a_result_error(raw, objectives):
+    try:
+        cost, info = parse_result(raw, objectives)
+    except ResultError as exc:
+        assert str(exc)
+        return
+    costs = cost if isinstance(cost, list) else [cost]
+    assert all(type(c) is float and math.isfinite(c) for c in costs)
+    _round_trips({"cost": cost, "info": info})
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_ANY)
+def test_to_plain_gives_plain_data_or_a_result_error(value):
+    """to_plain is the wire's converter: plain data that marshal carries unchanged, which
+    check_writable then takes or refuses with a ResultError."""
+    try:
+        plain = to_plain(value)
+    except ResultError as exc:
+        assert str(exc)
+        return
+    assert marshal.loads(marshal.dumps(plain)) == plain
+    try:
+        _round_trips(check_writable(plain))
+    except ResultError as exc:
+        assert str(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(changes=st.dictionaries(st.sampled_from(sorted(_JOB) + ["other"]), _ANY, max_size=4),
+       drop=st.sets(st.sampled_from(sorted(_JOB)), max_size=2), whole=st.one_of(st.none(), _ANY))
+def test_parse_job_message_takes_or_refuses_anything(changes, drop, whole):
+    message = whole if whole is not None else {
+        k: v for k, v in {**_JOB, **changes}.items() if k not in drop}
+    try:
+        job = parse_job_message(message)
+    except JobError as exc:
+        assert str(exc)
+        return
+    assert job is message and type(job["token"]) is int and job["seq"] >= 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(message=st.one_of(_ANY, st.fixed_dictionaries(
+    {"token": st.one_of(st.integers(), _HOSTILE), "attempt": st.integers()},
+    optional={"status": st.one_of(st.sampled_from([s.value for s in JobStatus]), _HOSTILE),
+              "result": st.one_of(_ANY, st.fixed_dictionaries({"loss": _HOSTILE},
+                                                              optional={"info": _ANY})),
+              "exception": _ANY, "duration": _HOSTILE})))
+def test_parse_result_message_gives_a_writable_final_result_or_a_job_error(message):
+    try:
+        parsed = parse_result_message(message)
+    except JobError as exc:
+        assert str(exc)
+        return
+    assert parsed["status"].is_final
+    assert parsed["exception"] is None or type(parsed["exception"]) is str
+    if parsed["status"] is JobStatus.SUCCESS:
+        _round_trips(parsed["result"])
+    assert parsed["duration"] is None or 0 <= parsed["duration"] < math.inf

@@ -382,3 +382,58 @@ def test_complete_logs_a_job_only_where_the_logs_lack_it(tmp_path):
         (0, 0, 0), (0, 0, 1), (0, 0, 2)]
     assert [tuple(line[0]) for line in _lines(tmp_path / "configs.json")] == [
         (0, 0, 0), (0, 0, 1), (0, 0, 2)]
+
+
+# ------------------------------------------------ fuzzing the journal reader (issue 21, fuzzing)
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from ultrarun._files import read_json_lines  # noqa: E402
+from ultrarun.errors import UltrarunError  # noqa: E402
+from ultrarun.master import Journal  # noqa: E402
+
+_JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+              st.text(max_size=6)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.text(max_size=3), inner, max_size=3)),
+    max_leaves=8)
+_RECORD = st.fixed_dictionaries({"t": st.sampled_from(["result", "config", "header", "x"])},
+                                optional={"id": _JSON, "budget": _JSON, "status": st.one_of(
+                                    st.sampled_from(["SUCCESS", "LOST"]), _JSON),
+                                          "config": _JSON, "info": _JSON})
+_LINE = st.one_of(
+    st.binary(max_size=40),  # torn, not UTF-8, anything
+    _JSON.map(lambda v: json.dumps(v).encode()),
+    _RECORD.map(lambda v: json.dumps(v).encode()),
+    st.integers(4000, 6000).map(lambda n: b"1" * n),  # an int past the decimal limit
+    st.integers(900, 3000).map(lambda n: b"[" * n + b"]" * n),  # deeper than the stack
+    st.sampled_from([b"NaN", b'{"t": "result", "id": [0, 0, 1], "budget": Infinity}',
+                     b'"\xff\xfe"', b"1,2", b"[3", b"4]", "\u2028".encode()]))
+
+
+def _same_json(value):
+    text = json.dumps(value)
+    assert json.dumps(json.loads(text)) == text
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.data_too_large])
+@given(lines=st.lists(_LINE, max_size=8), chunk=st.integers(1, 4))
+def test_the_journal_reader_gives_json_values_or_a_clear_error(tmp_path_factory, lines, chunk):
+    """Whatever a journal file holds: read_json_lines gives JSON values (skipping what is not
+    JSON, never raising); Journal.read gives its records or a clear UltrarunError."""
+    path = tmp_path_factory.mktemp("fuzz") / "journal.jsonl"
+    path.write_bytes(b"\n".join(lines))
+    read = list(read_json_lines(path, chunk=chunk))
+    assert [n for n, _ in read] == sorted({n for n, _ in read})
+    for _, value in read:
+        _same_json(value)
+    try:
+        header, configs, results = Journal(path).read()
+    except UltrarunError as exc:
+        assert f"{path}:" in str(exc)
+        return
+    for record in [header, *results.values()]:
+        _same_json(record)
+    assert all(type(key) is tuple for key in configs)

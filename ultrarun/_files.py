@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -93,24 +94,37 @@ class JsonLines:
 
 def read_json_lines(path: str | os.PathLike[str], chunk: int = 1000) -> Iterator[tuple[int, Any]]:
     """``(line_number, value)`` for every valid JSON line; a missing file has no lines. Lines are
-    parsed ``chunk`` at a time, in one call (a chunk with an unreadable line, one at a time)."""
+    parsed ``chunk`` at a time, in one call (a chunk with an unreadable line, one at a time). A
+    line that is not JSON (torn by a crash, not UTF-8, too deep, an int past the decimal
+    limit) is skipped with a warning."""
     if not os.path.exists(path):
         return
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
         lines = [(line_no, text) for line_no, text in enumerate(fh, 1) if text.strip()]
     for start in range(0, len(lines), chunk):
         some = lines[start:start + chunk]
-        with contextlib.suppress(json.JSONDecodeError):
-            values = json.loads("[" + ",".join(text for _, text in some) + "]")
+        with contextlib.suppress(ValueError, RecursionError):
+            joined = "[" + ",".join(text for _, text in some) + "]"
+            values = json.loads(joined) if _utf8(joined) else ()
             if len(values) == len(some):
                 yield from zip((line_no for line_no, _ in some), values)
                 continue
         for line_no, text in some:
             try:
+                if not _utf8(text):
+                    raise ValueError("not UTF-8")
                 yield line_no, json.loads(text)
-            except json.JSONDecodeError as exc:
+            except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
                 logger.warning("%s:%d: skipping unreadable line (%s); a crash or a line being "
                                "written leaves one", path, line_no, exc)
+
+
+_ESCAPED = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8 (surrogateescape)
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` (read with surrogateescape) was valid UTF-8; our writers write ASCII."""
+    return text.isascii() or _ESCAPED.search(text) is None
 
 
 def jsonable(obj: Any) -> Any:

@@ -141,7 +141,7 @@ _Where = Any
 def _name(where: _Where) -> str:
     if isinstance(where, tuple):
         parent, key = where
-        return f"{_name(parent)}[{key!r}]"
+        return f"{_name(parent)}[{_short(key, 200)}]"
     return where
 
 
@@ -198,9 +198,9 @@ def _plain(obj: Any, where: _Where) -> Any:
 def _plain_mapping(obj: Mapping, where: _Where) -> dict:
     out = {}
     for key, value in obj.items():
-        plain_key = key if type(key) in _SCALARS else _plain(key, f"{_name(where)} key {key!r}")
+        plain_key = key if type(key) in _SCALARS else _plain(key, f"{_name(where)} key {_short(key)}")
         if isinstance(plain_key, (list, dict)):
-            raise ResultError(f"{_name(where)} has an unhashable key {key!r}")
+            raise ResultError(f"{_name(where)} has an unhashable key {_short(key)}")
         out[plain_key] = _item(value, where, key)
     return out
 
@@ -306,7 +306,8 @@ def parse_result(raw: Any, objectives: Any = None) -> tuple[float | list[float],
     Accepted: a number; a list of numbers (several objectives); a dict with ``'loss'``,
     ``'cost'`` or ``'objective'`` and optionally ``'info'``; a dict of named objectives when
     ``objectives`` (their names) is given; any of those as ``(cost, info)``. The cost must be
-    finite and ``info`` plain data; :class:`ResultError` says what is wrong otherwise.
+    finite and ``info`` plain data that JSON writes back as it is (:func:`check_writable`);
+    :class:`ResultError` says what is wrong otherwise.
     """
     info: Any = {}
     if isinstance(raw, tuple) and len(raw) == 2 and isinstance(raw[1], Mapping):
@@ -321,12 +322,12 @@ def parse_result(raw: Any, objectives: Any = None) -> tuple[float | list[float],
         elif objectives:
             missing = [name for name in objectives if name not in raw]
             if missing:
-                raise ResultError(f"the result has no value for the objectives {missing} "
-                                  f"(keys: {sorted(map(str, raw))})")
+                raise ResultError(f"the result has no value for the objectives "
+                                  f"{_short(missing)} (keys: {_keys(raw)})")
             cost = [raw[name] for name in objectives]
         else:
             raise ResultError(f"compute returned a dict without 'loss' (keys: "
-                              f"{sorted(map(str, raw))}); expected a dict with 'loss' (a finite "
+                              f"{_keys(raw)}); expected a dict with 'loss' (a finite "
                               "number, minimised) and 'info' (plain data), or pass objectives="
                               "[...] to read named objectives")
     elif raw is None or isinstance(raw, (str, bytes, Mapping)) or not (
@@ -338,9 +339,9 @@ def parse_result(raw: Any, objectives: Any = None) -> tuple[float | list[float],
     cost = finite_cost(cost)
     if objectives is not None and isinstance(cost, list) and len(cost) != len(objectives):
         raise ResultError(f"the target returned {len(cost)} costs for {len(objectives)} "
-                          f"objectives {list(objectives)}")
+                          f"objectives {_short(list(objectives))}")
     try:
-        return cost, _plain_mapping(info, "result['info']")
+        return cost, check_writable(_plain_mapping(info, "result['info']"), "result['info']")
     except RecursionError:
         raise ResultError("result['info'] is nested too deeply (or holds itself) to travel") \
             from None
@@ -348,9 +349,20 @@ def parse_result(raw: Any, objectives: Any = None) -> tuple[float | list[float],
 
 def finite_cost(cost: Any, where: str = "result['loss']") -> float | list[float]:
     """``cost`` as a float or a list of floats; :class:`ResultError` if it is not finite."""
+    if isinstance(cost, (list, tuple, np.ndarray)) and len(cost) > 0:
+        try:
+            items = np.asarray(cost, dtype=object).ravel()
+        except (ValueError, RecursionError):  # ragged or deep: not a list of costs
+            raise ResultError(f"{where} is {_short(cost)}; it must be a finite number or a "
+                              "flat list of them") from None
+        return [_finite(item, where) for item in items]
+    return _finite(cost, where)
+
+
+def _finite(cost: Any, where: str) -> float:
     if isinstance(cost, (bool, np.bool_)):
         raise ResultError(f"{where} is bool {cost!r}; it must be a number")
-    if isinstance(cost, (numbers.Real, np.number)):
+    if isinstance(cost, numbers.Real):  # numpy's floats and ints too; not its complex
         try:
             value = float(cost)
         except (OverflowError, TypeError, ValueError):  # an int past the float range, a complex
@@ -358,12 +370,6 @@ def finite_cost(cost: Any, where: str = "result['loss']") -> float | list[float]
         if not math.isfinite(value):
             raise ResultError(f"{where} is {value}; it must be a finite number")
         return value
-    if isinstance(cost, (list, tuple, np.ndarray)) and len(cost) > 0:
-        try:
-            return [finite_cost(item, where) for item in np.asarray(cost, dtype=object).ravel()]
-        except (ValueError, RecursionError):  # ragged or deep: not a list of costs
-            raise ResultError(f"{where} is {_short(cost)}; it must be a finite number or a "
-                              "flat list of them") from None
     raise ResultError(f"{where} is {type(cost).__name__} {_short(cost)}; it must be a number "
                       "(a finite number, or a non-empty list of them)")
 
@@ -382,7 +388,7 @@ def parse_job_message(message: Any) -> dict[str, Any]:
             raise JobError(f"job field {name!r} must be {kind.__name__}, got {_short(value)}")
     if message["attempt"] < 1 or message["seq"] < 1 or not message["dispatcher"]:
         raise JobError(f"job fields out of range: attempt {message['attempt']}, seq "
-                       f"{message['seq']}, dispatcher {message['dispatcher']!r}")
+                       f"{message['seq']}, dispatcher {_short(message['dispatcher'])}")
     if "id" not in message:
         raise JobError("job has no 'id'")
     if not all(type(k) is str for k in message["kwargs"]):
@@ -422,6 +428,10 @@ def parse_result_message(message: Any) -> dict[str, Any]:
         duration = None
     return {"token": token, "attempt": attempt, "status": status, "result": result,
             "exception": exception, "duration": duration}
+
+
+def _keys(mapping: Mapping) -> str:
+    return _short(sorted(_short(key, 40) for key in mapping), 200)
 
 
 def _short(value: Any, limit: int = 80) -> str:

@@ -48,13 +48,20 @@ class Journal(JsonLines):
         configs: dict[ConfigId, tuple[dict, dict]] = {}
         results: dict[tuple[ConfigId, float], dict] = {}
         with _gc.paused():
-            for _, record in read_json_lines(self.path):
-                if record["t"] == "result":
-                    results[(tuple(record["id"]), float(record["budget"]))] = record
-                elif record["t"] == "config":
-                    configs[tuple(record["id"])] = record["config"], record.get("info", {})
-                elif record["t"] == "header":
-                    header = record
+            for line_no, record in read_json_lines(self.path):
+                try:
+                    if record["t"] == "result":
+                        JobStatus(record["status"])
+                        results[(tuple(record["id"]), float(record["budget"]))] = record
+                    elif record["t"] == "config":
+                        configs[tuple(record["id"])] = record["config"], record.get("info", {})
+                    elif record["t"] == "header":
+                        header = record
+                except (KeyError, IndexError, TypeError, ValueError, OverflowError) as exc:
+                    raise ConfigurationError(
+                        f"{self.path}:{line_no} is not a journal record ({type(exc).__name__}: "
+                        f"{str(exc)[:200]}); this file was not written by ultrarun as it is: use "
+                        "another checkpoint_file, or start over with overwrite=True") from None
         return header, configs, results
 
 
