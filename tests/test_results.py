@@ -295,7 +295,6 @@ def test_a_result_pickled_by_ultrarun_0_1_0_loads_and_pickles_under_public_names
 
 
 # ------------------------------------------ logs complete after any crash (issue 21, finding 5)
-import os  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402

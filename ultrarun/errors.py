@@ -63,5 +63,5 @@ class TargetAlgorithmAbortException(JobError):
 
 
 __all__ = ["UltrarunError", "ConfigurationError", "CommunicationError", "CommunicationTimeout",
-           "AuthenticationError", "NameServerError", "RecordingError", "JobError", "ResultError", "JobFailed",
-           "FirstRunCrashedException", "TargetAlgorithmAbortException"]
+           "AuthenticationError", "NameServerError", "RecordingError", "JobError", "ResultError",
+           "JobFailed", "FirstRunCrashedException", "TargetAlgorithmAbortException"]

@@ -198,7 +198,8 @@ def _plain(obj: Any, where: _Where) -> Any:
 def _plain_mapping(obj: Mapping, where: _Where) -> dict:
     out = {}
     for key, value in obj.items():
-        plain_key = key if type(key) in _SCALARS else _plain(key, f"{_name(where)} key {_short(key)}")
+        plain_key = (key if type(key) in _SCALARS else
+                     _plain(key, f"{_name(where)} key {_short(key)}"))
         if isinstance(plain_key, (list, dict)):
             raise ResultError(f"{_name(where)} has an unhashable key {_short(key)}")
         out[plain_key] = _item(value, where, key)
@@ -235,8 +236,8 @@ def validate_result(raw: Any) -> dict[str, Any]:
     return check_writable({**extra, "loss": cost, "info": info}, "result")
 
 
-#: How deep a result may nest, and how many bytes its JSON text may take: the journal and the
-#: result logs write it as one JSON line, which a resumed master must read back.
+#: How deep a result may nest: the journal and the result logs write it as one JSON line,
+#: which a resumed master must read back well within the interpreter's recursion limit.
 MAX_DEPTH = 100
 _BIG_INT_BITS = 10_000  # smaller ints always have a decimal text; bigger ones are tried
 
@@ -443,5 +444,5 @@ def _short(value: Any, limit: int = 80) -> str:
 
 
 __all__ = ["Job", "JobStatus", "StatusType", "ConfigId", "TIMESTAMP_KEYS", "Incumbents", "to_plain",
-           "validate_result", "check_writable", "parse_result", "finite_cost", "failure_kind", "last_line",
-           "parse_job_message", "parse_result_message"]
+           "validate_result", "check_writable", "parse_result", "finite_cost", "failure_kind",
+           "last_line", "parse_job_message", "parse_result_message"]
