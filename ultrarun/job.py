@@ -250,20 +250,48 @@ def check_writable(plain: Any, where: str = "value") -> Any:
     first field that cannot be written: a non-string key, an infinite float, an int too large
     for a decimal text, nesting too deep.
 
-    One C-speed round trip decides in the usual case; only a value that fails it is walked."""
+    The JSON encoder (C) checks the leaves and a walk over the containers only (their keys and
+    depth, a type set per container) the rest; only a value that fails is walked item by item,
+    for the message. This runs between two jobs."""
     try:
-        text = json.dumps(plain, allow_nan=False)
-        same = (text.count("[") + text.count("{") <= MAX_DEPTH
-                and json.loads(text) == plain)
-    except (TypeError, ValueError, RecursionError):
-        text, same = "", False
-    if not same:
+        text = _STRICT.encode(plain)
+        fine = _containers_fine(plain, 0)
+    except (TypeError, ValueError, RecursionError):  # inf, a huge int, a tuple key, a cycle
+        text, fine = "", False
+    if not fine:
         _check_json(plain, where, 0)
+        raise ResultError(f"{where} cannot be written as JSON")  # not reached: named above
     if len(text) > config.MAX_MESSAGE_SIZE:
         raise ResultError(f"{where} takes {len(text)} bytes as JSON, more than the "
                           f"MAX_MESSAGE_SIZE setting ({config.MAX_MESSAGE_SIZE}); return less "
                           "in 'info' (a path to a file, say)")
     return plain
+
+
+_STRICT = json.JSONEncoder(allow_nan=False)
+_LEAVES = frozenset((str, int, float, bool, type(None)))
+_STR = frozenset((str,))
+
+
+def _containers_fine(value: Any, depth: int) -> bool:
+    """Whether every dict below ``value`` has str keys and nothing nests past ``MAX_DEPTH``."""
+    kind = type(value)
+    if kind is dict:
+        if depth >= MAX_DEPTH or not set(map(type, value)) <= _STR:
+            return False
+        items: Any = value.values()
+    elif kind is list or kind is tuple:
+        if depth >= MAX_DEPTH:
+            return False
+        items = value
+    else:
+        return True
+    if set(map(type, items)) <= _LEAVES:
+        return True
+    for item in items:
+        if type(item) not in _LEAVES and not _containers_fine(item, depth + 1):
+            return False
+    return True
 
 
 def _check_json(value: Any, where: _Where, depth: int) -> None:
