@@ -446,16 +446,20 @@ class Master:
         done = self._replay_results.get((config_id, float(budget)))
         new = budget == min(datum.losses, default=datum.budget)  # its first job
         journaled = new and config_id in self._replay_configs  # the optimizer did not pick it
-        if new and not journaled:  # a resumed configuration is in the journal
-            self.journal.write({"t": "config", "id": config_id, "config": config,
-                                "info": datum.config_info})
-        elif done is None:  # a promotion, or a journaled configuration without a result
-            self.optimizer.mark_running(config, budget)
-        if new and self.result_logger is not None and (
-                not journaled or hasattr(self.result_logger, "complete")):
-            # resumed: a logger that completes its logs skips what they hold (a crash may
-            # have come between the journal and the logs)
-            self.result_logger.new_config(config_id, config, datum.config_info)
+        try:
+            if new and not journaled:  # a resumed configuration is in the journal
+                self.journal.write({"t": "config", "id": config_id, "config": config,
+                                    "info": datum.config_info})
+            if new and self.result_logger is not None and (
+                    not journaled or hasattr(self.result_logger, "complete")):
+                # resumed: a logger that completes its logs skips what they hold (a crash may
+                # have come between the journal and the logs)
+                self.result_logger.new_config(config_id, config, datum.config_info)
+        except Exception as exc:
+            raise RecordingError(f"could not record the configuration {config_id}: "
+                                 f"{type(exc).__name__}: {exc}; the run stops") from exc
+        if (journaled or not new) and done is None:  # a promotion, or a journaled
+            self.optimizer.mark_running(config, budget)  # configuration without a result
         self._random_picks += journaled and not datum.config_info.get("model_based_pick", False)
         self._in_flight += 1
         if self.deterministic:
