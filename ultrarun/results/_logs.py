@@ -23,7 +23,8 @@ class json_result_logger:
     """Writes results as they arrive into ``configs.json`` and ``results.json`` (HpBandSter's
     format) and the runs' statuses into ``statuses.json``. Every line is fsync'ed before the call
     returns, there is nothing to close, and it is thread-safe. Log files already there follow
-    the master's rule (:meth:`open`). The lines and the rules: docs/results.md.
+    the master's rule (:meth:`open`); a resumed master fills what a crash kept from them
+    (:meth:`complete`). The lines and the rules: docs/results.md.
     """
 
     def __init__(self, directory: str | os.PathLike[str], overwrite: bool = False,
