@@ -372,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", choices=["tpe", "bohb", "dehb", "hyperband", "random"],
                    help="how configurations are chosen (default: tpe on successive halving, "
                         "the quality benchmark's winner)")
-    p.add_argument("--iterations", choices=["hyperband", "successive_halving", "asha"],
+    p.add_argument("--iterations", choices=["hyperband", "successive_halving", "adaptive", "asha"],
                    help="the schedule (default: the optimizer's; tpe: successive_halving, "
                         "bohb, dehb and hyperband: hyperband)")
     p.add_argument("--asha", action="store_true",

@@ -12,13 +12,13 @@ from ConfigSpace import ConfigurationSpace
 
 from . import optimizers
 from .errors import ConfigurationError
-from .iterations import (ASHAIterGenerator, BaseIterGenerator, CustomIterGenerator,
-                         HyperBandIterGenerator, SuccessiveHalvingIterGenerator,
-                         max_bracket_index)
+from .iterations import (AdaptiveIterGenerator, ASHAIterGenerator, BaseIterGenerator,
+                         CustomIterGenerator, HyperBandIterGenerator,
+                         SuccessiveHalvingIterGenerator, max_bracket_index)
 from .master import Master
 
 #: the schedules a front end can run
-ITERATIONS = ("hyperband", "successive_halving", "asha")
+ITERATIONS = ("hyperband", "successive_halving", "adaptive", "asha")
 #: what ``minimize`` and ``ultrarun demo`` run unless told otherwise: the combination that won
 #: the quality benchmark (docs/benchmarks.md)
 DEFAULT_METHOD = "tpe"
@@ -38,6 +38,8 @@ def _generator(min_budget: float, max_budget: float, eta: float, asha: bool,
         return HyperBandIterGenerator(min_budget, max_budget, eta, bracket_formula)
     if kind == "successive_halving":
         return SuccessiveHalvingIterGenerator(min_budget, max_budget, eta, bracket_formula)
+    if kind == "adaptive":
+        return AdaptiveIterGenerator(min_budget, max_budget, eta, bracket_formula)
     # One ASHA iteration samples as many configs as Hyperband's most aggressive bracket, so
     # n_iterations means about the same amount of exploration in both modes.
     n0 = SuccessiveHalvingIterGenerator(min_budget, max_budget, eta).bracket(0).num_configs[0]
