@@ -373,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how configurations are chosen (default: tpe on successive halving, "
                         "the quality benchmark's winner)")
     p.add_argument("--iterations", choices=["hyperband", "successive_halving", "adaptive", "asha"],
-                   help="the schedule (default: the optimizer's; tpe: successive_halving, "
+                   help="the schedule (default: the optimizer's; tpe: adaptive, "
                         "bohb, dehb and hyperband: hyperband)")
     p.add_argument("--asha", action="store_true",
                    help="asynchronous successive halving (--iterations asha)")

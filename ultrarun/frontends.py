@@ -20,9 +20,10 @@ from .master import Master
 #: the schedules a front end can run
 ITERATIONS = ("hyperband", "successive_halving", "adaptive", "asha")
 #: what ``minimize`` and ``ultrarun demo`` run unless told otherwise: the combination that won
-#: the quality benchmark (docs/benchmarks.md)
+#: the quality benchmark (docs/benchmarks.md); "adaptive" is successive halving that starts
+#: higher where small budgets mislead (docs/iterations.md)
 DEFAULT_METHOD = "tpe"
-DEFAULT_ITERATIONS = "successive_halving"
+DEFAULT_ITERATIONS = "adaptive"
 
 
 def _generator(min_budget: float, max_budget: float, eta: float, asha: bool,
@@ -75,8 +76,8 @@ def _optimizer(cls: type, configspace: ConfigurationSpace, seed: int | None,
 
 class TPE(Master):
     """Multivariate TPE (:class:`ultrarun.optimizers.TPE`, Optuna's sampler) on successive
-    halving (``iterations="successive_halving"`` unless told otherwise): the default of
-    :func:`minimize`. The optimizer's arguments (``n_startup_trials``,
+    halving that starts higher where small budgets mislead (``iterations="adaptive"`` unless
+    told otherwise): the default of :func:`minimize`. The optimizer's arguments (``n_startup_trials``,
     ``prior_weight``, ``constant_liar``, ...) are accepted here too; on ASHA ``fidelity`` is
     ``"rank"`` unless given."""
 
@@ -149,11 +150,11 @@ def minimize(fn: Any, configspace: ConfigurationSpace, min_budget: float, max_bu
     """Minimise ``fn(config, budget) -> loss or dict`` with local worker processes.
 
     Starts an embedded name server and ``n_workers`` processes, runs ``n_iterations`` of TPE on
-    successive halving (``method="tpe"``, the default: no tuning needed, see
+    adaptive successive halving (``method="tpe"``, the default: no tuning needed, see
     ``docs/optimizers.md``), BOHB (``"bohb"``), DEHB (``"dehb"``), Hyperband (``"hyperband"``)
     or random search (``"random"``), and returns the :class:`~ultrarun.results.Result`.
-    ``iterations`` (``"hyperband"``, ``"successive_halving"``, ``"asha"``) overrides the method's
-    schedule. Worker processes import ``fn`` by name, so define it with ``def`` at module level,
+    ``iterations`` (``"hyperband"``, ``"successive_halving"``, ``"adaptive"``, ``"asha"``)
+    overrides the method's schedule. Worker processes import ``fn`` by name, so define it with ``def`` at module level,
     and call ``minimize`` under ``if __name__ == "__main__":`` (both are checked at once). A
     worker process that dies before it registers, or workers that have not all registered after
     ``startup_timeout`` seconds, raise an error instead of a wait. With ``result_directory``,
