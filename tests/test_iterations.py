@@ -438,6 +438,24 @@ def test_adaptive_starts_above_the_budgets_that_rank_unlike_the_next(trusted, st
     assert generator.num_jobs(12) == generator.bracket(first).num_jobs
 
 
+def test_adaptive_learns_from_iterations_still_running():
+    """Many workers run several brackets at once: the pairs of brackets not finished yet count,
+    so the third bracket already starts higher (judging finished brackets only, it did not)."""
+    generator, sampler = AdaptiveIterGenerator(1, 27, 3), CountingSampler()
+    loss = misleading_below(3.0)
+    running = [generator.get_next_iteration(i, sampler) for i in range(2)]
+    for iteration in running:  # budgets 1 and 3 done, 9 and 27 still to run
+        for _ in range(2):
+            batch = []
+            while (run := iteration.get_next_run()) is not None:
+                batch.append(run)
+            for config_id, config, budget in batch:
+                iteration.register_result(config_id, budget, loss(config, budget))
+    assert not any(it.is_finished for it in running)
+    assert generator.agreement()[0][3] == 18
+    assert generator.get_next_iteration(2, sampler).budgets[0] == 3.0
+
+
 def test_first_trusted_stage_needs_enough_pairs_and_a_low_rho():
     nan = math.nan
     assert first_trusted_stage([]) == 0

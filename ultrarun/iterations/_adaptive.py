@@ -4,7 +4,8 @@ Every iteration is one of Hyperband's brackets (:func:`~._budgets.bracket`): the
 aggressive one (``s = s_max``, today's successive halving) while the results agree, a bracket
 that starts at a larger budget once a smaller budget's ranking disagrees with the next one's.
 Budget ``b`` is *distrusted* when the Spearman rank correlation of the losses at ``b`` and at
-the next budget, over the configurations run at both (pooled over the finished iterations), is
+the next budget, over the configurations run at both (pooled over every iteration so far,
+finished or not, so many workers running several brackets at once learn as early as one), is
 below ``threshold`` with at least ``min_pairs`` of them (the same pairs ``ultrarun report`` draws
 and judges: rho < 0.3 there says "use a larger min_budget"). A new iteration starts at the
 smallest budget above every distrusted one. See docs/iterations.md.
@@ -26,17 +27,20 @@ DEFAULT_THRESHOLD = 0.5
 #: configurations with losses at both budgets needed before a correlation is judged
 DEFAULT_MIN_PAIRS = 8
 
+#: configurations per pair of budgets a correlation is computed on: the most recent ones
+MAX_PAIRS = 500
+
 #: ``(budget, next budget, rho, configurations)`` for each pair of neighbouring budgets
 Agreement = list[tuple[float, float, float, int]]
 
 
 def budget_agreement(iterations: Sequence[BaseIteration], budgets: Sequence[float]) -> Agreement:
     """The rank correlation of the losses at each budget and the next, over the configurations
-    of ``iterations`` with a finite loss at both."""
+    of ``iterations`` with a finite loss at both (the most recent :data:`MAX_PAIRS`)."""
     out = []
     for low, high in zip(budgets, budgets[1:]):
         pairs = [(d.losses[low], d.losses[high]) for it in iterations for d in it.data.values()
-                 if _finite(d.losses.get(low)) and _finite(d.losses.get(high))]
+                 if _finite(d.losses.get(low)) and _finite(d.losses.get(high))][-MAX_PAIRS:]
         out.append((low, high, spearman(pairs), len(pairs)))
     return out
 
@@ -53,8 +57,8 @@ def first_trusted_stage(agreement: Agreement, threshold: float = DEFAULT_THRESHO
 
 
 class AdaptiveIterGenerator(BracketIterGenerator):
-    """Iteration ``i`` is the Hyperband bracket that starts at the smallest budget the finished
-    iterations trust (see the module docstring); with nothing distrusted, successive halving's
+    """Iteration ``i`` is the Hyperband bracket that starts at the smallest budget the results
+    so far trust (see the module docstring); with nothing distrusted, successive halving's
     ``s = s_max`` bracket. ``iterations="adaptive"`` on the front ends."""
 
     def __init__(self, min_budget: float, max_budget: float, eta: float = 3,
@@ -72,7 +76,6 @@ class AdaptiveIterGenerator(BracketIterGenerator):
         self.min_budget, self.max_budget = float(min_budget), float(max_budget)
         self.s_max = max_bracket_index(min_budget, max_budget, eta)
         self._iterations: list[SuccessiveHalving] = []
-        self._agreement: tuple[int, Agreement] = (0, [])  # finished iterations it is from
         super().__init__(self._bracket(0))
 
     def _bracket(self, start: int) -> Bracket:
@@ -80,11 +83,8 @@ class AdaptiveIterGenerator(BracketIterGenerator):
                        self.bracket_formula)
 
     def agreement(self) -> Agreement:
-        """What the finished iterations say about each pair of neighbouring budgets."""
-        finished = [it for it in self._iterations if it.is_finished]
-        if len(finished) != self._agreement[0] or not self._agreement[1]:
-            self._agreement = (len(finished), budget_agreement(finished, self.budgets))
-        return self._agreement[1]
+        """What the iterations so far say about each pair of neighbouring budgets."""
+        return budget_agreement(self._iterations, self.budgets)
 
     def bracket(self, iteration: int) -> Bracket:
         """The bracket iteration ``iteration`` ran, or would run if it started now."""
