@@ -61,7 +61,8 @@ def test_tpe_ranks_each_budget_on_brackets_and_by_budget_reached_on_asha():
 
 def test_schedules_are_checked():
     with pytest.raises(ConfigurationError, match="iterations is 'bracket'; it must be one of "
-                                                 "'hyperband', 'successive_halving', 'adaptive', 'asha'"):
+                                                 "'hyperband', 'successive_halving', "
+                                                 "'adaptive', 'asha'"):
         build(TPE, iterations="bracket")
     with pytest.raises(ConfigurationError, match="asha=True and iterations='hyperband' disagree"):
         build(BOHB, asha=True, iterations="hyperband")

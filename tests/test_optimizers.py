@@ -497,8 +497,8 @@ def test_tpe_work_per_pick_stays_bounded_at_ten_thousand_results(monkeypatch):
 
 
 def test_tpe_small_runs_pick_as_if_refitted_at_every_ask():
-    """Below REFIT_FRACTION's threshold (200 results) the cached model is refitted after every
-    result: the same picks, seed for seed, as a model fitted afresh at every ask."""
+    """Below REFIT_FRACTION's threshold (400 configurations) the cached model is refitted after
+    every result: the same picks, seed for seed, as a model fitted afresh at every ask."""
     space = mixed_space()
     cached, fresh = TPE(space, seed=3), TPE(space, seed=3)
     fresh._current_model = lambda budget: fresh._fit(budget, 0)

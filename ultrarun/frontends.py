@@ -77,9 +77,9 @@ def _optimizer(cls: type, configspace: ConfigurationSpace, seed: int | None,
 class TPE(Master):
     """Multivariate TPE (:class:`ultrarun.optimizers.TPE`, Optuna's sampler) on successive
     halving that starts higher where small budgets mislead (``iterations="adaptive"`` unless
-    told otherwise): the default of :func:`minimize`. The optimizer's arguments (``n_startup_trials``,
-    ``prior_weight``, ``constant_liar``, ...) are accepted here too; on ASHA ``fidelity`` is
-    ``"rank"`` unless given."""
+    told otherwise): the default of :func:`minimize`. The optimizer's arguments
+    (``n_startup_trials``, ``prior_weight``, ``constant_liar``, ...) are accepted here too; on
+    ASHA ``fidelity`` is ``"rank"`` unless given."""
 
     def __init__(self, configspace: ConfigurationSpace, *, run_id: Any = "0",
                  min_budget: float = 0.01, max_budget: float = 1, eta: float = 3,
@@ -154,8 +154,8 @@ def minimize(fn: Any, configspace: ConfigurationSpace, min_budget: float, max_bu
     ``docs/optimizers.md``), BOHB (``"bohb"``), DEHB (``"dehb"``), Hyperband (``"hyperband"``)
     or random search (``"random"``), and returns the :class:`~ultrarun.results.Result`.
     ``iterations`` (``"hyperband"``, ``"successive_halving"``, ``"adaptive"``, ``"asha"``)
-    overrides the method's schedule. Worker processes import ``fn`` by name, so define it with ``def`` at module level,
-    and call ``minimize`` under ``if __name__ == "__main__":`` (both are checked at once). A
+    overrides the method's schedule. Worker processes import ``fn`` by name, so define it with
+    ``def`` at module level, and call ``minimize`` under ``if __name__ == "__main__":`` (both are checked at once). A
     worker process that dies before it registers, or workers that have not all registered after
     ``startup_timeout`` seconds, raise an error instead of a wait. With ``result_directory``,
     HpBandSter-style logs (configs.json, results.json) are written there.

@@ -7,8 +7,8 @@ What a master at scale does per job, without the runtime: ``ask`` one configurat
 lowest budget and ``tell`` the result of one, with N results already told (spread over the
 budgets 1, 3, 9, 27 as ASHA's rungs fill: 27:9:3:1) and P configurations in flight (asked, not
 told: BOHB counts them as bad, a constant liar). ``tpe`` is the default front end's optimizer
-(``minimize``, ``ultrarun demo``) with its defaults, measured first. Each tell at the model's budget makes the next
-ask refit the model, as in a run. Prints one JSON line per (optimizer, N, P) with the median
+(``minimize``, ``ultrarun demo``) with its defaults, measured first. Each tell at the model's
+budget makes the next ask refit the model (TPE: once 0.5% of its results are new), as in a run. Prints one JSON line per (optimizer, N, P) with the median
 and mean wall ms per ask+tell over ``--jobs`` jobs and the process's CPU ms per job (refits
 included: the number to compare on a shared machine). The issue's goal: <= 1 ms at 10,000
 observations.

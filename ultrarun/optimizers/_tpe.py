@@ -15,9 +15,9 @@ it reached, then its loss there (``fidelity="rank"``, as Optuna ranks trials its
 stopped), or, like BOHB, only the largest budget with ``n_startup_trials`` results is used
 (``fidelity="largest"``). See ``docs/optimizers.md``.
 
-At scale (a thousand workers, 10,000 results) a pick stays cheap: the densities are refitted once
-the results grew by :data:`REFIT_FRACTION` (after every result up to a few hundred), and the bad
-density keeps at most :data:`BAD_KERNELS` kernels, resampled by weight.
+At scale (a thousand workers, 10,000 results) a pick stays cheap: the densities are refitted
+once the results grew by :data:`REFIT_FRACTION` (after every result up to 400 configurations),
+and the bad density keeps at most :data:`BAD_KERNELS` kernels, resampled by weight.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ FIDELITY_MODES = ("percentile", "rank", "largest")
 #: how multivariate kernels get their bandwidths (see :class:`~._parzen.Parzen`)
 BANDWIDTH_RULES = ("adaptive", "optuna")
 #: the densities are refitted once this fraction of the results they know is new (at least one
-#: result): after every result below 200 results, after every 50 at 10,000
+#: result): after every result below 400 configurations, after every 50 at 10,000
 REFIT_FRACTION = 1 / 200
 #: kernels of the bad density a candidate is scored against; beyond this many bad results a
 #: weighted resample stands for them (the good density has at most 25)
