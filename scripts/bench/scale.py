@@ -11,8 +11,8 @@ W workers run as threads spread over K processes (``--procs``); every job sleeps
 with each front end of ``--fronts`` (``tpe``: the default's, ``minimize``'s, first; ``bohb``,
 ``dehb``), each with its own defaults:
 
-- ``sh``: synchronous successive halving (the default front end's schedule),
-  ``time_left_for_this_task = --seconds``;
+- ``sh``: synchronous successive halving (the brackets the default front end's adaptive
+  schedule runs while the budgets agree), ``time_left_for_this_task = --seconds``;
 - ``asha``: asynchronous successive halving, ``--seconds`` long;
 - ``hyperband``: synchronous Hyperband, ``--iterations`` iterations;
 - ``random``: random search at the largest budget, ``--seconds`` long (no front end's model);
