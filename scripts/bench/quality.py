@@ -7,8 +7,9 @@
         [--save runs.jsonl] [--load runs.jsonl ...] [--markdown out.md] [--plots docs/img]
 
 Problems (``problems.py``, shared with the peers' runners): multi-fidelity Branin and Hartmann6,
-the mixed categorical/continuous counting-ones, and scikit-learn's SGDClassifier on the digits
-data, all with budgets 1..27, eta 3. Every run gets the same total budget: what 16 Hyperband
+the mixed categorical/continuous counting-ones, scikit-learn's SGDClassifier on the digits
+data, and its gradient boosting on the diabetes data (``gb_diabetes``, whose small budgets
+mislead), all with budgets 1..27, eta 3. Every run gets the same total budget: what 16 Hyperband
 iterations spend (1,692 units). A job costs its budget.
 
 ultrarun's runs use the real optimizers and iteration generators (the ones ``Master`` drives),
