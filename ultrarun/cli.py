@@ -423,8 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", choices=["tpe", "bohb", "dehb", "hyperband", "random"],
                    help="how configurations are chosen (default: tpe on successive halving, "
                         "the quality benchmark's winner)")
-    p.add_argument("--iterations", choices=["hyperband", "successive_halving", "asha"],
-                   help="the schedule (default: the optimizer's; tpe: successive_halving, "
+    p.add_argument("--iterations", choices=["hyperband", "successive_halving", "adaptive", "asha"],
+                   help="the schedule (default: the optimizer's; tpe: adaptive, "
                         "bohb, dehb and hyperband: hyperband)")
     p.add_argument("--asha", action="store_true",
                    help="asynchronous successive halving (--iterations asha)")
