@@ -63,6 +63,7 @@ class WorkerState:
     last_seen: float = 0.0  # wall clock
     missed: int = 0
     jobs_done: int = 0
+    peer: Any = None  # the address its last call came from (its connection to us)
 
     @property
     def load(self) -> int:
@@ -157,6 +158,7 @@ class Pool:
         self._spare: dict[str, None] = {}
         self._running: dict[int, str] = {}  # token -> worker name
         self._seqs: dict[str, int] = {}  # per worker name, never reset
+        self._peers: dict[Any, str] = {}  # a connection's address -> the worker calling on it
         self._marks = itertools.count(1)
         self._done = _Recent(4096)  # (worker, token, attempt) of results taken
 
@@ -193,6 +195,7 @@ class Pool:
                              "the dispatcher was shut down")
         self.cancel_queued()
         self.workers.clear()
+        self._peers.clear()
         self._idle.clear()
         self._spare.clear()
 
@@ -224,6 +227,8 @@ class Pool:
             return
         self._idle.pop(name, None)
         self._spare.pop(name, None)
+        if self._peers.get(state.peer) == name:
+            del self._peers[state.peer]
         deliveries = list(state.jobs.values())
         for delivery in deliveries:
             self._take(state, delivery)
@@ -240,6 +245,19 @@ class Pool:
             return False
         self.remove(name, f"missed {_MISSED_PINGS} pings: {reason}")
         return True
+
+    def hung_up(self, peer: Any) -> str | None:
+        """The connection at address ``peer`` closed from the worker's side: the name of the
+        worker that called on it, which the driver probes now (a worker whose process is gone
+        refuses the probe and is lost at once; one whose connection merely dropped answers it
+        and keeps its jobs). None if no worker of the pool calls on that connection."""
+        name = self._peers.pop(peer, None)
+        state = self.workers.get(name) if name is not None else None
+        if state is None or state.peer != peer:
+            return None
+        state.peer = None
+        self.counts["hung_up"] += 1
+        return name
 
     def mark(self) -> int:
         """A number that orders sends and pings: a ping marked after a job was sent travels
@@ -270,14 +288,20 @@ class Pool:
                 resend.append(self._message(delivery))
         return resend, stale
 
-    def on_call(self, name: str, uri: str, report: Report, results: list[dict]
-                ) -> tuple[list[dict], list[tuple[int, int]]]:
-        """A worker's call (hello, results or heartbeat): take its results, repair what
-        differs, maybe give it its next job. Returns what the answer carries (every job of it
-        not acknowledged yet, a new one included) and the keys to cancel there."""
+    def on_call(self, name: str, uri: str, report: Report, results: list[dict],
+                peer: Any = None) -> tuple[list[dict], list[tuple[int, int]]]:
+        """A worker's call (hello, results or heartbeat), made on the connection at address
+        ``peer``: take its results, repair what differs, maybe give it its next job. Returns
+        what the answer carries (every job of it not acknowledged yet, a new one included) and
+        the keys to cancel there."""
         if self.closed:
             return [], []
         state = self.add(name, uri)
+        if peer is not None and state.peer != peer:
+            if self._peers.get(state.peer) == name:
+                del self._peers[state.peer]
+            state.peer = peer
+            self._peers[peer] = name
         state.missed = 0
         state.last_seen = self.clock.time()
         for result in results:

@@ -130,18 +130,36 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _supervise_workers(args: argparse.Namespace) -> int:
-    """Start K single-worker processes and stop them together."""
-    base = [sys.executable, "-m", "ultrarun"] + _passthrough(args)
-    procs = [subprocess.Popen(base + ["--worker-id", str(i)]) for i in range(args.n_workers)]
+    """Start K single-worker processes, start again one that dies, stop them together."""
+    from .supervisor import Restarts, Supervisor
 
-    def forward(signum: int, frame: Any) -> None:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+    if not args.quiet:
+        logging.getLogger("ultrarun.supervisor").setLevel(logging.INFO)
+    base = [sys.executable, "-m", "ultrarun"] + _passthrough(args)
+    supervisor = Supervisor(lambda slot: base + ["--worker-id", str(slot)], args.n_workers,
+                            unregister=lambda pid, slot: _unregister(args, pid, slot),
+                            restarts=Restarts(limit=args.max_restarts))
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, forward)
-    codes = [proc.wait() for proc in procs]
-    return max((abs(c) for c in codes), default=0)
+        signal.signal(sig, lambda *_: supervisor.stop())
+    return supervisor.run()
+
+
+def _unregister(args: argparse.Namespace, pid: int, slot: int) -> None:
+    """Remove a dead child's name from the run's name server."""
+    import socket
+
+    from .security import Credentials, resolve_secret
+    from .transport import NameServerClient, worker_name
+
+    if args.working_dir:
+        creds = Credentials.read(args.working_dir, args.run_id)
+        host, port, secret = creds.host, creds.port, args.secret or creds.secret
+    elif args.nameserver:
+        (host, port), secret = args.nameserver, args.secret
+    else:
+        host, port, secret = "127.0.0.1", None, args.secret
+    with NameServerClient(host, port, resolve_secret(secret, port)) as ns:
+        ns.remove(worker_name(args.run_id, socket.gethostname(), pid, str(slot)))
 
 
 def _passthrough(args: argparse.Namespace) -> list[str]:
@@ -309,7 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_run(p)
     p.add_argument("--n-workers", type=int, default=1,
                    help="worker processes to start on this node; with more than 1 this process "
-                        "supervises them and forwards SIGINT/SIGTERM")
+                        "supervises them: it starts again one that dies (after 1, 2, 4, ... s) "
+                        "and forwards SIGINT/SIGTERM")
+    p.add_argument("--max-restarts", type=int, default=5,
+                   help="with --n-workers: give a worker up after this many deaths in a row "
+                        "within a minute of its start (default 5)")
     p.add_argument("--timeout", type=float,
                    help="shut down after this many idle seconds (default: never)")
     p.add_argument("--concurrent-type", choices=["thread", "process"], default="thread",

@@ -89,7 +89,9 @@ class Master:
 
     Keyword-only: ``executor`` runs the jobs: any :class:`~ultrarun.executor.Executor`, or any
     :mod:`ultrarun.runners` backend (adapted once); by default a
-    :class:`~ultrarun.dispatcher.Dispatcher` on the name server, made with ``ping_interval``,
+    :class:`~ultrarun.dispatcher.Dispatcher` on the name server, made with ``ping_interval``
+    (default: the PING_INTERVAL setting, 10 s; a worker whose connection closes is checked on
+    at once),
     ``nameserver``, ``nameserver_port``, ``host``, ``prefetch`` (jobs a busy worker holds
     besides the one it runs: 1 keeps workers busy when jobs are short), ``secret``, ``tls`` and
     ``timeout`` (seconds a remote call may take). ``retry`` (a
@@ -106,7 +108,7 @@ class Master:
     def __init__(self, run_id: Any, optimizer: BaseOptimizer, iter_generator: BaseIterGenerator,
                  progress_callback: Callable[[Job, "Master"], Any] | None = None,
                  checkpoint_file: str | os.PathLike | None = None, checkpoint_freq: int = 10,
-                 working_directory: str | os.PathLike = ".", ping_interval: float = 60,
+                 working_directory: str | os.PathLike = ".", ping_interval: float | None = None,
                  time_left_for_this_task: float = math.inf, nameserver: str = "127.0.0.1",
                  nameserver_port: int | None = None, host: str | None = None,
                  shutdown_workers: bool = True, job_queue_sizes: tuple[int, int] = (-1, 0),
@@ -174,7 +176,7 @@ class Master:
         if previous_result is not None:
             self._warm_start(previous_result)
 
-    def _executor(self, given: Any, run_id: Any, ping_interval: float, nameserver: str,
+    def _executor(self, given: Any, run_id: Any, ping_interval: float | None, nameserver: str,
                   nameserver_port: int | None, host: str | None, prefetch: int,
                   secret: str | None, tls: Any, timeout: float | None) -> Executor:
         """The executor the jobs run on, bound to this master's callbacks."""

@@ -525,9 +525,12 @@ class _Runtime:
             conn.close()
 
     def _connect(self, uri: str) -> None:
+        """A dispatcher found us: say hello on the connection now, not when the first result
+        is due, so it knows the connection is ours (and notices at once when it closes)."""
         try:
-            self._conn(uri).connect()
+            self._sync(uri, [])
         except CommunicationError as exc:  # the first call will try again and say so
+            self._drop(uri)
             self.worker.logger.debug("could not connect to %s yet: %s", uri, exc)
 
     def _sync(self, uri: str, results: list) -> bool:

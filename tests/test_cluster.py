@@ -1,0 +1,124 @@
+"""The first day on a batch cluster, with the defaults (issue 26): real name servers, worker
+processes and masters, nothing tuned. docs/cluster.md describes what these tests show."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+from ConfigSpace import ConfigurationSpace, Constant, Float
+
+from conftest import wait_until
+from ultrarun.frontends import RandomSearch
+from ultrarun.job import JobStatus
+
+pytestmark = pytest.mark.slow
+
+
+def space(**constants: str) -> ConfigurationSpace:
+    cs = ConfigurationSpace(seed=1)
+    cs.add(Float("x", (0.0, 1.0)))
+    for name, value in constants.items():
+        cs.add(Constant(name, value))
+    return cs
+
+
+def master(cls, cluster, configspace, **kwargs):
+    """A master as the README makes one: the run's name server and secret, nothing tuned."""
+    return cls(configspace, run_id=cluster.run_id, nameserver=cluster.host,
+               nameserver_port=cluster.port, secret=cluster.nameserver.secret,
+               working_directory=cluster.dir, **kwargs)
+
+
+class Running:
+    """``master.run(...)`` in a thread, so the test can act on the run while it runs."""
+
+    def __init__(self, master, **kwargs):
+        self.master, self.result, self.error = master, None, None
+        self.thread = threading.Thread(target=self._run, kwargs=kwargs, daemon=True)
+        self.thread.start()
+
+    def _run(self, **kwargs):
+        try:
+            self.result = self.master.run(**kwargs)
+        except BaseException as exc:  # handed to the test
+            self.error = exc
+
+    def join(self, timeout: float, message: str):
+        wait_until(lambda: not self.thread.is_alive(), timeout=timeout, message=message)
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def test_a_killed_worker_s_job_runs_elsewhere_at_once_with_the_default_ping_interval(cluster):
+    """SIGKILL of a worker mid-job: its connection closes, the dispatcher probes it at once and
+    the job runs on the other worker, long before a ping interval (the default) comes round."""
+    flag = cluster.dir / "blocked"
+    cluster.start_workers(2)
+    bohb = master(RandomSearch, cluster, space(block_once=str(flag)), seed=1)
+    try:
+        run = Running(bohb, n_iterations=4, min_n_workers=2)
+        wait_until(flag.exists, timeout=60, message="the first job to start")
+        victim = int(wait_until(lambda: flag.read_text(), message="the victim's pid"))
+        os.kill(victim, signal.SIGKILL)
+        # the old default noticed at the next ping, 60 s on, and then ran the job again
+        result = run.join(timeout=25, message="the run to end soon after the kill "
+                                              "(the killed worker's job to run elsewhere)")
+    finally:
+        bohb.shutdown(shutdown_workers=False)
+    runs = result.get_all_runs()
+    assert len(runs) == 4 and all(r.loss is not None for r in runs)
+
+
+def _names(cluster) -> dict[int, str]:
+    """pid -> name of the run's workers in the name server."""
+    from ultrarun.transport import parse_worker_name
+
+    with cluster.client() as client:
+        return {parse_worker_name(n)["pid"]: n
+                for n in client.list(f"ultrarun.{cluster.run_id}.worker.")}
+
+
+def test_n_workers_starts_a_dead_worker_again_and_unregisters_the_dead_one(cluster):
+    """``ultrarun worker --n-workers 2``: a child SIGKILLed is logged with its signal, its name
+    leaves the name server and a new child takes its place."""
+    (supervisor,) = cluster.start_workers(1, "TestWorker", "--n-workers", "2", wait=False)
+    def two(exclude: int | None = None):
+        names = _names(cluster)
+        return len(names) == 2 and exclude not in names and names
+
+    first = wait_until(two, timeout=60, message="two workers to register")
+    victim = min(first)
+    os.kill(victim, signal.SIGKILL)
+    after = wait_until(lambda: two(exclude=victim), timeout=60,
+                       message="a new worker in the killed one's place, the dead one gone")
+    assert set(after) - set(first), "a new process"
+    log = wait_until(lambda: "starting worker" in supervisor.log() and supervisor.log(),
+                     message="the restart to be logged")
+    assert f"(pid {victim}) died: killed by SIGKILL" in log
+    assert supervisor.proc.poll() is None
+
+
+def test_n_workers_gives_up_a_worker_that_keeps_dying_and_says_why(cluster):
+    """A worker that cannot start (here: a constructor argument it does not take) is started
+    again up to --max-restarts times, then given up; the supervisor exits non-zero."""
+    (supervisor,) = cluster.start_workers(1, "TestWorker", "--n-workers", "2",
+                                          "--max-restarts", "1", "--arg", "nonsense=1",
+                                          wait=False)
+    code = supervisor.proc.wait(timeout=120)
+    log = supervisor.log()
+    assert code != 0
+    assert "died: exit code" in log and "not starting it again" in log, log[-2000:]
+
+
+def test_restart_back_off_doubles_and_a_long_life_resets_it():
+    from ultrarun.supervisor import Restarts, describe_exit
+
+    policy = Restarts(limit=3, base=1.0, cap=3.0, stable=60.0)
+    assert [policy.after_death(0, 1.0) for _ in range(4)] == [1.0, 2.0, 3.0, None]
+    assert policy.after_death(1, 5.0) == 1.0, "slots count apart"
+    assert policy.after_death(0, 600.0) == 1.0, "a long life starts the count again"
+    assert describe_exit(-9) == "killed by SIGKILL" and describe_exit(3) == "exit code 3"
