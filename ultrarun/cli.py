@@ -331,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "and forwards SIGINT/SIGTERM")
     p.add_argument("--max-restarts", type=int, default=5,
                    help="with --n-workers: give a worker up after this many deaths in a row "
-                        "within a minute of its start (default 5)")
+                        "within a minute of its start")
     p.add_argument("--timeout", type=float,
                    help="shut down after this many idle seconds (default: never)")
     p.add_argument("--concurrent-type", choices=["thread", "process"], default="thread",
