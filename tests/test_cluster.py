@@ -122,3 +122,44 @@ def test_restart_back_off_doubles_and_a_long_life_resets_it():
     assert policy.after_death(1, 5.0) == 1.0, "slots count apart"
     assert policy.after_death(0, 600.0) == 1.0, "a long life starts the count again"
     assert describe_exit(-9) == "killed by SIGKILL" and describe_exit(3) == "exit code 3"
+
+
+def _pid_of(job) -> int:
+    return job.result["info"]["pid"]
+
+
+def test_sigterm_lets_the_running_job_finish_hands_nothing_back_and_exits_0(cluster):
+    """A batch scheduler's SIGTERM before the walltime: the worker takes no new job, finishes
+    the one it runs (its result counts, first attempt), leaves the name server and exits 0."""
+    procs = cluster.start_workers(2)
+    d, got = cluster.dispatcher(ping_interval=None)  # the default
+    marker = cluster.marker("long")
+    d.submit_job("long", config={"sleep": 3, "marker": str(marker), "x": 1.0}, budget=1.0)
+    pid = int(wait_until(lambda: marker.exists() and marker.read_text(), message="the job"))
+    (victim,) = [p for p in procs if p.pid == pid]
+    os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: "is leaving" in victim.log(), message="the worker to say it leaves")
+    d.submit_job("after", config={"x": 2.0}, budget=1.0)
+    jobs = {j.id: j for j in got.wait_for(2, timeout=60)}
+    assert jobs["long"].status is JobStatus.SUCCESS and jobs["long"].attempt == 1
+    assert _pid_of(jobs["long"]) == pid, "its own result"
+    assert _pid_of(jobs["after"]) != pid, "no new job for a leaving worker"
+    assert victim.proc.wait(timeout=60) == 0
+    assert pid not in _names(cluster)
+    wait_until(lambda: d.number_of_workers() == 1, message="the worker to leave the pool")
+
+
+def test_lifetime_hands_back_a_job_that_does_not_finish_within_the_grace(cluster):
+    """--lifetime: at its end the worker leaves; a job longer than --grace is handed back and
+    runs again on another worker at once; the worker exits 0 and is not restarted."""
+    flag = cluster.dir / "blocked"
+    (short,) = cluster.start_workers(1, "TestWorker", "--lifetime", "4", "--grace", "1")
+    d, got = cluster.dispatcher(ping_interval=None)
+    wait_until(lambda: d.number_of_workers() == 1, timeout=30, message="the first worker")
+    d.submit_job("blocks", config={"block_once": str(flag), "x": 1.0}, budget=1.0)
+    wait_until(flag.exists, timeout=30, message="the job to start on the short-lived worker")
+    cluster.start_workers(1)
+    assert short.proc.wait(timeout=60) == 0
+    (job,) = got.wait_for(1, timeout=30)
+    assert job.status is JobStatus.SUCCESS and job.attempt == 2
+    assert "did not finish within the grace of 1s: handing it back" in short.log()

@@ -257,6 +257,32 @@ def test_a_worker_that_hung_up_is_probed_now_and_loses_its_job_only_if_it_is_gon
         assert sim.pool.hung_up(("net", "nobody")) is None
 
 
+def test_a_leaving_worker_gets_no_new_job_hands_back_what_it_did_not_start_and_leaves():
+    sim = Sim(n_workers=1, prefetch=1)
+    sim.submit(3)
+    sim.deliver("w0")
+    sim.inboxes["w0"].start()  # runs job 0, holds job 1
+    sim.ping("w0")
+    inbox = sim.inboxes["w0"]
+    inbox.hand_back()  # it leaves: job 1 goes back
+    report = Report.parse({**inbox.report(D), "leaving": True})
+    reply, _ = sim.pool.on_call("w0", "uri-w0", report, [], ("net", "w0"))
+    sim._after()
+    assert reply == [] and "w0" in sim.pool.workers
+    assert [(j.id, j.attempt) for j in sim.pool.queue] == [(1, 1), (2, 1)], "no attempt spent"
+    job = inbox.current
+    inbox.finish({"token": job["token"], "attempt": job["attempt"], "status": "SUCCESS",
+                  "result": {"loss": 0.0}, "exception": None, "duration": 1.0})
+    batch = inbox.take_results()[1]
+    report = Report.parse({**inbox.report(D, exclude={k for k, _ in batch}), "leaving": True})
+    reply, _ = sim.pool.on_call("w0", "uri-w0", report,
+                                [parse_result_message(p) for _, p in batch], ("net", "w0"))
+    sim._after()
+    assert reply == [] and "w0" not in sim.pool.workers
+    assert [(j.id, j.attempt, j.status) for j in sim.reported] == [(0, 1, JobStatus.SUCCESS)]
+    assert sim.pool.take_events()[-1][0] == "left"
+
+
 def test_a_job_the_worker_dropped_without_a_result_runs_again():
     sim = Sim(n_workers=1)
     sim.submit(1)

@@ -63,6 +63,7 @@ class WorkerState:
     last_seen: float = 0.0  # wall clock
     missed: int = 0
     jobs_done: int = 0
+    leaving: bool = False  # said it leaves: no new job
     peer: Any = None  # the address its last call came from (its connection to us)
 
     @property
@@ -79,6 +80,7 @@ class Report:
     held: frozenset = frozenset()  # (token, attempt) received and not delivered
     busy: bool = False  # computing anything at all
     running: tuple | None = None  # (token, attempt) of ours it computes, if any
+    leaving: bool = False  # it takes no new job; it leaves once it runs nothing of ours
 
     @classmethod
     def parse(cls, raw: Any) -> "Report":
@@ -92,7 +94,8 @@ class Report:
             raise ValueError(f"report['held'] must be a list, got {type(held).__name__}")
         return cls(acked, frozenset(key(pair, "report['held'] item") for pair in held),
                    bool(raw.get("busy")), None if running is None else key(running,
-                                                                            "report['running']"))
+                                                                            "report['running']"),
+                   bool(raw.get("leaving")))
 
 
 def key(pair: Any, what: str = "job key") -> tuple[int, int]:
@@ -276,6 +279,8 @@ class Pool:
         state.missed = 0
         state.last_seen = self.clock.time()
         stale = self._reconcile(state, report)
+        if self._left(state, report):
+            return [], stale
         resend = []
         for delivery in state.jobs.values():
             if not delivery.acked and delivery.sent < ping_mark:
@@ -307,7 +312,9 @@ class Pool:
         for result in results:
             self._result(state, result)
         stale = self._reconcile(state, report)
-        if self.queue and state.load <= self.prefetch and (
+        if self._left(state, report):
+            return [], stale
+        if self.queue and state.load <= self.prefetch and not state.leaving and (
                 not state.jobs or self._free_slot(prefer=name) == name):
             self._deliver(self.queue.popleft(), state)
         mark = self.mark()
@@ -317,6 +324,19 @@ class Pool:
                 delivery.sent = mark
                 reply.append(self._message(delivery))
         return reply, stale
+
+    def _left(self, state: WorkerState, report: Report) -> bool:
+        """A worker that said it leaves gets no new job, and leaves the pool once it runs
+        nothing of ours (the jobs it handed back were re-queued by the reconciliation)."""
+        if not report.leaving:
+            return False
+        state.leaving = True
+        self._file(state)
+        if state.jobs:
+            return False
+        self.remove(state.name, "it left (its lifetime ended, or it was told to stop)",
+                    started=False, lost=False)
+        return True
 
     def _reconcile(self, state: WorkerState, report: Report) -> list[tuple[int, int]]:
         gone = []
@@ -330,8 +350,9 @@ class Pool:
             first = next(iter(state.jobs.values()))
             for delivery in gone:
                 self._take(state, delivery)
-            self._requeue(gone, state.name, "no longer holds it and sent no result",
-                          count_first=gone[0] is first)
+            self._requeue(gone, state.name, "handed it back: it is leaving" if report.leaving
+                          else "no longer holds it and sent no result",
+                          count_first=gone[0] is first and not report.leaving)
         mine = {(d.job.token, d.job.attempt) for d in state.jobs.values()}
         state.blocked = report.busy and (report.running is None or report.running not in mine)
         self._file(state)
@@ -412,7 +433,7 @@ class Pool:
         now = self.clock.monotonic()
         best, best_start = None, math.inf
         for name, state in self.workers.items():
-            if state.blocked or not state.jobs:
+            if state.blocked or state.leaving or not state.jobs:
                 continue
             start = self._free_at(state, pace, now)
             if start < best_start or (start == best_start and name == prefer):
@@ -424,7 +445,7 @@ class Pool:
         name = state.name
         self._idle.pop(name, None)
         self._spare.pop(name, None)
-        if self.workers.get(name) is not state:
+        if self.workers.get(name) is not state or state.leaving:
             return
         if state.load == 0:
             self._idle[name] = None
@@ -475,7 +496,8 @@ class Pool:
         now = self.clock.monotonic()
         if len(self._idle) > len(self.queue):  # a worker is still idle after the queue ahead:
             return now  # the usual answer, without timing every worker (O(1), not O(W))
-        free = [self._free_at(s, pace, now) for s in self.workers.values() if not s.blocked]
+        free = [self._free_at(s, pace, now) for s in self.workers.values()
+                if not s.blocked and not s.leaving]
         if not free:
             return None
         heapq.heapify(free)

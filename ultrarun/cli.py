@@ -123,10 +123,36 @@ def cmd_worker(args: argparse.Namespace) -> int:
                                            interval=1)
         if args.secret:  # an explicit secret wins over the file's, as everywhere
             worker.secret = args.secret
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: worker.shutdown())
+    _end_gracefully(worker, args)
     worker.run(background=False, concurrent_type=args.concurrent_type)
     return 0
+
+
+def _end_gracefully(worker: Any, args: argparse.Namespace) -> None:
+    """SIGTERM (a batch scheduler's warning before the walltime) or the end of --lifetime:
+    the worker leaves within --grace seconds (``Worker.leave``); Ctrl-C, or a second SIGTERM,
+    shuts it down at once."""
+    import threading
+
+    def leave(reason: str) -> None:
+        threading.Thread(target=worker.leave, args=(args.grace, reason), daemon=True,
+                         name="worker-leave").start()
+
+    terms = []
+
+    def on_term(signum: int, frame: Any) -> None:
+        terms.append(signum)
+        if len(terms) > 1:
+            worker.shutdown()
+        else:
+            leave(f"SIGTERM; grace {args.grace:g}s")
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, lambda *_: worker.shutdown())
+    if args.lifetime is not None:
+        timer = threading.Timer(args.lifetime, leave,
+                                args=(f"its lifetime of {args.lifetime:g}s is over",))
+        timer.daemon = True
+        timer.start()
 
 
 def _supervise_workers(args: argparse.Namespace) -> int:
@@ -172,6 +198,7 @@ def _passthrough(args: argparse.Namespace) -> list[str]:
         host, port = args.nameserver
         argv += ["--nameserver", f"{host}:{port}" if port else host]
     for flag, value in (("--host", args.host), ("--timeout", args.timeout), ("--tls", args.tls),
+                        ("--lifetime", args.lifetime), ("--grace", args.grace),
                         ("--time-limit", args.time_limit), ("--memory-limit", args.memory_limit),
                         ("--log-file", args.log_file)):
         if value is not None:
@@ -334,6 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "within a minute of its start")
     p.add_argument("--timeout", type=float,
                    help="shut down after this many idle seconds (default: never)")
+    p.add_argument("--lifetime", type=float,
+                   help="leave gracefully after this many seconds, as on SIGTERM: take no new "
+                        "job, let the running one finish within --grace, exit 0 (default: "
+                        "never)")
+    p.add_argument("--grace", type=float, default=60.0,
+                   help="seconds a leaving worker (SIGTERM, --lifetime) gives its running job "
+                        "before handing it back to run elsewhere")
     p.add_argument("--concurrent-type", choices=["thread", "process"], default="thread",
                    help="run compute in the worker's thread or in a child process")
     p.add_argument("--time-limit", type=float,
