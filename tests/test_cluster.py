@@ -163,3 +163,69 @@ def test_lifetime_hands_back_a_job_that_does_not_finish_within_the_grace(cluster
     (job,) = got.wait_for(1, timeout=30)
     assert job.status is JobStatus.SUCCESS and job.attempt == 2
     assert "did not finish within the grace of 1s: handing it back" in short.log()
+
+
+MASTER_SCRIPT = """
+import logging, sys
+from ConfigSpace import ConfigurationSpace, Constant, Float
+from ultrarun import HyperBand
+
+logging.basicConfig(level=logging.INFO)
+cs = ConfigurationSpace(seed=1)
+cs.add(Float("x", (0.0, 1.0)), Constant("sleep", 0.4))
+master = HyperBand(cs, run_id={run_id!r}, min_budget=1, max_budget=9, eta=3, seed=1,
+                   nameserver={host!r}, nameserver_port={port}, secret={secret!r},
+                   working_directory={wd!r}, resume="--resume" in sys.argv)
+result = master.run(n_iterations=1, min_n_workers=2)
+master.shutdown(shutdown_workers=True)
+runs = result.get_all_runs()
+print("RUNS", len(runs), sum(r.loss is not None for r in runs))
+"""
+
+
+def _journal_results(path: Path) -> list[dict]:
+    import json
+
+    if not path.exists():
+        return []
+    return [r for r in map(json.loads, path.read_text().splitlines()) if r.get("t") == "result"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_master_says_how_to_resume_keeps_the_workers_and_resumes_in_full(
+        cluster, sig):
+    """Ctrl-C (or SIGTERM) on `python master.py`: a one-line message that says how to resume,
+    no traceback, the workers keep running, the jobs in flight are not journaled as failures;
+    run again with resume=True, the run ends complete, and says what it replayed."""
+    import subprocess
+    import sys
+
+    workers = cluster.start_workers(2)
+    script = cluster.dir / "master.py"
+    script.write_text(MASTER_SCRIPT.format(run_id=cluster.run_id, host=cluster.host,
+                                           port=cluster.port, secret=cluster.nameserver.secret,
+                                           wd=str(cluster.dir)))
+    journal = cluster.dir / f"ultrarun-{cluster.run_id}.journal.jsonl"
+    first = subprocess.Popen([sys.executable, str(script)], cwd=cluster.dir, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: len(_journal_results(journal)) >= 3, timeout=60,
+                   message="three results in the journal")
+        first.send_signal(sig)
+        out, err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode != 0
+    assert "Traceback" not in err, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert "interrupted" in last and "resume=True" in last, err[-3000:]
+    assert all(w.proc.poll() is None for w in workers), "the workers keep running"
+    assert not [r for r in _journal_results(journal) if r["status"] == "CANCELLED"]
+    done_before = len(_journal_results(journal))
+
+    again = subprocess.run([sys.executable, str(script), "--resume"], cwd=cluster.dir,
+                           text=True, capture_output=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"{done_before} results replayed" in again.stderr, again.stderr[-3000:]
+    assert "RUNS 13 13" in again.stdout, (again.stdout, again.stderr[-3000:])

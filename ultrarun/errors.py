@@ -49,6 +49,22 @@ class JobFailed(JobError):
         self.status = status
 
 
+class NoSuccessError(JobError, KeyError):
+    """A run has no successful result (every job failed), so it has no incumbent; the message
+    names the failures and shows the first one's traceback. A ``KeyError`` too, as
+    ``get_id2config_mapping()[None]`` was in HpBandSter."""
+
+    def __str__(self) -> str:  # KeyError would print the repr of its argument
+        return str(self.args[0]) if self.args else ""
+
+
+class RunInterrupted(SystemExit):
+    """Ctrl-C or SIGTERM stopped a master's run. Not an :class:`UltrarunError`: it is the one
+    exception meant to end the program, as ``KeyboardInterrupt`` would, with its message (how
+    to resume) instead of a traceback. The workers keep running; the journal has every result
+    that came in."""
+
+
 class FirstRunCrashedException(JobError):
     """The very first trial crashed (opt-in check of the runners: usually a broken target)."""
 
@@ -59,4 +75,5 @@ class TargetAlgorithmAbortException(JobError):
 
 __all__ = ["UltrarunError", "ConfigurationError", "CommunicationError", "CommunicationTimeout",
            "AuthenticationError", "NameServerError", "JobError", "ResultError", "JobFailed",
-           "FirstRunCrashedException", "TargetAlgorithmAbortException"]
+           "FirstRunCrashedException", "TargetAlgorithmAbortException", "NoSuccessError",
+           "RunInterrupted"]

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -22,7 +23,7 @@ from typing import Any, Callable
 from . import _gc
 from ._files import JsonLines, read_json_lines
 from .dispatcher import Dispatcher
-from .errors import ConfigurationError, UltrarunError
+from .errors import ConfigurationError, RunInterrupted, UltrarunError
 from .executor import Executor, RetryPolicy
 from .iterations import BaseIteration, BaseIterGenerator
 from .job import ConfigId, Incumbents, Job, JobStatus, failure_kind, last_line
@@ -159,6 +160,8 @@ class Master:
         self.config: dict[str, Any] = {"time_ref": None}
         self._replay_configs: dict[ConfigId, tuple[dict, dict]] = {}  # resuming: the journal's
         self._replay_results: dict[tuple[ConfigId, float], dict] = {}
+        self._submitted_now = 0  # jobs this run submitted (not replayed)
+        self._interrupt = False  # Ctrl-C or SIGTERM: the run is being stopped
         self._replayed: list[tuple[dict, Any, float]] = []  # results the optimizer is not told yet
         self._random_picks = 0  # journal configurations drawn at random it has not skipped yet
         self._progress: Any = None
@@ -232,6 +235,29 @@ class Master:
                                          "time_left_for_this_task too")
         elif n_iterations < 1:
             raise ConfigurationError(f"n_iterations must be >= 1 or None, got {n_iterations}")
+        with _TermAsInterrupt():
+            try:
+                return self._run(n_iterations, min_n_workers, iteration_kwargs,
+                                 min_n_workers_timeout)
+            except KeyboardInterrupt as exc:
+                raise self._interrupted(exc) from None
+
+    def _interrupted(self, exc: KeyboardInterrupt) -> RunInterrupted:
+        """Ctrl-C or SIGTERM: stop launching, leave the workers running, keep the journal to
+        what finished (the jobs in flight run again on resume), say how to resume."""
+        running = self.num_running_jobs
+        self._interrupt = True  # their CANCELLED ends are not journaled: they run again
+        self.shutdown(shutdown_workers=False)
+        with self.thread_cond:
+            done = sum(1 for job in self.jobs if job.status is not JobStatus.CANCELLED)
+        what = "SIGTERM" if isinstance(exc, _Terminated) else "Ctrl-C"
+        return RunInterrupted(
+            f"run {self.run_id} interrupted ({what}): {done} results are in the journal "
+            f"{self.journal.path}, {running} jobs in flight will run again; the workers keep "
+            f"running. To continue, run the same master again with resume=True")
+
+    def _run(self, n_iterations: int | None, min_n_workers: int,
+             iteration_kwargs: dict | None, min_n_workers_timeout: float | None) -> Result:
         self.executor.start()
         with _gc.frozen_startup_objects():  # one full collection, before a journal is read
             self._open_journal()
@@ -248,6 +274,9 @@ class Master:
                     while self._step(state):
                         pass
                     self._tell_replayed()
+                    if self.resume and not self._submitted_now:
+                        self.logger.info("resumed run %s: the journal held every result; "
+                                         "nothing was left to run", self.run_id)
             finally:
                 self._close_progress()
             if self._failures:
@@ -452,6 +481,7 @@ class Master:
                   "working_directory": str(self.working_directory)}
         if done is None:
             self.executor.submit_job(config_id, **kwargs)
+            self._submitted_now += 1
             return
         job = Job(id=config_id, kwargs=kwargs, status=JobStatus(done["status"]),
                   result=done.get("result"), exception=done.get("exception"),
@@ -462,6 +492,8 @@ class Master:
     def job_callback(self, job: Job, replayed: bool = False) -> None:
         """A finished job: journal and log it (outside the lock: no file write holds up the
         run loop), then tell the iteration and the optimizer."""
+        if self._interrupt and job.status is JobStatus.CANCELLED:
+            return  # in flight at Ctrl-C: not the user's failure, it runs again on resume
         if not replayed:  # journaled before the master acts on it
             self.journal.write({"t": "result", "id": tuple(job.id),
                                 "budget": job.kwargs["budget"], "status": job.status.value,
@@ -547,11 +579,19 @@ class Master:
             self.result_logger.open(existing)
         header = self._journal_header()
         if self.resume:
-            earlier, self._replay_configs, self._replay_results = self.journal.read()
+            earlier, self._replay_configs, results = self.journal.read()
             _check_same_run(earlier, header, self.journal.path)
-            self.logger.info("resuming from %s: %d configurations, %d results",
-                             self.journal.path, len(self._replay_configs),
-                             len(self._replay_results))
+            # a CANCELLED job never ran to the end (the run was stopped): it runs again
+            self._replay_results = {k: r for k, r in results.items()
+                                    if r.get("status") != JobStatus.CANCELLED.value}
+            finished = {k[0] for k in self._replay_results}
+            again = (sum(1 for c in self._replay_configs if c not in finished)
+                     + sum(1 for k in results if k not in self._replay_results
+                           and k[0] in finished))
+            self.logger.info("resuming from %s: %d results replayed, %s", self.journal.path,
+                             len(self._replay_results),
+                             f"{again} jobs to run again" if again else
+                             "no job was left unfinished")
         fresh = not (self.resume and self.journal.path.exists())
         self.journal.open(append=not fresh)
         if fresh:
@@ -639,6 +679,30 @@ class Master:
 
     def __exit__(self, *exc: Any) -> None:
         self.shutdown(shutdown_workers=self.shutdown_workers)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, as the master's run takes it: like Ctrl-C."""
+
+
+class _TermAsInterrupt:
+    """While a run runs in the main thread, SIGTERM (a batch scheduler's) stops it as Ctrl-C
+    does, unless the program handles SIGTERM itself."""
+
+    def __enter__(self) -> "_TermAsInterrupt":
+        self._saved = None
+        if threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+                self._saved = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._saved is not None:
+            signal.signal(signal.SIGTERM, self._saved)
 
 
 def _check_same_run(earlier: dict | None, now: dict, path: Path) -> None:
