@@ -229,3 +229,27 @@ def test_an_interrupted_master_says_how_to_resume_keeps_the_workers_and_resumes_
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"{done_before} results replayed" in again.stderr, again.stderr[-3000:]
     assert "RUNS 13 13" in again.stdout, (again.stdout, again.stderr[-3000:])
+
+
+def test_a_run_where_every_job_failed_says_so_and_the_readme_idiom_names_the_failure(
+        cluster, caplog):
+    """Every job raises: the run logs an error with the first traceback, and README's
+    ``get_id2config_mapping()[get_incumbent_id()]`` raises an error that names the failures
+    and shows the traceback, not ``KeyError: None``."""
+    import logging
+
+    cluster.start_workers(2)
+    rs = master(RandomSearch, cluster, space(mode="crash"), seed=1)
+    try:
+        with caplog.at_level(logging.ERROR, logger="ultrarun.master"):
+            result = rs.run(n_iterations=3, min_n_workers=2)
+    finally:
+        rs.shutdown(shutdown_workers=False)
+    with pytest.raises(KeyError) as info:
+        result.get_id2config_mapping()[result.get_incumbent_id()]
+    text = str(info.value)
+    assert "no run succeeded" in text and "3 of 3 failed (CRASHED x3)" in text, text
+    assert "ValueError: crash on purpose" in text and "Traceback" in text, text
+    assert any("no run succeeded" in r.getMessage() for r in caplog.records)
+    with pytest.raises(KeyError, match="no run succeeded"):
+        result.get_runs_by_id(result.get_incumbent_id())

@@ -283,7 +283,10 @@ class Master:
                 self.logger.warning("%d of %d jobs failed: %s", sum(self._failures.values()),
                                     len(self.jobs), ", ".join(f"{kind} x{n}" for kind, n in
                                                              self._failures.most_common()))
-            return self.get_result()  # in the block: its records are frozen, not scanned
+            result = self.get_result()  # in the block: its records are frozen, not scanned
+            if self.jobs and not any(j.status is JobStatus.SUCCESS for j in self.jobs):
+                self.logger.error("run %s: %s", self.run_id, result.no_incumbent_error())
+            return result
 
     def _step(self, state: _RunState) -> bool:
         """One pass of the run loop; False when the run is over. Caller holds thread_cond."""

@@ -14,6 +14,19 @@ from ._exports import ResultExports
 logger = logging.getLogger(__name__)
 
 
+class _ConfigMapping(dict):
+    """``get_id2config_mapping()``'s dict: ``[None]`` says why there is no incumbent."""
+
+    def __init__(self, result: "Result", items: Iterable[tuple]):
+        super().__init__(items)
+        self._result = result
+
+    def __missing__(self, key: Any) -> Any:
+        if key is None:
+            raise self._result.no_incumbent_error()
+        raise KeyError(key)
+
+
 def infer_status(result: Mapping[str, Any] | None) -> JobStatus:
     """Status of a run whose log has none (HpBandSter's format): a loss means it succeeded."""
     return JobStatus.SUCCESS if result is not None and result.get("loss") is not None else JobStatus.CRASHED
@@ -190,7 +203,11 @@ class Result(ResultExports):
 
     # --- runs and configs -----------------------------------------------------------------------
     def get_runs_by_id(self, config_id: ConfigId) -> list[Run]:
-        """The runs of one configuration, by ascending budget (so ``[-1]`` is the longest)."""
+        """The runs of one configuration, by ascending budget (so ``[-1]`` is the longest).
+        ``None`` (``get_incumbent_id()`` of a run without one) raises
+        :class:`~ultrarun.errors.NoSuccessError`, which says why."""
+        if config_id is None:
+            raise self.no_incumbent_error()
         datum = self.data[config_id]
         return sorted((Run(config_id, budget, (result or {}).get("loss"), (result or {}).get("info"),
                            datum.time_stamps.get(budget, {}), datum.exceptions.get(budget),
@@ -203,10 +220,34 @@ class Result(ResultExports):
         return [run for runs in per_config for run in (runs[-1:] if only_largest_budget else runs)]
 
     def get_id2config_mapping(self) -> dict[ConfigId, dict[str, Any]]:
-        """``{config_id: {'config': ..., 'config_info': ...}}`` (deep copies)."""
-        return {config_id: {"config": _copy(datum.config),
-                            "config_info": _copy(datum.config_info)}
-                for config_id, datum in self.data.items()}
+        """``{config_id: {'config': ..., 'config_info': ...}}`` (deep copies). Looking up
+        ``None`` (``get_incumbent_id()`` of a run without one) raises
+        :class:`~ultrarun.errors.NoSuccessError`, which says why (a ``KeyError``)."""
+        return _ConfigMapping(self, ((config_id, {"config": _copy(datum.config),
+                                                  "config_info": _copy(datum.config_info)})
+                                     for config_id, datum in self.data.items()))
+
+    def no_incumbent_error(self) -> Exception:
+        """Why there is no incumbent: no run, no success at all (the failures counted by
+        status, and the first one's traceback), or none on the largest budget."""
+        from ..errors import NoSuccessError
+
+        runs = self.get_all_runs()
+        if not runs:
+            return NoSuccessError("the result has no runs: no incumbent")
+        failed = [r for r in runs if r.loss is None]
+        if len(failed) == len(runs):
+            counts = Counter(r.status.name for r in failed)
+            first = min(failed, key=lambda r: (r.time_stamps.get("finished") or 0.0))
+            text = (first.error_logs or "(no error text)").rstrip()
+            return NoSuccessError(
+                f"no run succeeded, so there is no incumbent: {len(failed)} of {len(runs)} "
+                f"failed ({', '.join(f'{s} x{n}' for s, n in counts.most_common())}). The "
+                f"first, {first.config_id} on budget {first.budget}, ended {first.status.name}:"
+                f"\n{text}")
+        return NoSuccessError(
+            f"no run on the largest budget ({self.HB_config['max_budget']}) succeeded, so "
+            f"there is no incumbent; get_incumbents_per_budget() has the best of each budget")
 
     def get_learning_curves(self, lc_extractor: Callable[[list[Run]], Any] = extract_HBS_learning_curves,
                             config_ids: Iterable[ConfigId] | None = None) -> dict[ConfigId, Any]:
