@@ -253,3 +253,23 @@ def test_a_run_where_every_job_failed_says_so_and_the_readme_idiom_names_the_fai
     assert any("no run succeeded" in r.getMessage() for r in caplog.records)
     with pytest.raises(KeyError, match="no run succeeded"):
         result.get_runs_by_id(result.get_incumbent_id())
+
+
+def test_a_master_with_a_wrong_run_id_names_the_runs_that_have_workers(cluster, caplog):
+    import logging
+
+    from ultrarun.errors import UltrarunError
+
+    cluster.start_workers(2)
+    wrong = RandomSearch(space(), run_id="exp-typo", nameserver=cluster.host,
+                         nameserver_port=cluster.port, secret=cluster.nameserver.secret,
+                         working_directory=cluster.dir)
+    try:
+        with caplog.at_level(logging.INFO, logger="ultrarun.master"):
+            with pytest.raises(UltrarunError) as info:
+                wrong.run(n_iterations=1, min_n_workers=1, min_n_workers_timeout=2)
+    finally:
+        wrong.shutdown()
+    hint = f"the name server has workers of run(s) {cluster.run_id} (2): is the run id right?"
+    assert hint in str(info.value)
+    assert any(hint in r.getMessage() for r in caplog.records if "waiting" in r.getMessage())

@@ -441,6 +441,26 @@ class Dispatcher(Executor):
                     "counters": {k: self._counters[k] for k in _COUNTERS}}
 
     # ------------------------------------------------------------- discovery and pings
+    def other_runs(self) -> dict[str, int]:
+        """``{run id: workers}`` of the other runs whose workers the name server lists (a
+        master waiting for workers names them: a wrong run id shows). Empty if it cannot
+        tell. A remote call: not for the dispatch path."""
+        runs: collections.Counter = collections.Counter()
+        with transport.NameServerClient(self.nameserver, self.nameserver_port, self._secret,
+                                        self.timeout) as ns:
+            try:
+                names = ns.list("ultrarun.")
+            except CommunicationError:
+                return {}
+        for name in names:
+            try:
+                run = transport.parse_worker_name(name)["run_id"]
+            except (ConfigurationError, ValueError):
+                continue  # a dispatcher's name
+            if run != self.run_id:
+                runs[run] += 1
+        return dict(sorted(runs.items()))
+
     def trigger_discover_worker(self) -> None:
         """Look for new workers now instead of at the next ping interval."""
         self._discover_now.set()

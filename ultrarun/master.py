@@ -374,24 +374,35 @@ class Master:
         where = f"run {self.run_id}" + (f" at {self.executor.where}"
                                         if getattr(self.executor, "where", None) else "")
         report = start + report_every
-        self.logger.info("waiting for workers of %s (%d of %d so far)", where,
-                         self.executor.number_of_workers(), min_n_workers)
+        self.logger.info("waiting for workers of %s (%d of %d so far)%s", where,
+                         self.executor.number_of_workers(), min_n_workers, self._other_runs())
         with self.thread_cond:
             while (n := self.executor.number_of_workers()) < min_n_workers:
                 now = self.clock.monotonic()
                 if now >= deadline:
                     raise UltrarunError(
                         f"gave up waiting for workers of {where} after {timeout:g} s: {n} of "
-                        f"{min_n_workers} registered. Are the workers started with --run-id "
-                        f"{self.run_id} and this name server? `ultrarun status` shows who is "
-                        "registered")
+                        f"{min_n_workers} registered{self._other_runs()}. Are the workers "
+                        f"started with --run-id {self.run_id} and this name server? `ultrarun "
+                        "status` shows who is registered")
                 if now >= report:
                     self.logger.warning("still waiting for workers of %s (%d of %d so far, "
-                                        "%.0f s)", where, n, min_n_workers, now - start)
+                                        "%.0f s)%s", where, n, min_n_workers, now - start,
+                                        self._other_runs())
                     report = now + report_every
                 self.executor.trigger_discover_worker()
                 self.thread_cond.wait(max(0.0, min(1.0, report - now, deadline - now)))
         self.adjust_queue_size()
+
+    def _other_runs(self) -> str:
+        """``; the name server has workers of run(s) exp2 (4): is the run id right?``, or
+        nothing (no other run's workers, or an executor that cannot tell)."""
+        other_runs = getattr(self.executor, "other_runs", None)
+        runs = other_runs() if other_runs is not None else {}
+        if not runs:
+            return ""
+        listed = ", ".join(f"{run} ({n})" for run, n in runs.items())
+        return f"; the name server has workers of run(s) {listed}: is the run id right?"
 
     def active_iterations(self) -> list[int]:
         """Indices of the iterations that are not finished."""
