@@ -273,3 +273,47 @@ def test_a_master_with_a_wrong_run_id_names_the_runs_that_have_workers(cluster, 
     hint = f"the name server has workers of run(s) {cluster.run_id} (2): is the run id right?"
     assert hint in str(info.value)
     assert any(hint in r.getMessage() for r in caplog.records if "waiting" in r.getMessage())
+
+
+QUIET_MASTER = """
+from ConfigSpace import ConfigurationSpace, Constant, Float
+from ultrarun import HyperBand
+
+cs = ConfigurationSpace(seed=1)
+cs.add(Float("x", (0.0, 1.0)), Constant("sleep", 2.0))
+master = HyperBand(cs, run_id={run_id!r}, min_budget=1, max_budget=9, eta=3, seed=1,
+                   nameserver={host!r}, nameserver_port={port}, secret={secret!r},
+                   working_directory={wd!r})
+master.run(n_iterations=1, min_n_workers=2)
+master.shutdown(shutdown_workers=False)
+"""
+
+
+def test_a_master_without_a_terminal_logs_progress_lines_while_it_runs(cluster):
+    """`python master.py > log 2>&1` (a batch job's output), logging not configured: progress
+    lines (done/total, running, failed, best, time left) appear while the run runs."""
+    import subprocess
+    import sys
+
+    cluster.start_workers(2)
+    script = cluster.dir / "quiet.py"
+    script.write_text(QUIET_MASTER.format(run_id=cluster.run_id, host=cluster.host,
+                                          port=cluster.port, secret=cluster.nameserver.secret,
+                                          wd=str(cluster.dir)))
+    log = cluster.dir / "master.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, str(script)], cwd=cluster.dir, stdout=fh,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        line = wait_until(lambda: next((ln for ln in log.read_text().splitlines()
+                                        if f"run {cluster.run_id}: " in ln and "/13 jobs" in ln
+                                        and "ETA" in ln), None),
+                          timeout=40, message="a progress line in the log while it runs")
+        assert proc.poll() is None, "written while the run runs, not only at its end"
+        assert " running, " in line and " failed" in line
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "13/13 jobs, 0 running, 0 failed, best " in log.read_text()

@@ -28,7 +28,7 @@ from .executor import Executor, RetryPolicy
 from .iterations import BaseIteration, BaseIterGenerator
 from .job import ConfigId, Incumbents, Job, JobStatus, failure_kind, last_line
 from .optimizers import BaseOptimizer
-from .progress import Progress
+from .progress import Progress, ensure_logging
 from .results import Result, Run
 
 log = logging.getLogger(__name__)
@@ -668,10 +668,12 @@ class Master:
                   [self.iter_generator.num_jobs(len(self.iterations) + i)
                    for i in range(n_iterations)])
         total = sum(counts) if counts and None not in counts else None
+        bar = bool(self.show_progress or sys.stderr.isatty())
+        if not bar:  # a line every 30 s, the first after 10 s, even if nobody set up logging
+            ensure_logging(self.logger)
         self._progress = Progress(self.run_id, total=total,
-                                  time_left=self.time_left_for_this_task,
-                                  bar=self.show_progress or sys.stderr.isatty(),
-                                  logger=self.logger)
+                                  time_left=self.time_left_for_this_task, bar=bar,
+                                  logger=self.logger, first=_FIRST_PROGRESS_LINE).start()
 
     def _close_progress(self) -> None:
         if self._progress is not None:
@@ -693,6 +695,9 @@ class Master:
 
     def __exit__(self, *exc: Any) -> None:
         self.shutdown(shutdown_workers=self.shutdown_workers)
+
+
+_FIRST_PROGRESS_LINE = 10.0  # seconds into a run without a terminal: its first progress line
 
 
 class _Terminated(KeyboardInterrupt):
