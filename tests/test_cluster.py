@@ -317,3 +317,42 @@ def test_a_master_without_a_terminal_logs_progress_lines_while_it_runs(cluster):
             proc.kill()
             proc.wait()
     assert "13/13 jobs, 0 running, 0 failed, best " in log.read_text()
+
+
+MINIMIZE_SCRIPT = """
+import os
+with open(os.environ["IMPORTS_LOG"], "a") as fh:
+    fh.write(f"{os.getpid()}\\n")
+from ConfigSpace import ConfigurationSpace, Float
+from ultrarun import minimize
+
+
+def f(config, budget):
+    return (config["x"] - 0.3) ** 2
+
+
+if __name__ == "__main__":
+    cs = ConfigurationSpace(seed=1)
+    cs.add(Float("x", (0.0, 1.0)))
+    result = minimize(f, cs, min_budget=1, max_budget=9, n_workers=4, n_iterations=1, seed=1)
+    print("RUNS", len(result.get_all_runs()))
+"""
+
+
+def test_minimize_imports_the_script_once_for_its_workers_and_says_what_it_does(tmp_path):
+    """`minimize(..., n_workers=4)`: the four workers are forked from one process that imported
+    the script once (not four imports at the same time), and it says what it does meanwhile."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "quick.py"
+    script.write_text(MINIMIZE_SCRIPT)
+    imports = tmp_path / "imports.log"
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, text=True,
+                         capture_output=True, timeout=300,
+                         env={**os.environ, "IMPORTS_LOG": str(imports)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "RUNS 13" in out.stdout
+    assert len(imports.read_text().split()) == 2, "the script, and one fork server"
+    assert "starting 4 worker processes" in out.stderr, out.stderr[-3000:]
+    assert "4 worker processes up after" in out.stderr, out.stderr[-3000:]

@@ -128,18 +128,27 @@ class Progress:
         self._next_line = math.inf
 
 
-def ensure_logging(logger: logging.Logger) -> None:
-    """INFO lines of ``logger`` and of ultrarun reach stderr when the program configured no
-    logging at all (a script run by a batch scheduler would otherwise log nothing)."""
-    if logger.hasHandlers():
+def ensure_logging(logger: logging.Logger, all_of_ultrarun: bool = True) -> None:
+    """INFO lines of ``logger`` (and of all ultrarun) reach stderr when the program configured
+    no logging at all (a script run by a batch scheduler would otherwise log nothing)."""
+    top = logging.getLogger("ultrarun")
+    if all_of_ultrarun and not top.hasHandlers():
+        for below, ours in list(_installed.items()):  # one handler above them now: no copies
+            below.removeHandler(ours)
+            del _installed[below]
+    elif logger.hasHandlers():
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for target in {logging.getLogger("ultrarun"), logger}:
+    for target in {top, logger} if all_of_ultrarun else {logger}:
         if not target.hasHandlers():
             target.addHandler(handler)
+            _installed[target] = handler
         if target.level == logging.NOTSET:
             target.setLevel(logging.INFO)
+
+
+_installed: dict[logging.Logger, logging.Handler] = {}  # by ensure_logging
 
 
 def _duration(seconds: float) -> str:
