@@ -244,10 +244,16 @@ class Master:
 
     def _interrupted(self, exc: KeyboardInterrupt) -> RunInterrupted:
         """Ctrl-C or SIGTERM: stop launching, leave the workers running, keep the journal to
-        what finished (the jobs in flight run again on resume), say how to resume."""
+        what finished (the jobs in flight run again on resume), say how to resume. The
+        executor stays up until the program ends or calls :meth:`shutdown` (which stops the
+        workers too only when told: ``shutdown_workers=True``)."""
         running = self.num_running_jobs
         self._interrupt = True  # their CANCELLED ends are not journaled: they run again
-        self.shutdown(shutdown_workers=False)
+        try:
+            self.executor.cancel_queued_jobs()
+        except UltrarunError as exc:
+            self.logger.debug("could not cancel the queued jobs: %s", exc)
+        self._close_progress()
         with self.thread_cond:
             done = sum(1 for job in self.jobs if job.status is not JobStatus.CANCELLED)
         what = "SIGTERM" if isinstance(exc, _Terminated) else "Ctrl-C"
