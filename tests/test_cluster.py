@@ -356,3 +356,36 @@ def test_minimize_imports_the_script_once_for_its_workers_and_says_what_it_does(
     assert len(imports.read_text().split()) == 2, "the script, and one fork server"
     assert "starting 4 worker processes" in out.stderr, out.stderr[-3000:]
     assert "4 worker processes up after" in out.stderr, out.stderr[-3000:]
+
+
+def test_sigterm_to_the_process_group_of_n_workers_ends_them_gracefully_and_exits_0(cluster):
+    """A scheduler's SIGTERM to the whole group (supervisor and children): the supervisor
+    forwards it too, and the two count as one: the running job finishes, nothing restarts."""
+    import subprocess
+    import sys
+
+    from conftest import WORKERS
+
+    log_path = cluster.dir / "group.log"
+    with open(log_path, "w") as fh:
+        group = subprocess.Popen([sys.executable, "-m", "ultrarun", "worker", f"{WORKERS}:TestWorker",
+                                  "--run-id", cluster.run_id, "--working-dir", str(cluster.dir),
+                                  "--n-workers", "2"], stdout=fh, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+    try:
+        wait_until(lambda: len(_names(cluster)) == 2, timeout=60, message="two workers")
+        d, got = cluster.dispatcher(ping_interval=None)
+        marker = cluster.marker("job")
+        d.submit_job("job", config={"sleep": 3, "marker": str(marker), "x": 1.0}, budget=1.0)
+        pid = int(wait_until(lambda: marker.exists() and marker.read_text(), timeout=30,
+                             message="the job to start"))
+        os.killpg(group.pid, signal.SIGTERM)
+        (job,) = got.wait_for(1, timeout=60)
+        assert job.status is JobStatus.SUCCESS and job.attempt == 1 and _pid_of(job) == pid
+        assert group.wait(timeout=60) == 0
+    finally:
+        if group.poll() is None:
+            os.killpg(group.pid, signal.SIGKILL)
+            group.wait()
+    text = log_path.read_text()
+    assert "starting worker" not in text and "died" not in text, text[-3000:]

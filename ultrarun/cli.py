@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import threading
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,6 +23,7 @@ from . import __version__
 from .errors import ConfigurationError, UltrarunError
 
 log = logging.getLogger("ultrarun.cli")
+_SAME_SIGNAL = 2.0  # seconds: SIGTERMs this close together are one request to leave
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -132,19 +134,20 @@ def _end_gracefully(worker: Any, args: argparse.Namespace) -> None:
     """SIGTERM (a batch scheduler's warning before the walltime) or the end of --lifetime:
     the worker leaves within --grace seconds (``Worker.leave``); Ctrl-C, or a second SIGTERM,
     shuts it down at once."""
-    import threading
 
     def leave(reason: str) -> None:
         threading.Thread(target=worker.leave, args=(args.grace, reason), daemon=True,
                          name="worker-leave").start()
 
-    terms = []
+    terms: list[float] = []
 
     def on_term(signum: int, frame: Any) -> None:
-        terms.append(signum)
-        if len(terms) > 1:
+        # a scheduler that signals the whole process group and a supervisor that forwards
+        # the signal send two at once: only a later one means "now"
+        if terms and time.monotonic() - terms[0] > _SAME_SIGNAL:
             worker.shutdown()
-        else:
+        elif not terms:
+            terms.append(time.monotonic())
             leave(f"SIGTERM; grace {args.grace:g}s")
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, lambda *_: worker.shutdown())
