@@ -166,11 +166,10 @@ def test_lifetime_hands_back_a_job_that_does_not_finish_within_the_grace(cluster
 
 
 MASTER_SCRIPT = """
-import logging, sys
+import sys
 from ConfigSpace import ConfigurationSpace, Constant, Float
 from ultrarun import HyperBand
 
-logging.basicConfig(level=logging.INFO)
 cs = ConfigurationSpace(seed=1)
 cs.add(Float("x", (0.0, 1.0)), Constant("sleep", 0.4))
 master = HyperBand(cs, run_id={run_id!r}, min_budget=1, max_budget=9, eta=3, seed=1,

@@ -264,6 +264,8 @@ class Master:
 
     def _run(self, n_iterations: int | None, min_n_workers: int,
              iteration_kwargs: dict | None, min_n_workers_timeout: float | None) -> Result:
+        if self.show_progress is None and not sys.stderr.isatty():
+            ensure_logging(self.logger)  # a batch job's output: what it waits for, resumes...
         self.executor.start()
         with _gc.frozen_startup_objects():  # one full collection, before a journal is read
             self._open_journal()
