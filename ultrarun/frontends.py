@@ -272,7 +272,11 @@ def minimize(fn: Any, configspace: ConfigurationSpace, min_budget: float, max_bu
             register in time.
     """
     from .local import LocalCluster
+    from .local import log as local_log
+    from .progress import ensure_logging
     from .results import json_result_logger
+
+    ensure_logging(local_log, all_of_ultrarun=False)  # what it does while the workers start
 
     if method not in METHODS:
         raise ConfigurationError(f"method must be one of {sorted(METHODS)}, got {method!r}")
