@@ -67,8 +67,8 @@ class BOHB(Master):
         bandwidth_factor (float): Widens the model's kernels when candidates are drawn.
         min_bandwidth (float): Floor of the kernel bandwidths (docs/optimizers.md).
         asha (bool): Asynchronous successive halving instead (``iterations="asha"``).
-        iterations (str | None): The schedule: ``"hyperband"``, ``"successive_halving"`` or
-            ``"asha"``.
+        iterations (str | None): The schedule: ``"hyperband"``, ``"successive_halving"``,
+            ``"adaptive"`` or ``"asha"``.
         bracket_formula (str): ``"paper"`` (Hyperband's bracket sizes) or ``"hpbandster"``
             (HpBandSter's, one more configuration in some brackets; docs/iterations.md).
         **kwargs: Any argument of [Master][ultrarun.master.Master] (``nameserver``,
@@ -149,8 +149,8 @@ class DEHB(Master):
             budget by eta.
         seed (int | None): Seed of the optimizer's sampler.
         asha (bool): Asynchronous successive halving instead (``iterations="asha"``).
-        iterations (str | None): The schedule: ``"hyperband"``, ``"successive_halving"`` or
-            ``"asha"``.
+        iterations (str | None): The schedule: ``"hyperband"``, ``"successive_halving"``,
+            ``"adaptive"`` or ``"asha"``.
         bracket_formula (str): ``"paper"`` (Hyperband's bracket sizes) or ``"hpbandster"``
             (HpBandSter's, one more configuration in some brackets; docs/iterations.md).
         **kwargs: The optimizer's arguments (``population_size``, ``mutation_factor``,
@@ -178,8 +178,8 @@ class HyperBand(Master):
             budget by eta.
         seed (int | None): Seed of the optimizer's sampler.
         asha (bool): Asynchronous successive halving instead (``iterations="asha"``).
-        iterations (str | None): The schedule: ``"hyperband"``, ``"successive_halving"`` or
-            ``"asha"``.
+        iterations (str | None): The schedule: ``"hyperband"``, ``"successive_halving"``,
+            ``"adaptive"`` or ``"asha"``.
         bracket_formula (str): ``"paper"`` (Hyperband's bracket sizes) or ``"hpbandster"``
             (HpBandSter's, one more configuration in some brackets; docs/iterations.md).
         **kwargs: Any argument of [Master][ultrarun.master.Master] (``nameserver``,
