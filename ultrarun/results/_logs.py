@@ -123,7 +123,11 @@ class json_result_logger:
     def complete(self, job: Job) -> None:
         """Log a finished job unless the logs hold it: its results line and its status line
         each once, by (config_id, budget). A resumed master hands every journaled result here,
-        so a crash between the journal and the logs costs the logs nothing."""
+        so a crash between the journal and the logs costs the logs nothing.
+
+        Args:
+            job (Job): The finished job, as the journal replays it.
+        """
         self._log(job, only_missing=True)
 
     def _log(self, job: Job, only_missing: bool) -> None:
