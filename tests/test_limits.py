@@ -139,11 +139,13 @@ def test_worker_death_ends_what_compute_started(cluster, tmp_path, busy_in_c):
 
 
 def test_worker_shutdown_ends_the_running_compute(cluster, tmp_path):
-    worker, = cluster.start_workers(1, "ProcessWorker", *PROCESS)
+    """SIGTERM: the worker leaves gracefully, and a job still running after ``--grace`` is
+    handed back; the worker then shuts down, ending compute's processes with it."""
+    worker, = cluster.start_workers(1, "ProcessWorker", *PROCESS, "--grace", "1")
     d, _ = cluster.dispatcher()
     d.submit_job("busy", config={"x": 1, "spawn": str(tmp_path / "pids")}, budget=1.0)
     pids = pids_in(tmp_path / "pids")
-    worker.proc.terminate()  # the worker shuts down
+    worker.proc.terminate()  # the worker leaves, then shuts down
     assert worker.proc.wait(timeout=30) == 0, worker.log()
     assert_all_gone(pids, "after the worker shut down")
 

@@ -293,7 +293,7 @@ class Master:
     def _interrupted(self, exc: KeyboardInterrupt) -> RunInterrupted:
         """Ctrl-C or SIGTERM: stop launching, leave the workers running, keep the journal to
         what finished (the jobs in flight run again on resume), say how to resume. The
-        executor stays up until the program ends or calls :meth:`shutdown` (which stops the
+        executor stays up until the program ends or calls ``shutdown`` (which stops the
         workers too only when told: ``shutdown_workers=True``)."""
         running = self.num_running_jobs
         self._interrupt = True  # their CANCELLED ends are not journaled: they run again

@@ -287,10 +287,16 @@ class Worker:
     def leave(self, grace: float = 60.0, reason: str = "it was told to stop") -> None:
         """End gracefully: take no new job (the dispatcher is told at once, and runs the jobs
         this worker held but had not started elsewhere), let the one it runs finish within
-        ``grace`` seconds and deliver its result, then :meth:`shutdown`. A job still running
+        ``grace`` seconds and deliver its result, then ``shutdown``. A job still running
         after ``grace`` is handed back: the process ends and the dispatcher, seeing its
         connection close, runs the job again elsewhere. Blocks until done (call it from a thread
-        of your own); idempotent."""
+        of your own); idempotent.
+
+        Args:
+            grace (float): Seconds the running job has to finish (a batch scheduler's time
+                between SIGTERM and SIGKILL, less a margin).
+            reason (str): What the log says the worker left for.
+        """
         rt = self._rt
         if rt is None:
             return

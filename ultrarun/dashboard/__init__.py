@@ -136,7 +136,7 @@ class Dashboard:
     Read-only. Bound to the loopback address by default; bound to any other address a random
     token (or ``token``) must be in every URL, and :attr:`url` carries it. With ``run_id`` and
     ``working_dir`` (the credentials file) or ``nameserver`` it also shows the dispatcher's
-    workers and queue. A context manager; :meth:`shutdown` is idempotent.
+    workers and queue. A context manager; ``shutdown`` is idempotent.
     """
 
     def __init__(self, directory: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0,

@@ -346,7 +346,7 @@ class Result(ResultExports):
     def get_id2config_mapping(self) -> dict[ConfigId, dict[str, Any]]:
         """``{config_id: {'config': ..., 'config_info': ...}}`` (deep copies). Looking up
         ``None`` (``get_incumbent_id()`` of a run without one) raises
-        :class:`~ultrarun.errors.NoSuccessfulRunError`, which says why (a ``KeyError``)."""
+        ``NoSuccessfulRunError``, which says why (a ``KeyError``)."""
         return _ConfigMapping(self, ((config_id, {"config": _copy(datum.config),
                                                   "config_info": _copy(datum.config_info)})
                                      for config_id, datum in self.data.items()))
