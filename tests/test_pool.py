@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ultrarun._pool import JobStateError, Pool, Report, move
-from ultrarun.executor import RetryPolicy
+from ultrarun._pool import Pool, Report
+from ultrarun.lifecycle import JobStateError, RetryPolicy, move
 from ultrarun.errors import ConfigurationError
 from ultrarun.job import Job, JobStatus, parse_job_message, parse_result_message
 from ultrarun.worker import Inbox

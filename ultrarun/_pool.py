@@ -2,7 +2,7 @@
 
 Every event (a job submitted, a worker's call, a ping's answer, a missed ping) is one method
 call; what must be sent in consequence comes back as return values, and time comes from an
-injected clock. A job's state changes in one place (:func:`move`). The rules (delivery by
+injected clock. Jobs move through the one lifecycle (:mod:`ultrarun.lifecycle`). The rules (delivery by
 sequence number, the worker's word wins, retries, durations) are stated once in
 docs/architecture.md, "The pool model and the worker's word".
 """
@@ -17,28 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .errors import ConfigurationError, JobError
-from .executor import Durations, RetryPolicy
 from .job import Job, JobStatus
+from .lifecycle import Durations, Lifecycle, RetryPolicy
 
 _MISSED_PINGS = 2  # pings a silent worker may miss in a row before it is lost
 _MAX_RESENDS = 5  # a worker that answers pings but never acknowledges a job is broken
-
-_MOVES = {
-    JobStatus.QUEUED: {JobStatus.RUNNING, JobStatus.CANCELLED},
-    JobStatus.RUNNING: {JobStatus.QUEUED} | {s for s in JobStatus if s.is_final},
-}
-
-
-class JobStateError(JobError):
-    """A job was asked to move where its lifecycle does not go (a bug, never a user's)."""
-
-
-def move(job: Job, to: JobStatus) -> None:
-    """The one place a job's state changes."""
-    if to not in _MOVES.get(job.status, ()):
-        raise JobStateError(f"job {job.id!r} cannot go from {job.status.name} to {to.name}")
-    job.status = to
-
 
 @dataclass(eq=False)
 class _Delivery:
@@ -142,8 +125,7 @@ class Pool:
                  clock: Any = time, durations: Durations | None = None):
         if type(prefetch) is not int or prefetch < 0:
             raise ConfigurationError(f"prefetch must be an int >= 0, got {prefetch!r}")
-        self.retry = retry or RetryPolicy()
-        self.durations = durations or Durations()
+        self.life = Lifecycle(retry, durations, clock)
         self.prefetch = prefetch
         self.address = address
         self.clock = clock
@@ -160,13 +142,23 @@ class Pool:
         self._marks = itertools.count(1)
         self._done = _Recent(4096)  # (worker, token, attempt) of results taken
 
+    @property
+    def retry(self) -> RetryPolicy:
+        return self.life.retry
+
+    @retry.setter
+    def retry(self, policy: RetryPolicy) -> None:
+        self.life.retry = policy
+
+    @property
+    def durations(self) -> Durations:
+        return self.life.durations
+
     # --------------------------------------------------------------------------------- jobs
     def submit(self, job: Job) -> None:
         if self.closed:
             raise JobError("the dispatcher is shut down")
-        if job.status is not JobStatus.QUEUED:
-            raise JobStateError(f"job {job.id!r} is {job.status.name}, not QUEUED")
-        job.timestamps.setdefault("submitted", self.clock.time())
+        self.life.submitted(job)
         self.queue.append(job)
 
     def cancel_queued(self, ids: Iterable[Any] | None = None) -> int:
@@ -327,17 +319,17 @@ class Pool:
         first = next(iter(state.jobs.values())) is delivery
         self._take(state, delivery)
         self._done.append((state.name, token, attempt))
-        job.duration = result.get("duration")
-        self.durations.record(job.kwargs.get("budget"), job.duration)
+        self.life.timed(job, result.get("duration"))
         if first:
             state.since = self.clock.monotonic()  # the job it holds next starts now
         state.jobs_done += 1
         status = result["status"]
-        if status in self.retry.retry_on and self.retry.again(job.attempt):
+        if self.retry.retries(status, job.attempt):
             self._requeue([delivery], state.name, f"it ended {status.name}, which is retried",
                           count_first=True)
         else:
-            self._finish(job, status, result.get("result"), result.get("exception"))
+            self._finish(job, status, result.get("result"), result.get("exception"),
+                         result.get("info"))
         self._file(state)
 
     # ---------------------------------------------------------------------------- assigning
@@ -354,9 +346,7 @@ class Pool:
         return sends
 
     def _deliver(self, job: Job, state: WorkerState) -> _Delivery:
-        move(job, JobStatus.RUNNING)
-        job.worker_name = state.name
-        job.timestamps["started"] = self.clock.time()
+        self.life.start(job, state.name)
         if not state.jobs:
             state.since = self.clock.monotonic()
         seq = self._seqs[state.name] = self._seqs.get(state.name, 0) + 1
@@ -419,23 +409,19 @@ class Pool:
         back = []
         for i, delivery in enumerate(deliveries):
             job = delivery.job
-            if i == 0 and count_first:
-                if not self.retry.again(job.attempt):
-                    self._finish(job, JobStatus.LOST, None, f"the worker running it was lost "
-                                 f"{job.attempt} times; last: {worker}: {reason}")
-                    continue
-                job.attempt += 1
-            move(job, JobStatus.QUEUED)
-            job.worker_name = None
+            costs = i == 0 and count_first
+            if costs and not self.retry.again(job.attempt):
+                self._finish(job, JobStatus.LOST, None, f"the worker running it was lost "
+                             f"{job.attempt} times; last: {worker}: {reason}")
+                continue
+            self.life.requeue(job, costs)
             self.events.append(("requeued", job, worker, reason))
             back.append(job)
         self.queue.extendleft(reversed(back))
 
-    def _finish(self, job: Job, status: JobStatus, result: Any, exception: str | None) -> None:
-        move(job, status)
-        job.result = result if status is JobStatus.SUCCESS else None
-        job.exception = exception
-        job.timestamps["finished"] = self.clock.time()
+    def _finish(self, job: Job, status: JobStatus, result: Any, exception: str | None,
+                info: dict | None = None) -> None:
+        self.life.finish(job, status, result, exception, info)
         self.counts[status] += 1
         self.finished.append(job)
 
@@ -488,4 +474,4 @@ class Pool:
         return out
 
 
-__all__ = ["Pool", "Report", "WorkerState", "JobStateError", "move", "key"]
+__all__ = ["Pool", "Report", "WorkerState", "key"]

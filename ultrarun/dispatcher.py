@@ -86,7 +86,7 @@ class Dispatcher(Executor):
                  ping_interval: float | None = None, nameserver: str = "localhost",
                  nameserver_port: int | None = None, host: str | None = None,
                  queue_callback: Callable[[int], Any] | None = None, *, secret: str | None = None,
-                 max_retries: int = 3, retry_on: Any = (), retry: RetryPolicy | None = None,
+                 max_retries: int = RetryPolicy.max_retries, retry_on: Any = (), retry: RetryPolicy | None = None,
                  timeout: float | None = None, prefetch: int = 0,
                  logger: logging.Logger | None = None, clock: Any = time, tls: Any = None):
         transport.configure_tls(tls)

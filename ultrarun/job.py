@@ -66,6 +66,8 @@ class Job:
             dispatcher's clock) and ``finished``.
         duration (float | None): Seconds the compute took, timed by the worker itself (None: it
             did not report it).
+        info (dict | None): What the run said besides its loss, as data: a successful one's
+            ``result['info']``, a failed one's ``error``, ``traceback``, ``attempts``, ...
     """
 
     id: Any
@@ -80,6 +82,8 @@ class Job:
     timestamps: dict[str, float] = field(default_factory=dict)
     #: seconds the compute took, timed by the worker itself (None: it did not report it)
     duration: float | None = None
+    #: the run's data besides its loss (a failed run's too: its result is None)
+    info: dict[str, Any] | None = None
 
     def time_it(self, which: str) -> None:
         """Record a timestamp (one of ``TIMESTAMP_KEYS``, or an evaluator's 'gathered')."""
