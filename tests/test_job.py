@@ -74,7 +74,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from ultrarun.errors import JobError  # noqa: E402
-from ultrarun.job import parse_job_message, parse_result_message  # noqa: E402
+from ultrarun.protocol import JobMessage, ResultMessage  # noqa: E402
 
 _SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(),
                      st.text(max_size=8), st.binary(max_size=8),
@@ -112,11 +112,12 @@ _JOB = {"token": 1, "attempt": 1, "id": "x", "kwargs": {"budget": 1.0},
 def test_any_job_message_is_taken_or_refused_with_its_field_named(changes, drop):
     message = {k: v for k, v in {**_JOB, **changes}.items() if k not in drop}
     try:
-        job = parse_job_message(message)
+        job = JobMessage.from_wire(message)
     except JobError as exc:
         assert any(name in str(exc) for name in [*_JOB, "a job", "dict"]), str(exc)
         return
-    assert type(job["token"]) is int and job["seq"] >= 1 and job["dispatcher"]
+    assert type(job.token) is int and job.seq >= 1 and job.dispatcher
+    assert JobMessage.from_wire(job.to_wire()).to_wire() == job.to_wire()
 
 
 @settings(max_examples=300, deadline=None)
@@ -126,9 +127,10 @@ def test_any_job_message_is_taken_or_refused_with_its_field_named(changes, drop)
               "result": _VALUES, "exception": _VALUES, "duration": _SCALARS})))
 def test_any_result_message_is_a_final_status_or_refused(message):
     try:
-        parsed = parse_result_message(message)
+        parsed = ResultMessage.from_wire(message)
     except JobError:
         return
-    assert parsed["status"].is_final
-    assert parsed["status"] is not JobStatus.SUCCESS or validate_result(parsed["result"])
-    assert parsed["duration"] is None or parsed["duration"] >= 0
+    assert parsed.status.is_final
+    assert parsed.status is not JobStatus.SUCCESS or validate_result(parsed.result)
+    assert parsed.duration is None or parsed.duration >= 0
+    assert ResultMessage.from_wire(parsed.to_wire()) == parsed

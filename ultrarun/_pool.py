@@ -19,6 +19,7 @@ from typing import Any, Iterable
 from .errors import ConfigurationError, JobError
 from .job import Job, JobStatus
 from .lifecycle import Durations, Lifecycle, RetryPolicy
+from .protocol import JobMessage, Report, ResultMessage
 
 _MISSED_PINGS = 2  # pings a silent worker may miss in a row before it is lost
 _MAX_RESENDS = 5  # a worker that answers pings but never acknowledges a job is broken
@@ -50,39 +51,6 @@ class WorkerState:
     @property
     def load(self) -> int:
         return len(self.jobs) + self.blocked
-
-
-@dataclass(frozen=True)
-class Report:
-    """A worker's word about the jobs it has from this dispatcher (a ping's answer, or sent
-    with each of its calls)."""
-
-    acked: int = 0
-    held: frozenset = frozenset()  # (token, attempt) received and not delivered
-    busy: bool = False  # computing anything at all
-    running: tuple | None = None  # (token, attempt) of ours it computes, if any
-
-    @classmethod
-    def parse(cls, raw: Any) -> "Report":
-        """From plain data; raises ``ValueError`` naming what is malformed."""
-        if not isinstance(raw, dict):
-            raise ValueError(f"a report must be a dict, got {type(raw).__name__}")
-        acked, held, running = raw.get("acked", 0), raw.get("held", ()), raw.get("running")
-        if type(acked) is not int or acked < 0:
-            raise ValueError(f"report['acked'] must be an int >= 0, got {acked!r}")
-        if not isinstance(held, (list, tuple)):
-            raise ValueError(f"report['held'] must be a list, got {type(held).__name__}")
-        return cls(acked, frozenset(key(pair, "report['held'] item") for pair in held),
-                   bool(raw.get("busy")), None if running is None else key(running,
-                                                                            "report['running']"))
-
-
-def key(pair: Any, what: str = "job key") -> tuple[int, int]:
-    """A job's ``(token, attempt)`` from plain data; ``ValueError`` if it is not one."""
-    if (not isinstance(pair, (list, tuple)) or len(pair) != 2
-            or not all(type(v) is int for v in pair)):
-        raise ValueError(f"{what} must be a pair of ints (token, attempt), got {pair!r}")
-    return pair[0], pair[1]
 
 
 _NUMBERS = (int, float)
@@ -262,7 +230,7 @@ class Pool:
                 resend.append(self._message(delivery))
         return resend, stale
 
-    def on_call(self, name: str, uri: str, report: Report, results: list[dict]
+    def on_call(self, name: str, uri: str, report: Report, results: list[ResultMessage]
                 ) -> tuple[list[dict], list[tuple[int, int]]]:
         """A worker's call (hello, results or heartbeat): take its results, repair what
         differs, maybe give it its next job. Returns what the answer carries (every job of it
@@ -305,9 +273,8 @@ class Pool:
         self._file(state)
         return sorted(report.held - mine)
 
-    def _result(self, state: WorkerState, result: dict) -> None:
-        """``result``: token, attempt, status (a JobStatus), result, exception, duration."""
-        token, attempt = result["token"], result["attempt"]
+    def _result(self, state: WorkerState, result: ResultMessage) -> None:
+        token, attempt = result.token, result.attempt
         delivery = state.jobs.get(token)
         if delivery is None or delivery.job.attempt != attempt:
             if (state.name, token, attempt) in self._done:
@@ -319,17 +286,16 @@ class Pool:
         first = next(iter(state.jobs.values())) is delivery
         self._take(state, delivery)
         self._done.append((state.name, token, attempt))
-        self.life.timed(job, result.get("duration"))
+        self.life.timed(job, result.duration)
         if first:
             state.since = self.clock.monotonic()  # the job it holds next starts now
         state.jobs_done += 1
-        status = result["status"]
+        status = result.status
         if self.retry.retries(status, job.attempt):
             self._requeue([delivery], state.name, f"it ended {status.name}, which is retried",
                           count_first=True)
         else:
-            self._finish(job, status, result.get("result"), result.get("exception"),
-                         result.get("info"))
+            self._finish(job, status, result.result, result.exception, result.info)
         self._file(state)
 
     # ---------------------------------------------------------------------------- assigning
@@ -357,8 +323,8 @@ class Pool:
 
     def _message(self, delivery: _Delivery) -> dict:
         job = delivery.job
-        return {"token": job.token, "attempt": job.attempt, "id": job.id, "kwargs": job.kwargs,
-                "dispatcher": self.address, "seq": delivery.seq}
+        return JobMessage(job.token, job.attempt, job.id, job.kwargs, self.address,
+                          delivery.seq).to_wire()
 
     def _free_slot(self, prefer: str | None = None) -> str | None:
         """The worker the next queued job should go to, or None to hold it for now.
@@ -474,4 +440,4 @@ class Pool:
         return out
 
 
-__all__ = ["Pool", "Report", "WorkerState", "key"]
+__all__ = ["Pool", "WorkerState"]
