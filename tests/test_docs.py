@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import enum
 import html
+import importlib
 import inspect
 import os
 import re
@@ -83,27 +84,58 @@ def _section(api: str, object_id: str) -> str:
     return api[start:start + 1 + following[0]] if following else api[start:]
 
 
+def _resolve(dotted: str) -> object | None:
+    """The object a rendered heading id names (``ultrarun.master.Master.run``), or None."""
+    parts = dotted.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[split:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            return None
+        return obj
+    return None
+
+
+def _named_parameters(obj: object) -> list[str]:
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in signature.parameters.values() if p.name not in ("self", "cls")
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
 def test_every_public_class_and_function_has_a_parameter_table(site):
-    """Google-style Args sections rendered by mkdocstrings as tables: every named parameter of
-    the signature has a row, with a type."""
+    """Google-style Args sections rendered by mkdocstrings as tables: every class, function
+    and method of the API reference that takes parameters has a table with a row for each
+    named parameter of its signature (exceptions and enums aside)."""
     api = (site / "api" / "index.html").read_text()
-    ids = {path.rsplit(".", 1)[1]: path for path in
-           re.findall(r"^::: (ultrarun\.[\w.]+)$", (DOCS / "api.md").read_text(), re.MULTILINE)}
-    missing = {}
-    for name, obj in _public_callables().items():
-        section = _section(api, ids[name])
-        params = [p.name for p in inspect.signature(obj).parameters.values()
-                  if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    ids = re.findall(r'<h\d id="(ultrarun\.[\w.]+)"', api)
+    public = {f"{obj.__module__}.{name}".split("._")[0] for name, obj in _public_callables().items()}
+    missing, checked = {}, set()
+    for object_id in ids:
+        obj = _resolve(object_id)
+        if (obj is None or not callable(obj) or isinstance(obj, type) and issubclass(
+                obj, (BaseException, enum.Enum))):
+            continue
+        params = _named_parameters(obj)
         if not params:
             continue
-        table = re.search(r"Parameters:</span>.*?<table>(.*?)</table>", section, re.DOTALL)
-        if table is None:
-            missing[name] = "no parameter table"
-            continue
-        rows = set(re.findall(r"<td>\s*<code>(\w+)</code>\s*</td>", table.group(1)))
+        checked.add(object_id.rsplit(".", 1)[1])
+        table = re.search(r"Parameters:</span>.*?<table>(.*?)</table>", _section(api, object_id),
+                          re.DOTALL)
+        rows = set(re.findall(r"<td>\s*<code>(\w+)</code>\s*</td>", table.group(1))) if table else set()
         if set(params) - rows:
-            missing[name] = sorted(set(params) - rows)
-    assert not missing, f"public API without a complete parameter table: {missing}"
+            missing[object_id] = sorted(set(params) - rows)
+    assert not missing, f"API entries without a complete parameter table: {missing}"
+    with_params = {name for name, obj in _public_callables().items() if _named_parameters(obj)}
+    assert with_params <= checked, f"not in the API reference: {sorted(with_params - checked)}"
+    assert public  # every public name resolved
 
 
 def test_api_headings_are_public_names_and_internals_are_hidden(site):

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 
+import Pyro4
 import Pyro4.message
 
 import pytest
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 from ultrarun import transport
 from ultrarun.config import config
-from ultrarun.errors import AuthenticationError, CommunicationError
+from ultrarun.errors import AuthenticationError, CommunicationError, ConfigurationError
 from ultrarun.security import make_certificates
 
 SECRET = "s3cret"
@@ -67,6 +68,37 @@ def test_calls_oneways_and_remote_errors(served):
         assert conn.call("add", 0) == 5
         with pytest.raises(AttributeError):
             conn.call("no_such_method")
+
+
+def test_importing_ultrarun_leaves_pyro4s_settings_as_they_were():
+    """Another Pyro4 user in the same process keeps its serializer, Nagle and oneway threads:
+    importing ultrarun changes none of Pyro4's global settings (docs/architecture.md)."""
+    code = ("import Pyro4; before = Pyro4.config.asDict(); import ultrarun, ultrarun.transport; "
+            "after = Pyro4.config.asDict(); "
+            "print(sorted(k for k in before if before[k] != after[k]))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ULTRARUN_TLS", "PYRO_"))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_connections_keep_their_own_settings_whatever_pyro4s_globals_say(served, monkeypatch):
+    """Marshal and no Nagle delay are set per connection: a process whose Pyro4 default is
+    serpent with Nagle still talks to ultrarun servers (which accept marshal only)."""
+    monkeypatch.setattr(Pyro4.config, "SERIALIZER", "serpent")
+    monkeypatch.setattr(Pyro4.config, "SOCK_NODELAY", False)
+    counter, _, uri = served
+    with transport.Connection(uri, SECRET, 5) as conn:
+        assert conn.call("add", 4) == 4
+        sock = conn._proxy._pyroConnection.sock
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def test_a_server_refuses_to_expose_unmarked_methods(monkeypatch):
+    monkeypatch.setattr(Pyro4.config, "REQUIRE_EXPOSE", False)
+    with pytest.raises(ConfigurationError, match="REQUIRE_EXPOSE"):
+        transport.Server(Counter(), SECRET).start()
 
 
 def test_a_wrong_secret_is_refused_with_a_clear_error(served):
@@ -163,14 +195,13 @@ def _frames(data: bytes) -> list[bytes]:
     return frames
 
 
-def _record_session(uri: str, server: transport.Server, calls: int = 1) -> _Relay:
-    """One legitimate connection through a recording relay: the handshake and ``calls``
-    calls (the relay records before it forwards, so all is recorded when they return)."""
+def _record_session(uri: str, server: transport.Server, add: int = 0) -> _Relay:
+    """One legitimate connection through a recording relay: the handshake and a call of
+    ``add(add)`` (the relay records before it forwards, so all is recorded when they return)."""
     relay = _Relay(server.location)
     with transport.Connection(relay.uri(uri), SECRET, 5) as conn:
         conn.connect()
-        for _ in range(calls):
-            conn.call("add", 0)
+        conn.call("add", add)
     return relay
 
 
@@ -497,9 +528,10 @@ _TYPES = st.sampled_from([Pyro4.message.MSG_CONNECT, Pyro4.message.MSG_CONNECTOK
 
 
 def _recording(uri: str, server: transport.Server) -> list[bytes]:
-    """The frames of one legitimate session (hello, proof, a call), both directions."""
+    """The frames of one legitimate session (hello, proof, a call of add(1)), both
+    directions."""
     if uri not in _recorded:
-        relay = _record_session(uri, server)
+        relay = _record_session(uri, server, add=1)
         _recorded[uri] = _frames(bytes(relay.sent)) + _frames(bytes(relay.answered))
     return _recorded[uri]
 
@@ -558,18 +590,31 @@ def _attacks(draw, frames: list[bytes]) -> bytes:
 def test_mutated_and_replayed_handshakes_never_authenticate(served, data):
     """Recorded frames of a legitimate session replayed in any order and either direction,
     with a byte flipped, truncated, their signed bytes cut differently under the same HMAC,
-    or forged with any type and annotations: the server never authenticates the sender, never
-    stops, and serves a party with the secret right afterwards."""
+    or forged with any type and annotations, on a new connection or after a legitimate
+    handshake on the same one: the server never authenticates the sender, never runs the
+    recorded call again, never stops, and serves a party with the secret right afterwards."""
     counter, server, uri = served
     frames = _recording(uri, server)
     attack = data.draw(_attacks(frames))
-    before = server.stats()["authenticated"]
-    with socket.create_connection(server.location, timeout=5) as sock:
+    hijack = data.draw(st.booleans())  # on a connection a party with the secret opened
+    before, n = server.stats()["authenticated"], counter.n
+    conn = transport.Connection(uri, SECRET, 5)
+    try:
+        if hijack:
+            conn.connect()
+            sock = conn._proxy._pyroConnection.sock
+        else:
+            sock = socket.create_connection(server.location, timeout=5)
         with contextlib.suppress(OSError):
             sock.sendall(attack)
             sock.shutdown(socket.SHUT_WR)
         _drain(sock)
-    assert server.stats()["authenticated"] == before, "authenticated without the secret"
+        sock.close()
+    finally:
+        conn.close()
+    assert server.stats()["authenticated"] == before + hijack, "authenticated without the secret"
+    assert counter.n == n, "a recorded call ran again"
+    assert server._thread.is_alive()
     with transport.Connection(uri, SECRET, 5) as conn:
         assert conn.call("add", 0) == counter.n
 

@@ -30,7 +30,17 @@ def _fidelity(budget: float, max_budget: float) -> float:
 
 
 def branin(config: dict[str, Any], budget: float, max_budget: float = 1.0) -> float:
-    """Multi-fidelity Branin on x1 in [-5, 10], x2 in [0, 15]; minimum 0.397887 at full budget."""
+    """Multi-fidelity Branin on x1 in [-5, 10], x2 in [0, 15]; minimum 0.397887 at full budget.
+
+    Args:
+        config (dict[str, Any]): ``{"x1": ..., "x2": ...}``.
+        budget (float): The budget; below ``max_budget`` the coefficients move away from the
+            true function's (a cheaper, less faithful version).
+        max_budget (float): The full budget.
+
+    Returns:
+        float: The loss.
+    """
     x1, x2 = float(config["x1"]), float(config["x2"])
     z = _fidelity(budget, max_budget)
     b = 5.1 / (4 * math.pi ** 2) - 0.01 * (1 - z)
@@ -45,7 +55,17 @@ def branin_space(seed: int | None = None) -> ConfigurationSpace:
 
 
 def hartmann6(config: dict[str, Any], budget: float, max_budget: float = 1.0) -> float:
-    """Multi-fidelity Hartmann6 on [0, 1]^6; minimum -3.32237 at full budget."""
+    """Multi-fidelity Hartmann6 on [0, 1]^6; minimum -3.32237 at full budget.
+
+    Args:
+        config (dict[str, Any]): ``{"x0": ..., ..., "x5": ...}``.
+        budget (float): The budget; below ``max_budget`` the coefficients move away from the
+            true function's (a cheaper, less faithful version).
+        max_budget (float): The full budget.
+
+    Returns:
+        float: The loss.
+    """
     x = np.array([float(config[f"x{i}"]) for i in range(6)])
     z = _fidelity(budget, max_budget)
     alpha = _H6_ALPHA - 0.1 * (1 - z)
@@ -58,7 +78,14 @@ def hartmann6_space(seed: int | None = None) -> ConfigurationSpace:
 
 
 class BraninWorker(Worker):
-    """Evaluates multi-fidelity Branin; ``sleep_per_budget`` seconds of pretend work per budget."""
+    """Evaluates multi-fidelity Branin (``branin``); ``info`` has the regret.
+
+    Args:
+        *args: The [Worker][ultrarun.worker.Worker]'s arguments (``run_id``, ...).
+        max_budget (float): The budget at which the function is the true one.
+        sleep_per_budget (float): Seconds of pretend work per unit of budget.
+        **kwargs: The [Worker][ultrarun.worker.Worker]'s keyword arguments.
+    """
 
     _problem, _optimum = staticmethod(branin), BRANIN_OPTIMUM
 
@@ -76,7 +103,14 @@ class BraninWorker(Worker):
 
 
 class Hartmann6Worker(BraninWorker):
-    """Evaluates multi-fidelity Hartmann6."""
+    """Evaluates multi-fidelity Hartmann6 (``hartmann6``); ``info`` has the regret.
+
+    Args:
+        *args: The [Worker][ultrarun.worker.Worker]'s arguments (``run_id``, ...).
+        max_budget (float): The budget at which the function is the true one.
+        sleep_per_budget (float): Seconds of pretend work per unit of budget.
+        **kwargs: The [Worker][ultrarun.worker.Worker]'s keyword arguments.
+    """
 
     _problem, _optimum = staticmethod(hartmann6), HARTMANN6_OPTIMUM
 

@@ -235,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ultrarun", formatter_class=_HelpFormatter,
         description="Hyperparameter optimisation on many machines: name server, workers, "
                     "dispatcher and multi-fidelity masters over Pyro4.",
-        epilog=_examples("ultrarun demo                      # a whole TPE run (successive halving) here",
+        epilog=_examples("ultrarun demo                      # a whole TPE run (successive "
+                         "halving) here",
                          "ultrarun COMMAND --help            # the options of COMMAND"))
     parser.add_argument("--version", action="version", version=f"ultrarun {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -365,8 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-workers", type=int, default=4, help="worker processes")
     p.add_argument("--output", default="demo_output",
                    help="result directory (configs.json, results.json, the journal, report/)")
-    p.add_argument("--n-iterations", type=int, default=4, help="iterations of the schedule to run (with the default, "
-                        "tpe, successive halving brackets)")
+    p.add_argument("--n-iterations", type=int, default=4,
+                   help="iterations of the schedule to run (with the default, tpe, "
+                        "successive halving brackets)")
     p.add_argument("--seconds", type=float,
                    help="run until this many seconds are used up instead of --n-iterations "
                         "(no job starts that would end later; default: off)")

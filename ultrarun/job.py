@@ -86,7 +86,12 @@ class Job:
     info: dict[str, Any] | None = None
 
     def time_it(self, which: str) -> None:
-        """Record a timestamp (one of ``TIMESTAMP_KEYS``, or an evaluator's 'gathered')."""
+        """Record the time now.
+
+        Args:
+            which (str): One of ``TIMESTAMP_KEYS`` (``submitted``, ``started``, ``finished``), or an
+                evaluator's ``gathered``.
+        """
         self.timestamps[which] = time.time()
 
     @property

@@ -30,11 +30,18 @@ MAX_PARAMETERS = 12  # panels in the parameter figure
 
 def parameters_vs_loss(result: Result, max_parameters: int = MAX_PARAMETERS,
                        configspace: Any = None) -> tuple:
-    """Every hyperparameter against the loss, one panel each, one dot per successful run where
-    the parameter is active, coloured by budget; log and category axes as docs/report.md says.
-    A parameter gets a log axis where ``configspace`` (the run's ``ConfigurationSpace``) says it
-    is log-scaled, never from the spread of the values. Returns ``(fig, axes)`` like the plots
-    of ``ultrarun.visualization``.
+    """Every hyperparameter against the loss, one panel each, one dot per successful run where the
+    parameter is active, coloured by budget; category axes as docs/report.md says.
+
+    Args:
+        result (Result): The run's result.
+        max_parameters (int): Panels at most (the first parameters by name).
+        configspace (ConfigurationSpace | None): The run's space: a parameter gets a log axis
+            where it says the parameter is log-scaled, never from the spread of the values (None:
+            linear axes).
+
+    Returns:
+        tuple: ``(fig, axes)``, like the plots of ``ultrarun.visualization``.
     """
     from matplotlib.figure import Figure
 
@@ -94,10 +101,19 @@ def _log_scaled(configspace: Any, name: str) -> bool:
         return False
 
 
-def idle_gaps(result: Result | list[Run], min_gap: float | None = None) -> list[tuple[float, float]]:
-    """``(start, end)`` of every stretch of at least ``min_gap`` seconds in which no run was in
-    progress, between the first start and the last finish: a master that stopped and was
-    resumed, or no worker. ``min_gap`` defaults to 2% of the run's span, at least 1 s."""
+def idle_gaps(result: Result | list[Run], min_gap: float | None = None
+              ) -> list[tuple[float, float]]:
+    """Every stretch in which no run was in progress, between the first start and the last finish:
+    a master that stopped and was resumed, or no worker.
+
+    Args:
+        result (Result | list[Run]): The run's result, or its runs.
+        min_gap (float | None): Seconds a stretch must last (default: 2% of the run's span, at
+            least 1 s).
+
+    Returns:
+        list[tuple[float, float]]: ``(start, end)`` of each gap.
+    """
     runs = result.get_all_runs() if isinstance(result, Result) else result
     spans = sorted((r.time_stamps["started"], r.time_stamps["finished"]) for r in runs
                    if r.time_stamps.get("started") is not None
@@ -115,8 +131,15 @@ def idle_gaps(result: Result | list[Run], min_gap: float | None = None) -> list[
 
 
 def rerun_jobs(directory: str | os.PathLike[str]) -> dict[tuple[Any, float], int]:
-    """``{(config_id, budget): attempt}`` of the jobs in a run's logs that ran more than once
-    (their worker was lost and the job was run again), from ``statuses.json``."""
+    """The jobs in a run's logs that ran more than once (their worker was lost and the job was run
+    again), from ``statuses.json``.
+
+    Args:
+        directory (str | PathLike): The run's result directory.
+
+    Returns:
+        dict[tuple[Any, float], int]: ``{(config_id, budget): attempt}``.
+    """
     reruns = {}
     for _, line in read_json_lines(Path(directory) / STATUSES_FILE):
         try:
@@ -132,7 +155,8 @@ def rerun_jobs(directory: str | os.PathLike[str]) -> dict[tuple[Any, float], int
 def _mark_time(ax: Any, gaps: list[tuple[float, float]], rerun_starts: list[float]) -> None:
     """Grey bands on the idle gaps and orange triangles at the re-run jobs' starts."""
     for i, (start, end) in enumerate(gaps):
-        ax.axvspan(start, end, color="0.85", zorder=0, label=None if i else "idle: no run in progress")
+        ax.axvspan(start, end, color="0.85", zorder=0,
+                   label=None if i else "idle: no run in progress")
     if rerun_starts:
         ax.plot(rerun_starts, [1.0] * len(rerun_starts), "v", color="tab:orange", markersize=7,
                 transform=ax.get_xaxis_transform(), clip_on=False, label="re-run job starts")
@@ -184,10 +208,20 @@ CAPTIONS: dict[str, str] = {
 
 def write_report(directory: str | os.PathLike[str], output_dir: str | os.PathLike[str] | None = None,
                  top: int = 10, refresh: float | None = None) -> Path:
-    """Write the report of the run logged in ``directory`` and return the path of its ``index.html``.
+    """Write the report of the run logged in ``directory``; existing report files are replaced.
 
-    ``output_dir`` defaults to ``<directory>/report``; existing report files there are replaced.
-    With ``refresh`` (seconds) the page reloads itself that often (see ``watch_report``).
+    Args:
+        directory (str | PathLike): The run's result directory (``configs.json``, ...).
+        output_dir (str | PathLike | None): Where to write (default ``<directory>/report``).
+        top (int): Rows of the best configurations.
+        refresh (float | None): Seconds after which the page reloads itself (see
+            ``watch_report``).
+
+    Returns:
+        Path: The path of its ``index.html``.
+
+    Raises:
+        FileNotFoundError: The directory holds no result logs.
     """
     directory = Path(directory)
     result = logged_results_to_HBS_result(directory)
@@ -200,9 +234,21 @@ def write_report(directory: str | os.PathLike[str], output_dir: str | os.PathLik
 def write_result_report(result: Result, output_dir: str | os.PathLike[str], title: str = "ultrarun report",
                         top: int = 10, refresh: float | None = None, configspace: Any = None,
                         reruns: dict[tuple[Any, float], int] | None = None) -> Path:
-    """Write the report of an in-memory ``Result`` (e.g. the one a master returned);
-    ``configspace`` decides the parameters' log axes, ``reruns`` (``rerun_jobs``) marks the
-    jobs that ran again."""
+    """Write the report of an in-memory ``Result`` (e.g. the one a master returned).
+
+    Args:
+        result (Result): The run's result.
+        output_dir (str | PathLike): Where to write.
+        title (str): The page's title.
+        top (int): Rows of the best configurations.
+        refresh (float | None): Seconds after which the page reloads itself.
+        configspace (ConfigurationSpace | None): Decides the parameters' log axes.
+        reruns (dict[tuple[Any, float], int] | None): The jobs that ran again
+            (``rerun_jobs``), marked in the report.
+
+    Returns:
+        Path: The path of its ``index.html``.
+    """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     reruns = reruns or {}
@@ -228,12 +274,24 @@ def write_result_report(result: Result, output_dir: str | os.PathLike[str], titl
 def watch_report(directory: str | os.PathLike[str], output_dir: str | os.PathLike[str] | None = None,
                  interval: float = 5.0, count: int | None = None,
                  stop: threading.Event | None = None) -> Path:
-    """Rewrite the report whenever the run's logs change, every ``interval`` seconds, until
-    ``stop`` is set or after ``count`` rounds; meanwhile the page reloads itself as often. The
-    last report written does not reload. Returns the page's path.
+    """Rewrite the report whenever the run's logs change, until stopped.
 
-    Started before the run's first result, it waits for the logs and says so once (at WARNING);
-    if they never come, the last round raises ``FileNotFoundError`` as ``write_report``.
+    Meanwhile the page reloads itself every ``interval`` seconds, keeping the reader's place;
+    the last report written does not reload. Started before the run's first result, it waits
+    for the logs and says so once (at WARNING).
+
+    Args:
+        directory (str | PathLike): The run's result directory.
+        output_dir (str | PathLike | None): Where to write (default ``<directory>/report``).
+        interval (float): Seconds between two looks at the logs.
+        count (int | None): Stop after this many rounds (None: until ``stop`` is set).
+        stop (threading.Event | None): Set it to stop.
+
+    Returns:
+        Path: The page's path.
+
+    Raises:
+        FileNotFoundError: No result logs appeared before the last round.
     """
     stop = stop or threading.Event()
     directory = Path(directory)
@@ -263,7 +321,15 @@ def _logs_state(directory: Path) -> tuple:
 
 
 def summary(result: Result) -> dict[str, Any]:
-    """The numbers the report shows, as plain data (also handy in tests and notebooks)."""
+    """The numbers the report shows, as plain data (also handy in tests and notebooks).
+
+    Args:
+        result (Result): The run's result.
+
+    Returns:
+        dict[str, Any]: Configurations, runs, runs by status, budgets, the best per budget, the
+            incumbent and the wall time.
+    """
     runs = result.get_all_runs()
     finished = [r.time_stamps.get("finished") for r in runs if r.time_stamps.get("finished") is not None]
     return {
@@ -280,7 +346,16 @@ def summary(result: Result) -> dict[str, Any]:
 def best_configurations(result: Result, top: int = 10) -> list[Run]:
     """The ``top`` configurations, each by its run on the largest budget it finished successfully.
 
-    Ordered by that budget (largest first), then by loss, so the HpBandSter incumbent comes first.
+    Ordered by that budget (largest first), then by loss, so the HpBandSter incumbent comes
+    first; the report shows each budget apart, as losses on different budgets are not
+    comparable.
+
+    Args:
+        result (Result): The run's result.
+        top (int): How many.
+
+    Returns:
+        list[Run]: The runs.
     """
     best = []
     for config_id in result.data:
@@ -292,15 +367,29 @@ def best_configurations(result: Result, top: int = 10) -> list[Run]:
 
 
 def budget_correlations(result: Result) -> list[tuple[float, float, float, int]]:
-    """``(budget, next budget, rho, n)`` for each pair of neighbouring budgets (rho is NaN with
-    fewer than 3 configurations on both, or constant losses)."""
+    """The rank correlation of the losses on each pair of neighbouring budgets.
+
+    Args:
+        result (Result): The run's result.
+
+    Returns:
+        list[tuple[float, float, float, int]]: ``(budget, next budget, rho, n)``; rho is NaN with
+            fewer than 3 configurations on both, or constant losses.
+    """
     runs = result.get_all_runs()
     budgets = sorted({r.budget for r in runs if r.loss is not None and math.isfinite(r.loss)})
     return visualization._rank_correlations(runs, zip(budgets, budgets[1:]))
 
 
 def min_budget_advice(result: Result) -> str:
-    """One sentence on what the smallest budgets' correlation says about ``min_budget``."""
+    """One sentence on what the smallest budgets' correlation says about ``min_budget``.
+
+    Args:
+        result (Result): The run's result.
+
+    Returns:
+        str: The sentence.
+    """
     pairs = budget_correlations(result)
     if not pairs:
         return "With runs on one budget only, there is nothing to compare yet."
@@ -324,7 +413,19 @@ def min_budget_advice(result: Result) -> str:
 def render_html(result: Result, title: str, figure_files: list[str], top: int = 10,
                 refresh: float | None = None,
                 reruns: dict[tuple[Any, float], int] | None = None) -> str:
-    """The report page; every value from the run is HTML-escaped."""
+    """The report page; every value from the run is HTML-escaped.
+
+    Args:
+        result (Result): The run's result.
+        title (str): The page's title.
+        figure_files (list[str]): The figures' file names, in page order.
+        top (int): Rows of the best configurations.
+        refresh (float | None): Seconds after which the page reloads itself.
+        reruns (dict[tuple[Any, float], int] | None): The jobs that ran again.
+
+    Returns:
+        str: The HTML.
+    """
     info = summary(result)
     gaps, reruns = idle_gaps(result), reruns or {}
     id2conf = result.get_id2config_mapping()

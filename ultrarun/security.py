@@ -29,7 +29,14 @@ _known_secrets: dict[int, str] = {}
 
 @dataclass(frozen=True)
 class Credentials:
-    """What a worker on another node needs to join a run (the credentials file's content)."""
+    """What a worker on another node needs to join a run (the credentials file's content).
+
+    Args:
+        host (str): The name server's address.
+        port (int): Its port.
+        run_id (str): The run's id.
+        secret (str): The run secret.
+    """
 
     host: str
     port: int
@@ -38,15 +45,30 @@ class Credentials:
 
     def write(self, directory: str | os.PathLike) -> Path:
         """Write the file with mode 0600, atomically (a reader never sees half a file; see
-        ``_files.write_atomic`` for what a planted file or link can do: nothing)."""
+        ``_files.write_atomic`` for what a planted file or link can do: nothing).
+
+        Args:
+            directory (str | PathLike): The run's shared directory.
+        """
         path = credentials_path(directory, self.run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         return _write_private(path, json.dumps(asdict(self)).encode())
 
     @classmethod
     def read(cls, directory: str | os.PathLike, run_id: str) -> "Credentials":
-        """Read the credentials file of ``run_id``; raises ``FileNotFoundError`` if absent and
-        ``UnsafeFileError`` if anyone but this user could have written or read it."""
+        """Read the credentials file of ``run_id``.
+
+        Args:
+            directory (str | PathLike): The run's shared directory.
+            run_id (str): The run's id.
+
+        Returns:
+            Credentials: Host, port, run id and secret.
+
+        Raises:
+            FileNotFoundError: There is no such file.
+            UnsafeFileError: Anyone but this user could have written or read it.
+        """
         path = credentials_path(directory, run_id)
         raw = read_private(path)
         try:
@@ -130,7 +152,15 @@ def forget_secret(port: int) -> None:
 
 def resolve_secret(secret: str | None = None, nameserver_port: int | None = None) -> str:
     """The secret to use: explicit argument, a name server of this process on that port,
-    ``ULTRARUN_SECRET``, then the per-user secret."""
+    ``ULTRARUN_SECRET``, then the per-user secret.
+
+    Args:
+        secret (str | None): The explicit secret.
+        nameserver_port (int | None): The port of a name server this process started.
+
+    Returns:
+        str: The secret.
+    """
     if secret:
         return secret
     if nameserver_port is not None:

@@ -2,8 +2,9 @@
 
 No other module imports Pyro4 or touches a ``_pyro`` name (``tests/test_architecture.py``
 checks it), so a move to Pyro5 is a change in this file only. What every server and connection
-made here guarantees (signed and fresh messages, marshal only, our own selector loop that hands
-Pyro only complete messages, size limits, deadlines, connection bounds, optional two-way TLS)
+made here guarantees (authentication bound to each connection, signed and fresh messages,
+marshal only, our own selector loop that hands Pyro only complete messages, size limits and a
+buffer budget, deadlines, connection and descriptor bounds, optional two-way TLS)
 is stated once, with the test of each guarantee, in docs/security.md and docs/architecture.md
 ("The servers: our loop, Pyro's messages"). A :class:`Connection` is used by one thread at a time.
 """
@@ -42,12 +43,10 @@ from .errors import (AuthenticationError, CommunicationError, CommunicationTimeo
 
 log = logging.getLogger(__name__)
 
-# Process-wide Pyro settings. Oneway calls run inline: ours only enqueue work.
-Pyro4.config.ONEWAY_THREADED = False
-Pyro4.config.SERIALIZER = "marshal"
-Pyro4.config.REQUIRE_EXPOSE = True
-Pyro4.config.SOCK_NODELAY = True  # small request/reply messages: no Nagle delay
-
+# Importing ultrarun changes none of Pyro4's settings: serializer and Nagle are set per
+# connection. Two process-wide ones are set when this module first serves or connects (Pyro4
+# reads them from its global config only; docs/architecture.md, "The servers"): ONEWAY_THREADED
+# off (our oneway methods only enqueue work) and MAX_MESSAGE_SIZE; with TLS also SSL.
 _settings_lock = threading.Lock()
 DEFAULT_NAMESERVER_PORT = 9090
 
@@ -80,7 +79,10 @@ _OUT_OF_FDS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM
 # write a message that carries both of this connection's nonces; the counter must grow, and
 # answers mirror the token, so neither side takes a message recorded elsewhere, an old one, or
 # its own sent back. A connection is authenticated when its proof arrives, not at MSG_CONNECT
-# (which anyone who recorded one can send again).
+# (which anyone who recorded one can send again). The HMAC is over the values concatenated
+# (keys and header are not covered), so signed bytes can be re-cut between data and
+# annotations: no signed message but this connection's own requests holds c + s + a counter
+# in a row, and those are used up (test_transport.py fuzzes exactly this).
 def _answer_token(request: bytes) -> bytes:
     """The token an answer to ``request`` carries: the two nonces swapped, the same counter."""
     return (request[_NONCE_SIZE:2 * _NONCE_SIZE] + request[:_NONCE_SIZE]
@@ -182,9 +184,22 @@ def encoded_size(value: Any) -> int:
     return len(marshal.dumps(value))
 
 
+def _buffer_budget() -> int:
+    """Bytes one server buffers over all its connections (MAX_BUFFERED); one message of the
+    largest size always fits."""
+    return max(int(config.MAX_BUFFERED), int(config.MAX_MESSAGE_SIZE))
+
+
 def _apply_limits() -> None:
-    """Proxies refuse answers (and requests) over the size limit as well."""
+    """The process-wide settings this module needs once it serves or connects (see the top of
+    this module): proxies refuse answers over the size limit as well, and oneway calls run
+    inline. A daemon that would expose unmarked methods (``PYRO_REQUIRE_EXPOSE=False``) is
+    refused rather than changed back."""
+    if not Pyro4.config.REQUIRE_EXPOSE:
+        raise ConfigurationError("Pyro4's REQUIRE_EXPOSE is off (PYRO_REQUIRE_EXPOSE): every "
+                                 "method of ultrarun's servers would be callable; unset it")
     Pyro4.config.MAX_MESSAGE_SIZE = int(config.MAX_MESSAGE_SIZE)
+    Pyro4.config.ONEWAY_THREADED = False
 
 
 # ------------------------------------------------------------------------------------------ TLS
@@ -542,7 +557,7 @@ class _Loop:
             self.stats["refused_size"] += 1
             self.close(peer, f"message of {size} bytes announced, the limit is {limit}")
             return None
-        budget = max(config.MAX_BUFFERED, config.MAX_MESSAGE_SIZE)
+        budget = _buffer_budget()
         if self.buffered + size > budget:
             self.stats["refused_budget"] += 1
             self.warn("budget", "refused a message of %d bytes from %s: %d bytes are buffered "
@@ -658,7 +673,7 @@ class _Loop:
         self.buffered += len(data)
         if len(peer.outbox) > 4 * config.MAX_MESSAGE_SIZE:
             self.close(peer, "does not read its answers")
-        elif self.buffered > max(config.MAX_BUFFERED, config.MAX_MESSAGE_SIZE):
+        elif self.buffered > _buffer_budget():
             self.stats["refused_budget"] += 1
             self.warn("budget", "closed %s: it does not read its answers and the server's "
                       "buffer budget is used up (MAX_BUFFERED)", peer.address)
@@ -867,6 +882,8 @@ class _Proxy(Pyro4.core.Proxy):
                     "the server's handshake answer is not for this connection (replayed?), "
                     "or it is not an ultrarun daemon of this version")
             state.update(_ur_token=client + bytes(server), _ur_count=0, _ur_sent=None)
+            with contextlib.suppress(OSError):  # small request/reply messages: no Nagle delay
+                self._pyroConnection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._ur_prove()
         elif msgtype == Pyro4.message.MSG_RESULT and not self._ur_echoed(annotations):
             raise Pyro4.errors.SecurityError("an answer that does not echo this request "

@@ -29,6 +29,15 @@ def losses_over_time(result: RunsOrResult, get_loss_from_run_fn: Callable[[Run],
 
     Given a ``Result``, the incumbent trajectory (HpBandSter's ``get_incumbent_trajectory``) is
     drawn in black; failed runs are marked with red crosses along the top edge.
+
+    Args:
+        result (Result | list[Run]): A result, or (as HpBandSter's) a list of runs.
+        get_loss_from_run_fn (Callable[[Run], float]): The value drawn for a run.
+        cmap (Any): A matplotlib colormap (name) for the budgets.
+        show (bool): Call ``plt.show()``.
+
+    Returns:
+        tuple: ``(fig, ax)``.
     """
     runs = _runs(result)
     fig, ax = _figure("Losses for different budgets over time")
@@ -62,8 +71,16 @@ def concurrent_runs_over_time(result: RunsOrResult, num_points: int | None = Non
                               show: bool = False) -> "FigAx":
     """Number of runs in progress over time: how busy the workers were.
 
-    Counted exactly from the start and finish events (HpBandSter sampled ``num_points`` points;
-    the argument is accepted and not needed).
+    Counted exactly from the start and finish events.
+
+    Args:
+        result (Result | list[Run]): A result, or (as HpBandSter's) a list of runs.
+        num_points (int | None): Accepted for HpBandSter's signature (it sampled that many
+            points) and not needed.
+        show (bool): Call ``plt.show()``.
+
+    Returns:
+        tuple: ``(fig, ax)``.
     """
     runs = [r for r in _runs(result) if _has(r, "started") and _has(r, "finished")]
     fig, ax = _figure("Concurrent runs over time (worker utilisation)")
@@ -81,7 +98,15 @@ def concurrent_runs_over_time(result: RunsOrResult, num_points: int | None = Non
 
 
 def finished_runs_over_time(result: RunsOrResult, show: bool = False) -> "FigAx":
-    """Cumulative number of finished runs (failed ones included) over time, one line per budget."""
+    """Cumulative number of finished runs (failed ones included) over time, one line per budget.
+
+    Args:
+        result (Result | list[Run]): A result, or (as HpBandSter's) a list of runs.
+        show (bool): Call ``plt.show()``.
+
+    Returns:
+        tuple: ``(fig, ax)``.
+    """
     runs = [r for r in _runs(result) if _has(r, "finished")]
     fig, ax = _figure("Finished runs over time")
     if not runs:
@@ -95,8 +120,18 @@ def finished_runs_over_time(result: RunsOrResult, show: bool = False) -> "FigAx"
 
 
 def correlation_across_budgets(result: RunsOrResult, show: bool = False) -> "FigAx":
-    """Spearman rank correlation of the losses of the same configurations on pairs of budgets,
-    with their number n; grey cells have not enough data. How to read it: docs/report.md."""
+    """Spearman rank correlation of the losses of the same configurations on pairs of budgets.
+
+    Each cell shows rho and the number n of configurations on both budgets; grey cells have not
+    enough data. How to read it: docs/report.md.
+
+    Args:
+        result (Result | list[Run]): A result, or (as HpBandSter's) a list of runs.
+        show (bool): Call ``plt.show()``.
+
+    Returns:
+        tuple: ``(fig, ax)``.
+    """
     runs = _runs(result)
     fig, ax = _figure("Rank correlation of the loss across budgets")
     budgets = _budgets(runs)
@@ -130,10 +165,18 @@ def correlation_across_budgets(result: RunsOrResult, show: bool = False) -> "Fig
 def performance_histogram_model_vs_random(result: RunsOrResult, id2conf: dict | None = None,
                                           show: bool = False) -> "FigAx":
     """Histograms of the losses of model-based picks (left) and random picks (right), a row per
-    budget: how much the model helped. Returns ``(fig, axes)`` with ``axes[row] = (model, random)``.
+    budget: how much the model helped.
 
     A configuration counts as model-based when its ``config_info['model_based_pick']`` is true
-    (BOHB's samplers set it); ``id2conf`` defaults to the result's own mapping.
+    (BOHB's samplers set it).
+
+    Args:
+        result (Result | list[Run]): A result, or (as HpBandSter's) a list of runs.
+        id2conf (dict | None): ``result.get_id2config_mapping()``; needed with a list of runs.
+        show (bool): Call ``plt.show()``.
+
+    Returns:
+        tuple: ``(fig, axes)`` with ``axes[row] = (model, random)``.
     """
     runs = _runs(result)
     if id2conf is None:
@@ -165,8 +208,19 @@ def performance_histogram_model_vs_random(result: RunsOrResult, id2conf: dict | 
 
 def default_tool_tips(result: Result, learning_curves: dict, include_run_info: bool = False
                       ) -> dict[Any, str]:
-    """HpBandSter's tool-tip texts for ``interactive_HBS_plot``: per configuration its id, the
-    duration of its longest successful run, its config and config_info, and its losses."""
+    """HpBandSter's tool-tip texts for ``interactive_HBS_plot``.
+
+    Per configuration its id, the duration of its longest successful run, its config and
+    config_info, and its losses.
+
+    Args:
+        result (Result): The run's result.
+        learning_curves (dict): ``result.get_learning_curves()``.
+        include_run_info (bool): Add each run's ``info``.
+
+    Returns:
+        dict: ``{config_id: text}``.
+    """
     id2conf = result.get_id2config_mapping()
     tips = {}
     for config_id in learning_curves:
@@ -197,10 +251,24 @@ def interactive_HBS_plot(learning_curves: dict, tool_tip_strings: dict | None = 
     """Every learning curve (``result.get_learning_curves()``) as a line, to explore by hand.
 
     Check boxes on the left show or hide the curves of each iteration (warm-start data is
-    iteration -1); "None"/"All" hide or show them all. Hovering over a curve shows its tool tip
-    (``tool_tip_strings[config_id]``, e.g. from ``default_tool_tips``, else the id), and a
-    click pins it until clicked again. Returns ``(fig, ax, check_buttons, none_button,
-    all_button)``, as HpBandSter's; keep them referenced, or the widgets stop answering.
+    iteration -1); "None"/"All" hide or show them all. Hovering over a curve shows its tool tip,
+    and a click pins it until clicked again. Keep the returned widgets referenced, or they stop
+    answering.
+
+    Args:
+        learning_curves (dict): ``{config_id: curves}``, from ``result.get_learning_curves()``.
+        tool_tip_strings (dict | None): ``{config_id: text}``, e.g. from ``default_tool_tips``
+            (None: the id).
+        log_y (bool): A log loss axis.
+        log_x (bool): A log budget axis.
+        reset_times (bool): Accepted for HpBandSter's signature.
+        color_map (str): A matplotlib colormap name for the iterations.
+        colors_floats (Iterable[float] | None): A colour value in [0, 1] per iteration.
+        title (str): The figure's title.
+        show (bool): Call ``plt.show()``.
+
+    Returns:
+        tuple: ``(fig, ax, check_buttons, none_button, all_button)``, as HpBandSter's.
     """
     from matplotlib.widgets import Button, CheckButtons
 
@@ -324,7 +392,14 @@ def _rank_correlations(runs: Iterable[Run], budget_pairs: Iterable[tuple[float, 
 
 
 def spearman(pairs: list[tuple[float, float]]) -> float:
-    """Spearman's rho (average ranks for ties); NaN for fewer than 3 pairs or a constant side."""
+    """Spearman's rho (average ranks for ties).
+
+    Args:
+        pairs (list[tuple[float, float]]): The paired values.
+
+    Returns:
+        float: rho; NaN for fewer than 3 pairs or a constant side.
+    """
     if len(pairs) < 3:
         return math.nan
     a, b = (_ranks(np.asarray(column, dtype=float)) for column in zip(*pairs))
@@ -376,7 +451,11 @@ def _figure(title: str, nrows: int = 1, ncols: int = 1, **subplot_kw: Any) -> tu
 
 
 def close(fig: "Figure") -> None:
-    """Close a figure these functions made (pyplot keeps every figure until it is closed)."""
+    """Close a figure these functions made (pyplot keeps every figure until it is closed).
+
+    Args:
+        fig (Figure): The figure.
+    """
     _pyplot().close(fig)
 
 

@@ -181,7 +181,14 @@ class ASHAIterGenerator(BaseIterGenerator):
         return ASHA(iteration, self._budgets, sampler, **kwargs)
 
     def num_jobs(self, iteration: int) -> int | None:
-        """``max_jobs``: ASHA's job count depends on the order in which results arrive."""
+        """``max_jobs``: ASHA's job count depends on the order in which results arrive.
+
+        Args:
+            iteration (int): The iteration's index.
+
+        Returns:
+            int | None: ``max_jobs`` (None when unbounded).
+        """
         return self.max_jobs
 
 

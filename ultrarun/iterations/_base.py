@@ -97,8 +97,12 @@ class BaseIteration(abc.ABC):
     def get_next_run(self, fits: Fits | None = None) -> Run | None:
         """The next ``(config_id, config, budget)`` to run, or None while waiting for results.
 
-        With ``fits``, only a run whose budget fits is handed out (the master passes its
-        deadline estimate, so a run does not start a job that would outlast the time left).
+        Args:
+            fits (Fits | None): Only a run whose budget fits is handed out (the master passes its
+                deadline estimate, so a run does not start a job that would outlast the time left).
+
+        Returns:
+            tuple | None: ``(config_id, config, budget)``, or None.
         """
 
     @property
@@ -115,8 +119,15 @@ class BaseIteration(abc.ABC):
                         status: JobStatus = JobStatus.SUCCESS, info: Any = None) -> None:
         """Record the result of a run handed out by ``get_next_run``.
 
-        ``loss`` None, NaN or a failed ``status`` (CRASHED, TIMEOUT, LOST, ...) counts as +inf: the
-        stage still completes, and the configuration is never promoted.
+        A failed run counts as +inf: the stage still completes, and the configuration is never
+        promoted.
+
+        Args:
+            config_id (ConfigId): The run's configuration.
+            budget (float): The run's budget.
+            loss (float | None): Its loss; None or NaN counts as a failure.
+            status (JobStatus): Its final status; CRASHED, TIMEOUT, LOST, ... count as failures.
+            info (Any): What the compute returned besides the loss.
         """
         datum = self.data.get(tuple(config_id))  # type: ignore[arg-type]
         if datum is None:
@@ -179,7 +190,16 @@ class BaseIterGenerator(abc.ABC):
     @abc.abstractmethod
     def get_next_iteration(self, iteration: int, sampler: Sampler,
                            **iteration_kwargs: Any) -> BaseIteration:
-        """The iteration with index ``iteration`` (0, 1, 2, ...), sampling through ``sampler``."""
+        """The iteration with index ``iteration``.
+
+        Args:
+            iteration (int): Its index (0, 1, 2, ...).
+            sampler (Sampler): ``sampler(budget, n) -> [(config, config_info), ...]``.
+            **iteration_kwargs: Passed to the iteration's constructor.
+
+        Returns:
+            BaseIteration: The iteration.
+        """
 
     @property
     @abc.abstractmethod
@@ -188,7 +208,14 @@ class BaseIterGenerator(abc.ABC):
 
     @abc.abstractmethod
     def num_jobs(self, iteration: int) -> int | None:
-        """Jobs iteration ``iteration`` runs if nothing fails (None when unbounded)."""
+        """Jobs an iteration runs if nothing fails.
+
+        Args:
+            iteration (int): The iteration's index.
+
+        Returns:
+            int | None: The number of jobs (None when unbounded).
+        """
 
 
 __all__ = ["BaseIteration", "BaseIterGenerator", "ConfigId", "ConfigStatus", "Datum", "Fits", "Run",

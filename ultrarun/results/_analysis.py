@@ -56,14 +56,31 @@ class Run:
 
     @classmethod
     def from_job(cls, job: Job) -> "Run":
-        """The run a finished job stands for (absolute time stamps, as the job has them)."""
+        """The run a finished job stands for (absolute time stamps, as the job has them).
+
+        Args:
+            job (Job): A finished job.
+
+        Returns:
+            Run: The run.
+        """
         config_id, budget, loss, info, time_stamps, error_logs, status = _job_fields(job)
         return cls(config_id, budget, loss, info, dict(time_stamps), error_logs, status)
 
 
 @dataclass
 class ConfigRecord:
-    """Everything known about one configuration, keyed by budget (HpBandSter's ``Datum``)."""
+    """Everything known about one configuration, keyed by budget (HpBandSter's ``Datum``).
+
+    Args:
+        config (dict[str, Any]): The configuration.
+        config_info (Any): What the optimizer said about it (``model_based_pick``, ...).
+        results (dict[float, dict[str, Any] | None]): ``{budget: {"loss", "info"} or None}``.
+        time_stamps (dict[float, dict[str, float]]): ``{budget: {"submitted", "started",
+            "finished"}}``.
+        exceptions (dict[float, str | None]): ``{budget: error text or None}``.
+        statuses (dict[float, JobStatus]): ``{budget: JobStatus}``.
+    """
 
     config: dict[str, Any]
     config_info: Any = field(default_factory=dict)
@@ -74,7 +91,15 @@ class ConfigRecord:
 
     def add(self, budget: float, time_stamps: Mapping[str, float], result: Mapping[str, Any] | None,
             exception: str | None, status: JobStatus | None = None) -> None:
-        """Record the run on ``budget``; a later run on the same budget replaces it (as HpBandSter)."""
+        """Record the run on ``budget``; a later run on the same budget replaces it (as HpBandSter).
+
+        Args:
+            budget (float): The run's budget.
+            time_stamps (Mapping[str, float]): ``submitted``, ``started``, ``finished``.
+            result (Mapping[str, Any] | None): ``{"loss": ..., "info": ...}``, None if it failed.
+            exception (str | None): Why it failed.
+            status (JobStatus | None): Its status (None: inferred from the result).
+        """
         self.time_stamps[budget] = dict(time_stamps)
         self.results[budget] = None if result is None else dict(result)
         self.exceptions[budget] = exception
@@ -85,7 +110,7 @@ class ConfigRecord:
 class BestConfig:
     """The best configuration of a run, what ``Result.best_config`` returns.
 
-    Attributes:
+    Args:
         config (dict[str, Any]): The configuration (a copy), e.g. ``{"x": 0.31}``.
         loss (float): Its loss on ``budget``.
         budget (float): The largest budget any configuration finished with a loss.
@@ -240,8 +265,17 @@ class Result(ResultExports):
 
     def get_incumbent_trajectory(self, all_budgets: bool = True, bigger_is_better: bool = True,
                                  non_decreasing_budget: bool = True) -> dict[str, list[Any]]:
-        """The incumbent over time, exactly as HpBandSter computes it (the rules and the options:
-        docs/results.md): ``{'config_ids', 'times_finished', 'budgets', 'losses'}``.
+        """The incumbent over time, exactly as HpBandSter computes it (the rules: docs/results.md).
+
+        Args:
+            all_budgets (bool): Use the runs of every budget (False: only ``max_budget``'s).
+            bigger_is_better (bool): A run on a larger budget replaces the incumbent whatever its
+                loss.
+            non_decreasing_budget (bool): A run on a smaller budget than the incumbent's never
+                replaces it.
+
+        Returns:
+            dict[str, list]: ``{"config_ids", "times_finished", "budgets", "losses"}``.
         """
         all_runs = self.get_all_runs(only_largest_budget=not all_budgets)
         if not all_budgets:
@@ -267,7 +301,14 @@ class Result(ResultExports):
 
     # --- runs and configs -----------------------------------------------------------------------
     def get_runs_by_id(self, config_id: ConfigId) -> list[Run]:
-        """The runs of one configuration, by ascending budget (so ``[-1]`` is the longest)."""
+        """The runs of one configuration, by ascending budget (so ``[-1]`` is the longest).
+
+        Args:
+            config_id (ConfigId): The configuration's id.
+
+        Returns:
+            list[Run]: Its runs.
+        """
         datum = self.data[config_id]
         return sorted((Run(config_id, budget, (result or {}).get("loss"), (result or {}).get("info"),
                            datum.time_stamps.get(budget, {}), datum.exceptions.get(budget),
@@ -275,7 +316,14 @@ class Result(ResultExports):
                        for budget, result in datum.results.items()), key=lambda r: r.budget)
 
     def get_all_runs(self, only_largest_budget: bool = False) -> list[Run]:
-        """All runs; with ``only_largest_budget`` only the longest run of each configuration."""
+        """All runs.
+
+        Args:
+            only_largest_budget (bool): Only the longest run of each configuration.
+
+        Returns:
+            list[Run]: The runs.
+        """
         per_config = (self.get_runs_by_id(config_id) for config_id in self.data)
         return [run for runs in per_config for run in (runs[-1:] if only_largest_budget else runs)]
 
@@ -287,7 +335,15 @@ class Result(ResultExports):
 
     def get_learning_curves(self, lc_extractor: Callable[[list[Run]], Any] = extract_HBS_learning_curves,
                             config_ids: Iterable[ConfigId] | None = None) -> dict[ConfigId, Any]:
-        """``{config_id: lc_extractor(runs)}`` for all (or the given) configurations."""
+        """The learning curve of every configuration.
+
+        Args:
+            lc_extractor (Callable[[list[Run]], Any]): Makes the curves from a configuration's runs.
+            config_ids (Iterable[ConfigId] | None): Only these configurations (None: all).
+
+        Returns:
+            dict[ConfigId, Any]: ``{config_id: lc_extractor(runs)}``.
+        """
         ids = self.data.keys() if config_ids is None else config_ids
         return {config_id: lc_extractor(self.get_runs_by_id(config_id)) for config_id in ids}
 

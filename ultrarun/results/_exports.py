@@ -36,8 +36,16 @@ class ResultExports:
 
         With several budgets a log-scaled ``budget`` hyperparameter is added; unlike HpBandSter this
         happens on a copy, so the caller's space is left alone. Categorical and ordinal values are
-        encoded by their index, inactive hyperparameters are NaN. Failed runs are left out unless
-        ``failed_loss`` is given.
+        encoded by their index, inactive hyperparameters are NaN.
+
+        Args:
+            config_space (ConfigurationSpace): The run's configuration space.
+            budgets (Iterable[float] | None): The budgets whose runs to use (None: all).
+            loss_fn (Callable[[Run], float]): The value to explain, from a run.
+            failed_loss (float | None): The value of a failed run (None: failed runs are left out).
+
+        Returns:
+            tuple: ``(X, y, config_space)``: numpy arrays and the space with ``budget`` if added.
         """
         import ConfigSpace as CS
 
@@ -59,9 +67,16 @@ class ResultExports:
 
     def get_pandas_dataframe(self, budgets: Iterable[float] | None = None,
                              loss_fn: Callable[[Any], float] = lambda r: r.loss) -> tuple[Any, Any]:
-        """``(df_X, df_y)``: one row per successful run, configs (plus ``budget`` if several) and loss.
+        """One row per successful run: configs (plus ``budget`` if several) and loss.
 
         pandas is imported here, so it is needed only by those who call this.
+
+        Args:
+            budgets (Iterable[float] | None): The budgets whose runs to use (None: all).
+            loss_fn (Callable[[Run], float]): The loss of a run.
+
+        Returns:
+            tuple: ``(df_X, df_y)``, two pandas DataFrames.
         """
         try:
             import pandas as pd
@@ -75,12 +90,18 @@ class ResultExports:
                 pd.DataFrame([{"loss": loss} for _, _, loss in rows]))
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
-        """Write one row per run and return the path.
+        """Write one row per run.
 
         Columns: ``config_id`` (JSON list), ``budget``, ``loss`` (empty if failed), ``status``,
         ``submitted``/``started``/``finished`` (seconds after the first submission), ``info``
         (JSON), then one ``config.<name>`` column per hyperparameter (nested dicts flattened with
         dots, absent values empty).
+
+        Args:
+            path (str | PathLike): The CSV file to write.
+
+        Returns:
+            Path: The path written.
         """
         flat = {cid: _flatten(entry["config"]) for cid, entry in self.get_id2config_mapping().items()}
         names = sorted({name for config in flat.values() for name in config})

@@ -76,9 +76,14 @@ class json_result_logger:
             self._opened = True
 
     def log_configspace(self, configspace: Any) -> None:
-        """Write the run's configuration space into ``configspace.json`` (ConfigSpace's JSON),
-        so the report draws a log-scaled parameter on a log axis. The master calls it when the
-        run starts; an object ConfigSpace cannot write is skipped with a warning."""
+        """Write the run's configuration space into ``configspace.json`` (ConfigSpace's JSON).
+
+        The report draws a log-scaled parameter on a log axis from it. The master calls this when
+        the run starts; a space ConfigSpace cannot write is skipped with a warning.
+
+        Args:
+            configspace (ConfigurationSpace | None): The space (None: nothing is written).
+        """
         if configspace is None or not hasattr(configspace, "to_json"):
             return
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -93,7 +98,13 @@ class json_result_logger:
                            self.directory / CONFIGSPACE_FILE, exc)
 
     def new_config(self, config_id: ConfigId, config: Mapping[str, Any], config_info: Any = None) -> None:
-        """Log a configuration once (later calls with the same id are ignored)."""
+        """Log a configuration once (later calls with the same id are ignored).
+
+        Args:
+            config_id (ConfigId): Its id.
+            config (Mapping[str, Any]): The configuration.
+            config_info (Any): What the optimizer says about it (``model_based_pick``, ...).
+        """
         self.open()
         with self._lock:
             if config_id in self.config_ids:
