@@ -50,6 +50,7 @@ def command(name: str, mode: str, tmp_path: Path, *args: str) -> list[str]:
 @pytest.fixture
 def env(tmp_path):
     env = dict(os.environ, PYRO_NS_PORT=str(free_port()), MPLBACKEND="Agg",
+               HOME=str(tmp_path / "home"),  # the per-user secret and journals
                PYTHONPATH=os.pathsep.join([str(ROOT_DIR), os.environ.get("PYTHONPATH", "")]))
     return env
 
@@ -174,3 +175,141 @@ def test_unchanged_script_fails_without_the_alias(tmp_path, env):
     proc = subprocess.run([sys.executable, str(SCRIPTS / "hpbandster_custom_generator.py")],
                           env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode != 0 and "No module named 'hpbandster'" in proc.stderr
+
+
+def journals(env: dict) -> list[Path]:
+    """Journals left in the current directory and in the per-user journal directory."""
+    private = Path(env["HOME"]) / ".ultrarun" / "journals"
+    return list(Path.cwd().glob("*.journal.jsonl")) + list(private.glob("*"))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_examples_commons_and_a_space_written_for_configspace_0_4(mode, tmp_path, env):
+    """HpBandSter's example 1 imports MyWorker from hpbandster.examples.commons; its example
+    workers write string defaults, ``q=``, unbounded normals; categoricals mix ints and floats
+    and the worker json.dumps its config. Each converted hyperparameter warns once; compute
+    gets plain values, a choice as listed; no journal is left behind."""
+    proc = subprocess.Popen(command("commons_legacy_space", mode, tmp_path, "--workdir",
+                                    str(tmp_path / "work")),
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, err[-3000:]
+    out = json.loads(out.strip().splitlines()[-1])
+    assert out["example1"] == 40 + 13  # two of HpBandSter's brackets for budgets 9..243
+    assert out["failed"] == 0 and out["runs"] == 17 and out["written"] == out["configs"]
+    assert out["types"] == ["bool", "float", "int", "str"]  # no numpy scalar reached compute
+    assert out["choices"] == [[1, "int"], [2.5, "float"]]
+    warned = re.findall(r"LegacySpaceWarning: (\w+) '(\w+)' was written for ConfigSpace 0.4 "
+                        r"and converted: (.*)", err)
+    assert sorted(name for _, name, _ in warned) == ["dropout", "lr", "shift", "units"]
+    said = {name: what for _, name, what in warned}
+    assert "'1e-2' (a string) read as 0.01" in said["lr"] and "q=8 dropped" in said["units"]
+    assert "bounded to [-4, 4]" in said["shift"]
+    assert journals(env) == []
+
+
+def test_configspace_0_4_arguments_convert_and_valid_ones_pass_unchanged():
+    import warnings
+
+    import ConfigSpace.hyperparameters as CSH
+
+    from ultrarun.compat.configspace import LegacySpaceWarning, accept_legacy_spaces
+
+    accept_legacy_spaces()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plain = CSH.UniformFloatHyperparameter("a", 0, 1, default_value=0.2)
+        assert plain.default_value == 0.2 and not caught
+        positional = CSH.UniformFloatHyperparameter("b", 0, 1, "0.5", 0.1, False)  # 0.4's order
+        assert positional.default_value == 0.5
+        log_normal = CSH.NormalFloatHyperparameter("c", 0, 1, log=True)
+        assert log_normal.lower > 0 and log_normal.upper > 1
+    assert [w.category for w in caught] == [LegacySpaceWarning] * 2
+    with pytest.raises(ValueError, match="'abc' is not a number"):
+        CSH.UniformFloatHyperparameter("d", 0, 1, default_value="abc")
+    with pytest.raises(ValueError):  # what 1.x refuses for other reasons it still refuses
+        CSH.UniformFloatHyperparameter("e", 2, 1)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_hpbandster_sklearn_sets_the_seed_attribute_of_the_space(mode, tmp_path, env):
+    out = run(command("sklearn_style", mode, tmp_path), env)
+    assert out["runs"] == 17 and out["failed"] == 0 and out["seed"] == 3
+    assert 1e-3 <= out["best_C"] <= 1e2
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ray_tunes_bohb_calls_get_config_with_no_budget(mode, tmp_path, env):
+    out = run(command("tune_bohb", mode, tmp_path), env)
+    assert out == {"suggested": 36, "distinct": 36}
+
+
+def test_ray_tunes_own_tunebohb_runs_on_the_alias(tmp_path, env):
+    probe = subprocess.run([sys.executable, "-c", "import ray.tune"], capture_output=True,
+                           text=True, timeout=TIMEOUT)
+    if probe.returncode != 0:
+        pytest.skip("ray[tune] is not installed: " + probe.stderr.strip().splitlines()[-1])
+    out = run(command("tune_bohb", "install", tmp_path, "--ray"), env)
+    assert out == {"suggested": 36, "distinct": 36}
+
+
+def test_worker_timeout_counts_from_the_last_job_as_in_hpbandster(nameserver, monkeypatch,
+                                                                  tmp_path):
+    """A worker started long before its master waits for it; once its jobs are done it shuts
+    down ``timeout`` later."""
+    import ConfigSpace as CS
+
+    import ultrarun.compat
+    from ultrarun.compat.hpbandster.core.worker import Worker
+    from ultrarun.compat.hpbandster.optimizers import RandomSearch
+
+    class MyWorker(Worker):
+        def compute(self, config, budget, **kwargs):
+            return {"loss": config["x"], "info": {}}
+
+    monkeypatch.setattr(ultrarun.compat, "JOURNAL_DIR", str(tmp_path / "journals"), raising=False)
+    worker = MyWorker(nameserver.run_id, nameserver=nameserver.host,
+                      nameserver_port=nameserver.port, timeout=0.2)
+    worker.run(background=True)
+    try:
+        # ten timeouts pass without a master: the worker is still there
+        assert not worker._rt.stopped.wait(2.0), "the worker quit before its first job"
+        space = CS.ConfigurationSpace()
+        space.add(CS.UniformFloatHyperparameter("x", lower=0, upper=1))
+        master = RandomSearch(space, run_id=nameserver.run_id, nameserver=nameserver.host,
+                              nameserver_port=nameserver.port, min_budget=1, max_budget=1)
+        try:
+            result = master.run(n_iterations=1)
+        finally:
+            master.shutdown(shutdown_workers=False)
+        assert len(result.get_all_runs()) == 1
+        assert worker._rt.stopped.wait(30), "the worker did not end after its last job"
+        assert "idle for 0.2s" in worker._rt.reason
+    finally:
+        worker.shutdown()
+
+
+def test_two_runs_with_one_run_id_in_one_directory_keep_separate_journals(nameserver,
+                                                                         monkeypatch, tmp_path):
+    """HpBandSter writes no journal; the drop-in keeps one per run, out of the current
+    directory, removed at shutdown."""
+    import ConfigSpace as CS
+
+    import ultrarun.compat
+    from ultrarun.compat.hpbandster.optimizers import BOHB
+
+    monkeypatch.setattr(ultrarun.compat, "JOURNAL_DIR", str(tmp_path / "journals"), raising=False)
+    space = CS.ConfigurationSpace()
+    space.add(CS.UniformFloatHyperparameter("x", lower=0, upper=1))
+    masters = [BOHB(space, run_id="same", nameserver=nameserver.host,
+                    nameserver_port=nameserver.port, min_budget=1, max_budget=3)
+               for _ in range(2)]
+    paths = [m.journal.path for m in masters]
+    try:
+        assert paths[0] != paths[1]
+        assert all(p.parent == tmp_path / "journals" for p in paths)
+        assert not list(Path.cwd().glob("*.journal.jsonl"))
+    finally:
+        for m in masters:
+            m.shutdown()
+    assert not any(p.exists() for p in paths)

@@ -2,14 +2,19 @@
 master with an optimizer and a Hyperband generator) and ``fmin``."""
 from __future__ import annotations
 
+import json
 import math
+import os
+import re
+import subprocess
+import sys
 import threading
 
 import matplotlib.pyplot as plt
 import pytest
 from ConfigSpace import ConfigurationSpace, Float
 
-from conftest import wait_until
+from conftest import ROOT_DIR, TESTS, wait_until
 from ultrarun.compat import ultraopt
 from ultrarun.compat.ultraopt.async_comm.dispatcher import Dispatcher
 from ultrarun.compat.ultraopt.async_comm.master import Master
@@ -179,3 +184,115 @@ def test_master_needs_an_initialized_optimizer():
     with pytest.raises(ValueError, match="initialize"):
         Master("x", ultraopt.RandomOptimizer(), HyperBandIterGenerator(1, 9, 3),
                progress_callback=no_progress_callback)
+
+
+# ------------------------------------------------- ultraopt's README and tutorials, as scripts
+SCRIPTS = TESTS / "data" / "compat_scripts"
+
+
+def run_script(name, tmp_path, *args):
+    """An ultraopt-style script with ``ultraopt`` changed to ``ultrarun.compat.ultraopt`` in its
+    imports and nothing else, run in ``tmp_path``; its last line of output, as JSON."""
+    text = re.sub(r"^(\s*(?:from|import)\s+)ultraopt\b", r"\1ultrarun.compat.ultraopt",
+                  (SCRIPTS / f"ultraopt_{name}.py").read_text(), flags=re.MULTILINE)
+    script = tmp_path / f"changed_{name}.py"
+    script.write_text(text)
+    env = dict(os.environ, MPLBACKEND="Agg", HOME=str(tmp_path / "home"),
+               PYTHONPATH=os.pathsep.join([str(ROOT_DIR), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, str(script), *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_readme_hdl_fmin_hyperband_table_and_plots(tmp_path):
+    out = run_script("readme", tmp_path)
+    assert out["first"]["n_estimators"] in (10, 20, 30, 40, 50)  # int_quniform keeps its grid
+    assert "classifier:__choice__" in out["hp_names"]
+    assert out["table"] == ["1/4", "1/2", "1", "1/2", "1", "1"]  # the README's table
+    assert out["counts"] == [4, 2, 1, 2, 1, 3]
+    assert out["num_configs"] == {"0.25": 4, "0.5": 4, "1.0": 5}
+    assert out["best_choice"] in ("RandomForestClassifier", "KNeighborsClassifier")
+    assert out["graph_edges"] == 10 and out["axes_drawn"] == 4
+    assert not list(tmp_path.glob("*.journal.jsonl"))
+    assert not list((tmp_path / "home" / ".ultrarun" / "journals").glob("*"))
+
+
+def test_tutorial_04_optimizer_by_hand(tmp_path):
+    out = run_script("tutorial_04", tmp_path)
+    assert out["told"]["ETPEOptimizer"]["n"] == out["told"]["RandomOptimizer"]["n"] == 25
+    assert out["told"]["ETPEOptimizer"]["best"] <= 0.1  # the initial point is told first
+    assert out["offset_grid"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["Serial", "MapReduce"])
+def test_tutorial_07_checkpoint_interrupt_and_warm_start(strategy, tmp_path):
+    out = run_script("tutorial_07", tmp_path, strategy)
+    assert out["type"] == "ETPEOptimizer"  # joblib.load gives the optimizer, as in ultraopt
+    assert out["checkpointed"] == 30 and out["backup"] == 29
+    assert out["continued"] == out["resumed"] == 40 and out["improved"]
+
+
+@pytest.mark.slow
+def test_tutorial_08_async_master_checkpoints_the_optimizer(tmp_path):
+    out = run_script("tutorial_08", tmp_path)
+    assert out["runs"] == 13 and out["port_free"]
+    assert out["saved"] == {"25.0": 4, "50.0": 4, "100.0": 5}
+
+
+def test_hdl_conditions_activate_forbidden_and_layering():
+    from ultrarun.compat.ultraopt.hdl import hdl2cs, layering_config
+
+    hdl = {"a": {"_type": "choice", "_value": ["x", "y", "z"]},
+           "b": {"_type": "int_uniform", "_value": [1, 5]},
+           "c": {"_type": "loguniform", "_value": [1e-3, 1.0], "_default": 0.01},
+           "__activate": {"a": {"x": ["b"], "y": ["b", "c"], "z": []}},
+           "__forbidden": [{"a": "x", "b": [4, 5]}],
+           "group": {"d": 3, "e": {"_type": "ordinal", "_value": [1, 2, 4]}}}
+    cs = hdl2cs(hdl)
+    assert set(cs.keys()) == {"a", "b", "c", "group:d", "group:e"}
+    cs.seed(0)
+    for config in cs.sample_configuration(30):
+        layered = layering_config(config)
+        assert ("b" in layered) == (layered["a"] in ("x", "y"))
+        assert ("c" in layered) == (layered["a"] == "y")
+        assert not (layered["a"] == "x" and layered["b"] >= 4)
+        assert layered["group"]["d"] == 3 and type(layered["group"]["e"]) is int
+    encoded = {"m:__choice__": "knn", "m:knn:p": "2:int", "m:knn:w": "True:bool", "s": "a:b"}
+    assert layering_config(encoded) == {"m": {"knn": {"p": 2, "w": True}}, "s": "a:b"}
+
+
+def test_hdl_refuses_unknown_types_with_the_choices():
+    from ultrarun.compat.ultraopt.hdl import hdl2cs
+
+    with pytest.raises(ValueError, match="int_uniform"):
+        hdl2cs({"a": {"_type": "normal", "_value": [0, 1]}})
+
+
+def test_get_a_free_port_skips_a_taken_one():
+    import socket
+
+    from ultrarun.compat.ultraopt.utils.net import get_a_free_port
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert get_a_free_port(port, "127.0.0.1") != port
+
+
+def test_fmin_serial_writes_a_joblib_checkpoint_and_warm_starts_from_its_path(tmp_path):
+    import joblib
+
+    path = tmp_path / "checkpoint.pkl"
+    first = ultraopt.fmin(evaluator, space(), n_iterations=12, checkpoint_file=str(path),
+                          checkpoint_freq=5, show_progressbar=False)
+    saved = joblib.load(path)
+    assert len(saved.budget2obvs[1.0]["losses"]) == 12  # the last write is at the end
+    assert len(joblib.load(f"{path}.bak").budget2obvs[1.0]["losses"]) == 10
+    again = ultraopt.fmin(evaluator, space(), n_iterations=3, previous_result=str(path),
+                          show_progressbar=False)
+    assert again.budget2info[1.0]["num_configs"] == 15
+    assert again.best_loss <= first.best_loss

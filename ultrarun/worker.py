@@ -60,7 +60,10 @@ class Worker:
         worker_id (Any): Distinguishes several workers in one process.
         timeout (float | None): Seconds without work after which the worker shuts down (None:
             never). The clock starts when the worker starts and again whenever it finishes a
-            job, and stops while it holds a job (HpBandSter's meaning).
+            job, and stops while it holds a job: a worker no master comes to ends ``timeout``
+            after start-up. HpBandSter starts it only when a job finishes, so a worker started
+            long before its master waits for it: the workers of ``ultrarun.compat`` do that
+            (``timeout_before_first_job`` is False there).
         debug (bool): Log every job with its arguments and outcome at INFO level (else DEBUG).
         secret (str | None): The run secret (default: ``ULTRARUN_SECRET``, the credentials file
             or the per-user secret; ``ultrarun.security.resolve_secret``).
@@ -73,6 +76,9 @@ class Worker:
         tls (Any): A directory of TLS certificates (``ultrarun certs``): two-way TLS for the
             process.
     """
+
+    #: whether ``timeout`` counts before the first job (see the class docstring)
+    timeout_before_first_job: bool = True
 
     def __init__(self, run_id: Any, nameserver: str | None = None,
                  nameserver_port: int | None = None, *, host: str | None = None,
@@ -502,7 +508,8 @@ class _Runtime:
                 job = self.inbox.start()
                 if job is not None:
                     return job
-                if timeout is None or not self.inbox.idle:
+                if (timeout is None or not self.inbox.idle
+                        or not (self.jobs_done or self.worker.timeout_before_first_job)):
                     self.cond.wait()
                     continue
                 left = self.idle_since + timeout - time.monotonic()

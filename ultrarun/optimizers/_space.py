@@ -73,19 +73,26 @@ class VectorSpace:
 
     def to_config(self, vector: np.ndarray) -> dict[str, Any]:
         """A validated, plain-Python config dict from a vector with NaN for inactive values."""
-        configuration = Configuration(self.space, vector=np.asarray(vector, dtype=float))
-        configuration.check_valid_configuration()
-        return {name: _plain(value, name) for name, value in configuration.items()}
+        vector = np.asarray(vector, dtype=float)
+        Configuration(self.space, vector=vector).check_valid_configuration()
+        return self.to_configs(vector[None, :])[0]
 
     def to_configs(self, matrix: np.ndarray) -> list[dict[str, Any]]:
         """Plain config dicts of rows known to be valid (sampled by ConfigSpace), converted a
         column at a time: ConfigSpace's per-value conversion costs more than the sampling.
-        Values are exactly what ``Configuration(space, vector=row)`` would give."""
+        Values are what ``Configuration(space, vector=row)`` would give, except that a choice
+        is the object the space lists (ConfigSpace gives ``[1, 2.5]``'s ``1`` as ``1.0``)."""
         matrix = np.asarray(matrix, dtype=float)
         configs: list[dict[str, Any]] = [{} for _ in range(len(matrix))]
         for index, (name, hp) in enumerate(zip(self.names, self.space.values())):
             column = matrix[:, index]
             rows = np.flatnonzero(~np.isnan(column))
+            if isinstance(hp, (CategoricalHyperparameter, OrdinalHyperparameter)):
+                listed = hp.choices if isinstance(hp, CategoricalHyperparameter) else hp.sequence
+                values = [listed[int(index)] for index in column[rows]]
+                for row, value in zip(rows.tolist(), values):
+                    configs[row][name] = _plain(value, name)
+                continue
             values = hp.to_value(column[rows])
             if isinstance(hp, FloatHyperparameter):
                 values = np.round(values, ROUND_PLACES)
@@ -176,7 +183,8 @@ def copy_space(space: ConfigurationSpace, seed: int) -> ConfigurationSpace:
     if len(space) == 0:
         raise ConfigurationError("configspace has no hyperparameters; add at least one")
     private = copy.deepcopy(space)
-    private.seed(seed)
+    # reseed through the class: hpbandster-sklearn sets ``cs.seed = 3``, hiding the method
+    ConfigurationSpace.seed(private, seed)
     return private
 
 

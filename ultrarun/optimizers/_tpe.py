@@ -18,6 +18,7 @@ stopped), or, like BOHB, only the largest budget with ``n_startup_trials`` resul
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import math
 from numbers import Integral
@@ -115,7 +116,8 @@ class TPE(BaseOptimizer):
         self.bandwidth = bandwidth
         width = len(self.vectors.names)
         #: the results at each budget
-        self._results: dict[float, _Results] = collections.defaultdict(lambda: _Results(width))
+        self._results: dict[float, _Results] = collections.defaultdict(  # picklable: no lambda
+            functools.partial(_Results, width))
         #: each configuration with the largest budget it has a result at, and its loss there
         self._latest = _Results(width)
         dims = self.vectors.model_dims

@@ -4,7 +4,8 @@ in a script's imports, or call :func:`install` first and change nothing.
 Constructors take HpBandSter's parameters in HpBandSter's positional order; ``port=None`` /
 ``nameserver_port=None`` mean Pyro's default port (``PYRO_NS_PORT`` or 9090); brackets are sized
 with HpBandSter's formula. A Result pickled by HpBandSter loads with :func:`load` (or with
-``pickle.load`` after :func:`install`). What differs on purpose is in docs/migrating.md.
+``pickle.load`` after :func:`install`). Importing it lets ConfigSpace take ConfigSpace 0.4's
+arguments (:mod:`ultrarun.compat.configspace`). What differs on purpose is in docs/migrating.md.
 """
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ import sys
 from typing import Any, BinaryIO
 
 from ...errors import ConfigurationError
+from ..configspace import accept_legacy_spaces
+
+accept_legacy_spaces()  # HpBandSter's examples write ConfigSpace 0.4's arguments
 
 ALIAS = "hpbandster"
 

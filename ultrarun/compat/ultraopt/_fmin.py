@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
+import os
 import uuid
 from typing import Any, Callable
 
@@ -11,10 +12,12 @@ from ConfigSpace import ConfigurationSpace
 
 from ultrarun.errors import ConfigurationError
 
+from .hdl import hdl2cs
 from .async_comm import LossFunction, Master, NameServer, Worker
 from .multi_fidelity import CustomIterGenerator
 from .optimizer import BaseOptimizer, ETPEOptimizer, RandomOptimizer
 from .utils import progress
+from .utils.misc import Checkpoint
 
 OPTIMIZERS = {"ETPE": ETPEOptimizer, "Random": RandomOptimizer}
 STRATEGIES = ("Serial", "AsyncComm", "MapReduce")
@@ -31,7 +34,7 @@ def _optimizer(optimizer: Any) -> BaseOptimizer:
                              "optimizer class or instance from ultrarun.compat.ultraopt")
 
 
-def fmin(eval_func: Callable[..., Any], config_space: ConfigurationSpace,
+def fmin(eval_func: Callable[..., Any], config_space: ConfigurationSpace | dict,
          optimizer: Any = "ETPE", initial_points: list | None = None, random_state: int = 42,
          n_iterations: int = 100, n_jobs: int = 1, parallel_strategy: str = "AsyncComm",
          auto_identify_serial_strategy: bool = True, multi_fidelity_iter_generator: Any = None,
@@ -40,16 +43,22 @@ def fmin(eval_func: Callable[..., Any], config_space: ConfigurationSpace,
          verbose: int = 0, run_id: Any = None, ns_host: str = "127.0.0.1",
          ns_port: int = 0) -> "FMinResult":
     """Minimise ``eval_func(config)`` (or ``eval_func(config, budget=...)`` with a multi-fidelity
-    generator) over ``config_space`` with ultraopt's arguments; returns an :class:`FMinResult`.
+    generator) over ``config_space`` (a ConfigurationSpace or an HDL dict, see :mod:`.hdl`)
+    with ultraopt's arguments; returns an :class:`FMinResult`.
 
     ``"Serial"`` evaluates in this thread; ``"AsyncComm"`` starts a name server, ``n_jobs``
     thread workers and a master (multi-fidelity works here only); ``"MapReduce"`` evaluates
-    batches of ``n_jobs`` in a thread pool. ``checkpoint_file`` is the master's journal under
-    AsyncComm (ultrarun's format, see docs/migrating.md); ``verbose`` is accepted and unused.
+    batches of ``n_jobs`` in a thread pool. ``checkpoint_file``, as in ultraopt, gets the
+    optimizer (``joblib.load`` reads it) every ``checkpoint_freq`` results and at the end, with
+    the one before kept as ``<checkpoint_file>.bak``, under every strategy;
+    ``previous_result`` takes such a file's path, what it holds, or an :class:`FMinResult`.
+    ``verbose`` is accepted and unused.
     """
+    if isinstance(config_space, dict):
+        config_space = hdl2cs(config_space)  # ultraopt's HDL
     if not isinstance(config_space, ConfigurationSpace):
-        raise ConfigurationError("config_space must be a ConfigSpace.ConfigurationSpace (ultraopt's "
-                                 "HDL dicts are not supported)")
+        raise ConfigurationError("config_space must be a ConfigSpace.ConfigurationSpace or an "
+                                 f"HDL dict, got {type(config_space).__name__}")
     if parallel_strategy not in STRATEGIES:
         raise ConfigurationError(f"parallel_strategy is {parallel_strategy!r}; use one of "
                                  f"{list(STRATEGIES)}")
@@ -58,6 +67,10 @@ def fmin(eval_func: Callable[..., Any], config_space: ConfigurationSpace,
     generator = multi_fidelity_iter_generator
     budgets = [1.0] if generator is None or parallel_strategy != "AsyncComm" else generator.get_budgets()
     opt = _optimizer(optimizer)
+    if isinstance(previous_result, (str, os.PathLike)):
+        import joblib
+
+        previous_result = joblib.load(previous_result)  # ultraopt's checkpoint: the optimizer
     if previous_result is not None and warm_start_strategy == "continue":
         opt = previous_result.optimizer if isinstance(previous_result, FMinResult) else previous_result
     elif previous_result is not None and warm_start_strategy != "resume":
@@ -71,9 +84,10 @@ def fmin(eval_func: Callable[..., Any], config_space: ConfigurationSpace,
                 opt.tell(config, None if math.isinf(loss) else loss, budget)
     bar = progress.default_callback if show_progressbar else progress.no_progress_callback
     loss_of = LossFunction(eval_func)
+    checkpoint = Checkpoint(opt, checkpoint_file, checkpoint_freq)
     if parallel_strategy == "AsyncComm":
         _async(opt, loss_of, generator or CustomIterGenerator([1], [1]), n_iterations, n_jobs,
-               bar, checkpoint_file, checkpoint_freq, run_id or uuid.uuid4().hex, ns_host, ns_port)
+               bar, checkpoint, run_id or uuid.uuid4().hex, ns_host, ns_port)
     else:
         workers = 1 if parallel_strategy == "Serial" else max(1, n_jobs)
         with bar(0, n_iterations) as ctx, concurrent.futures.ThreadPoolExecutor(workers) as pool:
@@ -83,14 +97,16 @@ def fmin(eval_func: Callable[..., Any], config_space: ConfigurationSpace,
                 losses = list(pool.map(lambda pair: loss_of(pair[0], 1.0), batch))
                 for (config, _), loss in zip(batch, losses):
                     opt.tell(config, loss)
+                    checkpoint.result()
                 done += len(batch)
                 ctx.postfix = f"best loss: {min(opt.budget2obvs[1.0]['losses']):.3f}"
                 ctx.update(len(batch))
+    checkpoint.write()
     return FMinResult(opt)
 
 
 def _async(opt: BaseOptimizer, loss_of: LossFunction, generator: Any, n_iterations: int,
-           n_jobs: int, bar: Any, checkpoint_file: Any, checkpoint_freq: int, run_id: str,
+           n_jobs: int, bar: Any, checkpoint: "Checkpoint", run_id: str,
            ns_host: str, ns_port: int) -> None:
     with NameServer(run_id=run_id, host=ns_host, port=ns_port) as ns:
         workers = [Worker(run_id, ns.host, ns.port, host=ns.host, worker_id=i) for i in range(n_jobs)]
@@ -99,7 +115,7 @@ def _async(opt: BaseOptimizer, loss_of: LossFunction, generator: Any, n_iteratio
                 worker.initialize(loss_of.func)
                 worker.run(background=True, concurrent_type="thread")
             master = Master(run_id, opt, generator, progress_callback=bar,
-                            checkpoint_file=checkpoint_file, checkpoint_freq=checkpoint_freq,
+                            checkpoint_file=checkpoint.path, checkpoint_freq=checkpoint.freq,
                             nameserver=ns.host, nameserver_port=ns.port, host=ns.host,
                             show_progress=False)
             try:
@@ -217,13 +233,12 @@ class FMinResult:
         return self._copy("correlation_across_budgets", ax)
 
     def _copy(self, plot: str, ax: Any) -> Any:
-        """ultraopt draws on given axes: redraw the lines of ultrarun's figure ``plot`` there, or
-        return its axes when none were given."""
+        """ultraopt draws on the given axes, else on the current ones (``plt.subplot``): redraw
+        the lines of ultrarun's figure ``plot`` there."""
         from ultrarun import visualization
 
+        ax = self._axes(ax)
         fig, drawn = getattr(visualization, plot)(self._runs())
-        if ax is None:
-            return drawn
         for line in drawn.get_lines():
             ax.step(line.get_xdata(), line.get_ydata(), where="post", label=line.get_label())
         for image in drawn.get_images():

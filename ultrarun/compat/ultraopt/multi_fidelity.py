@@ -7,11 +7,20 @@ schedule, or a list of schedules run in turn (note the order: counts first, as i
 """
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any, Sequence
 
 from ultrarun.iterations import Bracket, BracketIterGenerator
 from ultrarun.iterations import HyperBandIterGenerator as _HyperBand
 from ultrarun.iterations._successive_halving import validate_schedule
+
+
+def _fraction(budget: float, top: float) -> str:
+    """``budget`` as ultraopt prints it: a fraction such as ``1/4`` when the largest budget is
+    1, else the number."""
+    if top != 1:
+        return f"{budget:g}"
+    return str(Fraction(budget).limit_denominator(1000))
 
 
 class _UltraoptGenerator:
@@ -28,6 +37,23 @@ class _UltraoptGenerator:
     @property
     def iter_cycle(self) -> int:
         return getattr(self, "num_brackets", 1)
+
+    def get_table(self) -> Any:
+        """The schedule as ultraopt shows it: a pandas DataFrame with a column per stage of
+        each iteration of one cycle (``("iter 0", "stage 0")``, ...) and rows ``num_config``
+        and ``budget`` (budgets as fractions of the largest, e.g. ``1/4``)."""
+        import pandas as pd
+
+        columns, counts, budgets = [], [], []
+        top = max(self.get_budgets())
+        for i in range(self.iter_cycle):
+            bracket = self.bracket(i)  # type: ignore[attr-defined]
+            for stage, (n, b) in enumerate(zip(bracket.num_configs, bracket.budgets)):
+                columns.append((f"iter {i}", f"stage {stage}"))
+                counts.append(n)
+                budgets.append(_fraction(b, top))
+        return pd.DataFrame([counts, budgets], index=["num_config", "budget"],
+                            columns=pd.MultiIndex.from_tuples(columns))
 
     def num_all_configs(self, n_iterations: int) -> int:
         """Jobs ``n_iterations`` iterations run if nothing fails (the progress bar's total)."""

@@ -21,6 +21,10 @@ def _config_id(config: dict) -> str:
     return repr(sorted(config.items()))
 
 
+def _new_run_info() -> dict:  # a named function: the optimizer pickles (ultraopt's checkpoints)
+    return {"start_time": time.time(), "end_time": -1}
+
+
 class BaseOptimizer:
     """An ultraopt optimizer over one of ultrarun's (built at :meth:`initialize`)."""
 
@@ -29,8 +33,7 @@ class BaseOptimizer:
         self.is_init = False
         self.native: _NativeOptimizer | None = None
         self.budget2obvs: dict[float, dict[str, list]] = {}
-        self.runId2info: dict[tuple[str, float], dict] = defaultdict(
-            lambda: {"start_time": time.time(), "end_time": -1})
+        self.runId2info: dict[tuple[str, float], dict] = defaultdict(_new_run_info)
         self.configId2config: dict[str, dict] = {}
 
     def _native_class(self) -> type:

@@ -9,6 +9,7 @@ configuration is sampled. ultrarun's own master options may be added as keywords
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import numpy as np
@@ -17,21 +18,31 @@ from ultrarun import master as _native
 from ultrarun.iterations import BaseIterGenerator
 from ultrarun.job import Job, JobStatus
 from ultrarun.optimizers import BaseOptimizer
-from ultrarun.compat import pyro_port
+from ultrarun.compat import private_journal, pyro_port, remove_journal
 from .base_iteration import sampler_of
 
 
 class ResultConfig:
     """Mixin of every HpBandSter master: the Result's ``HB_config`` also carries what the master
-    put in ``self.config`` (``eta``, ``budgets``, ``max_SH_iter``, ...), as HpBandSter's does,
-    and a run starts over where an earlier one left its journal (HpBandSter has none)."""
+    put in ``self.config`` (``eta``, ``budgets``, ``max_SH_iter``, ...), as HpBandSter's does.
+    HpBandSter writes no journal: unless the script names a ``checkpoint_file`` (or resumes),
+    the journal is a file of the run's own (:func:`ultrarun.compat.private_journal`), removed
+    at shutdown, and a script run again starts over."""
 
     config: dict
+    _own_journal: Any = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # HpBandSter has no journal: a script run again starts over (its logs keep their rule)
-        kwargs.setdefault("overwrite", not kwargs.get("resume", False))
+        kwargs.setdefault("overwrite", not kwargs.get("resume", False))  # for the result logs
+        if kwargs.get("checkpoint_file") is None and not kwargs.get("resume", False):
+            run_id = kwargs.get("run_id", args[0] if args and isinstance(args[0], str) else "0")
+            self._own_journal = kwargs["checkpoint_file"] = private_journal(run_id)
         super().__init__(*args, **kwargs)
+        os.makedirs(self.working_directory, exist_ok=True)  # HpBandSter's master makes it
+
+    def shutdown(self, shutdown_workers: bool = False) -> None:
+        super().shutdown(shutdown_workers)  # type: ignore[misc]
+        remove_journal(self._own_journal)
 
     def get_result(self) -> Any:
         result = super().get_result()  # type: ignore[misc]

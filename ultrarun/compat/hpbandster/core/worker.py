@@ -1,7 +1,8 @@
 """``hpbandster.core.worker``: the worker with HpBandSter's positional order; ultrarun's own
 options (``secret``, ``time_limit``, ``memory_limit``, ...) may be added as keywords.
 ``nameserver_port=None`` means Pyro's default port (``PYRO_NS_PORT`` or 9090), as in
-HpBandSter. Override ``compute(config_id, config, budget, working_directory)``.
+HpBandSter, and ``timeout`` counts from the last finished job, as in HpBandSter: a worker
+started long before its master waits for it. Override ``compute(config_id, config, budget, working_directory)``.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ _HPBANDSTER_STATE = frozenset({"run_id", "host", "nameserver", "nameserver_port"
 
 class Worker(_native.Worker):
     """An ultrarun worker constructed with HpBandSter's arguments."""
+
+    timeout_before_first_job = False  # the clock starts when a job finishes, as there
 
     def __init__(self, run_id: Any, nameserver: str | None = None,
                  nameserver_port: int | None = None, logger: logging.Logger | None = None,

@@ -8,7 +8,9 @@ ultraopt's arguments and positional order, on ultrarun's runtime.
   each finished job reaches the callback with ``job.result`` (``{'loss': ...}`` or None),
   ``job.exception`` and ``job.config_info``.
 - ``Master``: ``progress_callback(initial, total)`` is a context manager, as in ultraopt;
-  ``incumbents`` / ``incumbent_performances`` are per budget, unseen budgets at inf.
+  ``incumbents`` / ``incumbent_performances`` are per budget, unseen budgets at inf;
+  ``checkpoint_file`` gets the optimizer (joblib) every ``checkpoint_freq`` results, as in
+  ultraopt; ultrarun's journal is a file of the run's own, removed at shutdown.
 
 ``port=None`` / ``nameserver_port=None`` mean Pyro's default port (``PYRO_NS_PORT`` or 9090).
 """
@@ -21,16 +23,21 @@ from typing import Any, Callable
 from ultrarun import dispatcher as _dispatcher
 from ultrarun import master as _master
 from ultrarun import worker as _worker
-from ultrarun.compat import pyro_port
+from ultrarun.compat import private_journal, pyro_port, remove_journal
 from ultrarun.compat.hpbandster.core.nameserver import NameServer
 from ultrarun.errors import ConfigurationError
 from ultrarun.job import Job
 
 from ..optimizer import BaseOptimizer
+from ..utils.misc import Checkpoint
 from ..utils.progress import no_progress_callback
 
 
 class Worker(_worker.Worker):
+    """ultraopt's worker: ``timeout`` counts from the last job, as ultraopt's does."""
+
+    timeout_before_first_job = False  # the clock starts when a job finishes, as there
+
     def __init__(self, run_id: Any, nameserver: str | None = None,
                  nameserver_port: int | None = None, host: str | None = None,
                  worker_id: Any = None, timeout: float | None = None, debug: bool = False,
@@ -99,10 +106,13 @@ class Master(_master.Master):
         iter_generator.initialize(optimizer)
         self.ultraopt_optimizer = optimizer
         self.progress = progress_callback
+        self.checkpoint = Checkpoint(optimizer, checkpoint_file, checkpoint_freq)
         kwargs.setdefault("overwrite", not kwargs.get("resume", False))  # as ultraopt does
+        # ultraopt keeps no journal: ultrarun's is the run's own, removed at shutdown
+        self._own_journal = None if kwargs.get("resume") else private_journal(run_id)
         self._bar: Any = None
         super().__init__(run_id, optimizer.as_native(), iter_generator, self._job_done,
-                         checkpoint_file, checkpoint_freq, working_directory, ping_interval,
+                         self._own_journal, checkpoint_freq, working_directory, ping_interval,
                          time_left_for_this_task, nameserver, pyro_port(nameserver_port), host,
                          shutdown_workers, job_queue_sizes, dynamic_queue_size, result_logger,
                          previous_result, incumbents, incumbent_performances, **kwargs)
@@ -119,8 +129,14 @@ class Master(_master.Master):
                 return super().run(n_iterations, min_n_workers, iteration_kwargs)
             finally:
                 self._bar = None
+                self.checkpoint.write()
+
+    def shutdown(self, shutdown_workers: bool = True) -> None:
+        super().shutdown(shutdown_workers)
+        remove_journal(self._own_journal)
 
     def _job_done(self, job: Job, master: Any) -> None:
+        self.checkpoint.result()
         bar = self._bar
         if bar is None:
             return

@@ -19,7 +19,14 @@ class OptimizerGenerator(base_config_generator):
         self.optimizer = optimizer
         self.configspace = optimizer.configspace
 
-    def get_config(self, budget: float) -> tuple[dict, dict]:
+    def get_config(self, budget: float | None) -> tuple[dict, dict]:
+        """A configuration for ``budget``. ``None`` (Ray Tune's ``TuneBOHB`` passes it) samples
+        as for any budget, as in HpBandSter, whose model is the largest budget's anyway; the
+        configuration is not kept as in flight, since its result comes with its own budget."""
+        if budget is None:
+            ((config, info),) = self.optimizer.ask(1.0)
+            self.optimizer.cancel(config, 1.0)
+            return config, info
         ((config, info),) = self.optimizer.ask(budget)
         return config, info
 

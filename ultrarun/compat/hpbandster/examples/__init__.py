@@ -1,0 +1,1 @@
+"""``hpbandster.examples``: the worker its example scripts import (:mod:`.commons`)."""

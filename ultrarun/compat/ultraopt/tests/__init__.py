@@ -1,0 +1,1 @@
+"""``ultraopt.tests``: the toy problem ultraopt's tutorials import (:mod:`.mock`)."""
