@@ -228,7 +228,8 @@ def test_killed_worker_process_is_retried(make_killable: Callable[..., AbstractR
 
 def test_worker_that_always_dies_is_lost(make_killable: Callable[..., AbstractRunner]) -> None:
     make = make_killable
-    runner = make(TargetFunctionRunner(targets.kills_itself))
+    # one retry keeps it short (the default, 3, restarts a Pyro worker four times)
+    runner = make(TargetFunctionRunner(targets.kills_itself), max_retries=1)
     value, = run_all(runner, [TrialInfo({})], deadline=60)
     assert value.status is JobStatus.LOST
     assert value.additional_info["error"]
