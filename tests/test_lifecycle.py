@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
+from ultrarun.dispatcher import Dispatcher
 from ultrarun.errors import ConfigurationError
 from ultrarun.job import Job, JobStatus
 from ultrarun.lifecycle import JobStateError, Lifecycle, RetryPolicy
 from ultrarun.runners import AbstractRunner
-from ultrarun.dispatcher import Dispatcher
 
 
 class Clock:

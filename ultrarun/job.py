@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import JobError, ResultError
+from .errors import ResultError
 
 
 class JobStatus(enum.Enum):
