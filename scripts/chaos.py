@@ -1,7 +1,7 @@
 """Chaos: a run on real processes while everything that can break does, then the count.
 
     python scripts/chaos.py [--jobs 500] [--sleep 0.3] [--workers 6] [--seconds 300] [--seed 0]
-                            [--short]
+                            [--short] [--keep]
 
 A name server (``ultrarun nameserver``), worker processes (``ultrarun worker``) and a
 dispatcher in a process of its own run ``--jobs`` jobs of ``--sleep`` seconds. Meanwhile, in a random order
@@ -12,12 +12,17 @@ dispatcher in a process of its own run ``--jobs`` jobs of ``--sleep`` seconds. M
 - 100 silent and 50 half-open connections are held against every daemon for a while;
 - the name server is SIGKILLed and started again the documented way (same command).
 
-It ends with one JSON line: ``{"bench": "chaos", "jobs", "called_back", "lost",
-"duplicated", "stuck_workers", "faults": {...}, "wall_s", "ok"}``. ``lost`` counts jobs never
-called back, ``duplicated`` jobs called back more than once, ``stuck_workers`` workers that the
-dispatcher's last picture shows holding a job once every job was called back, or that say they
-hold one. ``--short`` (used by the test suite): 120 jobs of 0.4 s on 4 workers and one fault of
-each kind.
+Every job's loss is a known function of its configuration and budget (:func:`expected_loss`),
+and every ``CRASH_EVERY``-th job is made to crash. It ends with one JSON line: ``{"bench":
+"chaos", "jobs", "called_back", "lost", "duplicated", "stuck_workers", "wrong", "unexpected",
+"faults": {...}, "wall_s", "ok"}``. ``lost`` counts jobs never called back, ``duplicated`` jobs
+called back more than once, ``stuck_workers`` workers that the dispatcher's last picture shows
+holding a job once every job was called back, or that say they hold one, ``wrong`` successes
+whose loss is not the one the compute returned, ``unexpected`` jobs that ended in another status
+than the one they were made to (SUCCESS, or CRASHED for the crashing ones: a LOST, CANCELLED or
+CRASHED job nobody made fail). ``ok`` only if all five are 0. The temporary directory is removed
+at the end (``--keep`` keeps it and prints where it is). ``--short`` (used by the test suite):
+120 jobs of 0.4 s on 4 workers and one fault of each kind.
 
 Settings: the parties get ``ULTRARUN_COMMTIMEOUT=1`` and ``ULTRARUN_PING_INTERVAL=0.5`` (read
 when ultrarun is imported), so faults are noticed in seconds.
@@ -29,6 +34,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -44,12 +50,56 @@ FAST = {"ULTRARUN_COMMTIMEOUT": "1", "ULTRARUN_PING_INTERVAL": "0.5"}
 HERE = Path(__file__).resolve()
 
 
+CRASH_EVERY = 25  # every 25th job (0, 25, 50, ...) is made to crash
+
+
+def expected_loss(i: int, budget: float) -> float:
+    """The loss job ``i`` returns at ``budget``: a known function, so a result that is not the
+    one its compute returned (another job's, a stale one) is seen."""
+    return round((i * 7919 % 1009) / 1009 + 1.0 / budget, 12)
+
+
+def job_config(i: int, sleep: float) -> tuple[dict, float]:
+    """Job ``i``'s configuration and budget."""
+    return {"i": i, "sleep": sleep, "crash": i % CRASH_EVERY == 0}, float(1 + i % 3)
+
+
 class ChaosWorker(Worker):
-    """Sleeps ``config["sleep"]`` seconds; the loss is the job's number."""
+    """Sleeps ``config["sleep"]`` seconds; returns :func:`expected_loss`, or crashes when made
+    to."""
 
     def compute(self, config, budget, **kwargs):
         threading.Event().wait(config["sleep"])
-        return {"loss": float(config["i"]), "info": {"pid": os.getpid()}}
+        if config["crash"]:
+            raise ValueError(f"job {config['i']} made to crash")
+        return {"loss": expected_loss(config["i"], budget), "info": {"pid": os.getpid()}}
+
+
+def account(jobs: int, sleep: float, records: list[dict], final: list | None,
+            stuck_said: int) -> dict:
+    """The count of a run: ``records`` are the dispatcher's callbacks (id, status, attempt,
+    budget, loss), ``final`` its last picture of the workers, ``stuck_said`` the workers that
+    say they hold a job. Returns the report's counts and ``ok``."""
+    counts: dict = {}
+    for r in records:
+        counts[r["id"]] = counts.get(r["id"], 0) + 1
+    wrong = unexpected = 0
+    for r in records:
+        if type(r["id"]) is not int or not 0 <= r["id"] < jobs:
+            unexpected += 1  # a job nobody submitted
+            continue
+        config, budget = job_config(r["id"], sleep)
+        if r["status"] != ("CRASHED" if config["crash"] else "SUCCESS"):
+            unexpected += 1
+        elif r["status"] == "SUCCESS" and (r.get("budget") != budget or
+                                           r.get("loss") != expected_loss(r["id"], budget)):
+            wrong += 1
+    lost = sum(1 for i in range(jobs) if i not in counts)
+    duplicated = sum(1 for n in counts.values() if n > 1)
+    stuck = (sum(1 for w in final if w["holding"]) if final is not None else -1) + stuck_said
+    return {"called_back": len(records), "lost": lost, "duplicated": duplicated,
+            "stuck_workers": stuck, "wrong": wrong, "unexpected": unexpected,
+            "ok": lost == duplicated == stuck == wrong == unexpected == 0}
 
 
 def run_dispatcher(directory: str, run_id: str, jobs: int, sleep: float, out: str) -> None:
@@ -65,7 +115,8 @@ def run_dispatcher(directory: str, run_id: str, jobs: int, sleep: float, out: st
     def on_result(job):
         with lock:
             fh.write(json.dumps({"id": job.id, "status": job.status.value,
-                                 "attempt": job.attempt}) + "\n")
+                                 "attempt": job.attempt, "budget": job.kwargs.get("budget"),
+                                 "loss": job.loss, "exception": job.exception}) + "\n")
             fh.flush()
             seen[0] += 1
             if seen[0] >= jobs:
@@ -76,7 +127,8 @@ def run_dispatcher(directory: str, run_id: str, jobs: int, sleep: float, out: st
     d.start()
     print(d.uri, flush=True)
     for i in range(jobs):
-        d.submit_job(i, config={"i": i, "sleep": sleep}, budget=1.0)
+        config, budget = job_config(i, sleep)
+        d.submit_job(i, config=config, budget=budget)
     done.wait(3600)
     status = d.status()
     with lock:
@@ -186,15 +238,16 @@ class Chaos:
 
     def run(self) -> dict:
         t0 = time.monotonic()
-        self.start_nameserver()
-        for _ in range(self.args.workers):
-            self.start_worker()
-        self.start_dispatcher()
         faults = [self.kill_a_worker, self.stop_the_dispatcher, self.hold_connections,
                   self.restart_the_nameserver]
         plan = list(faults) if self.args.short else []
         deadline = t0 + self.args.seconds
+        stuck_said = 0
         try:
+            self.start_nameserver()
+            for _ in range(self.args.workers):
+                self.start_worker()
+            self.start_dispatcher()
             while self.dispatcher.poll() is None and time.monotonic() < deadline:
                 if self.args.short and not plan:
                     self.hold(0.2)
@@ -209,27 +262,19 @@ class Chaos:
             stuck_said = self.workers_holding()
             self.stop()
         results, final = self.results()
-        counts: dict = {}
-        for r in results:
-            counts[r["id"]] = counts.get(r["id"], 0) + 1
-        lost = sum(1 for i in range(self.args.jobs) if i not in counts)
-        duplicated = sum(1 for n in counts.values() if n > 1)
-        stuck = (sum(1 for w in final if w["holding"]) if final is not None else -1) + stuck_said
-        report = {"bench": "chaos", "jobs": self.args.jobs, "called_back": len(results),
-                  "lost": lost, "duplicated": duplicated, "stuck_workers": stuck,
-                  "faults": self.faults, "attempts_max": max((r["attempt"] for r in results),
-                                                             default=0),
-                  "statuses": sorted({r["status"] for r in results}),
-                  "wall_s": round(time.monotonic() - t0, 1), "seed": self.args.seed}
-        report["ok"] = lost == 0 and duplicated == 0 and stuck == 0
-        return report
+        counts = account(self.args.jobs, self.args.sleep, results, final, stuck_said)
+        ok = counts.pop("ok")
+        return {"bench": "chaos", "jobs": self.args.jobs, **counts, "faults": self.faults,
+                "attempts_max": max((r["attempt"] for r in results), default=0),
+                "statuses": sorted({r["status"] for r in results}),
+                "wall_s": round(time.monotonic() - t0, 1), "seed": self.args.seed, "ok": ok}
 
     def workers_holding(self) -> int:
         """Live workers that say they hold a job (none should, once all jobs are back)."""
         from ultrarun import transport
         from ultrarun.security import Credentials
 
-        if self.dispatcher.poll() is None:
+        if self.dispatcher is None or self.dispatcher.poll() is None:
             return 0  # not finished: stuckness is judged on a finished run only
         creds = Credentials.read(self.dir, self.run_id)
         holding = 0
@@ -266,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--short", action="store_true",
                         help="120 jobs of 0.4 s on 4 workers, one fault of each kind (the test "
                              "suite's run)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temporary directory (the parties' logs) and say where")
     parser.add_argument("--role", choices=["chaos", "dispatcher"], default="chaos",
                         help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
@@ -277,7 +324,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.short:
         args.jobs, args.sleep, args.workers = 120, 0.4, 4
-    report = Chaos(args).run()
+    chaos = Chaos(args)
+    try:
+        report = chaos.run()
+    finally:
+        if args.keep:
+            print(f"kept {chaos.dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(chaos.dir, ignore_errors=True)
     print(json.dumps(report), flush=True)
     return 0 if report["ok"] else 1
 

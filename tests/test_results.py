@@ -328,3 +328,147 @@ def test_best_config_of_a_run_where_nothing_finished_names_the_failures(logged):
     assert isinstance(error.value, UltrarunError)
     with pytest.raises(NoSuccessfulRunError, match="no run finished yet: the result holds no runs"):
         Result([{}]).best_config()
+
+
+# ------------------------------------------ logs complete after any crash (issue 21, finding 5)
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from collections import Counter  # noqa: E402
+
+from conftest import wait_until  # noqa: E402
+
+
+def _master(directory, *args):
+    return subprocess.Popen([sys.executable, str(TESTS / "master_process.py"), str(directory),
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def _lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block_in", ["results.json", "statuses.json"])
+def test_a_master_killed_between_the_journal_and_the_logs_resumes_with_complete_logs(
+        tmp_path, block_in):
+    """A real master is SIGKILLed after its 5th result is journaled, before that result's
+    results line (or its status line) is logged. The resumed run writes every journaled result
+    the logs lack, once: each file then holds every job of the run exactly once, with the loss
+    the target returned (it used to replay the result and never log it)."""
+    first = _master(tmp_path, "--block-in", block_in, "--at", "5")
+    try:
+        wait_until(lambda: (tmp_path / "blocked").exists() or first.poll() is not None,
+                   timeout=60, message="the master to block in its result logger")
+        assert first.poll() is None, first.stdout.read()
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    journal = _lines(next(tmp_path.glob("*.journal.jsonl")))
+    journaled = [(tuple(r["id"]), r["budget"]) for r in journal if r["t"] == "result"]
+    assert len(journaled) == 5
+    logged = [(tuple(line[0]), line[1]) for line in _lines(tmp_path / "logs" / block_in)]
+    assert len(logged) == 4 and set(logged) < set(journaled), "the crash kept one from the log"
+
+    second = _master(tmp_path, "--resume")
+    out, _ = second.communicate(timeout=120)
+    assert second.returncode == 0, out
+
+    jobs = 9 + 3 + 1  # Hyperband, budgets 1, 3, 9: one iteration
+    results = _lines(tmp_path / "logs" / "results.json")
+    statuses = _lines(tmp_path / "logs" / "statuses.json")
+    configs = _lines(tmp_path / "logs" / "configs.json")
+    for lines in (results, statuses):
+        keys = Counter((tuple(line[0]), line[1]) for line in lines)
+        assert len(keys) == jobs and set(keys.values()) == {1}, keys
+    assert Counter(tuple(line[0]) for line in configs) == Counter(
+        {tuple(line[0]): 1 for line in configs}) and len(configs) == 9
+    config_of = {tuple(line[0]): line[1] for line in configs}
+    sys.path.insert(0, str(TESTS))
+    try:
+        from master_process import loss
+    finally:
+        sys.path.remove(str(TESTS))
+    for config_id, budget, _, result, _ in results:
+        assert result["loss"] == loss(config_of[tuple(config_id)], budget)
+    loaded = logged_results_to_HBS_result(tmp_path / "logs")
+    assert len(loaded.get_all_runs()) == jobs
+
+
+def test_complete_logs_a_job_only_where_the_logs_lack_it(tmp_path):
+    """The logs' own keys decide: (config_id, budget) in results.json and statuses.json."""
+    log = json_result_logger(tmp_path)
+    log.new_config((0, 0, 0), {"x": 1}, {})
+    log(make_job((0, 0, 0), 1, loss=0.4))
+    with open(tmp_path / "results.json", "a") as fh:  # logged before a crash, without status
+        fh.write(json.dumps([[0, 0, 1], 1.0, {}, {"loss": 0.3, "info": {}}, None]) + "\n")
+    resumed = json_result_logger(tmp_path)
+    resumed.open("resume")
+    for job in (make_job((0, 0, 0), 1, loss=0.4), make_job((0, 0, 1), 1, loss=0.3),
+                make_job((0, 0, 2), 1, loss=0.2), make_job((0, 0, 2), 1, loss=0.2)):
+        resumed.complete(job)
+    assert [tuple(line[0]) for line in _lines(tmp_path / "results.json")] == [
+        (0, 0, 0), (0, 0, 1), (0, 0, 2)]
+    assert [tuple(line[0]) for line in _lines(tmp_path / "statuses.json")] == [
+        (0, 0, 0), (0, 0, 1), (0, 0, 2)]
+    assert [tuple(line[0]) for line in _lines(tmp_path / "configs.json")] == [
+        (0, 0, 0), (0, 0, 1), (0, 0, 2)]
+
+
+# ------------------------------------------------ fuzzing the journal reader (issue 21, fuzzing)
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from ultrarun._files import read_json_lines  # noqa: E402
+from ultrarun.errors import UltrarunError  # noqa: E402
+from ultrarun.master import Journal  # noqa: E402
+
+_JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+              st.text(max_size=6)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.text(max_size=3), inner, max_size=3)),
+    max_leaves=8)
+_RECORD = st.fixed_dictionaries({"t": st.sampled_from(["result", "config", "header", "x"])},
+                                optional={"id": _JSON, "budget": _JSON, "status": st.one_of(
+                                    st.sampled_from(["SUCCESS", "LOST"]), _JSON),
+                                          "config": _JSON, "info": _JSON})
+_LINE = st.one_of(
+    st.binary(max_size=40),  # torn, not UTF-8, anything
+    _JSON.map(lambda v: json.dumps(v).encode()),
+    _RECORD.map(lambda v: json.dumps(v).encode()),
+    st.integers(4000, 6000).map(lambda n: b"1" * n),  # an int past the decimal limit
+    st.integers(900, 3000).map(lambda n: b"[" * n + b"]" * n),  # deeper than the stack
+    st.sampled_from([b"NaN", b'{"t": "result", "id": [0, 0, 1], "budget": Infinity}',
+                     b'"\xff\xfe"', b"1,2", b"[3", b"4]", "\u2028".encode()]))
+
+
+def _same_json(value):
+    text = json.dumps(value)
+    assert json.dumps(json.loads(text)) == text
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.data_too_large])
+@given(lines=st.lists(_LINE, max_size=8), chunk=st.integers(1, 4))
+def test_the_journal_reader_gives_json_values_or_a_clear_error(tmp_path_factory, lines, chunk):
+    """Whatever a journal file holds: read_json_lines gives JSON values (skipping what is not
+    JSON, never raising); Journal.read gives its records or a clear UltrarunError."""
+    path = tmp_path_factory.mktemp("fuzz") / "journal.jsonl"
+    path.write_bytes(b"\n".join(lines))
+    read = list(read_json_lines(path, chunk=chunk))
+    assert [n for n, _ in read] == sorted({n for n, _ in read})
+    for _, value in read:
+        _same_json(value)
+    try:
+        header, configs, results = Journal(path).read()
+    except UltrarunError as exc:
+        assert f"{path}:" in str(exc)
+        return
+    for record in [header, *results.values()]:
+        _same_json(record)
+    assert all(type(key) is tuple for key in configs)

@@ -49,10 +49,15 @@ class TestWorker(Worker):
             return {"loss": "low", "info": {}}
         if junk == "object":
             return {"loss": 1.0, "info": {"model": object()}}
+        if junk == "bigint":  # travels (marshal), but JSON cannot write it
+            return {"loss": 1.0, "info": {"big": 10 ** 5000}}
+        if junk == "tuplekey":
+            return {"loss": 1.0, "info": {(1, 2): "pair"}}
         if "big_info" in config:  # an answer larger than the message size limit
             return {"loss": 1.0, "info": {"blob": "x" * config["big_info"]}}
-        if config.get("echo"):  # send back what arrived, to check its exact shape
-            return {"loss": 0.0, "info": {"config_id": config_id, "config": config}}
+        if config.get("echo"):  # send back what arrived, to check its exact shape (its repr:
+            # a result is JSON-writable, so it holds no int keys)
+            return {"loss": 0.0, "info": {"config_id": config_id, "config": repr(config)}}
         if config.get("numpy"):
             return {"loss": np.float32(0.5), "info": {"curve": np.arange(3, dtype=np.int64),
                                                        "best": np.float64(0.25),

@@ -12,7 +12,7 @@ from typing import Any
 from .dispatcher import Dispatcher
 from .errors import (AuthenticationError, CommunicationError, CommunicationTimeout,
                      ConfigurationError, FirstRunCrashedException, JobError, NameServerError,
-                     ResultError, TargetAlgorithmAbortException, UltrarunError,
+                     RecordingError, ResultError, TargetAlgorithmAbortException, UltrarunError,
                      UnsafeFileError)
 from .job import Job, JobStatus, StatusType
 from .nameserver import NameServer, nic_name_to_host
@@ -60,6 +60,7 @@ __all__ = [
     "extract_HBS_learning_curves",
     # errors
     "UltrarunError", "ConfigurationError", "UnsafeFileError", "CommunicationError",
-    "CommunicationTimeout", "AuthenticationError", "NameServerError", "JobError", "ResultError",
+    "CommunicationTimeout", "AuthenticationError", "NameServerError", "RecordingError",
+    "JobError", "ResultError",
     "FirstRunCrashedException", "TargetAlgorithmAbortException",
 ]

@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+import re
 import secrets
 import threading
 from pathlib import Path
@@ -145,28 +146,49 @@ class JsonLines:
 def read_json_lines(path: str | os.PathLike[str], chunk: int = 1000,
                     follow: bool = True) -> Iterator[tuple[int, Any]]:
     """``(line_number, value)`` for every valid JSON line; a missing file has no lines. Lines are
-    parsed ``chunk`` at a time, in one call (a chunk with an unreadable line, one at a time).
-    ``follow=False`` refuses a symbolic link (the journal: see ``open_nofollow``)."""
+    parsed ``chunk`` at a time, in one call (a chunk with an unreadable line, one at a time). A
+    line that is not JSON (torn by a crash, not UTF-8, too deep, an int past the decimal
+    limit) is skipped with a warning. ``follow=False`` refuses a symbolic link (the journal:
+    see ``open_nofollow``)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC) if follow else \
             open_nofollow(path, os.O_RDONLY)
     except FileNotFoundError:
         return
-    with open(fd, encoding="utf-8") as fh:
+    with open(fd, encoding="utf-8", errors="surrogateescape") as fh:
         lines = [(line_no, text) for line_no, text in enumerate(fh, 1) if text.strip()]
+    yield from parse_json_lines(lines, path, chunk)
+
+
+def parse_json_lines(lines: Sequence[tuple[int, str]], path: Any = "<lines>", chunk: int = 1000
+                     ) -> Iterator[tuple[int, Any]]:
+    """``(line_number, value)`` for every valid one of ``(line_number, text)`` (as
+    :func:`read_json_lines`, which reads a whole file; a follower of a growing file gives only
+    its new lines); an unreadable line is skipped with a warning that names ``path``."""
     for start in range(0, len(lines), chunk):
         some = lines[start:start + chunk]
-        with contextlib.suppress(json.JSONDecodeError):
-            values = json.loads("[" + ",".join(text for _, text in some) + "]")
+        with contextlib.suppress(ValueError, RecursionError):
+            joined = "[" + ",".join(text for _, text in some) + "]"
+            values = json.loads(joined) if _utf8(joined) else ()
             if len(values) == len(some):
                 yield from zip((line_no for line_no, _ in some), values)
                 continue
         for line_no, text in some:
             try:
+                if not _utf8(text):
+                    raise ValueError("not UTF-8")
                 yield line_no, json.loads(text)
-            except json.JSONDecodeError as exc:
+            except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
                 logger.warning("%s:%d: skipping unreadable line (%s); a crash or a line being "
                                "written leaves one", path, line_no, exc)
+
+
+_ESCAPED = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8 (surrogateescape)
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` (read with surrogateescape) was valid UTF-8; our writers write ASCII."""
+    return text.isascii() or _ESCAPED.search(text) is None
 
 
 def jsonable(obj: Any) -> Any:

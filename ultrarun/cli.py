@@ -1,4 +1,5 @@
-"""The ``ultrarun`` command: ``nameserver``, ``worker``, ``demo``, ``status`` and ``report``.
+"""The ``ultrarun`` command: ``nameserver``, ``worker``, ``demo``, ``status``, ``report`` and
+``dashboard``.
 
 Only this module configures logging handlers; the library just creates loggers.
 """
@@ -196,6 +197,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from .dashboard import Dashboard
+    from .transport import configure_tls
+
+    configure_tls(args.tls)
+    stop = _stop_on_signal()
+    with Dashboard(args.directory, host=args.host, port=args.port, run_id=args.run_id,
+                   working_dir=args.working_dir, nameserver=args.nameserver, secret=args.secret,
+                   space=args.space) as dashboard:
+        print(f"ultrarun dashboard of {args.directory} (read-only): open {dashboard.url}",
+              flush=True)
+        if dashboard.token:
+            print("the token in that URL is needed by everyone who opens it; keep it private",
+                  flush=True)
+        print("Ctrl-C to stop", flush=True)
+        while not stop.wait(1.0):
+            pass
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -356,6 +377,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=None,
                    help="with --watch: stop after N rounds (default: never)")
     p.set_defaults(func=cmd_report)
+
+    p = add_parser("dashboard", "watch a run live in the browser",
+                   "Serve a live, read-only dashboard of the run logged in DIRECTORY (its "
+                   "configs.json and results.json, or its journal) as it grows: losses, "
+                   "incumbent, utilisation, a table of runs, the hyperparameters and their "
+                   "importance; with --run-id and --working-dir also the workers and the queue. "
+                   "See docs/dashboard.md.",
+                   "ultrarun dashboard demo_output",
+                   "ultrarun dashboard /shared/exp1 --run-id exp1 --working-dir /shared/exp1",
+                   "ultrarun dashboard /shared/exp1 --host 0.0.0.0 --port 8050   # token in URL")
+    p.add_argument("directory", metavar="DIRECTORY", help="the run's result directory")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; any other than 127.0.0.1, localhost or ::1 "
+                        "needs the random token printed with the URL")
+    p.add_argument("--port", type=int, default=0, help="port (0: any free port)")
+    p.add_argument("--space", metavar="FILE",
+                   help="the ConfigSpace JSON file of the run, for log axes and categories "
+                        "(default: DIRECTORY/configspace.json if there)")
+    p.add_argument("--run-id", help="with --working-dir or --nameserver: also show the run's "
+                                    "workers and queue, asked of its dispatcher")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--working-dir", help="the directory holding the run's credentials file")
+    where.add_argument("--nameserver", type=_host_port, metavar="HOST:PORT",
+                       help="the run's name server (the secret from --secret, ULTRARUN_SECRET "
+                            "or your per-user secret)")
+    add_secret(p)
+    p.set_defaults(func=cmd_dashboard)
 
     p = add_parser("demo", "run a local optimisation end to end",
                    "Start an embedded name server and local worker processes, optimise a "

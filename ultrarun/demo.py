@@ -36,7 +36,9 @@ def run_demo(args: argparse.Namespace) -> int:
             kwargs["time_left_for_this_task"] = seconds
         else:  # a fixed number of iterations: reproducible per seed
             kwargs["deterministic"] = True
-        master = front(branin_space(), **kwargs)
+        space = branin_space()
+        space.to_json(out / "configspace.json")  # for the dashboard's axes (docs/dashboard.md)
+        master = front(space, **kwargs)
         try:
             result = master.run(n_iterations=None if seconds is not None else args.n_iterations,
                                 min_n_workers=args.n_workers)

@@ -548,8 +548,9 @@ class Dispatcher(Executor):
                     self.new_result_callback(value)
                 elif self.queue_callback is not None:
                     self.queue_callback(value)
-            except Exception:
-                self.logger.exception("the %s callback raised; continuing", kind)
+            except Exception:  # the master stops its run itself; another caller is told here
+                self.logger.exception("the %s callback raised on %r: it is not recorded",
+                                      kind, getattr(value, "id", value))
 
     # ---------------------------------------------------------------------- workers
     def shutdown_all_workers(self, rediscover: bool = False) -> None:

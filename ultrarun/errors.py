@@ -37,6 +37,11 @@ class NameServerError(CommunicationError):
     """The name server cannot be reached, or a name is not registered there."""
 
 
+class RecordingError(UltrarunError):
+    """The master could not record a result (its journal or result logger failed: a full disk,
+    an unwritable file); the run stops. The message names the job and the cause."""
+
+
 class JobError(UltrarunError):
     """A job or its result is invalid."""
 
@@ -70,6 +75,6 @@ class TargetAlgorithmAbortException(JobError):
 
 
 __all__ = ["UltrarunError", "ConfigurationError", "UnsafeFileError", "CommunicationError",
-           "CommunicationTimeout", "AuthenticationError", "NameServerError", "JobError",
-           "ResultError", "JobFailed", "NoSuccessfulRunError",
+           "CommunicationTimeout", "AuthenticationError", "NameServerError", "RecordingError",
+           "JobError", "ResultError", "JobFailed", "NoSuccessfulRunError",
            "FirstRunCrashedException", "TargetAlgorithmAbortException"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import json
 import math
 import numbers
 import time
@@ -15,7 +16,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import ResultError
+from .config import config
+from .errors import JobError, ResultError
 
 
 class JobStatus(enum.Enum):
@@ -160,7 +162,7 @@ _Where = Any
 def _name(where: _Where) -> str:
     if isinstance(where, tuple):
         parent, key = where
-        return f"{_name(parent)}[{key!r}]"
+        return f"{_name(parent)}[{_short(key, 200)}]"
     return where
 
 
@@ -170,9 +172,13 @@ def to_plain(obj: Any, where: str = "value") -> Any:
     numpy scalars and arrays become Python numbers and lists, numpy strings become ``str``,
     mappings become dicts and NaN becomes None (the journal and results files are JSON, which
     has no NaN). Anything else raises :class:`ResultError` naming the offending field, so the
-    message says what to fix.
+    message says what to fix (a value nested past the interpreter's recursion limit, or one
+    that holds itself, included).
     """
-    return _plain(obj, where)
+    try:
+        return _plain(obj, where)
+    except RecursionError:
+        raise ResultError(f"{where} is nested too deeply (or holds itself) to travel") from None
 
 
 def _plain(obj: Any, where: _Where) -> Any:
@@ -213,9 +219,10 @@ def _plain(obj: Any, where: _Where) -> Any:
 def _plain_mapping(obj: Mapping, where: _Where) -> dict:
     out = {}
     for key, value in obj.items():
-        plain_key = key if type(key) in _SCALARS else _plain(key, f"{_name(where)} key {key!r}")
+        plain_key = (key if type(key) in _SCALARS else
+                     _plain(key, f"{_name(where)} key {_short(key)}"))
         if isinstance(plain_key, (list, dict)):
-            raise ResultError(f"{_name(where)} has an unhashable key {key!r}")
+            raise ResultError(f"{_name(where)} has an unhashable key {_short(key)}")
         out[plain_key] = _item(value, where, key)
     return out
 
@@ -231,19 +238,116 @@ def _item(value: Any, where: _Where, key: Any) -> Any:
 def validate_result(raw: Any) -> dict[str, Any]:
     """Check a compute's return value and return it as plain data: ``{'loss': float, 'info': ...}``
     (other keys of a returned dict are kept). Anything :func:`parse_result` takes with one cost
-    is accepted. Raises :class:`ResultError` naming what is wrong. A dict with a float loss takes
-    the shortest path: this runs between two jobs."""
-    if type(raw) is dict and type(raw.get("loss")) is float and math.isfinite(raw["loss"]):
-        plain = _plain_mapping(raw, "result")
-        plain.setdefault("info", {})
-        return plain
-    cost, info = parse_result(raw)
-    if isinstance(cost, list):
-        raise ResultError(f"compute returned {len(cost)} costs {_short(cost)}; a master "
-                          "minimises one: return {'loss': ..., 'info': ...}")
-    extra = _plain_mapping(raw, "result") if isinstance(raw, Mapping) else {}
+    is accepted, if the journal and the result logs can write it and read it back as it is
+    (:func:`check_writable`). Raises :class:`ResultError` naming what is wrong. A dict with a
+    float loss takes the shortest path: this runs between two jobs."""
+    try:
+        if type(raw) is dict and type(raw.get("loss")) is float and math.isfinite(raw["loss"]):
+            plain = _plain_mapping(raw, "result")
+            plain.setdefault("info", {})
+            return check_writable(plain, "result")
+        cost, info = parse_result(raw)
+        if isinstance(cost, list):
+            raise ResultError(f"compute returned {len(cost)} costs {_short(cost)}; a master "
+                              "minimises one: return {'loss': ..., 'info': ...}")
+        extra = _plain_mapping(raw, "result") if isinstance(raw, Mapping) else {}
+    except RecursionError:
+        raise ResultError("the result is nested too deeply (or holds itself) to travel") from None
     extra.pop("cost", None), extra.pop("objective", None)
-    return {**extra, "loss": cost, "info": info}
+    return check_writable({**extra, "loss": cost, "info": info}, "result")
+
+
+#: How deep a result may nest: the journal and the result logs write it as one JSON line,
+#: which a resumed master must read back well within the interpreter's recursion limit.
+MAX_DEPTH = 100
+_BIG_INT_BITS = 10_000  # smaller ints always have a decimal text; bigger ones are tried
+
+
+def check_writable(plain: Any, where: str = "value") -> Any:
+    """``plain`` (plain data, as :func:`to_plain` makes it) if JSON writes it and reads it back
+    as it is, in at most ``MAX_DEPTH`` levels and the MAX_MESSAGE_SIZE setting's bytes: the
+    journal and the result logs can then record it and a resumed master replays it unchanged.
+    Tuples are accepted (JSON writes them as lists). Otherwise :class:`ResultError` names the
+    first field that cannot be written: a non-string key, an infinite float, an int too large
+    for a decimal text, nesting too deep.
+
+    The JSON encoder (C) checks the leaves and a walk over the containers only (their keys and
+    depth, a type set per container) the rest; only a value that fails is walked item by item,
+    for the message. This runs between two jobs."""
+    try:
+        text = _STRICT.encode(plain)
+        fine = _containers_fine(plain, 0)
+    except (TypeError, ValueError, RecursionError):  # inf, a huge int, a tuple key, a cycle
+        text, fine = "", False
+    if not fine:
+        _check_json(plain, where, 0)
+        raise ResultError(f"{where} cannot be written as JSON")  # not reached: named above
+    if len(text) > config.MAX_MESSAGE_SIZE:
+        raise ResultError(f"{where} takes {len(text)} bytes as JSON, more than the "
+                          f"MAX_MESSAGE_SIZE setting ({config.MAX_MESSAGE_SIZE}); return less "
+                          "in 'info' (a path to a file, say)")
+    return plain
+
+
+_STRICT = json.JSONEncoder(allow_nan=False)
+_LEAVES = frozenset((str, int, float, bool, type(None)))
+_STR = frozenset((str,))
+
+
+def _containers_fine(value: Any, depth: int) -> bool:
+    """Whether every dict below ``value`` has str keys and nothing nests past ``MAX_DEPTH``."""
+    kind = type(value)
+    if kind is dict:
+        if depth >= MAX_DEPTH or not set(map(type, value)) <= _STR:
+            return False
+        items: Any = value.values()
+    elif kind is list or kind is tuple:
+        if depth >= MAX_DEPTH:
+            return False
+        items = value
+    else:
+        return True
+    if set(map(type, items)) <= _LEAVES:
+        return True
+    for item in items:
+        if type(item) not in _LEAVES and not _containers_fine(item, depth + 1):
+            return False
+    return True
+
+
+def _check_json(value: Any, where: _Where, depth: int) -> None:
+    """Raise :class:`ResultError` at the first part of ``value`` JSON cannot write back as it is."""
+    kind = type(value)
+    if kind is dict or kind is list or kind is tuple:
+        if depth >= MAX_DEPTH:
+            raise ResultError(f"{_name(where)} is nested more than {MAX_DEPTH} levels deep; the "
+                              "journal and the result logs take no deeper values")
+        if kind is dict:
+            for key, item in value.items():
+                if type(key) is not str:
+                    raise ResultError(
+                        f"{_name(where)} has the key {_short(key)} ({type(key).__name__}); the "
+                        "journal and the result logs are JSON, whose keys are strings: use "
+                        "str keys")
+                _check_json(item, (where, key), depth + 1)
+        else:
+            for i, item in enumerate(value):
+                _check_json(item, (where, i), depth + 1)
+    elif kind is float:
+        if not math.isfinite(value):
+            raise ResultError(f"{_name(where)} is {value}; JSON has no inf or nan: return a "
+                              "finite number or None")
+    elif kind is int:
+        if value.bit_length() > _BIG_INT_BITS:
+            try:
+                str(value)
+            except ValueError:
+                raise ResultError(f"{_name(where)} is an int of {value.bit_length()} bits, too "
+                                  "large for JSON's decimal text: return it as a str or a "
+                                  "float") from None
+    elif kind is not str and kind is not bool and value is not None:
+        raise ResultError(f"{_name(where)} is of type {kind.__name__}, which JSON cannot write; "
+                          "convert it with to_plain first")
 
 
 def parse_result(raw: Any, objectives: Any = None) -> tuple[float | list[float], dict]:
@@ -252,7 +356,8 @@ def parse_result(raw: Any, objectives: Any = None) -> tuple[float | list[float],
     Accepted: a number; a list of numbers (several objectives); a dict with ``'loss'``,
     ``'cost'`` or ``'objective'`` and optionally ``'info'``; a dict of named objectives when
     ``objectives`` (their names) is given; any of those as ``(cost, info)``. The cost must be
-    finite and ``info`` plain data; :class:`ResultError` says what is wrong otherwise.
+    finite and ``info`` plain data that JSON writes back as it is (:func:`check_writable`);
+    :class:`ResultError` says what is wrong otherwise.
     """
     info: Any = {}
     if isinstance(raw, tuple) and len(raw) == 2 and isinstance(raw[1], Mapping):
@@ -267,12 +372,12 @@ def parse_result(raw: Any, objectives: Any = None) -> tuple[float | list[float],
         elif objectives:
             missing = [name for name in objectives if name not in raw]
             if missing:
-                raise ResultError(f"the result has no value for the objectives {missing} "
-                                  f"(keys: {sorted(map(str, raw))})")
+                raise ResultError(f"the result has no value for the objectives "
+                                  f"{_short(missing)} (keys: {_keys(raw)})")
             cost = [raw[name] for name in objectives]
         else:
             raise ResultError(f"compute returned a dict without 'loss' (keys: "
-                              f"{sorted(map(str, raw))}); expected a dict with 'loss' (a finite "
+                              f"{_keys(raw)}); expected a dict with 'loss' (a finite "
                               "number, minimised) and 'info' (plain data), or pass objectives="
                               "[...] to read named objectives")
     elif raw is None or isinstance(raw, (str, bytes, Mapping)) or not (
@@ -284,29 +389,53 @@ def parse_result(raw: Any, objectives: Any = None) -> tuple[float | list[float],
     cost = finite_cost(cost)
     if objectives is not None and isinstance(cost, list) and len(cost) != len(objectives):
         raise ResultError(f"the target returned {len(cost)} costs for {len(objectives)} "
-                          f"objectives {list(objectives)}")
-    return cost, _plain_mapping(info, "result['info']")
+                          f"objectives {_short(list(objectives))}")
+    try:
+        return cost, check_writable(_plain_mapping(info, "result['info']"), "result['info']")
+    except RecursionError:
+        raise ResultError("result['info'] is nested too deeply (or holds itself) to travel") \
+            from None
 
 
 def finite_cost(cost: Any, where: str = "result['loss']") -> float | list[float]:
     """``cost`` as a float or a list of floats; :class:`ResultError` if it is not finite."""
+    if isinstance(cost, (list, tuple, np.ndarray)) and len(cost) > 0:
+        try:
+            items = np.asarray(cost, dtype=object).ravel()
+        except (ValueError, RecursionError):  # ragged or deep: not a list of costs
+            raise ResultError(f"{where} is {_short(cost)}; it must be a finite number or a "
+                              "flat list of them") from None
+        return [_finite(item, where) for item in items]
+    return _finite(cost, where)
+
+
+def _finite(cost: Any, where: str) -> float:
     if isinstance(cost, (bool, np.bool_)):
         raise ResultError(f"{where} is bool {cost!r}; it must be a number")
-    if isinstance(cost, (numbers.Real, np.number)):
-        value = float(cost)
+    if isinstance(cost, numbers.Real):  # numpy's floats and ints too; not its complex
+        try:
+            value = float(cost)
+        except (OverflowError, TypeError, ValueError):  # an int past the float range, a complex
+            raise ResultError(f"{where} is {_short(cost)}; it must be a finite float") from None
         if not math.isfinite(value):
             raise ResultError(f"{where} is {value}; it must be a finite number")
         return value
-    if isinstance(cost, (list, tuple, np.ndarray)) and len(cost) > 0:
-        return [finite_cost(item, where) for item in np.asarray(cost, dtype=object).ravel()]
     raise ResultError(f"{where} is {type(cost).__name__} {_short(cost)}; it must be a number "
                       "(a finite number, or a non-empty list of them)")
 
 
+def _keys(mapping: Mapping) -> str:
+    return _short(sorted(_short(key, 40) for key in mapping), 200)
+
+
 def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int too large for a decimal text
+        text = f"<{type(value).__name__} too large to show>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 __all__ = ["Job", "JobStatus", "StatusType", "ConfigId", "TIMESTAMP_KEYS", "Incumbents", "to_plain",
-           "validate_result", "parse_result", "finite_cost", "failure_kind", "last_line"]
+           "validate_result", "check_writable", "parse_result", "finite_cost", "failure_kind",
+           "last_line"]

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from . import _gc
 from ._files import JsonLines, read_json_lines
 from .dispatcher import Dispatcher
-from .errors import ConfigurationError, UltrarunError
+from .errors import ConfigurationError, RecordingError, UltrarunError
 from .executor import Executor, RetryPolicy
 from .iterations import BaseIteration, BaseIterGenerator
 from .job import ConfigId, Incumbents, Job, JobStatus, failure_kind, last_line
@@ -48,13 +48,20 @@ class Journal(JsonLines):
         configs: dict[ConfigId, tuple[dict, dict]] = {}
         results: dict[tuple[ConfigId, float], dict] = {}
         with _gc.paused():
-            for _, record in read_json_lines(self.path, follow=False):
-                if record["t"] == "result":
-                    results[(tuple(record["id"]), float(record["budget"]))] = record
-                elif record["t"] == "config":
-                    configs[tuple(record["id"])] = record["config"], record.get("info", {})
-                elif record["t"] == "header":
-                    header = record
+            for line_no, record in read_json_lines(self.path, follow=False):
+                try:
+                    if record["t"] == "result":
+                        JobStatus(record["status"])
+                        results[(tuple(record["id"]), float(record["budget"]))] = record
+                    elif record["t"] == "config":
+                        configs[tuple(record["id"])] = record["config"], record.get("info", {})
+                    elif record["t"] == "header":
+                        header = record
+                except (KeyError, IndexError, TypeError, ValueError, OverflowError) as exc:
+                    raise ConfigurationError(
+                        f"{self.path}:{line_no} is not a journal record ({type(exc).__name__}: "
+                        f"{str(exc)[:200]}); this file was not written by ultrarun as it is: use "
+                        "another checkpoint_file, or start over with overwrite=True") from None
         return header, configs, results
 
 
@@ -192,6 +199,7 @@ class Master:
         self._random_picks = 0  # journal configurations drawn at random it has not skipped yet
         self._progress: Any = None
         self._closed = False
+        self._error: RecordingError | None = None  # a result could not be recorded: stop
         self._in_flight = 0  # jobs submitted, not finished
         self._failures: collections.Counter = collections.Counter()  # by kind
         self._submitted: collections.deque = collections.deque()  # deterministic: (id, budget)
@@ -296,6 +304,7 @@ class Master:
 
     def _step(self, state: _RunState) -> bool:
         """One pass of the run loop; False when the run is over. Caller holds thread_cond."""
+        self._raise_if_stopped()
         if self.clock.monotonic() >= state.deadline:
             self._stop_launching()
             return False
@@ -452,10 +461,12 @@ class Master:
         """Wait for a result. Deterministic: apply the next result in submission order instead,
         if it is in (one per wait, so each decision sees the same results). Caller holds
         thread_cond."""
+        self._raise_if_stopped()
         if self.deterministic and self._submitted and self._submitted[0] in self._arrived:
             self._apply_result(*self._arrived.pop(self._submitted.popleft()))
             return
         self.thread_cond.wait(timeout=timeout)
+        self._raise_if_stopped()
 
     # ------------------------------------------------------------------- jobs
     def _sample(self, budget: float, n: int) -> list[tuple[dict, dict]]:
@@ -480,13 +491,20 @@ class Master:
         done = self._replay_results.get((config_id, float(budget)))
         new = budget == min(datum.losses, default=datum.budget)  # its first job
         journaled = new and config_id in self._replay_configs  # the optimizer did not pick it
-        if new and not journaled:  # a resumed configuration is in the journal and the logs
-            self.journal.write({"t": "config", "id": config_id, "config": config,
-                                "info": datum.config_info})
-            if self.result_logger is not None:
+        try:
+            if new and not journaled:  # a resumed configuration is in the journal
+                self.journal.write({"t": "config", "id": config_id, "config": config,
+                                    "info": datum.config_info})
+            if new and self.result_logger is not None and (
+                    not journaled or hasattr(self.result_logger, "complete")):
+                # resumed: a logger that completes its logs skips what they hold (a crash may
+                # have come between the journal and the logs)
                 self.result_logger.new_config(config_id, config, datum.config_info)
-        elif done is None:  # a promotion, or a journaled configuration without a result
-            self.optimizer.mark_running(config, budget)
+        except Exception as exc:
+            raise RecordingError(f"could not record the configuration {config_id}: "
+                                 f"{type(exc).__name__}: {exc}; the run stops") from exc
+        if (journaled or not new) and done is None:  # a promotion, or a journaled
+            self.optimizer.mark_running(config, budget)  # configuration without a result
         self._random_picks += journaled and not datum.config_info.get("model_based_pick", False)
         self._in_flight += 1
         if self.deterministic:
@@ -504,21 +522,44 @@ class Master:
 
     def job_callback(self, job: Job, replayed: bool = False) -> None:
         """A finished job: journal and log it (outside the lock: no file write holds up the
-        run loop), then tell the iteration and the optimizer."""
-        if not replayed:  # journaled before the master acts on it
-            self.journal.write({"t": "result", "id": tuple(job.id),
-                                "budget": job.kwargs["budget"], "status": job.status.value,
-                                "result": job.result, "exception": job.exception,
-                                "timestamps": job.timestamps, "attempt": job.attempt,
-                                "worker": job.worker_name, "duration": job.duration}, sync=True)
-        if self.result_logger is not None and not replayed:  # the earlier run logged those
-            self.result_logger(job)
-        if self.deterministic:  # applied by the run loop, in submission order (_wait)
-            with self.thread_cond:
-                self._arrived[(tuple(job.id), float(job.kwargs["budget"]))] = (job, replayed)
-                self.thread_cond.notify_all()
-            return
-        self._apply_result(job, replayed)
+        run loop), then tell the iteration and the optimizer. A result that cannot be recorded
+        is not acted on: the run stops with a :class:`RecordingError` (``run`` raises it)."""
+        try:
+            if not replayed:  # journaled before the master acts on it
+                self.journal.write({"t": "result", "id": tuple(job.id),
+                                    "budget": job.kwargs["budget"], "status": job.status.value,
+                                    "result": job.result, "exception": job.exception,
+                                    "timestamps": job.timestamps, "attempt": job.attempt,
+                                    "worker": job.worker_name, "duration": job.duration},
+                                   sync=True)
+                if self.result_logger is not None:
+                    self.result_logger(job)
+            elif hasattr(self.result_logger, "complete"):  # what a crash kept from the logs
+                self.result_logger.complete(job)
+            if self.deterministic:  # applied by the run loop, in submission order (_wait)
+                with self.thread_cond:
+                    self._arrived[(tuple(job.id), float(job.kwargs["budget"]))] = (job, replayed)
+                    self.thread_cond.notify_all()
+                return
+            self._apply_result(job, replayed)
+        except Exception as exc:  # never swallowed, never a wait: the run loop raises it
+            self._stop_on(RecordingError(
+                f"could not record the result of job {job.id} at budget "
+                f"{job.kwargs.get('budget')} ({job.status.name}): {type(exc).__name__}: {exc}; "
+                "the run stops (resume=True continues it from the journal)"), exc)
+
+    def _stop_on(self, error: RecordingError, cause: BaseException) -> None:
+        """Stop the run with ``error`` (the first one is kept): the run loop raises it."""
+        error.__cause__ = cause
+        self.logger.error("%s", error)
+        with self.thread_cond:
+            if self._error is None:
+                self._error = error
+            self.thread_cond.notify_all()
+
+    def _raise_if_stopped(self) -> None:
+        if self._error is not None:
+            raise self._error
 
     def _apply_result(self, job: Job, replayed: bool) -> None:
         """Tell the iteration and the optimizer about a finished job."""

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import JobError, ResultError
-from .job import JobStatus, validate_result
+from .job import JobStatus, _short, validate_result
 
 #: a job on the wire: ``(token, attempt)``
 Key = tuple[int, int]
@@ -46,11 +46,6 @@ def key(pair: Any, what: str = "job key") -> Key:
             or not all(type(v) is int for v in pair)):
         raise ValueError(f"{what} must be a pair of ints (token, attempt), got {pair!r}")
     return pair[0], pair[1]
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 _JOB_FIELDS = (("token", int), ("attempt", int), ("seq", int), ("kwargs", dict),
@@ -89,7 +84,7 @@ class JobMessage:
                 raise JobError(f"job field {name!r} must be {kind.__name__}, got {_short(value)}")
         if raw["attempt"] < 1 or raw["seq"] < 1 or not raw["dispatcher"]:
             raise JobError(f"job fields out of range: attempt {raw['attempt']}, seq "
-                           f"{raw['seq']}, dispatcher {raw['dispatcher']!r}")
+                           f"{raw['seq']}, dispatcher {_short(raw['dispatcher'])}")
         if "id" not in raw:
             raise JobError("job has no 'id'")
         if not all(type(k) is str for k in raw["kwargs"]):
@@ -126,9 +121,11 @@ class ResultMessage:
             raise JobError(f"a result must be a dict, got {type(raw).__name__}")
         token, attempt = raw.get("token"), raw.get("attempt")
         if type(token) is not int or type(attempt) is not int:
-            raise JobError(f"a result needs int token and attempt, got {token!r}, {attempt!r}")
+            raise JobError(f"a result needs int token and attempt, got {_short(token)}, "
+                           f"{_short(attempt)}")
         exception = raw.get("exception")
-        exception = None if exception is None else str(exception)
+        if exception is not None and type(exception) is not str:
+            exception = _short(exception, 10_000)
         try:
             status = JobStatus(raw.get("status"))
         except ValueError:

@@ -410,13 +410,9 @@ def spearman(pairs: list[tuple[float, float]]) -> float:
 
 def _ranks(values: np.ndarray) -> np.ndarray:
     """Ranks from 1, ties sharing their average rank (as scipy.stats.rankdata)."""
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values))
-    ranks[order] = np.arange(1, len(values) + 1)
-    for value in np.unique(values):
-        tied = values == value
-        ranks[tied] = ranks[tied].mean()
-    return ranks
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)  # a group of k ties takes ranks end-k+1 .. end: their mean
+    return (ends - (counts - 1) / 2.0)[inverse.reshape(-1)]
 
 
 def _runs(result: RunsOrResult) -> list[Run]:

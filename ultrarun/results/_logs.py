@@ -25,7 +25,8 @@ class json_result_logger:
     """Writes results as they arrive into ``configs.json`` and ``results.json`` (HpBandSter's
     format) and the runs' statuses into ``statuses.json``. Every line is fsync'ed before the call
     returns, there is nothing to close, and it is thread-safe. Log files already there follow
-    the master's rule (``open``). The lines and the rules: docs/results.md.
+    the master's rule (``open``); a resumed master fills what a crash kept from them
+    (``complete``). The lines and the rules: docs/results.md.
 
     Args:
         directory (str | PathLike): Where to write the logs (created if needed).
@@ -44,6 +45,8 @@ class json_result_logger:
         self._files = {path: JsonLines(path, hold_open=False)
                        for path in (self.config_fn, self.results_fn, self.statuses_fn)}
         self.config_ids: set[ConfigId] = set()
+        #: (config_id, budget) of every line in results.json and in statuses.json
+        self._logged: dict[Path, set[tuple]] = {self.results_fn: set(), self.statuses_fn: set()}
         self._lock = threading.Lock()
         self._opened = False
 
@@ -69,8 +72,9 @@ class json_result_logger:
                     "into another directory")
             append = existing == "resume" and not self.overwrite
             if append:
-                self.config_ids = {_config_id(line[0]) for _, line in
-                                   read_json_lines(self.config_fn) if isinstance(line, list)}
+                self.config_ids = _keys(self.config_fn, lambda line: _config_id(line[0]))
+                for path, keys in self._logged.items():
+                    keys.update(_keys(path, lambda line: _key(line[0], line[1])))
             for log in self._files.values():
                 log.open(append=append)
             self._opened = True
@@ -114,18 +118,34 @@ class json_result_logger:
 
     def __call__(self, job: Job) -> None:
         """Log a finished job: its results line first, then its status line."""
+        self._log(job, only_missing=False)
+
+    def complete(self, job: Job) -> None:
+        """Log a finished job unless the logs hold it: its results line and its status line
+        each once, by (config_id, budget). A resumed master hands every journaled result here,
+        so a crash between the journal and the logs costs the logs nothing."""
+        self._log(job, only_missing=True)
+
+    def _log(self, job: Job, only_missing: bool) -> None:
         self.open()
         if job.id not in self.config_ids:
-            logger.warning("job %r finished before its configuration was logged; logging it now "
-                           "without config_info", job.id)
-            self.new_config(job.id, job.kwargs["config"], {})
+            if not only_missing:
+                logger.warning("job %r finished before its configuration was logged; logging "
+                               "it now without config_info", job.id)
+            self.new_config(job.id, job.kwargs["config"], job.kwargs.get("config_info") or {})
         status = final_status(job)
         result = job.result if status is JobStatus.SUCCESS else None
-        line = [job.id, job.kwargs["budget"], _complete_timestamps(job.timestamps), result, job.exception]
-        extra = {"status": status.name, "attempt": job.attempt, "worker": job.worker_name}
+        budget, key = job.kwargs["budget"], _key(job.id, job.kwargs["budget"])
+        lines = {self.results_fn: [job.id, budget, _complete_timestamps(job.timestamps), result,
+                                   job.exception],
+                 self.statuses_fn: [job.id, budget, {"status": status.name,
+                                                     "attempt": job.attempt,
+                                                     "worker": job.worker_name}]}
         with self._lock:
-            self._append(self.results_fn, line)
-            self._append(self.statuses_fn, [job.id, job.kwargs["budget"], extra])
+            for path, line in lines.items():
+                if not (only_missing and key in self._logged[path]):
+                    self._append(path, line)
+                    self._logged[path].add(key)
 
     def _append(self, path: Path, record: list[Any]) -> None:
         self._files[path].write(jsonable(record), sync=self.fsync)
@@ -203,6 +223,23 @@ def _complete_timestamps(stamps: Mapping[str, float]) -> dict[str, float]:
     out.setdefault("started", out.get("submitted", out["finished"]))
     out.setdefault("submitted", out["started"])
     return {k: float(out[k]) for k in TIMESTAMP_KEYS}
+
+
+def _keys(path: Path, key: Any) -> set:
+    """``key(line)`` of every line of a log that has one (lines that are not lists of such
+    keys, written by hand or torn, are skipped)."""
+    keys = set()
+    for _, line in read_json_lines(path):
+        try:
+            keys.add(key(line))
+        except (IndexError, KeyError, TypeError):
+            continue
+    return keys
+
+
+def _key(config_id: Any, budget: Any) -> tuple:
+    """What identifies a results or status line: (config_id, budget), as the logs hold them."""
+    return _config_id(config_id), float(budget) if type(budget) in (int, float) else budget
 
 
 def _config_id(raw: Any) -> ConfigId:

@@ -12,7 +12,8 @@ import time
 from typing import Any
 
 from ..executor import Durations, Executor, RetryPolicy
-from ..job import Job, JobStatus, to_plain
+from ..errors import ResultError
+from ..job import Job, JobStatus, to_plain, validate_result
 from ..lifecycle import Lifecycle
 from ._trial import TrialInfo, TrialValue, worker_time
 
@@ -119,7 +120,12 @@ class RunnerExecutor(Executor):
         info = to_plain(value.additional_info, "additional_info")
         if value.status is JobStatus.SUCCESS:
             cost = value.cost[0] if isinstance(value.cost, list) else value.cost
-            self._life.finish(job, value.status, {"loss": float(cost), "info": info})
+            try:  # what the master's journal and logs can write, as the workers check it
+                result = validate_result({"loss": cost, "info": info})
+            except ResultError as exc:
+                self._life.finish(job, JobStatus.CRASHED, None, f"ResultError: {exc}", info)
+            else:
+                self._life.finish(job, value.status, result)
         else:
             self._life.finish(job, value.status, None, info.get("traceback")
                               or info.get("error") or value.status.name, info)
@@ -129,8 +135,9 @@ class RunnerExecutor(Executor):
         if self.new_result_callback is not None:
             try:
                 self.new_result_callback(job)
-            except Exception:
-                logger.exception("the job callback raised; continuing")
+            except Exception:  # the master stops its run itself; another caller is told here
+                logger.exception("the result callback raised on job %r: its result is not "
+                                 "recorded", job.id)
 
     def shutdown(self, shutdown_workers: bool = False) -> None:
         """Stop the pump and report what is queued or running CANCELLED (the contract); with
