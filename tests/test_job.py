@@ -484,7 +484,8 @@ def test_parse_job_message_takes_or_refuses_anything(changes, drop, whole):
     except JobError as exc:
         assert str(exc)
         return
-    assert job.to_wire() == message and type(job.token) is int and job.seq >= 1
+    assert all(value is message[name] for name, value in job.to_wire().items())
+    assert type(job.token) is int and job.seq >= 1
 
 
 @settings(max_examples=300, deadline=None)
