@@ -6,7 +6,7 @@ import pytest
 from ultrarun.benchmarks import branin_space
 from ultrarun.errors import ConfigurationError
 from ultrarun.frontends import BOHB, DEHB, DEFAULT_METHOD, METHODS, TPE, HyperBand
-from ultrarun.iterations import (ASHAIterGenerator, HyperBandIterGenerator,
+from ultrarun.iterations import (AdaptiveIterGenerator, ASHAIterGenerator, HyperBandIterGenerator,
                                  SuccessiveHalvingIterGenerator)
 from ultrarun import optimizers
 
@@ -17,14 +17,15 @@ def build(front, **kwargs):
     return master
 
 
-def test_minimize_defaults_to_tpe_on_successive_halving():
+def test_minimize_defaults_to_tpe_on_adaptive_successive_halving():
     master = build(METHODS[DEFAULT_METHOD])
     assert isinstance(master.optimizer, optimizers.TPE)
-    assert isinstance(master.iter_generator, SuccessiveHalvingIterGenerator)
+    assert isinstance(master.iter_generator, AdaptiveIterGenerator)
+    assert master.iter_generator.bracket(0) == SuccessiveHalvingIterGenerator(1, 27).bracket(0)
 
 
 @pytest.mark.parametrize("front, optimizer, default", [
-    (TPE, optimizers.TPE, SuccessiveHalvingIterGenerator),
+    (TPE, optimizers.TPE, AdaptiveIterGenerator),
     (BOHB, optimizers.BOHB, HyperBandIterGenerator),
     (DEHB, optimizers.DEHB, HyperBandIterGenerator),
     (HyperBand, optimizers.RandomSearch, HyperBandIterGenerator),
@@ -34,6 +35,7 @@ def test_every_front_end_runs_every_schedule(front, optimizer, default):
     assert isinstance(build(front).optimizer, optimizer)
     for iterations, generator in (("hyperband", HyperBandIterGenerator),
                                   ("successive_halving", SuccessiveHalvingIterGenerator),
+                                  ("adaptive", AdaptiveIterGenerator),
                                   ("asha", ASHAIterGenerator)):
         assert isinstance(build(front, iterations=iterations).iter_generator, generator)
     assert isinstance(build(front, asha=True).iter_generator, ASHAIterGenerator)
@@ -59,7 +61,8 @@ def test_tpe_ranks_each_budget_on_brackets_and_by_budget_reached_on_asha():
 
 def test_schedules_are_checked():
     with pytest.raises(ConfigurationError, match="iterations is 'bracket'; it must be one of "
-                                                 "'hyperband', 'successive_halving', 'asha'"):
+                                                 "'hyperband', 'successive_halving', "
+                                                 "'adaptive', 'asha'"):
         build(TPE, iterations="bracket")
     with pytest.raises(ConfigurationError, match="asha=True and iterations='hyperband' disagree"):
         build(BOHB, asha=True, iterations="hyperband")

@@ -10,7 +10,8 @@ import pytest
 from ConfigSpace import ConfigurationSpace
 
 from ultrarun.errors import ConfigurationError, JobError
-from ultrarun.iterations import (ASHA, ASHAIterGenerator, ConfigStatus, CustomIterGenerator,
+from ultrarun.iterations import (ASHA, AdaptiveIterGenerator, ASHAIterGenerator, ConfigStatus,
+                                 CustomIterGenerator, budget_agreement, first_trusted_stage,
                                  HyperBandIterGenerator, SuccessiveHalving,
                                  SuccessiveHalvingIterGenerator, bracket, hyperband_brackets,
                                  max_bracket_index)
@@ -387,3 +388,98 @@ def test_asha_with_bohb_uses_the_model():
     assert optimizer.num_pending == 0
     picks = [d.config_info["model_based_pick"] for d in iteration.data.values()]
     assert len(picks) == 40 and sum(picks) >= 10
+
+
+# -- adaptive successive halving: start higher where small budgets mislead ------------------
+def agreeing(config, budget):
+    """Every budget ranks configurations alike."""
+    return float(config["x"]) + 1.0 / budget
+
+
+def misleading_below(trusted):
+    """Below ``trusted`` the ranking is reversed (a large learning rate wins early and overfits
+    late); from ``trusted`` up, every budget ranks alike."""
+    def loss(config, budget):
+        x = config["x"]
+        return float(-x if budget < trusted else x) + 1.0 / budget
+    return loss
+
+
+def run_adaptive(loss, iterations, **kwargs):
+    generator = AdaptiveIterGenerator(1, 27, 3, **kwargs)
+    sampler = CountingSampler()
+    starts = []
+    for i in range(iterations):
+        iteration = generator.get_next_iteration(i, sampler)
+        starts.append(iteration.budgets[0])
+        drive(iteration, loss)
+    return generator, starts
+
+
+def test_adaptive_keeps_successive_halving_while_budgets_agree():
+    generator, starts = run_adaptive(agreeing, 6)
+    assert starts == [1.0] * 6
+    assert all(rho == pytest.approx(1.0) for _, _, rho, _ in generator.agreement())
+    assert generator.bracket(6) == SuccessiveHalvingIterGenerator(1, 27, 3).bracket(6)
+
+
+@pytest.mark.parametrize("trusted, start", [(3.0, 3.0), (9.0, 9.0), (27.0, 27.0)])
+def test_adaptive_starts_above_the_budgets_that_rank_unlike_the_next(trusted, start):
+    """The first iterations run successive halving from budget 1; once enough configurations
+    show a budget ranking them unlike the next budget, new iterations start above it, as
+    Hyperband's bracket for that budget; the iterations already made keep their bracket."""
+    generator, starts = run_adaptive(misleading_below(trusted), 12)
+    assert starts[0] == 1.0 and starts[-1] == start, starts
+    assert starts == sorted(starts)  # never back to a budget found misleading
+    first = starts.index(start)
+    assert generator.bracket(first) == hyperband_brackets(1, 27, 3)[[1.0, 3.0, 9.0, 27.0]
+                                                                    .index(start)]
+    assert generator.bracket(0).budgets[0] == 1.0
+    assert generator.num_jobs(12) == generator.bracket(first).num_jobs
+
+
+def test_adaptive_learns_from_iterations_still_running():
+    """Many workers run several brackets at once: the pairs of brackets not finished yet count,
+    so the third bracket already starts higher (judging finished brackets only, it did not)."""
+    generator, sampler = AdaptiveIterGenerator(1, 27, 3), CountingSampler()
+    loss = misleading_below(3.0)
+    running = [generator.get_next_iteration(i, sampler) for i in range(2)]
+    for iteration in running:  # budgets 1 and 3 done, 9 and 27 still to run
+        for _ in range(2):
+            batch = []
+            while (run := iteration.get_next_run()) is not None:
+                batch.append(run)
+            for config_id, config, budget in batch:
+                iteration.register_result(config_id, budget, loss(config, budget))
+    assert not any(it.is_finished for it in running)
+    assert generator.agreement()[0][3] == 18
+    assert generator.get_next_iteration(2, sampler).budgets[0] == 3.0
+
+
+def test_first_trusted_stage_needs_enough_pairs_and_a_low_rho():
+    nan = math.nan
+    assert first_trusted_stage([]) == 0
+    assert first_trusted_stage([(1, 3, -0.9, 7), (3, 9, 1.0, 30), (9, 27, 1.0, 9)]) == 0
+    assert first_trusted_stage([(1, 3, -0.9, 8), (3, 9, 1.0, 30), (9, 27, 1.0, 9)]) == 1
+    assert first_trusted_stage([(1, 3, 0.2, 50), (3, 9, 0.9, 30), (9, 27, 0.1, 9)]) == 3
+    assert first_trusted_stage([(1, 3, nan, 50), (3, 9, 0.49, 30)], threshold=0.5) == 2
+    assert first_trusted_stage([(1, 3, 0.49, 50)], threshold=0.4, min_pairs=3) == 0
+
+
+def test_budget_agreement_pairs_losses_of_the_same_configurations():
+    """Failed runs are left out; rho is NaN where fewer than 3 configurations ran at both."""
+    iteration = SuccessiveHalving(0, [9, 3, 1], [1.0, 3.0, 9.0], CountingSampler())
+    drive(iteration, lambda c, b: None if c["x"] == 0 else float(c["x"] * b),
+          status=lambda c: JobStatus.CRASHED if c["x"] == 0 else JobStatus.SUCCESS)
+    (low, high, rho, n), (_, _, rho2, n2) = budget_agreement([iteration], [1.0, 3.0, 9.0])
+    assert (low, high, n, n2) == (1.0, 3.0, 3, 1) and rho == pytest.approx(1.0)
+    assert math.isnan(rho2)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"threshold": 1.5}, r"threshold is 1.5; it must be a rank correlation between -1 and 1"),
+    ({"min_pairs": 2}, r"min_pairs is 2; it must be an integer >= 3"),
+])
+def test_adaptive_arguments_say_what_is_allowed(kwargs, message):
+    with pytest.raises(ConfigurationError, match=message):
+        AdaptiveIterGenerator(1, 27, 3, **kwargs)

@@ -402,7 +402,7 @@ _HOSTILE = st.one_of(
     _SCALARS, st.integers(min_value=2 ** 60, max_value=2 ** 70),
     st.builds(_huge, st.sampled_from([1, -1])), st.just(math.inf), st.just(-math.inf), st.floats(),
     st.text(alphabet=st.characters(), max_size=6),  # lone surrogates included
-    st.builds(_nested, st.integers(0, 2000)), st.builds(_holds_itself),
+    st.builds(_nested, st.integers(0, 150)), st.builds(_holds_itself),
     st.just(np.longdouble(1.5)), st.just(np.complex64(1j)), st.just(np.array([1j])),
     st.just(np.array([object()])), st.just({1, 2}), st.just(frozenset({"a"})))
 _KEYS = st.one_of(st.text(max_size=4), st.integers(), st.booleans(), st.none(), st.floats(),

@@ -66,7 +66,7 @@ class Sim:
             if not lose:
                 self.inboxes[name].accept(JobMessage.from_wire(message))
 
-    def call(self, name: str, lose_answer: bool = False) -> None:
+    def call(self, name: str, lose_answer: bool = False, peer: tuple | None = None) -> None:
         """The worker's call with its waiting results; a lost answer leaves them waiting (the
         worker will send them again), and the dispatcher has processed the call anyway."""
         inbox = self.inboxes[name]
@@ -75,7 +75,8 @@ class Sim:
         keys = {key for key, _ in items}
         report = Report.from_wire(inbox.report(D, exclude=keys))
         reply, stale = self.pool.on_call(name, f"uri-{name}", report,
-                                         [ResultMessage.from_wire(p) for _, p in items])
+                                         [ResultMessage.from_wire(p) for _, p in items],
+                                         peer or ("net", name))
         self._after()
         if lose_answer:
             inbox.results.extendleft(reversed(items))
@@ -220,6 +221,67 @@ def test_a_partitioned_worker_is_lost_its_job_reruns_and_its_late_result_is_drop
     assert len(sim.reported) == 1 and sim.pool.counts["late"] == 1
     assert target in sim.pool.workers, "the worker is back in the pool"
     assert sim.inboxes[target].idle
+
+
+def test_a_worker_that_hung_up_is_probed_now_and_loses_its_job_only_if_it_is_gone():
+    """Its connection closed: the pool names it for a probe at once (not at the next ping).
+    A dead worker refuses the probe (the driver removes it) and its job runs elsewhere; a
+    healthy one whose connection merely dropped answers, and keeps and finishes its job."""
+    for dead in (True, False):
+        sim = Sim(n_workers=2)
+        sim.submit(1)
+        (target,) = [n for n, msgs in sim.wire.items() if msgs]
+        other = "w1" if target == "w0" else "w0"
+        sim.deliver(target)
+        sim.inboxes[target].start()
+        assert sim.pool.hung_up(("net", target)) == target
+        assert sim.pool.hung_up(("net", target)) is None, "named once per connection"
+        if dead:
+            sim.pool.remove(target, "did not answer: connection refused")
+            sim._after()
+            assert target not in sim.pool.workers
+            sim.deliver(other)
+            assert sim.work(other)
+            sim.call(other)
+            assert [(j.id, j.attempt, j.worker_name) for j in sim.reported] == [(0, 2, other)]
+        else:
+            sim.ping(target)  # the probe is answered: nothing changes
+            assert sim.pool.running == 1 and not sim.reported
+            job = sim.inboxes[target].current
+            sim.inboxes[target].finish({"token": job.token, "attempt": job.attempt,
+                                        "status": "SUCCESS", "result": {"loss": 0.0},
+                                        "exception": None, "duration": 1.0})
+            sim.call(target, peer=("net", target, "again"))  # on a new connection
+            assert [(j.id, j.attempt) for j in sim.reported] == [(0, 1)]
+            assert sim.pool.hung_up(("net", target)) is None
+            assert sim.pool.hung_up(("net", target, "again")) == target
+        assert sim.pool.hung_up(("net", "nobody")) is None
+
+
+def test_a_leaving_worker_gets_no_new_job_hands_back_what_it_did_not_start_and_leaves():
+    sim = Sim(n_workers=1, prefetch=1)
+    sim.submit(3)
+    sim.deliver("w0")
+    sim.inboxes["w0"].start()  # runs job 0, holds job 1
+    sim.ping("w0")
+    inbox = sim.inboxes["w0"]
+    inbox.hand_back()  # it leaves: job 1 goes back
+    report = Report.from_wire({**inbox.report(D), "leaving": True})
+    reply, _ = sim.pool.on_call("w0", "uri-w0", report, [], ("net", "w0"))
+    sim._after()
+    assert reply == [] and "w0" in sim.pool.workers
+    assert [(j.id, j.attempt) for j in sim.pool.queue] == [(1, 1), (2, 1)], "no attempt spent"
+    job = inbox.current
+    inbox.finish({"token": job.token, "attempt": job.attempt, "status": "SUCCESS",
+                  "result": {"loss": 0.0}, "exception": None, "duration": 1.0})
+    batch = inbox.take_results()[1]
+    report = Report.from_wire({**inbox.report(D, exclude={k for k, _ in batch}), "leaving": True})
+    reply, _ = sim.pool.on_call("w0", "uri-w0", report,
+                                [ResultMessage.from_wire(p) for _, p in batch], ("net", "w0"))
+    sim._after()
+    assert reply == [] and "w0" not in sim.pool.workers
+    assert [(j.id, j.attempt, j.status) for j in sim.reported] == [(0, 1, JobStatus.SUCCESS)]
+    assert sim.pool.take_events()[-1][0] == "left"
 
 
 def test_a_job_the_worker_dropped_without_a_result_runs_again():

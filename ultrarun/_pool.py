@@ -47,6 +47,8 @@ class WorkerState:
     last_seen: float = 0.0  # wall clock
     missed: int = 0
     jobs_done: int = 0
+    leaving: bool = False  # said it leaves: no new job
+    peer: Any = None  # the address its last call came from (its connection to us)
 
     @property
     def load(self) -> int:
@@ -107,6 +109,7 @@ class Pool:
         self._spare: dict[str, None] = {}
         self._running: dict[int, str] = {}  # token -> worker name
         self._seqs: dict[str, int] = {}  # per worker name, never reset
+        self._peers: dict[Any, str] = {}  # a connection's address -> the worker calling on it
         self._marks = itertools.count(1)
         self._done = _Recent(4096)  # (worker, token, attempt) of results taken
 
@@ -153,6 +156,7 @@ class Pool:
                              "the dispatcher was shut down")
         self.cancel_queued()
         self.workers.clear()
+        self._peers.clear()
         self._idle.clear()
         self._spare.clear()
 
@@ -184,6 +188,8 @@ class Pool:
             return
         self._idle.pop(name, None)
         self._spare.pop(name, None)
+        if self._peers.get(state.peer) == name:
+            del self._peers[state.peer]
         deliveries = list(state.jobs.values())
         for delivery in deliveries:
             self._take(state, delivery)
@@ -200,6 +206,19 @@ class Pool:
             return False
         self.remove(name, f"missed {_MISSED_PINGS} pings: {reason}")
         return True
+
+    def hung_up(self, peer: Any) -> str | None:
+        """The connection at address ``peer`` closed from the worker's side: the name of the
+        worker that called on it, which the driver probes now (a worker whose process is gone
+        refuses the probe and is lost at once; one whose connection merely dropped answers it
+        and keeps its jobs). None if no worker of the pool calls on that connection."""
+        name = self._peers.pop(peer, None)
+        state = self.workers.get(name) if name is not None else None
+        if state is None or state.peer != peer:
+            return None
+        state.peer = None
+        self.counts["hung_up"] += 1
+        return name
 
     def mark(self) -> int:
         """A number that orders sends and pings: a ping marked after a job was sent travels
@@ -218,6 +237,8 @@ class Pool:
         state.missed = 0
         state.last_seen = self.clock.time()
         stale = self._reconcile(state, report)
+        if self._left(state, report):
+            return [], stale
         resend = []
         for delivery in state.jobs.values():
             if not delivery.acked and delivery.sent < ping_mark:
@@ -230,20 +251,28 @@ class Pool:
                 resend.append(self._message(delivery))
         return resend, stale
 
-    def on_call(self, name: str, uri: str, report: Report, results: list[ResultMessage]
-                ) -> tuple[list[dict], list[tuple[int, int]]]:
-        """A worker's call (hello, results or heartbeat): take its results, repair what
-        differs, maybe give it its next job. Returns what the answer carries (every job of it
-        not acknowledged yet, a new one included) and the keys to cancel there."""
+    def on_call(self, name: str, uri: str, report: Report, results: list[ResultMessage],
+                peer: Any = None) -> tuple[list[dict], list[tuple[int, int]]]:
+        """A worker's call (hello, results or heartbeat), made on the connection at address
+        ``peer``: take its results, repair what differs, maybe give it its next job. Returns
+        what the answer carries (every job of it not acknowledged yet, a new one included) and
+        the keys to cancel there."""
         if self.closed:
             return [], []
         state = self.add(name, uri)
+        if peer is not None and state.peer != peer:
+            if self._peers.get(state.peer) == name:
+                del self._peers[state.peer]
+            state.peer = peer
+            self._peers[peer] = name
         state.missed = 0
         state.last_seen = self.clock.time()
         for result in results:
             self._result(state, result)
         stale = self._reconcile(state, report)
-        if self.queue and state.load <= self.prefetch and (
+        if self._left(state, report):
+            return [], stale
+        if self.queue and state.load <= self.prefetch and not state.leaving and (
                 not state.jobs or self._free_slot(prefer=name) == name):
             self._deliver(self.queue.popleft(), state)
         mark = self.mark()
@@ -253,6 +282,19 @@ class Pool:
                 delivery.sent = mark
                 reply.append(self._message(delivery))
         return reply, stale
+
+    def _left(self, state: WorkerState, report: Report) -> bool:
+        """A worker that said it leaves gets no new job, and leaves the pool once it runs
+        nothing of ours (the jobs it handed back were re-queued by the reconciliation)."""
+        if not report.leaving:
+            return False
+        state.leaving = True
+        self._file(state)
+        if state.jobs:
+            return False
+        self.remove(state.name, "it left (its lifetime ended, or it was told to stop)",
+                    started=False, lost=False)
+        return True
 
     def _reconcile(self, state: WorkerState, report: Report) -> list[tuple[int, int]]:
         gone = []
@@ -266,8 +308,9 @@ class Pool:
             first = next(iter(state.jobs.values()))
             for delivery in gone:
                 self._take(state, delivery)
-            self._requeue(gone, state.name, "no longer holds it and sent no result",
-                          count_first=gone[0] is first)
+            self._requeue(gone, state.name, "handed it back: it is leaving" if report.leaving
+                          else "no longer holds it and sent no result",
+                          count_first=gone[0] is first and not report.leaving)
         mine = {(d.job.token, d.job.attempt) for d in state.jobs.values()}
         state.blocked = report.busy and (report.running is None or report.running not in mine)
         self._file(state)
@@ -344,7 +387,7 @@ class Pool:
         now = self.clock.monotonic()
         best, best_start = None, math.inf
         for name, state in self.workers.items():
-            if state.blocked or not state.jobs:
+            if state.blocked or state.leaving or not state.jobs:
                 continue
             start = self._free_at(state, pace, now)
             if start < best_start or (start == best_start and name == prefer):
@@ -356,7 +399,7 @@ class Pool:
         name = state.name
         self._idle.pop(name, None)
         self._spare.pop(name, None)
-        if self.workers.get(name) is not state:
+        if self.workers.get(name) is not state or state.leaving:
             return
         if state.load == 0:
             self._idle[name] = None
@@ -403,7 +446,8 @@ class Pool:
         now = self.clock.monotonic()
         if len(self._idle) > len(self.queue):  # a worker is still idle after the queue ahead:
             return now  # the usual answer, without timing every worker (O(1), not O(W))
-        free = [self._free_at(s, pace, now) for s in self.workers.values() if not s.blocked]
+        free = [self._free_at(s, pace, now) for s in self.workers.values()
+                if not s.blocked and not s.leaving]
         if not free:
             return None
         heapq.heapify(free)

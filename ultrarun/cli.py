@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import threading
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,6 +24,7 @@ from . import __version__
 from .errors import ConfigurationError, UltrarunError
 
 log = logging.getLogger("ultrarun.cli")
+_SAME_SIGNAL = 2.0  # seconds: SIGTERMs this close together are one request to leave
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -124,25 +126,70 @@ def cmd_worker(args: argparse.Namespace) -> int:
                                            interval=1)
         if args.secret:  # an explicit secret wins over the file's, as everywhere
             worker.secret = args.secret
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: worker.shutdown())
+    _end_gracefully(worker, args)
     worker.run(background=False, concurrent_type=args.concurrent_type)
     return 0
 
 
-def _supervise_workers(args: argparse.Namespace) -> int:
-    """Start K single-worker processes and stop them together."""
-    base = [sys.executable, "-m", "ultrarun"] + _passthrough(args)
-    procs = [subprocess.Popen(base + ["--worker-id", str(i)]) for i in range(args.n_workers)]
+def _end_gracefully(worker: Any, args: argparse.Namespace) -> None:
+    """SIGTERM (a batch scheduler's warning before the walltime) or the end of --lifetime:
+    the worker leaves within --grace seconds (``Worker.leave``); Ctrl-C, or a second SIGTERM,
+    shuts it down at once."""
 
-    def forward(signum: int, frame: Any) -> None:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+    def leave(reason: str) -> None:
+        threading.Thread(target=worker.leave, args=(args.grace, reason), daemon=True,
+                         name="worker-leave").start()
+
+    terms: list[float] = []
+
+    def on_term(signum: int, frame: Any) -> None:
+        # a scheduler that signals the whole process group and a supervisor that forwards
+        # the signal send two at once: only a later one means "now"
+        if terms and time.monotonic() - terms[0] > _SAME_SIGNAL:
+            worker.shutdown()
+        elif not terms:
+            terms.append(time.monotonic())
+            leave(f"SIGTERM; grace {args.grace:g}s")
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, lambda *_: worker.shutdown())
+    if args.lifetime is not None:
+        timer = threading.Timer(args.lifetime, leave,
+                                args=(f"its lifetime of {args.lifetime:g}s is over",))
+        timer.daemon = True
+        timer.start()
+
+
+def _supervise_workers(args: argparse.Namespace) -> int:
+    """Start K single-worker processes, start again one that dies, stop them together."""
+    from .supervisor import Restarts, Supervisor
+
+    if not args.quiet:
+        logging.getLogger("ultrarun.supervisor").setLevel(logging.INFO)
+    base = [sys.executable, "-m", "ultrarun"] + _passthrough(args)
+    supervisor = Supervisor(lambda slot: base + ["--worker-id", str(slot)], args.n_workers,
+                            unregister=lambda pid, slot: _unregister(args, pid, slot),
+                            restarts=Restarts(limit=args.max_restarts))
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, forward)
-    codes = [proc.wait() for proc in procs]
-    return max((abs(c) for c in codes), default=0)
+        signal.signal(sig, lambda *_: supervisor.stop())
+    return supervisor.run()
+
+
+def _unregister(args: argparse.Namespace, pid: int, slot: int) -> None:
+    """Remove a dead child's name from the run's name server."""
+    import socket
+
+    from .security import Credentials, resolve_secret
+    from .transport import NameServerClient, worker_name
+
+    if args.working_dir:
+        creds = Credentials.read(args.working_dir, args.run_id)
+        host, port, secret = creds.host, creds.port, args.secret or creds.secret
+    elif args.nameserver:
+        (host, port), secret = args.nameserver, args.secret
+    else:
+        host, port, secret = "127.0.0.1", None, args.secret
+    with NameServerClient(host, port, resolve_secret(secret, port)) as ns:
+        ns.remove(worker_name(args.run_id, socket.gethostname(), pid, str(slot)))
 
 
 def _passthrough(args: argparse.Namespace) -> list[str]:
@@ -155,6 +202,7 @@ def _passthrough(args: argparse.Namespace) -> list[str]:
         host, port = args.nameserver
         argv += ["--nameserver", f"{host}:{port}" if port else host]
     for flag, value in (("--host", args.host), ("--timeout", args.timeout), ("--tls", args.tls),
+                        ("--lifetime", args.lifetime), ("--grace", args.grace),
                         ("--time-limit", args.time_limit), ("--memory-limit", args.memory_limit),
                         ("--log-file", args.log_file)):
         if value is not None:
@@ -331,9 +379,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_run(p)
     p.add_argument("--n-workers", type=int, default=1,
                    help="worker processes to start on this node; with more than 1 this process "
-                        "supervises them and forwards SIGINT/SIGTERM")
+                        "supervises them: it starts again one that dies (after 1, 2, 4, ... s) "
+                        "and forwards SIGINT/SIGTERM")
+    p.add_argument("--max-restarts", type=int, default=5,
+                   help="with --n-workers: give a worker up after this many deaths in a row "
+                        "within a minute of its start")
     p.add_argument("--timeout", type=float,
                    help="shut down after this many idle seconds (default: never)")
+    p.add_argument("--lifetime", type=float,
+                   help="leave gracefully after this many seconds, as on SIGTERM: take no new "
+                        "job, let the running one finish within --grace, exit 0 (default: "
+                        "never)")
+    p.add_argument("--grace", type=float, default=60.0,
+                   help="seconds a leaving worker (SIGTERM, --lifetime) gives its running job "
+                        "before handing it back to run elsewhere")
     p.add_argument("--concurrent-type", choices=["thread", "process"], default="thread",
                    help="run compute in the worker's thread or in a child process")
     p.add_argument("--time-limit", type=float,
@@ -423,8 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", choices=["tpe", "bohb", "dehb", "hyperband", "random"],
                    help="how configurations are chosen (default: tpe on successive halving, "
                         "the quality benchmark's winner)")
-    p.add_argument("--iterations", choices=["hyperband", "successive_halving", "asha"],
-                   help="the schedule (default: the optimizer's; tpe: successive_halving, "
+    p.add_argument("--iterations", choices=["hyperband", "successive_halving", "adaptive", "asha"],
+                   help="the schedule (default: the optimizer's; tpe: adaptive, "
                         "bohb, dehb and hyperband: hyperband)")
     p.add_argument("--asha", action="store_true",
                    help="asynchronous successive halving (--iterations asha)")

@@ -162,7 +162,8 @@ class Dispatcher(Executor):
                 "dispatcher of run %s: waiting %.0fs for the name server at %s:%s",
                 self.run_id, s, ns.host, ns.port))
             bind = self.host or transport.local_address_towards(ns.host)
-            self._server = transport.Server(DispatcherService(self), self._secret, host=bind)
+            self._server = transport.Server(DispatcherService(self), self._secret, host=bind,
+                                            on_peer_closed=self._hung_up)
             self.uri = self.pool.address = self._server.start()
             ns.register(transport.dispatcher_name(self.run_id), self.uri)
         except BaseException:
@@ -444,13 +445,15 @@ class Dispatcher(Executor):
             link.conn.close()
 
     # ---------------------------------------------------- called by workers (server thread)
-    def sync(self, name: str, uri: str, report: Report, results: list[ResultMessage]) -> dict:
-        """A worker's call: its results and its report; the answer carries its jobs."""
+    def sync(self, name: str, uri: str, report: Report, results: list[ResultMessage],
+             peer: Any = None) -> dict:
+        """A worker's call (on the connection at address ``peer``): its results and its
+        report; the answer carries its jobs."""
         with self._lock:
             self._counters["syncs"] += 1
             if self._stop.is_set():
                 return SyncAnswer().to_wire()
-            jobs, stale = self.pool.on_call(name, uri, report, results)
+            jobs, stale = self.pool.on_call(name, uri, report, results, peer)
             drain = self._after()
         self._start_draining(drain)
         return SyncAnswer(tuple(jobs), tuple(stale)).to_wire()
@@ -469,6 +472,26 @@ class Dispatcher(Executor):
                     "counters": {k: self._counters[k] for k in _COUNTERS}}
 
     # ------------------------------------------------------------- discovery and pings
+    def other_runs(self) -> dict[str, int]:
+        """``{run id: workers}`` of the other runs whose workers the name server lists (a
+        master waiting for workers names them: a wrong run id shows). Empty if it cannot
+        tell. A remote call: not for the dispatch path."""
+        runs: collections.Counter = collections.Counter()
+        with transport.NameServerClient(self.nameserver, self.nameserver_port, self._secret,
+                                        self.timeout) as ns:
+            try:
+                names = ns.list("ultrarun.")
+            except CommunicationError:
+                return {}
+        for name in names:
+            try:
+                run = transport.parse_worker_name(name)["run_id"]
+            except (ConfigurationError, ValueError):
+                continue  # a dispatcher's name
+            if run != self.run_id:
+                runs[run] += 1
+        return dict(sorted(runs.items()))
+
     def trigger_discover_worker(self) -> None:
         """Look for new workers now instead of at the next ping interval."""
         self._discover_now.set()
@@ -528,14 +551,32 @@ class Dispatcher(Executor):
         repairs what differs, see the pool model)."""
         drain = []
         for name in self.pool.workers:
-            link = self._links.get(name)
-            if link is not None and link.pinging:
-                continue
-            needs_thread = self._enqueue(name, ("ping", self.pool.mark()))
-            self._links[name].pinging = True
-            if needs_thread is not None:
-                drain.append(needs_thread)
+            link = self._ping(name)
+            if link is not None:
+                drain.append(link)
         return drain
+
+    def _ping(self, name: str) -> _Link | None:
+        """Caller holds the lock: queue a ping of the worker unless one is on its way; returns
+        the link if it needs a sending thread."""
+        link = self._links.get(name)
+        if link is not None and link.pinging:
+            return None
+        needs_thread = self._enqueue(name, ("ping", self.pool.mark()))
+        self._links[name].pinging = True
+        return needs_thread
+
+    def _hung_up(self, peer: Any) -> None:
+        """The server's hook: a connection closed from the other side. If a worker called on
+        it, probe that worker now: a dead one refuses and loses its jobs at once, instead of
+        at its next ping interval (the server's thread: bookkeeping only)."""
+        with self._lock:
+            name = None if self._stop.is_set() else self.pool.hung_up(peer)
+            if name is None:
+                return
+            self.logger.info("worker %s hung up: checking on it now", name)
+            link = self._ping(name)
+        self._start_draining([link] if link is not None else [])
 
     def _callback_loop(self) -> None:
         while True:
@@ -603,7 +644,7 @@ class DispatcherService:
         except (ValueError, JobError, ConfigurationError) as exc:
             d.logger.warning("refused a malformed call from %r: %s", name, exc)
             raise ValueError(f"malformed sync: {exc}") from None
-        return d.sync(name, uri, parsed, taken)
+        return d.sync(name, uri, parsed, taken, transport.caller_address())
 
     def status(self) -> dict:
         return self._dispatcher.status()

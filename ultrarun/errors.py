@@ -50,11 +50,6 @@ class ResultError(JobError):
     """A compute result cannot be used or cannot travel; the message names the offending field."""
 
 
-class NoSuccessfulRunError(UltrarunError, ValueError):
-    """A result was asked for its best configuration, but no run finished with a loss; the
-    message counts the failures by status and quotes their errors."""
-
-
 class JobFailed(JobError):
     """Raised by a compute to end its job with ``status`` (CRASHED, TIMEOUT or MEMOUT) and this
     message, e.g. a compute that enforces its own time limit. ``info`` (plain data) travels
@@ -64,6 +59,22 @@ class JobFailed(JobError):
         super().__init__(message or getattr(status, "name", str(status)))
         self.status = status
         self.info = info
+
+
+class NoSuccessfulRunError(JobError, KeyError):
+    """No run finished with a loss, so a result has no best configuration and no incumbent; the
+    message counts the failures by status, quotes their errors and shows the first one's
+    traceback. A ``KeyError`` too, as ``get_id2config_mapping()[None]`` was in HpBandSter."""
+
+    def __str__(self) -> str:  # KeyError would print the repr of its argument
+        return str(self.args[0]) if self.args else ""
+
+
+class RunInterrupted(SystemExit):
+    """Ctrl-C or SIGTERM stopped a master's run. Not an :class:`UltrarunError`: it is the one
+    exception meant to end the program, as ``KeyboardInterrupt`` would, with its message (how
+    to resume) instead of a traceback. The workers keep running; the journal has every result
+    that came in."""
 
 
 class FirstRunCrashedException(JobError):
@@ -77,4 +88,4 @@ class TargetAlgorithmAbortException(JobError):
 __all__ = ["UltrarunError", "ConfigurationError", "UnsafeFileError", "CommunicationError",
            "CommunicationTimeout", "AuthenticationError", "NameServerError", "RecordingError",
            "JobError", "ResultError", "JobFailed", "NoSuccessfulRunError",
-           "FirstRunCrashedException", "TargetAlgorithmAbortException"]
+           "FirstRunCrashedException", "TargetAlgorithmAbortException", "RunInterrupted"]

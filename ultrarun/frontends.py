@@ -12,17 +12,18 @@ from ConfigSpace import ConfigurationSpace
 
 from . import optimizers
 from .errors import ConfigurationError
-from .iterations import (ASHAIterGenerator, BaseIterGenerator, CustomIterGenerator,
-                         HyperBandIterGenerator, SuccessiveHalvingIterGenerator,
-                         max_bracket_index)
+from .iterations import (AdaptiveIterGenerator, ASHAIterGenerator, BaseIterGenerator,
+                         CustomIterGenerator, HyperBandIterGenerator,
+                         SuccessiveHalvingIterGenerator, max_bracket_index)
 from .master import Master
 
 #: the schedules a front end can run
-ITERATIONS = ("hyperband", "successive_halving", "asha")
+ITERATIONS = ("hyperband", "successive_halving", "adaptive", "asha")
 #: what ``minimize`` and ``ultrarun demo`` run unless told otherwise: the combination that won
-#: the quality benchmark (docs/benchmarks.md)
+#: the quality benchmark (docs/benchmarks.md); "adaptive" is successive halving that starts
+#: higher where small budgets mislead (docs/iterations.md)
 DEFAULT_METHOD = "tpe"
-DEFAULT_ITERATIONS = "successive_halving"
+DEFAULT_ITERATIONS = "adaptive"
 
 
 def _generator(min_budget: float, max_budget: float, eta: float, asha: bool,
@@ -38,6 +39,8 @@ def _generator(min_budget: float, max_budget: float, eta: float, asha: bool,
         return HyperBandIterGenerator(min_budget, max_budget, eta, bracket_formula)
     if kind == "successive_halving":
         return SuccessiveHalvingIterGenerator(min_budget, max_budget, eta, bracket_formula)
+    if kind == "adaptive":
+        return AdaptiveIterGenerator(min_budget, max_budget, eta, bracket_formula)
     # One ASHA iteration samples as many configs as Hyperband's most aggressive bracket, so
     # n_iterations means about the same amount of exploration in both modes.
     n0 = SuccessiveHalvingIterGenerator(min_budget, max_budget, eta).bracket(0).num_configs[0]
@@ -98,8 +101,8 @@ def _optimizer(cls: type, configspace: ConfigurationSpace, seed: int | None,
 
 class TPE(Master):
     """Multivariate TPE (``ultrarun.optimizers.TPE``, Optuna's sampler) on successive halving
-    (``iterations="successive_halving"`` unless told otherwise): the default of
-    [minimize][ultrarun.frontends.minimize].
+    that starts higher where small budgets mislead (``iterations="adaptive"`` unless told
+    otherwise): the default of [minimize][ultrarun.frontends.minimize].
 
     Args:
         configspace (ConfigurationSpace): The configuration space to search.
@@ -110,8 +113,8 @@ class TPE(Master):
             budget by eta.
         seed (int | None): Seed of the optimizer's sampler.
         asha (bool): Asynchronous successive halving instead (``iterations="asha"``).
-        iterations (str | None): The schedule: ``"hyperband"``, ``"successive_halving"`` or
-            ``"asha"``.
+        iterations (str | None): The schedule: ``"adaptive"`` (the default),
+            ``"hyperband"``, ``"successive_halving"`` or ``"asha"``.
         bracket_formula (str): ``"paper"`` (Hyperband's bracket sizes) or ``"hpbandster"``
             (HpBandSter's, one more configuration in some brackets; docs/iterations.md).
         **kwargs: The optimizer's arguments (``n_startup_trials``, ``prior_weight``,
@@ -245,12 +248,12 @@ def minimize(fn: Any, configspace: ConfigurationSpace, min_budget: float, max_bu
         max_budget (float): The largest budget.
         n_workers (int): Worker processes to start.
         n_iterations (int): Iterations of the schedule (brackets) to run.
-        method (str): ``"tpe"`` (TPE on successive halving: no tuning needed, see
+        method (str): ``"tpe"`` (TPE on adaptive successive halving: no tuning needed, see
             docs/optimizers.md), ``"bohb"``, ``"dehb"``, ``"hyperband"`` or ``"random"``.
         eta (float): Successive halving keeps the best 1/eta of each stage.
         asha (bool): Asynchronous successive halving.
         iterations (str | None): Overrides the method's schedule: ``"hyperband"``,
-            ``"successive_halving"`` or ``"asha"``.
+            ``"successive_halving"``, ``"adaptive"`` or ``"asha"``.
         seed (int | None): Seed of the optimizer's sampler.
         result_directory (str | PathLike | None): Write HpBandSter-style logs
             (``configs.json``, ``results.json``) and the journal there; each call starts over.
@@ -269,7 +272,11 @@ def minimize(fn: Any, configspace: ConfigurationSpace, min_budget: float, max_bu
             register in time.
     """
     from .local import LocalCluster
+    from .local import log as local_log
+    from .progress import ensure_logging
     from .results import json_result_logger
+
+    ensure_logging(local_log, all_of_ultrarun=False)  # what it does while the workers start
 
     if method not in METHODS:
         raise ConfigurationError(f"method must be one of {sorted(METHODS)}, got {method!r}")

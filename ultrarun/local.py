@@ -24,6 +24,7 @@ from .nameserver import NameServer
 from .worker import Worker
 
 log = logging.getLogger(__name__)
+_REPORT_EVERY = 5.0  # seconds between "n of N worker processes up" lines while they start
 
 
 def _worker_main(worker_class: type, kwargs: dict, eval_func: Callable | None,
@@ -35,6 +36,24 @@ def _worker_main(worker_class: type, kwargs: dict, eval_func: Callable | None,
     signal.signal(signal.SIGTERM, lambda *_: worker.shutdown())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us on Ctrl-C
     worker.run(background=False, concurrent_type=concurrent_type)
+
+
+_MAIN_PATH = "_ULTRARUN_FORKSERVER_MAIN"  # the main script, for the fork server to import
+
+
+def _context() -> Any:
+    """Worker processes forked from a fork server that imported the worker runtime and the
+    main script once: n workers cost one import of the script, not n imports at once
+    (``spawn``, where there is no fork server). Python's own ``__main__`` preload does not
+    reach the fork server (3.11), so :mod:`ultrarun._forkserver_main` imports the script."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main is not None:
+        os.environ.setdefault(_MAIN_PATH, os.path.abspath(main))
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["ultrarun.worker", "ultrarun._forkserver_main"])
+    return ctx
 
 
 class LocalCluster:
@@ -104,19 +123,23 @@ class LocalCluster:
             UltrarunError: A worker process died first, or not all registered within
                 ``startup_timeout`` seconds (everything is stopped)."""
         check_main_guard()
+        started = time.monotonic()
         try:
             self._start()
             self._wait_for_registration()
         except BaseException:
             self.shutdown()
             raise
-        log.info("local cluster %s: %d worker processes", self.run_id, self.n_workers)
+        log.info("local cluster %s: %d worker processes up after %.1f s", self.run_id,
+                 self.n_workers, time.monotonic() - started)
         return self
 
     def _start(self) -> None:
         host, port = self.nameserver.start()
-        ctx = multiprocessing.get_context("spawn")
+        ctx = _context()
         level = logging.getLogger("ultrarun").getEffectiveLevel()
+        log.info("starting %d worker processes (your script is imported once, by a fork "
+                 "server, and the workers are forked from it)", self.n_workers)
         for i in range(self.n_workers):
             kwargs = dict(self.worker_kwargs, run_id=self.run_id, nameserver=host,
                           nameserver_port=port, worker_id=i, secret=self.secret)
@@ -128,7 +151,8 @@ class LocalCluster:
 
     def _wait_for_registration(self) -> None:
         """Until each worker process is in the name server; wakes as soon as one dies."""
-        deadline = time.monotonic() + self.startup_timeout
+        start = time.monotonic()
+        deadline, report = start + self.startup_timeout, start + _REPORT_EVERY
         pending = {proc.pid: proc for proc in self.processes}
         with self.nameserver.client() as client:
             while True:
@@ -144,7 +168,13 @@ class LocalCluster:
                         "import your script again: call LocalCluster/minimize under "
                         "'if __name__ == \"__main__\":', and define the worker class or "
                         "function at module level of an importable file")
-                if time.monotonic() >= deadline:
+                now = time.monotonic()
+                if now >= report:
+                    log.info("%d of %d worker processes up after %.0f s (they import your "
+                             "script and ultrarun)", self.n_workers - len(pending),
+                             self.n_workers, now - start)
+                    report = now + _REPORT_EVERY
+                if now >= deadline:
                     raise UltrarunError(
                         f"{len(pending)} of {self.n_workers} worker processes had not registered "
                         f"with the name server after {self.startup_timeout:g} s "

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -22,12 +23,12 @@ from typing import Any, Callable
 from . import _gc
 from ._files import JsonLines, read_json_lines
 from .dispatcher import Dispatcher
-from .errors import ConfigurationError, RecordingError, UltrarunError
+from .errors import ConfigurationError, RecordingError, RunInterrupted, UltrarunError
 from .executor import Executor, RetryPolicy
 from .iterations import BaseIteration, BaseIterGenerator
 from .job import ConfigId, Incumbents, Job, JobStatus, failure_kind, last_line
 from .optimizers import BaseOptimizer
-from .progress import Progress
+from .progress import Progress, ensure_logging
 from .results import Result, Run
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,9 @@ class Master:
             ``<working_directory>/ultrarun-<run_id>.journal.jsonl``).
         checkpoint_freq (int): Results that may pass between fsyncs of the journal.
         working_directory (str | PathLike): Passed to compute; holds the journal by default.
-        ping_interval (float): Seconds between the dispatcher's pings of busy workers.
+        ping_interval (float | None): Seconds between the dispatcher's pings of busy workers
+            (default: the PING_INTERVAL setting, 10 s; a worker whose connection closes is
+            checked on at once).
         time_left_for_this_task (float): Seconds; when used up no job is launched, and no job
             starts that is expected to end later.
         nameserver (str): The name server's address (default dispatcher).
@@ -144,7 +147,7 @@ class Master:
     def __init__(self, run_id: Any, optimizer: BaseOptimizer, iter_generator: BaseIterGenerator,
                  progress_callback: Callable[[Job, "Master"], Any] | None = None,
                  checkpoint_file: str | os.PathLike | None = None, checkpoint_freq: int = 10,
-                 working_directory: str | os.PathLike = ".", ping_interval: float = 60,
+                 working_directory: str | os.PathLike = ".", ping_interval: float | None = None,
                  time_left_for_this_task: float = math.inf, nameserver: str = "127.0.0.1",
                  nameserver_port: int | None = None, host: str | None = None,
                  shutdown_workers: bool = True, job_queue_sizes: tuple[int, int] = (-1, 0),
@@ -195,6 +198,8 @@ class Master:
         self.config: dict[str, Any] = {"time_ref": None}
         self._replay_configs: dict[ConfigId, tuple[dict, dict]] = {}  # resuming: the journal's
         self._replay_results: dict[tuple[ConfigId, float], dict] = {}
+        self._submitted_now = 0  # jobs this run submitted (not replayed)
+        self._interrupt = False  # Ctrl-C or SIGTERM: the run is being stopped
         self._replayed: list[tuple[dict, Any, float]] = []  # results the optimizer is not told yet
         self._random_picks = 0  # journal configurations drawn at random it has not skipped yet
         self._progress: Any = None
@@ -213,7 +218,7 @@ class Master:
         if previous_result is not None:
             self._warm_start(previous_result)
 
-    def _executor(self, given: Any, run_id: Any, ping_interval: float, nameserver: str,
+    def _executor(self, given: Any, run_id: Any, ping_interval: float | None, nameserver: str,
                   nameserver_port: int | None, host: str | None, prefetch: int,
                   secret: str | None, tls: Any, timeout: float | None) -> Executor:
         """The executor the jobs run on, bound to this master's callbacks."""
@@ -278,6 +283,37 @@ class Master:
                                          "time_left_for_this_task too")
         elif n_iterations < 1:
             raise ConfigurationError(f"n_iterations must be >= 1 or None, got {n_iterations}")
+        with _TermAsInterrupt():
+            try:
+                return self._run(n_iterations, min_n_workers, iteration_kwargs,
+                                 min_n_workers_timeout)
+            except KeyboardInterrupt as exc:
+                raise self._interrupted(exc) from None
+
+    def _interrupted(self, exc: KeyboardInterrupt) -> RunInterrupted:
+        """Ctrl-C or SIGTERM: stop launching, leave the workers running, keep the journal to
+        what finished (the jobs in flight run again on resume), say how to resume. The
+        executor stays up until the program ends or calls :meth:`shutdown` (which stops the
+        workers too only when told: ``shutdown_workers=True``)."""
+        running = self.num_running_jobs
+        self._interrupt = True  # their CANCELLED ends are not journaled: they run again
+        try:
+            self.executor.cancel_queued_jobs()
+        except UltrarunError as exc:
+            self.logger.debug("could not cancel the queued jobs: %s", exc)
+        self._close_progress()
+        with self.thread_cond:
+            done = sum(1 for job in self.jobs if job.status is not JobStatus.CANCELLED)
+        what = "SIGTERM" if isinstance(exc, _Terminated) else "Ctrl-C"
+        return RunInterrupted(
+            f"run {self.run_id} interrupted ({what}): {done} results are in the journal "
+            f"{self.journal.path}, {running} jobs in flight will run again; the workers keep "
+            f"running. To continue, run the same master again with resume=True")
+
+    def _run(self, n_iterations: int | None, min_n_workers: int,
+             iteration_kwargs: dict | None, min_n_workers_timeout: float | None) -> Result:
+        if self.show_progress is None and not sys.stderr.isatty():
+            ensure_logging(self.logger)  # a batch job's output: what it waits for, resumes...
         self.executor.start()
         with _gc.frozen_startup_objects():  # one full collection, before a journal is read
             self._open_journal()
@@ -294,13 +330,19 @@ class Master:
                     while self._step(state):
                         pass
                     self._tell_replayed()
+                    if self.resume and not self._submitted_now:
+                        self.logger.info("resumed run %s: the journal held every result; "
+                                         "nothing was left to run", self.run_id)
             finally:
                 self._close_progress()
             if self._failures:
                 self.logger.warning("%d of %d jobs failed: %s", sum(self._failures.values()),
                                     len(self.jobs), ", ".join(f"{kind} x{n}" for kind, n in
                                                              self._failures.most_common()))
-            return self.get_result()  # in the block: its records are frozen, not scanned
+            result = self.get_result()  # in the block: its records are frozen, not scanned
+            if self.jobs and not any(j.status is JobStatus.SUCCESS for j in self.jobs):
+                self.logger.error("run %s: %s", self.run_id, result.no_incumbent_error())
+            return result
 
     def _step(self, state: _RunState) -> bool:
         """One pass of the run loop; False when the run is over. Caller holds thread_cond."""
@@ -394,24 +436,35 @@ class Master:
         where = f"run {self.run_id}" + (f" at {self.executor.where}"
                                         if getattr(self.executor, "where", None) else "")
         report = start + report_every
-        self.logger.info("waiting for workers of %s (%d of %d so far)", where,
-                         self.executor.number_of_workers(), min_n_workers)
+        self.logger.info("waiting for workers of %s (%d of %d so far)%s", where,
+                         self.executor.number_of_workers(), min_n_workers, self._other_runs())
         with self.thread_cond:
             while (n := self.executor.number_of_workers()) < min_n_workers:
                 now = self.clock.monotonic()
                 if now >= deadline:
                     raise UltrarunError(
                         f"gave up waiting for workers of {where} after {timeout:g} s: {n} of "
-                        f"{min_n_workers} registered. Are the workers started with --run-id "
-                        f"{self.run_id} and this name server? `ultrarun status` shows who is "
-                        "registered")
+                        f"{min_n_workers} registered{self._other_runs()}. Are the workers "
+                        f"started with --run-id {self.run_id} and this name server? `ultrarun "
+                        "status` shows who is registered")
                 if now >= report:
                     self.logger.warning("still waiting for workers of %s (%d of %d so far, "
-                                        "%.0f s)", where, n, min_n_workers, now - start)
+                                        "%.0f s)%s", where, n, min_n_workers, now - start,
+                                        self._other_runs())
                     report = now + report_every
                 self.executor.trigger_discover_worker()
                 self.thread_cond.wait(max(0.0, min(1.0, report - now, deadline - now)))
         self.adjust_queue_size()
+
+    def _other_runs(self) -> str:
+        """``; the name server has workers of run(s) exp2 (4): is the run id right?``, or
+        nothing (no other run's workers, or an executor that cannot tell)."""
+        other_runs = getattr(self.executor, "other_runs", None)
+        runs = other_runs() if other_runs is not None else {}
+        if not runs:
+            return ""
+        listed = ", ".join(f"{run} ({n})" for run, n in runs.items())
+        return f"; the name server has workers of run(s) {listed}: is the run id right?"
 
     def active_iterations(self) -> list[int]:
         """Indices of the iterations that are not finished."""
@@ -513,6 +566,7 @@ class Master:
                   "working_directory": str(self.working_directory)}
         if done is None:
             self.executor.submit_job(config_id, **kwargs)
+            self._submitted_now += 1
             return
         job = Job(id=config_id, kwargs=kwargs, status=JobStatus(done["status"]),
                   result=done.get("result"), exception=done.get("exception"),
@@ -523,7 +577,9 @@ class Master:
     def job_callback(self, job: Job, replayed: bool = False) -> None:
         """A finished job: journal and log it (outside the lock: no file write holds up the
         run loop), then tell the iteration and the optimizer. A result that cannot be recorded
-        is not acted on: the run stops with a :class:`RecordingError` (``run`` raises it)."""
+        is not acted on: the run stops with a ``RecordingError`` (``run`` raises it)."""
+        if self._interrupt and job.status is JobStatus.CANCELLED:
+            return  # in flight at Ctrl-C: not the user's failure, it runs again on resume
         try:
             if not replayed:  # journaled before the master acts on it
                 self.journal.write({"t": "result", "id": tuple(job.id),
@@ -633,12 +689,20 @@ class Master:
             self.result_logger.log_configspace(getattr(self.optimizer, "configspace", None))
         header = self._journal_header()
         if self.resume:
-            earlier, self._replay_configs, self._replay_results = self.journal.read()
+            earlier, self._replay_configs, results = self.journal.read()
             _check_same_run(earlier, header, self.journal.path,
-                            len(self._replay_configs) + len(self._replay_results))
-            self.logger.info("resuming from %s: %d configurations, %d results",
-                             self.journal.path, len(self._replay_configs),
-                             len(self._replay_results))
+                            len(self._replay_configs) + len(results))
+            # a CANCELLED job never ran to the end (the run was stopped): it runs again
+            self._replay_results = {k: r for k, r in results.items()
+                                    if r.get("status") != JobStatus.CANCELLED.value}
+            finished = {k[0] for k in self._replay_results}
+            again = (sum(1 for c in self._replay_configs if c not in finished)
+                     + sum(1 for k in results if k not in self._replay_results
+                           and k[0] in finished))
+            self.logger.info("resuming from %s: %d results replayed, %s", self.journal.path,
+                             len(self._replay_results),
+                             f"{again} jobs to run again" if again else
+                             "no job was left unfinished")
         fresh = not (self.resume and self.journal.path.exists())
         self.journal.open(append=not fresh)
         if fresh:
@@ -701,10 +765,12 @@ class Master:
                   [self.iter_generator.num_jobs(len(self.iterations) + i)
                    for i in range(n_iterations)])
         total = sum(counts) if counts and None not in counts else None
+        bar = bool(self.show_progress or sys.stderr.isatty())
+        if not bar:  # a line every 30 s, the first after 10 s, even if nobody set up logging
+            ensure_logging(self.logger)
         self._progress = Progress(self.run_id, total=total,
-                                  time_left=self.time_left_for_this_task,
-                                  bar=self.show_progress or sys.stderr.isatty(),
-                                  logger=self.logger)
+                                  time_left=self.time_left_for_this_task, bar=bar,
+                                  logger=self.logger, first=_FIRST_PROGRESS_LINE).start()
 
     def _close_progress(self) -> None:
         if self._progress is not None:
@@ -730,6 +796,33 @@ class Master:
 
     def __exit__(self, *exc: Any) -> None:
         self.shutdown(shutdown_workers=self.shutdown_workers)
+
+
+_FIRST_PROGRESS_LINE = 10.0  # seconds into a run without a terminal: its first progress line
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, as the master's run takes it: like Ctrl-C."""
+
+
+class _TermAsInterrupt:
+    """While a run runs in the main thread, SIGTERM (a batch scheduler's) stops it as Ctrl-C
+    does, unless the program handles SIGTERM itself."""
+
+    def __enter__(self) -> "_TermAsInterrupt":
+        self._saved = None
+        if threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+                self._saved = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._saved is not None:
+            signal.signal(signal.SIGTERM, self._saved)
 
 
 def _check_same_run(earlier: dict | None, now: dict, path: Path, records: int) -> None:

@@ -1,10 +1,13 @@
 """What a running master shows of its progress (``show_progress``): a tqdm bar on a terminal,
-log lines elsewhere. What the line says: docs/master.md.
+log lines elsewhere, at a steady interval whether jobs finish or not. What the line says:
+docs/master.md.
 """
 from __future__ import annotations
 
 import logging
 import math
+import sys
+import threading
 import time
 from typing import IO, Any, Callable
 
@@ -21,12 +24,14 @@ class Progress:
         time_left: seconds until the run's deadline (inf: none).
         bar: a tqdm bar (True) or log lines (False).
         interval: seconds between two log lines.
+        first: seconds until the first log line (default ``interval``).
         logger, file, clock: where lines go and what time it is (tests inject them).
     """
 
     def __init__(self, run_id: Any, total: int | None = None, time_left: float = math.inf,
                  bar: bool = False, interval: float = 30.0, logger: logging.Logger | None = None,
-                 file: IO[str] | None = None, clock: Callable[[], float] = time.monotonic):
+                 file: IO[str] | None = None, clock: Callable[[], float] = time.monotonic,
+                 first: float | None = None):
         self.run_id = run_id
         self.total = total
         self.clock = clock
@@ -38,7 +43,10 @@ class Progress:
         self.best: tuple[float, float] | None = None  # (budget, loss) on the largest budget
         self._start = clock()
         self._deadline = self._start + time_left
-        self._next_line = self._start + self.interval
+        self._next_line = self._start + (self.interval if first is None else float(first))
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
         self._bar: Any = None
         if bar:
             from tqdm import tqdm
@@ -57,10 +65,27 @@ class Progress:
             self._bar.update(1)
             self._bar.set_postfix(self._postfix(), refresh=False)
             return
-        now = self.clock()
-        if now >= self._next_line:
-            self.logger.info("%s", self.line())
-            self._next_line = now + self.interval
+        self.tick()
+
+    def tick(self) -> None:
+        """Log the line if it is due (log lines only)."""
+        with self._lock:
+            now = self.clock()
+            if self._bar is None and now >= self._next_line:
+                self.logger.info("%s", self.line())
+                self._next_line = now + self.interval
+
+    def start(self) -> "Progress":
+        """Log lines: a thread ticks, so a line comes every interval even while no job ends."""
+        if self._bar is None and self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick_loop, name="master-progress",
+                                            daemon=True)
+            self._ticker.start()
+        return self
+
+    def _tick_loop(self) -> None:
+        while not self._stop.wait(max(0.05, min(self.interval, self._next_line - self.clock()))):
+            self.tick()
 
     def line(self, eta: bool = True) -> str:
         """``run exp1: 12/40 jobs, 2 running, 1 failed, best 0.412 on budget 27, ETA 1m20s``."""
@@ -93,6 +118,7 @@ class Progress:
 
     def close(self) -> None:
         """End the bar, or log the last line. Idempotent."""
+        self._stop.set()
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -100,6 +126,29 @@ class Progress:
             self.logger.info("%s; took %s", self.line(eta=False),
                              _duration(self.clock() - self._start))
         self._next_line = math.inf
+
+
+def ensure_logging(logger: logging.Logger, all_of_ultrarun: bool = True) -> None:
+    """INFO lines of ``logger`` (and of all ultrarun) reach stderr when the program configured
+    no logging at all (a script run by a batch scheduler would otherwise log nothing)."""
+    top = logging.getLogger("ultrarun")
+    if all_of_ultrarun and not top.hasHandlers():
+        for below, ours in list(_installed.items()):  # one handler above them now: no copies
+            below.removeHandler(ours)
+            del _installed[below]
+    elif logger.hasHandlers():
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for target in {top, logger} if all_of_ultrarun else {logger}:
+        if not target.hasHandlers():
+            target.addHandler(handler)
+            _installed[target] = handler
+        if target.level == logging.NOTSET:
+            target.setLevel(logging.INFO)
+
+
+_installed: dict[logging.Logger, logging.Handler] = {}  # by ensure_logging
 
 
 def _duration(seconds: float) -> str:
@@ -113,4 +162,4 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "ensure_logging"]

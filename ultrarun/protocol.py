@@ -152,16 +152,18 @@ class Report:
     """A worker's word about the jobs it has from one dispatcher (a ping's answer, and sent
     with each of its calls): ``acked`` (every ``seq`` up to it arrived), ``held`` (jobs
     received and not delivered), ``busy`` (computing anything at all) and ``running`` (the job
-    of this dispatcher it computes, if any)."""
+    of this dispatcher it computes, if any) and ``leaving`` (draining: it takes no new job)."""
 
     acked: int = 0
     held: frozenset = frozenset()  # of Key
     busy: bool = False
     running: Key | None = None
+    leaving: bool = False  # it takes no new job; it leaves once it runs nothing of ours
 
     def to_wire(self) -> dict:
         return {"acked": self.acked, "held": [list(k) for k in self.held], "busy": self.busy,
-                "running": None if self.running is None else list(self.running)}
+                "running": None if self.running is None else list(self.running),
+                "leaving": self.leaving}
 
     @classmethod
     def from_wire(cls, raw: Any) -> "Report":
@@ -175,7 +177,8 @@ class Report:
             raise ValueError(f"report['held'] must be a list, got {type(held).__name__}")
         return cls(acked, frozenset(key(pair, "report['held'] item") for pair in held),
                    bool(raw.get("busy")),
-                   None if running is None else key(running, "report['running']"))
+                   None if running is None else key(running, "report['running']"),
+                   bool(raw.get("leaving")))
 
 
 @dataclass(frozen=True)

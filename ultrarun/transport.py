@@ -341,6 +341,7 @@ class _Loop:
         self.warned: dict[str, list] = {}  # kind -> [when it may warn again, suppressed]
         self.stopping = False
         self.urgent = False  # a handshake, message or answer began: sweep on the short period
+        self.on_peer_closed: Callable[[Any], None] | None = None  # see Server
         daemon.annotations = _reply_annotations  # answers (errors too) carry our annotations
 
     # ------------------------------------------------------------------------------ running
@@ -509,9 +510,11 @@ class _Loop:
         except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         except OSError as exc:
+            self._closed_by_peer(peer)
             self.close(peer, f"read failed: {exc}")
             return
         if not data:
+            self._closed_by_peer(peer)
             self.close(peer, "closed by the peer")
             return
         now = time.monotonic()
@@ -726,6 +729,14 @@ class _Loop:
                 due = min(due, peer.last + config.IDLE_CLOSE)
         return due
 
+    def _closed_by_peer(self, peer: _Peer) -> None:
+        """Tell ``on_peer_closed`` (the server's hook) that an authenticated peer hung up."""
+        if peer.authed and not peer.dead and self.on_peer_closed is not None:
+            try:
+                self.on_peer_closed(peer.address)
+            except Exception:  # the loop must never die
+                log.exception("%s: the on_peer_closed hook failed", self.name)
+
     def close(self, peer: _Peer, reason: str, flush: bool = False) -> None:
         if peer.dead:
             return
@@ -761,11 +772,15 @@ class Server:
     """A Pyro daemon serving one object from a background thread (see the module docstring).
 
     ``start()`` binds and starts serving; ``shutdown()`` is idempotent. The object's methods run
-    in the server's single thread, so they must return quickly.
+    in the server's single thread, so they must return quickly. ``on_peer_closed(address)`` is
+    called (in that thread, so it must return quickly too) when an authenticated client hangs
+    up; :func:`caller_address` is that address, read inside a served method.
     """
 
     def __init__(self, obj: Any, secret: str, host: str | None = None, port: int = 0,
-                 object_id: str | None = None, daemon_factory: Callable[..., Any] | None = None):
+                 object_id: str | None = None, daemon_factory: Callable[..., Any] | None = None,
+                 on_peer_closed: Callable[[Any], None] | None = None):
+        self._on_peer_closed = on_peer_closed
         self._obj = obj
         self._secret = secret
         self._host = host or config.HOST
@@ -801,6 +816,7 @@ class Server:
                 self.uri = str(daemon.register(self._obj, objectId=self._object_id))
             self._daemon = daemon
             self._loop = _Loop(daemon, key, _tls["server"], f"server {daemon.locationStr}")
+            self._loop.on_peer_closed = self._on_peer_closed
             self._thread = threading.Thread(target=self._loop.run, daemon=True,
                                             name=f"pyro-{self._host}")
             self._thread.start()
@@ -835,6 +851,12 @@ class Server:
 
     def __exit__(self, *exc: Any) -> None:
         self.shutdown()
+
+
+def caller_address() -> Any:
+    """Inside a served method: the address of the connection the call came on (the one
+    ``Server``'s ``on_peer_closed`` names when it closes)."""
+    return getattr(Pyro4.current_context, "client_sock_addr", None)
 
 
 def start_nameserver(secret: str, host: str | None = None, port: int = 0) -> Server:
@@ -1080,4 +1102,4 @@ def local_address_towards(host: str) -> str:
 __all__ = ["Server", "Connection", "NameServerClient", "start_nameserver", "remote_call",
            "expose", "oneway", "configure_tls", "encoded_size", "check_run_id",
            "dispatcher_name", "worker_prefix", "worker_name", "parse_worker_name",
-           "local_address_towards", "DEFAULT_NAMESERVER_PORT"]
+           "local_address_towards", "caller_address", "DEFAULT_NAMESERVER_PORT"]

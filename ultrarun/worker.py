@@ -285,6 +285,39 @@ class Worker:
         rt = self._rt
         return bool(rt and rt.current is not None)
 
+    def leave(self, grace: float = 60.0, reason: str = "it was told to stop") -> None:
+        """End gracefully: take no new job (the dispatcher is told at once, and runs the jobs
+        this worker held but had not started elsewhere), let the one it runs finish within
+        ``grace`` seconds and deliver its result, then :meth:`shutdown`. A job still running
+        after ``grace`` is handed back: the process ends and the dispatcher, seeing its
+        connection close, runs the job again elsewhere. Blocks until done (call it from a thread
+        of your own); idempotent."""
+        rt = self._rt
+        if rt is None:
+            return
+        with rt.lock:
+            if rt.leaving or rt.closed:
+                return
+            rt.leaving, rt.hello = True, True
+            rt.inbox.hand_back()
+            hellos = rt.hellos
+            job = rt.inbox.current
+            rt.cond.notify_all()
+        self.logger.info("worker %s is leaving (%s): it takes no new job%s", self.worker_name,
+                         reason, "" if job is None else
+                         f"; job {job.id} may finish within {grace:g}s")
+        with rt.lock:
+            done = rt.cond.wait_for(lambda: rt.closed or (
+                rt.hellos > hellos and rt.inbox.current is None and not rt.inbox.results),
+                timeout=grace)
+            job = rt.inbox.current
+        if not done and job is not None:
+            self.logger.warning("worker %s: job %s did not finish within the grace of %gs: "
+                                "handing it back (it runs again elsewhere)", self.worker_name,
+                                job.id, grace)
+        rt.reason = reason
+        self.shutdown()
+
     def shutdown(self) -> None:
         """Stop serving, unregister and stop the compute process. Idempotent."""
         rt = self._rt
@@ -396,7 +429,7 @@ class Inbox:
                 dropped.append(job)
         return dropped
 
-    def report(self, dispatcher: str | None, exclude: Any = ()) -> dict:
+    def report(self, dispatcher: str | None, exclude: Any = (), leaving: bool = False) -> dict:
         """What this worker holds from ``dispatcher`` (a :class:`~ultrarun.protocol.Report`,
         on the wire)."""
         acks, current = self.acks.get(dispatcher), self.current
@@ -405,7 +438,15 @@ class Inbox:
                                 if d == dispatcher and (d, t, a) not in exclude),
                       current is not None,
                       (None if current is None or current.dispatcher != dispatcher
-                       else (current.token, current.attempt))).to_wire()
+                       else (current.token, current.attempt)), leaving).to_wire()
+
+    def hand_back(self) -> list[JobMessage]:
+        """Leaving: drop the jobs not started (their dispatchers run them elsewhere)."""
+        dropped = list(self.queue)
+        self.queue.clear()
+        for job in dropped:
+            self.holding.pop(self.key(job), None)
+        return dropped
 
     def start(self) -> JobMessage | None:
         """The next job to run (it becomes ``current``), or None."""
@@ -461,6 +502,8 @@ class _Runtime:
         self.reason = ""  # why it shut down by itself
         self.inbox = Inbox()
         self.hello = True  # the uplink should say hello
+        self.hellos = 0  # hellos the uplink tried
+        self.leaving = False  # takes no new job (Worker.leave)
         self.meet: str | None = None  # a dispatcher that pinged us: connect to it
         self.dispatcher: str | None = None  # the one the uplink talks to
         self.jobs_done = 0
@@ -486,6 +529,9 @@ class _Runtime:
         with self.lock:
             self.last_contact = time.monotonic()
             if not self.closed and self.inbox.accept(job):
+                if self.leaving:  # taken (acknowledged) and handed back at once
+                    self.inbox.hand_back()
+                    self.hello = True
                 self.cond.notify_all()
 
     def cancel(self, dispatcher: str, keys: Any) -> None:
@@ -498,17 +544,17 @@ class _Runtime:
 
     def report(self, dispatcher: str | None, exclude: Any = ()) -> dict:
         with self.lock:
-            return self.inbox.report(dispatcher, exclude)
+            return self.inbox.report(dispatcher, exclude, self.leaving)
 
     def next_job(self, timeout: float | None) -> JobMessage | None:
         """The loop's next job, or None on shutdown or after ``timeout`` seconds idle (the
         clock stops while the worker holds a job or a result to deliver)."""
         with self.lock:
             while not self.stop.is_set():
-                job = self.inbox.start()
+                job = None if self.leaving else self.inbox.start()
                 if job is not None:
                     return job
-                if (timeout is None or not self.inbox.idle
+                if (timeout is None or not self.inbox.idle or self.leaving
                         or not (self.jobs_done or self.worker.timeout_before_first_job)):
                     self.cond.wait()
                     continue
@@ -548,6 +594,9 @@ class _Runtime:
                     self._deliver(*batch)
                 if hello:
                     self._hello()
+                    with self.lock:
+                        self.hellos += 1
+                        self.cond.notify_all()
                 if time.monotonic() >= next_check:
                     self._maintain()
                     next_check = time.monotonic() + config.PING_INTERVAL
@@ -572,9 +621,12 @@ class _Runtime:
             conn.close()
 
     def _connect(self, uri: str) -> None:
+        """A dispatcher found us: say hello on the connection now, not when the first result
+        is due, so it knows the connection is ours (and notices at once when it closes)."""
         try:
-            self._conn(uri).connect()
+            self._sync(uri, [])
         except CommunicationError as exc:  # the first call will try again and say so
+            self._drop(uri)
             self.worker.logger.debug("could not connect to %s yet: %s", uri, exc)
 
     def _sync(self, uri: str, results: list) -> bool:

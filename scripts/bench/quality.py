@@ -7,8 +7,9 @@
         [--save runs.jsonl] [--load runs.jsonl ...] [--markdown out.md] [--plots docs/img]
 
 Problems (``problems.py``, shared with the peers' runners): multi-fidelity Branin and Hartmann6,
-the mixed categorical/continuous counting-ones, and scikit-learn's SGDClassifier on the digits
-data, all with budgets 1..27, eta 3. Every run gets the same total budget: what 16 Hyperband
+the mixed categorical/continuous counting-ones, scikit-learn's SGDClassifier on the digits
+data, and its gradient boosting on the diabetes data (``gb_diabetes``, whose small budgets
+mislead), all with budgets 1..27, eta 3. Every run gets the same total budget: what 16 Hyperband
 iterations spend (1,692 units). A job costs its budget.
 
 ultrarun's runs use the real optimizers and iteration generators (the ones ``Master`` drives),
@@ -85,8 +86,9 @@ def _optimizer(name: str, space: Any, seed: int, kwargs: dict) -> Any:
 
 
 def _generator(name: str) -> Any:
-    from ultrarun.iterations import (ASHAIterGenerator, CustomIterGenerator,
-                                     HyperBandIterGenerator, SuccessiveHalvingIterGenerator)
+    from ultrarun.iterations import (AdaptiveIterGenerator, ASHAIterGenerator,
+                                     CustomIterGenerator, HyperBandIterGenerator,
+                                     SuccessiveHalvingIterGenerator)
 
     if name == "hyperband":
         return HyperBandIterGenerator(MIN_BUDGET, MAX_BUDGET, ETA)
@@ -94,6 +96,8 @@ def _generator(name: str) -> Any:
         return SuccessiveHalvingIterGenerator(MIN_BUDGET, MAX_BUDGET, ETA)
     if name == "asha":
         return ASHAIterGenerator(MIN_BUDGET, MAX_BUDGET, ETA)
+    if name == "adaptive":
+        return AdaptiveIterGenerator(MIN_BUDGET, MAX_BUDGET, ETA)
     if name == "full":  # random search's schedule: 4 configurations at the top budget
         return CustomIterGenerator([MAX_BUDGET], [4])
     raise ValueError(f"unknown iterations {name!r}")
@@ -109,6 +113,7 @@ METHODS: dict[str, tuple[str, str, dict]] = {
     "tpe": ("tpe", "hyperband", {}),
     "tpe_asha": ("tpe", "asha", {"fidelity": "rank"}),  # as the TPE front end on ASHA
     "tpe_sh": ("tpe", "sh", {}),
+    "tpe_adaptive": ("tpe", "adaptive", {}),
     "dehb": ("dehb", "hyperband", {}),
 }
 
@@ -117,7 +122,8 @@ def default_method() -> tuple[str, str, dict]:
     """What ``ultrarun.minimize`` runs by default (its method and iterations)."""
     from ultrarun.frontends import DEFAULT_ITERATIONS, DEFAULT_METHOD
 
-    names = {"successive_halving": "sh", "hyperband": "hyperband", "asha": "asha"}
+    names = {"successive_halving": "sh", "hyperband": "hyperband", "asha": "asha",
+             "adaptive": "adaptive"}
     return (DEFAULT_METHOD, names[DEFAULT_ITERATIONS], {})
 
 

@@ -1,16 +1,21 @@
 """Hundreds to a thousand workers on one master: utilisation, throughput and the master's costs.
 
     python scripts/bench/scale.py --workers 1000 --procs 16 --job-seconds 4 [--seconds 40]
-        [--iterations 64] [--runs asha hyperband random] [--prefetch 0]
+        [--iterations 64] [--runs sh asha hyperband random] [--fronts tpe bohb dehb]
+        [--prefetch 0]
         [--hpbandster-python /tmp/peers/hpbandster/bin/python]
 
 W workers run as threads spread over K processes (``--procs``); every job sleeps a fixed
 ``--job-seconds`` D whatever its budget, so the master must feed W / D jobs per second. Budgets
-1..27, eta 3, Branin as the loss. The master (and its dispatcher, in the same process) runs:
+1..27, eta 3, Branin as the loss. The master (and its dispatcher, in the same process) runs,
+with each front end of ``--fronts`` (``tpe``: the default's, ``minimize``'s, first; ``bohb``,
+``dehb``), each with its own defaults:
 
-- ``asha``: BOHB with asynchronous successive halving, ``time_left_for_this_task = --seconds``;
-- ``hyperband``: BOHB with synchronous Hyperband, ``--iterations`` iterations;
-- ``random``: random search at the largest budget, ``--seconds`` long;
+- ``sh``: synchronous successive halving (the brackets the default front end's adaptive
+  schedule runs while the budgets agree), ``time_left_for_this_task = --seconds``;
+- ``asha``: asynchronous successive halving, ``--seconds`` long;
+- ``hyperband``: synchronous Hyperband, ``--iterations`` iterations;
+- ``random``: random search at the largest budget, ``--seconds`` long (no front end's model);
 - ``asha-random`` / ``hyperband-random``: the same schedules with random sampling (no model).
 
 A name server runs in its own process, as on a cluster. The workers are started once, after the
@@ -60,7 +65,11 @@ from scale_common import (WorkerProcesses, branin, cpu_by_role, footprint, proce
 HERE = Path(__file__).resolve()
 RUN_ID = "scale"
 MIN_BUDGET, MAX_BUDGET, ETA = 1, 27, 3
-RUNS = ("asha", "hyperband", "random", "asha-random", "hyperband-random")
+RUNS = ("sh", "asha", "hyperband", "random", "asha-random", "hyperband-random")
+#: runs that end at a deadline rather than after ``--iterations``
+TIMED = ("sh", "asha", "random", "asha-random")
+#: front ends with a model, the default's first
+FRONTS = ("tpe", "bohb", "dehb")
 
 
 # ------------------------------------------------------------------------ worker processes
@@ -146,24 +155,25 @@ def simulate(generator, n_iterations: int | None, n_workers: int, job_s: float,
 
 
 # ------------------------------------------------------------------------------- the runs
-def make_master(kind: str, creds, args, working_directory: str):
+def make_master(kind: str, front_name: str, creds, args, working_directory: str):
     from ultrarun.benchmarks import branin_space
-    from ultrarun.frontends import BOHB, HyperBand, RandomSearch
+    from ultrarun.frontends import METHODS, HyperBand, RandomSearch
 
     common = dict(run_id=RUN_ID, nameserver=creds.host, nameserver_port=creds.port,
                   secret=creds.secret, working_directory=working_directory,
                   show_progress=False, prefetch=args.prefetch, min_budget=MIN_BUDGET,
                   max_budget=MAX_BUDGET, eta=ETA, seed=args.seed,
-                  checkpoint_file=os.path.join(working_directory, f"{kind}.journal.jsonl"),
+                  checkpoint_file=os.path.join(working_directory,
+                                               f"{kind}-{front_name}.journal.jsonl"),
                   job_queue_sizes=tuple(args.queue))
-    timed = kind in ("asha", "random", "asha-random")
-    if timed:
+    if kind in TIMED:
         common["time_left_for_this_task"] = args.seconds
     if kind == "random":
         return RandomSearch(branin_space(), **common)
-    front = HyperBand if kind.endswith("-random") else BOHB
-    return front(branin_space(), asha=kind.startswith("asha"),
-                 bracket_formula=args.bracket_formula, **common)
+    front = HyperBand if kind.endswith("-random") else METHODS[front_name]
+    iterations = {"sh": "successive_halving", "asha": "asha"}.get(kind.split("-")[0], "hyperband")
+    return front(branin_space(), iterations=iterations, bracket_formula=args.bracket_formula,
+                 **common)
 
 
 def role(name: str, tid: int) -> str:
@@ -185,8 +195,8 @@ def wait_known(dispatcher, n: int, timeout: float) -> float:
     return time.time()
 
 
-def one_run(kind: str, args, creds, wd: str, state: dict) -> dict:
-    master = make_master(kind, creds, args, wd)
+def one_run(kind: str, front: str | None, args, creds, wd: str, state: dict) -> dict:
+    master = make_master(kind, front, creds, args, wd)
     d = master.dispatcher
     before = footprint()
     started = time.time()
@@ -208,7 +218,7 @@ def one_run(kind: str, args, creds, wd: str, state: dict) -> dict:
     workers: WorkerProcesses = state["workers"]
     known_fp = footprint()
     cpu0, wcpu0, pcpu0 = thread_cpu(), workers.cpu_s(), process_cpu_s()
-    timed = kind in ("asha", "random", "asha-random")
+    timed = kind in TIMED
     t_run = time.time()
     try:
         master.run(n_iterations=None if timed else args.iterations, min_n_workers=args.workers)
@@ -228,10 +238,12 @@ def one_run(kind: str, args, creds, wd: str, state: dict) -> dict:
     bound = simulate(master.iter_generator, None if timed else args.iterations, args.workers,
                      args.job_seconds, args.seconds if timed else math.inf)
     optimizer = master.optimizer
-    observations = sum(len(v) for v in getattr(optimizer, "_losses", {}).values())
+    observations = (sum(len(v) for v in getattr(optimizer, "_losses", {}).values())
+                    or sum(len(v) for v in getattr(optimizer, "_results", {}).values()))
     W = args.workers
     return {
-        "bench": "scale", "peer": "ultrarun", "run": kind, "workers": W, "procs": args.procs,
+        "bench": "scale", "peer": "ultrarun", "run": kind, "front": front,
+        "optimizer": type(optimizer).__name__, "workers": W, "procs": args.procs,
         "job_s": args.job_seconds, "prefetch": args.prefetch, "queue": args.queue,
         "bracket_formula": args.bracket_formula,
         "iterations": None if timed else args.iterations,
@@ -266,11 +278,13 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=4, help="worker processes")
     parser.add_argument("--job-seconds", type=float, default=2.0)
     parser.add_argument("--seconds", type=float, default=30.0,
-                        help="length of the time-bounded runs (asha, random)")
+                        help="length of the time-bounded runs (sh, asha, random)")
     parser.add_argument("--iterations", type=int, default=64,
                         help="iterations of the synchronous Hyperband runs")
-    parser.add_argument("--runs", nargs="+", default=["asha", "hyperband", "random"],
+    parser.add_argument("--runs", nargs="+", default=["sh", "asha", "hyperband", "random"],
                         choices=RUNS)
+    parser.add_argument("--fronts", nargs="+", default=list(FRONTS), choices=FRONTS,
+                        help="front ends the model-based runs use, each run once per front end")
     parser.add_argument("--prefetch", type=int, default=0)
     parser.add_argument("--queue", type=int, nargs=2, default=[-1, 0], metavar=("MIN", "MAX"),
                         help="the master's job_queue_sizes (relative to the job slots)")
@@ -287,8 +301,9 @@ def main() -> None:
     if args.bound_only:
         from ultrarun.frontends import _generator
         for kind in args.runs:
-            timed = kind in ("asha", "random", "asha-random")
-            gen = _generator(MIN_BUDGET, MAX_BUDGET, ETA, kind.startswith("asha"), None,
+            timed = kind in TIMED
+            gen = _generator(MIN_BUDGET, MAX_BUDGET, ETA, kind.startswith("asha"),
+                             "successive_halving" if kind == "sh" else None,
                              args.bracket_formula)
             emit(bench="scale_bound", run=kind, workers=args.workers,
                  **simulate(gen, None if timed else args.iterations, args.workers,
@@ -310,8 +325,10 @@ def main() -> None:
                         raise RuntimeError("the name server did not start")
                     time.sleep(0.05)
             for kind in args.runs:
-                state["load"] = os.getloadavg()[0]
-                emit(**one_run(kind, args, creds, wd, state))
+                model = kind not in ("random", "asha-random", "hyperband-random")
+                for front in (args.fronts if model else [None]):
+                    state["load"] = os.getloadavg()[0]
+                    emit(**one_run(kind, front, args, creds, wd, state))
         finally:
             if state.get("workers") is not None:
                 state["workers"].stop()

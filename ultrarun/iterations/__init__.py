@@ -5,6 +5,7 @@ The Hyperband budget formula lives in :mod:`ultrarun.iterations._budgets`; see
 """
 from __future__ import annotations
 
+from ._adaptive import AdaptiveIterGenerator, budget_agreement, first_trusted_stage
 from ._asha import ASHA, ASHAIterGenerator
 from ._base import BaseIteration, BaseIterGenerator, ConfigId, ConfigStatus, Datum, Fits, Sampler
 from ._budgets import (BRACKET_FORMULAS, Bracket, bracket, hyperband_brackets,
@@ -16,7 +17,8 @@ from ._successive_halving import (BracketIterGenerator, CustomIterGenerator, Suc
 __all__ = [
     "BaseIteration", "BaseIterGenerator", "BracketIterGenerator",
     "SuccessiveHalving", "SuccessiveHalvingIterGenerator", "HyperBandIterGenerator",
-    "CustomIterGenerator", "ASHA", "ASHAIterGenerator",
+    "CustomIterGenerator", "ASHA", "ASHAIterGenerator", "AdaptiveIterGenerator",
+    "budget_agreement", "first_trusted_stage",
     "ConfigId", "ConfigStatus", "Datum", "Fits", "Sampler",
     "Bracket", "bracket", "hyperband_brackets", "max_bracket_index", "BRACKET_FORMULAS",
 ]

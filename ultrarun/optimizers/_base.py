@@ -55,6 +55,8 @@ class BaseOptimizer(abc.ABC):
         self.vectors = VectorSpace(self._space)
         #: configs in flight: (config key, budget) -> vector
         self._pending: dict[tuple, np.ndarray] = {}
+        #: how many of them have each vector (its bytes): a pick is checked in O(1)
+        self._flying: collections.Counter[bytes] = collections.Counter()
         self._random_batch: list[Any] = []  # sampled ahead, handed out last first
         self._known: collections.OrderedDict[tuple, np.ndarray] = collections.OrderedDict()
 
@@ -67,7 +69,7 @@ class BaseOptimizer(abc.ABC):
         suggestions = []
         for _ in range(int(n_points)):
             config, info, vector = self._suggest(budget)
-            self._pending[_config_key(config, budget)] = vector
+            self._fly(_config_key(config, budget), vector)
             suggestions.append((config, info))
         return suggestions
 
@@ -83,7 +85,7 @@ class BaseOptimizer(abc.ABC):
     def tell(self, config: Mapping[str, Any], loss: float | None, budget: float) -> None:
         """Report the ``loss`` (lower is better; None or NaN when the run failed) at ``budget``."""
         budget = _check_budget(budget)
-        self._pending.pop(_config_key(config, budget), None)
+        self._land(_config_key(config, budget))
         self._observe(self._vector(config), _loss_value(loss), budget)
 
     def replay(self, results: Sequence[tuple[Mapping[str, Any], float | None, float]],
@@ -108,16 +110,33 @@ class BaseOptimizer(abc.ABC):
         budget = _check_budget(budget)
         key = _config_key(config, budget)
         if key not in self._pending:
-            self._pending[key] = self._pending_vector(self._vector(config))
+            self._fly(key, self._pending_vector(self._vector(config)))
 
     def cancel(self, config: Mapping[str, Any], budget: float) -> None:
         """Forget an in-flight configuration that will never report (a cancelled job)."""
-        self._pending.pop(_config_key(config, _check_budget(budget)), None)
+        self._land(_config_key(config, _check_budget(budget)))
 
     @property
     def num_pending(self) -> int:
         """Configurations in flight (asked or marked running, not yet told)."""
         return len(self._pending)
+
+    def _fly(self, key: tuple, vector: np.ndarray) -> None:
+        self._land(key)
+        self._pending[key] = vector
+        self._flying[vector.tobytes()] += 1
+
+    def _land(self, key: tuple) -> None:
+        vector = self._pending.pop(key, None)
+        if vector is not None:
+            raw = vector.tobytes()
+            self._flying[raw] -= 1
+            if self._flying[raw] <= 0:
+                del self._flying[raw]
+
+    def _is_flying(self, vector: np.ndarray) -> bool:
+        """Whether a configuration with this vector (as stored in flight) is in flight."""
+        return vector.tobytes() in self._flying
 
     # -- for subclasses ---------------------------------------------------------------------
     @abc.abstractmethod

@@ -63,11 +63,10 @@ class DEHB(BaseOptimizer):
         best = np.argsort(losses, kind="stable")[:self.population_size]
         population = self._encode(self.vectors.impute(
             np.vstack(self._vectors[population_budget])[best], self.rng))
-        in_flight = {vector.tobytes() for vector in self._pending.values()}
         for _ in range(10):  # a forbidden trial, or one already in flight, is bred again
             trial = self._breed(population)
             row = self.vectors.deactivate(self.vectors.complete(self._decode(trial)[None]))
-            if self.vectors.forbidden(row)[0] or row[0].tobytes() in in_flight:
+            if self.vectors.forbidden(row)[0] or self._is_flying(row[0]):
                 continue
             try:
                 config = self.vectors.to_config(row[0])

@@ -14,6 +14,10 @@ beats nearly everything at a low budget is good before it is promoted), or by th
 it reached, then its loss there (``fidelity="rank"``, as Optuna ranks trials its Hyperband pruner
 stopped), or, like BOHB, only the largest budget with ``n_startup_trials`` results is used
 (``fidelity="largest"``). See ``docs/optimizers.md``.
+
+At scale (a thousand workers, 10,000 results) a pick stays cheap: the densities are refitted
+once the results grew by :data:`REFIT_FRACTION` (after every result up to 400 configurations),
+and the bad density keeps at most :data:`BAD_KERNELS` kernels, resampled by weight.
 """
 from __future__ import annotations
 
@@ -38,6 +42,21 @@ logger = logging.getLogger(__name__)
 FIDELITY_MODES = ("percentile", "rank", "largest")
 #: how multivariate kernels get their bandwidths (see :class:`~._parzen.Parzen`)
 BANDWIDTH_RULES = ("adaptive", "optuna")
+#: the densities are refitted once this fraction of the results they know is new (at least one
+#: result): after every result below 400 configurations, after every 50 at 10,000
+REFIT_FRACTION = 1 / 200
+#: kernels of the bad density a candidate is scored against; beyond this many bad results a
+#: weighted resample stands for them (the good density has at most 25)
+BAD_KERNELS = 512
+
+
+class _Model:
+    """The good and bad densities of each group of columns, and what they were fitted on."""
+
+    def __init__(self, budget: float, changes: int, pending: int, size: int,
+                 parts: list[tuple[np.ndarray, Parzen, Parzen]] | None) -> None:
+        self.budget, self.changes, self.pending, self.size = budget, changes, pending, size
+        self.parts = parts  # None: every result failed, nothing to learn from yet
 
 
 class _Results:
@@ -122,9 +141,12 @@ class TPE(BaseOptimizer):
         self._latest = _Results(width)
         dims = self.vectors.model_dims
         self._ordinals = [int(i) for i in dims if self.vectors.kinds[i] == ORDINAL]
+        self._changes = 0  # results observed
+        self._model: _Model | None = None
 
     # -- learning ---------------------------------------------------------------------------
     def _observe(self, vector: np.ndarray, loss: float, budget: float) -> None:
+        self._changes += 1
         self._results[budget].put(vector, budget, loss)
         row = self._latest.index.get(vector.tobytes())
         if row is None or budget >= self._latest.budgets[row]:
@@ -208,7 +230,18 @@ class TPE(BaseOptimizer):
             groups.setdefault(active[:, column].tobytes(), []).append(column)
         return [np.array(columns) for columns in groups.values()]
 
-    def _model_pick(self, model_budget: float) -> tuple[dict[str, Any], np.ndarray] | None:
+    def _current_model(self, model_budget: float) -> _Model:
+        """The densities, refitted when :data:`REFIT_FRACTION` of what they know is new (with
+        ``constant_liar``, configurations that took off or landed count as new too)."""
+        model = self._model
+        pending = len(self._pending) if self.constant_liar else 0
+        if (model is None or model.budget != model_budget
+                or (self._changes - model.changes) + abs(pending - model.pending)
+                >= max(1, int(model.size * REFIT_FRACTION))):
+            model = self._model = self._fit(model_budget, pending)
+        return model
+
+    def _fit(self, model_budget: float, pending: int) -> _Model:
         data, losses = self._data(model_budget)
         n = len(losses)
         order = np.argsort(losses, kind="stable")
@@ -217,29 +250,40 @@ class TPE(BaseOptimizer):
         good[order[:default_gamma(int(np.isfinite(losses).sum()) or n)]] = True
         good &= np.isfinite(losses)
         if not good.any():  # every result failed: nothing to learn from yet
-            return None
+            return _Model(model_budget, self._changes, pending, n, None)
         dims = self.vectors.model_dims
         kinds = [self.vectors.kinds[i] for i in dims]
         sizes = [self.vectors.sizes[i] for i in dims]
-        num = self.n_ei_candidates
-        candidates = np.full((num, len(self.vectors.names)), np.nan)
-        total = np.zeros(num)
-        best = np.empty(len(self.vectors.names))
+        parts = []
         for columns in self._groups(data):
             rows = ~np.isnan(data[:, columns]).any(axis=1)
             models = []
-            for part in (good & rows, ~good & rows):
+            for part, limit in ((good & rows, None), (~good & rows, BAD_KERNELS)):
                 points = data[part][:, columns]
                 models.append(Parzen(points, default_weights(len(points)),
                                      [kinds[c] for c in columns], [sizes[c] for c in columns],
                                      self.prior_weight, self.multivariate,
-                                     self.consider_endpoints, self.bandwidth))
-            block = models[0].sample(num, self.rng)
+                                     self.consider_endpoints, self.bandwidth,
+                                     max_kernels=limit, rng=self.rng))
+            parts.append((columns, models[0], models[1]))
+        return _Model(model_budget, self._changes, pending, n, parts)
+
+    def _model_pick(self, model_budget: float) -> tuple[dict[str, Any], np.ndarray] | None:
+        model = self._current_model(model_budget)
+        if model.parts is None:
+            return None
+        dims = self.vectors.model_dims
+        num = self.n_ei_candidates
+        candidates = np.full((num, len(self.vectors.names)), np.nan)
+        total = np.zeros(num)
+        best = np.empty(len(self.vectors.names))
+        for columns, good, bad in model.parts:
+            block = good.sample(num, self.rng)
             full = np.zeros((num, len(self.vectors.names)))
             full[:, dims[columns]] = block
             full = self._snap(full)
             block = full[:, dims[columns]]
-            score = models[0].log_pdf(block) - models[1].log_pdf(block)
+            score = good.log_pdf(block) - bad.log_pdf(block)
             candidates[:, dims[columns]] = block
             total += score
             best[dims[columns]] = block[int(np.argmax(score))]
@@ -247,9 +291,8 @@ class TPE(BaseOptimizer):
         rows = np.vstack([best[None], candidates[np.argsort(-total, kind="stable")]])
         rows = self.vectors.deactivate(self.vectors.complete(rows))
         rows = rows[~self.vectors.forbidden(rows)]
-        in_flight = {vector.tobytes() for vector in self._pending.values()}
         for row in rows:
-            if row.tobytes() in in_flight:  # never the same configuration twice at once
+            if self._is_flying(row):  # never the same configuration twice at once
                 continue
             try:
                 config = self.vectors.to_config(row)

@@ -15,6 +15,19 @@ from ._exports import ResultExports
 logger = logging.getLogger(__name__)
 
 
+class _ConfigMapping(dict):
+    """``get_id2config_mapping()``'s dict: ``[None]`` says why there is no incumbent."""
+
+    def __init__(self, result: "Result", items: Iterable[tuple]):
+        super().__init__(items)
+        self._result = result
+
+    def __missing__(self, key: Any) -> Any:
+        if key is None:
+            raise self._result.no_incumbent_error()
+        raise KeyError(key)
+
+
 def infer_status(result: Mapping[str, Any] | None) -> JobStatus:
     """Status of a run whose log has none (HpBandSter's format): a loss means it succeeded."""
     return JobStatus.SUCCESS if result is not None and result.get("loss") is not None else JobStatus.CRASHED
@@ -304,11 +317,14 @@ class Result(ResultExports):
         """The runs of one configuration, by ascending budget (so ``[-1]`` is the longest).
 
         Args:
-            config_id (ConfigId): The configuration's id.
+            config_id (ConfigId): The configuration's id. ``None`` (``get_incumbent_id()`` of a
+                run without one) raises ``NoSuccessfulRunError``, which says why.
 
         Returns:
             list[Run]: Its runs.
         """
+        if config_id is None:
+            raise self.no_incumbent_error()
         datum = self.data[config_id]
         return sorted((Run(config_id, budget, (result or {}).get("loss"), (result or {}).get("info"),
                            datum.time_stamps.get(budget, {}), datum.exceptions.get(budget),
@@ -328,10 +344,22 @@ class Result(ResultExports):
         return [run for runs in per_config for run in (runs[-1:] if only_largest_budget else runs)]
 
     def get_id2config_mapping(self) -> dict[ConfigId, dict[str, Any]]:
-        """``{config_id: {'config': ..., 'config_info': ...}}`` (deep copies)."""
-        return {config_id: {"config": _copy(datum.config),
-                            "config_info": _copy(datum.config_info)}
-                for config_id, datum in self.data.items()}
+        """``{config_id: {'config': ..., 'config_info': ...}}`` (deep copies). Looking up
+        ``None`` (``get_incumbent_id()`` of a run without one) raises
+        :class:`~ultrarun.errors.NoSuccessfulRunError`, which says why (a ``KeyError``)."""
+        return _ConfigMapping(self, ((config_id, {"config": _copy(datum.config),
+                                                  "config_info": _copy(datum.config_info)})
+                                     for config_id, datum in self.data.items()))
+
+    def no_incumbent_error(self) -> NoSuccessfulRunError:
+        """Why there is no incumbent: no run, no success at all (the failures counted by
+        status, their errors, and the first one's traceback), or none on the largest budget."""
+        runs = self.get_all_runs()
+        if not self.get_incumbents_per_budget():
+            return NoSuccessfulRunError(_nothing_finished(runs))
+        return NoSuccessfulRunError(
+            f"no run on the largest budget ({self.HB_config['max_budget']}) succeeded, so "
+            f"there is no incumbent; get_incumbents_per_budget() has the best of each budget")
 
     def get_learning_curves(self, lc_extractor: Callable[[list[Run]], Any] = extract_HBS_learning_curves,
                             config_ids: Iterable[ConfigId] | None = None) -> dict[ConfigId, Any]:
@@ -364,14 +392,19 @@ def _job_fields(job: Job) -> tuple:
 
 
 def _nothing_finished(runs: list[Run], quoted: int = 3) -> str:
-    """Why there is no best configuration: the failures by status, and their first errors."""
+    """Why there is no best configuration and no incumbent: the failures by status, their
+    first errors, and the first failure's whole traceback."""
     if not runs:
         return "no run finished yet: the result holds no runs"
     counts = ", ".join(f"{name}: {n}" for name, n in status_counts(runs).items())
     errors = [f"{r.config_id} on budget {r.budget:g}: {_last_line(r.error_logs)}"
               for r in runs if r.error_logs][:quoted]
-    text = f"no run finished with a loss: {len(runs)} runs failed ({counts})"
-    return text + ("; first errors: " + "; ".join(errors) if errors else "")
+    text = (f"no run finished with a loss, so there is no incumbent: {len(runs)} of "
+            f"{len(runs)} runs failed ({counts})")
+    text += "; first errors: " + "; ".join(errors) if errors else ""
+    first = min(runs, key=lambda r: (r.time_stamps.get("finished") or 0.0))
+    return (f"{text}. The first, {first.config_id} on budget {first.budget:g}, ended "
+            f"{first.status.name}:\n{(first.error_logs or '(no error text)').rstrip()}")
 
 
 def _last_line(text: str) -> str:
