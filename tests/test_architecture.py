@@ -56,3 +56,18 @@ def test_importing_the_worker_does_not_load_the_optimisation_stack():
                          timeout=60, cwd=Path(ROOT_DIR))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_dispatcher_worker_messages_are_written_in_the_protocol_module_only():
+    """Each message is a record in ultrarun/protocol.py with to_wire/from_wire; no other module
+    builds one as a dict of its fields (a job or a result names its token and attempt)."""
+    offenders = []
+    for name, tree in _modules().items():
+        if name == "ultrarun/protocol.py":
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Dict):
+                keys = {k.value for k in node.keys if isinstance(k, ast.Constant)}
+                if {"token", "attempt"} <= keys or {"acked", "held"} <= keys:
+                    offenders.append(f"{name}:{node.lineno}")
+    assert offenders == []

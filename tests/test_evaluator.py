@@ -188,3 +188,15 @@ def test_ray_evaluator() -> None:
         jobs = evaluator.gather("ALL")
         assert all(job.status is JobStatus.SUCCESS for job in jobs), [j.exception for j in jobs]
         assert sorted(job.loss for job in jobs) == [0.0, 1.0]
+
+
+def test_a_failed_job_has_no_result_and_keeps_its_info() -> None:
+    """The one lifecycle: a failed job's ``result`` is None on every executor; why it failed
+    is ``exception`` and ``info`` (plain data); a success's ``info`` is its result's."""
+    with Evaluator.create(targets.with_info, method="serial") as evaluator:
+        evaluator.submit([{"x": 1.0}, {"x": "bad"}])
+        ok, bad = sorted(evaluator.gather("ALL"), key=lambda job: job.id)
+    assert ok.status is JobStatus.SUCCESS and ok.info is ok.result["info"]
+    assert bad.status is JobStatus.CRASHED and bad.result is None and bad.loss is None
+    assert "ValueError" in bad.info["error"] and bad.exception
+    assert bad.timestamps["submitted"] <= bad.timestamps["started"] <= bad.timestamps["finished"]

@@ -121,3 +121,18 @@ def test_shutdown_reports_what_is_queued_or_running_cancelled(executor, tmp_path
     results.wait_for(len(ids), timeout=20)  # long before the 30 s jobs could have ended
     jobs = _once_each(results, ids)
     assert all(job.status is JobStatus.CANCELLED for job in jobs.values())
+
+
+def test_a_failed_job_has_no_result_and_its_time_is_learnt(executor):
+    """One lifecycle: a failed job ends with ``result`` None, its states and timestamps in
+    order, and the durations learn from every compute a worker timed, a crash included."""
+    made, results = executor
+    made.retry = RetryPolicy(max_retries=0)
+    made.submit_job("crash", config={"x": 1, "crash": True}, budget=3.0)
+    job, = results.wait_for(1, timeout=60)
+    made.shutdown()
+    assert job.status is JobStatus.CRASHED and job.result is None and job.loss is None
+    assert "crash on purpose" in job.exception
+    assert job.timestamps["submitted"] <= job.timestamps["started"] <= job.timestamps["finished"]
+    assert job.duration is not None and job.duration >= 0
+    assert made.durations.estimate(3.0) is not None, "a crashed compute held its worker too"

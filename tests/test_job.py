@@ -74,7 +74,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from ultrarun.errors import JobError  # noqa: E402
-from ultrarun.job import parse_job_message, parse_result_message  # noqa: E402
+from ultrarun.protocol import JobMessage, ResultMessage  # noqa: E402
 
 _SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(),
                      st.text(max_size=8), st.binary(max_size=8),
@@ -112,11 +112,12 @@ _JOB = {"token": 1, "attempt": 1, "id": "x", "kwargs": {"budget": 1.0},
 def test_any_job_message_is_taken_or_refused_with_its_field_named(changes, drop):
     message = {k: v for k, v in {**_JOB, **changes}.items() if k not in drop}
     try:
-        job = parse_job_message(message)
+        job = JobMessage.from_wire(message)
     except JobError as exc:
         assert any(name in str(exc) for name in [*_JOB, "a job", "dict"]), str(exc)
         return
-    assert type(job["token"]) is int and job["seq"] >= 1 and job["dispatcher"]
+    assert type(job.token) is int and job.seq >= 1 and job.dispatcher
+    assert JobMessage.from_wire(job.to_wire()).to_wire() == job.to_wire()
 
 
 @settings(max_examples=300, deadline=None)
@@ -126,12 +127,13 @@ def test_any_job_message_is_taken_or_refused_with_its_field_named(changes, drop)
               "result": _VALUES, "exception": _VALUES, "duration": _SCALARS})))
 def test_any_result_message_is_a_final_status_or_refused(message):
     try:
-        parsed = parse_result_message(message)
+        parsed = ResultMessage.from_wire(message)
     except JobError:
         return
-    assert parsed["status"].is_final
-    assert parsed["status"] is not JobStatus.SUCCESS or validate_result(parsed["result"])
-    assert parsed["duration"] is None or parsed["duration"] >= 0
+    assert parsed.status.is_final
+    assert parsed.status is not JobStatus.SUCCESS or validate_result(parsed.result)
+    assert parsed.duration is None or parsed.duration >= 0
+    assert ResultMessage.from_wire(parsed.to_wire()) == parsed
 
 
 # ------------------------------------------- a result is checked where it is made (issue 21, 2)
@@ -478,11 +480,12 @@ def test_parse_job_message_takes_or_refuses_anything(changes, drop, whole):
     message = whole if whole is not None else {
         k: v for k, v in {**_JOB, **changes}.items() if k not in drop}
     try:
-        job = parse_job_message(message)
+        job = JobMessage.from_wire(message)
     except JobError as exc:
         assert str(exc)
         return
-    assert job is message and type(job["token"]) is int and job["seq"] >= 1
+    assert all(value is message[name] for name, value in job.to_wire().items())
+    assert type(job.token) is int and job.seq >= 1
 
 
 @settings(max_examples=300, deadline=None)
@@ -491,15 +494,16 @@ def test_parse_job_message_takes_or_refuses_anything(changes, drop, whole):
     optional={"status": st.one_of(st.sampled_from([s.value for s in JobStatus]), _HOSTILE),
               "result": st.one_of(_ANY, st.fixed_dictionaries({"loss": _HOSTILE},
                                                               optional={"info": _ANY})),
-              "exception": _ANY, "duration": _HOSTILE})))
+              "exception": _ANY, "duration": _HOSTILE, "info": _ANY})))
 def test_parse_result_message_gives_a_writable_final_result_or_a_job_error(message):
     try:
-        parsed = parse_result_message(message)
+        parsed = ResultMessage.from_wire(message)
     except JobError as exc:
         assert str(exc)
         return
-    assert parsed["status"].is_final
-    assert parsed["exception"] is None or type(parsed["exception"]) is str
-    if parsed["status"] is JobStatus.SUCCESS:
-        _round_trips(parsed["result"])
-    assert parsed["duration"] is None or 0 <= parsed["duration"] < math.inf
+    assert parsed.status.is_final
+    assert parsed.exception is None or type(parsed.exception) is str
+    if parsed.status is JobStatus.SUCCESS:
+        _round_trips(parsed.result)
+    assert parsed.info is None or type(parsed.info) is dict
+    assert parsed.duration is None or 0 <= parsed.duration < math.inf

@@ -10,10 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ultrarun._pool import JobStateError, Pool, Report, move
-from ultrarun.executor import RetryPolicy
+from ultrarun._pool import Pool
+from ultrarun.lifecycle import JobStateError, RetryPolicy, move
 from ultrarun.errors import ConfigurationError
-from ultrarun.job import Job, JobStatus, parse_job_message, parse_result_message
+from ultrarun.job import Job, JobStatus
+from ultrarun.protocol import JobMessage, Report, ResultMessage
 from ultrarun.worker import Inbox
 
 D = "PYRO:dispatcher@d:1"
@@ -63,7 +64,7 @@ class Sim:
         pushes, self.wire[name] = self.wire[name], []
         for message in pushes:
             if not lose:
-                self.inboxes[name].accept(parse_job_message(message))
+                self.inboxes[name].accept(JobMessage.from_wire(message))
 
     def call(self, name: str, lose_answer: bool = False, peer: tuple | None = None) -> None:
         """The worker's call with its waiting results; a lost answer leaves them waiting (the
@@ -72,9 +73,9 @@ class Sim:
         batch = inbox.take_results()
         items = batch[1] if batch else []
         keys = {key for key, _ in items}
-        report = Report.parse(inbox.report(D, exclude=keys))
+        report = Report.from_wire(inbox.report(D, exclude=keys))
         reply, stale = self.pool.on_call(name, f"uri-{name}", report,
-                                         [parse_result_message(p) for _, p in items],
+                                         [ResultMessage.from_wire(p) for _, p in items],
                                          peer or ("net", name))
         self._after()
         if lose_answer:
@@ -82,7 +83,7 @@ class Sim:
             return
         inbox.delivered(keys)
         for message in reply:
-            inbox.accept(parse_job_message(message))
+            inbox.accept(JobMessage.from_wire(message))
         inbox.cancel(D, [list(k) for k in stale])
 
     def ping(self, name: str, lose_pushes: bool = False, lose_answer: bool = False) -> None:
@@ -93,7 +94,7 @@ class Sim:
             self.pool.missed(name, "no answer")
             self._after()
             return
-        resend, stale = self.pool.on_report(name, Report.parse(self.inboxes[name].report(D)),
+        resend, stale = self.pool.on_report(name, Report.from_wire(self.inboxes[name].report(D)),
                                             mark)
         self.wire[name].extend(resend)
         self.inboxes[name].cancel(D, [list(k) for k in stale])
@@ -105,8 +106,8 @@ class Sim:
         job = inbox.start()
         if job is None:
             return False
-        inbox.finish({"token": job["token"], "attempt": job["attempt"], "status": "SUCCESS",
-                      "result": {"loss": float(job["id"])}, "exception": None,
+        inbox.finish({"token": job.token, "attempt": job.attempt, "status": "SUCCESS",
+                      "result": {"loss": float(job.id)}, "exception": None,
                       "duration": 0.5})
         return True
 
@@ -167,7 +168,7 @@ def test_a_stalled_dispatcher_answers_a_repeated_call_with_the_job_it_lost():
     assert [j.id for j in sim.reported] == [0]
     assert not sim.inboxes["w0"].queue, "the worker did not get job 1"
     sim.call("w0")  # the repeated call
-    assert [j["id"] for j in sim.inboxes["w0"].queue] == [1]
+    assert [j.id for j in sim.inboxes["w0"].queue] == [1]
     sim.work("w0")
     sim.call("w0")
     assert [(j.id, j.attempt) for j in sim.reported] == [(0, 1), (1, 1)]
@@ -247,7 +248,7 @@ def test_a_worker_that_hung_up_is_probed_now_and_loses_its_job_only_if_it_is_gon
             sim.ping(target)  # the probe is answered: nothing changes
             assert sim.pool.running == 1 and not sim.reported
             job = sim.inboxes[target].current
-            sim.inboxes[target].finish({"token": job["token"], "attempt": job["attempt"],
+            sim.inboxes[target].finish({"token": job.token, "attempt": job.attempt,
                                         "status": "SUCCESS", "result": {"loss": 0.0},
                                         "exception": None, "duration": 1.0})
             sim.call(target, peer=("net", target, "again"))  # on a new connection
@@ -265,18 +266,18 @@ def test_a_leaving_worker_gets_no_new_job_hands_back_what_it_did_not_start_and_l
     sim.ping("w0")
     inbox = sim.inboxes["w0"]
     inbox.hand_back()  # it leaves: job 1 goes back
-    report = Report.parse({**inbox.report(D), "leaving": True})
+    report = Report.from_wire({**inbox.report(D), "leaving": True})
     reply, _ = sim.pool.on_call("w0", "uri-w0", report, [], ("net", "w0"))
     sim._after()
     assert reply == [] and "w0" in sim.pool.workers
     assert [(j.id, j.attempt) for j in sim.pool.queue] == [(1, 1), (2, 1)], "no attempt spent"
     job = inbox.current
-    inbox.finish({"token": job["token"], "attempt": job["attempt"], "status": "SUCCESS",
+    inbox.finish({"token": job.token, "attempt": job.attempt, "status": "SUCCESS",
                   "result": {"loss": 0.0}, "exception": None, "duration": 1.0})
     batch = inbox.take_results()[1]
-    report = Report.parse({**inbox.report(D, exclude={k for k, _ in batch}), "leaving": True})
+    report = Report.from_wire({**inbox.report(D, exclude={k for k, _ in batch}), "leaving": True})
     reply, _ = sim.pool.on_call("w0", "uri-w0", report,
-                                [parse_result_message(p) for _, p in batch], ("net", "w0"))
+                                [ResultMessage.from_wire(p) for _, p in batch], ("net", "w0"))
     sim._after()
     assert reply == [] and "w0" not in sim.pool.workers
     assert [(j.id, j.attempt, j.status) for j in sim.reported] == [(0, 1, JobStatus.SUCCESS)]
@@ -318,7 +319,7 @@ def test_a_worker_computing_another_dispatchers_job_takes_no_new_one():
     foreign = {"token": 7, "attempt": 1, "id": "old", "kwargs": {}, "dispatcher": "PYRO:old@x:1",
                "seq": 1}
     inbox = sim.inboxes["w0"]
-    inbox.accept(foreign)
+    inbox.accept(JobMessage.from_wire(foreign))
     inbox.start()
     sim.ping("w0")
     sim.submit(1)
@@ -327,7 +328,7 @@ def test_a_worker_computing_another_dispatchers_job_takes_no_new_one():
     inbox.take_results()  # delivered to the old dispatcher (or dropped)
     inbox.delivered([("PYRO:old@x:1", 7, 1)])
     sim.call("w0")
-    assert [j["id"] for j in inbox.queue] == [0]
+    assert [j.id for j in inbox.queue] == [0]
 
 
 def test_lost_after_max_retries_and_retry_policy():
@@ -354,7 +355,7 @@ def test_retry_on_runs_a_crashed_job_again():
     for _ in range(2):
         sim.deliver("w0")
         job = sim.inboxes["w0"].start()
-        sim.inboxes["w0"].finish({"token": job["token"], "attempt": job["attempt"],
+        sim.inboxes["w0"].finish({"token": job.token, "attempt": job.attempt,
                                   "status": "CRASHED", "exception": "boom"})
         sim.call("w0")
     (job,) = sim.reported
@@ -387,7 +388,7 @@ def test_malformed_reports_are_refused_with_the_field_named():
                        ({"held": "x"}, "held"), ({"held": [[1, "a"]]}, "pair of ints"),
                        ({"running": [1]}, "running")]:
         with pytest.raises(ValueError, match=words):
-            Report.parse(raw)
+            Report.from_wire(raw)
 
 
 _STEPS = st.lists(st.tuples(st.sampled_from(["submit", "deliver", "work", "call", "ping"]),

@@ -149,6 +149,18 @@ def test_a_crashing_trial_retried_once_runs_exactly_twice(make: Callable[..., Ab
     assert value.additional_info.get("attempts") == 2
 
 
+def test_a_failed_trial_s_info_arrives_as_data_whatever_its_text(
+        make: Callable[..., AbstractRunner]) -> None:
+    """A failed trial's info travels as data, never inside its error's text: an error whose
+    text looks like anything (the Pyro runner once appended the info to the text and split
+    it off again, so this text broke it) arrives whole, with its info."""
+    text = "\n--- the trial's additional_info: {not json"
+    value, = run_all(make(TargetFunctionRunner(targets.raises)), [TrialInfo({"x": text})])
+    assert value.status is JobStatus.CRASHED
+    assert text.strip() in value.additional_info["error"]
+    assert text in value.additional_info["traceback"]
+
+
 def test_nan_cost_is_crashed(make: Callable[..., AbstractRunner]) -> None:
     value, = run_all(make(TargetFunctionRunner(targets.returns_nan)), [TrialInfo({"x": 1})])
     assert value.status is JobStatus.CRASHED
@@ -216,7 +228,8 @@ def test_killed_worker_process_is_retried(make_killable: Callable[..., AbstractR
 
 def test_worker_that_always_dies_is_lost(make_killable: Callable[..., AbstractRunner]) -> None:
     make = make_killable
-    runner = make(TargetFunctionRunner(targets.kills_itself))
+    # one retry keeps it short (the default, 3, restarts a Pyro worker four times)
+    runner = make(TargetFunctionRunner(targets.kills_itself), max_retries=1)
     value, = run_all(runner, [TrialInfo({})], deadline=60)
     assert value.status is JobStatus.LOST
     assert value.additional_info["error"]

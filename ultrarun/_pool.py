@@ -2,7 +2,7 @@
 
 Every event (a job submitted, a worker's call, a ping's answer, a missed ping) is one method
 call; what must be sent in consequence comes back as return values, and time comes from an
-injected clock. A job's state changes in one place (:func:`move`). The rules (delivery by
+injected clock. Jobs move through the one lifecycle (:mod:`ultrarun.lifecycle`). The rules (delivery by
 sequence number, the worker's word wins, retries, durations) are stated once in
 docs/architecture.md, "The pool model and the worker's word".
 """
@@ -17,28 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .errors import ConfigurationError, JobError
-from .executor import Durations, RetryPolicy
 from .job import Job, JobStatus
+from .lifecycle import Durations, Lifecycle, RetryPolicy
+from .protocol import JobMessage, Report, ResultMessage
 
 _MISSED_PINGS = 2  # pings a silent worker may miss in a row before it is lost
 _MAX_RESENDS = 5  # a worker that answers pings but never acknowledges a job is broken
-
-_MOVES = {
-    JobStatus.QUEUED: {JobStatus.RUNNING, JobStatus.CANCELLED},
-    JobStatus.RUNNING: {JobStatus.QUEUED} | {s for s in JobStatus if s.is_final},
-}
-
-
-class JobStateError(JobError):
-    """A job was asked to move where its lifecycle does not go (a bug, never a user's)."""
-
-
-def move(job: Job, to: JobStatus) -> None:
-    """The one place a job's state changes."""
-    if to not in _MOVES.get(job.status, ()):
-        raise JobStateError(f"job {job.id!r} cannot go from {job.status.name} to {to.name}")
-    job.status = to
-
 
 @dataclass(eq=False)
 class _Delivery:
@@ -69,41 +53,6 @@ class WorkerState:
     @property
     def load(self) -> int:
         return len(self.jobs) + self.blocked
-
-
-@dataclass(frozen=True)
-class Report:
-    """A worker's word about the jobs it has from this dispatcher (a ping's answer, or sent
-    with each of its calls)."""
-
-    acked: int = 0
-    held: frozenset = frozenset()  # (token, attempt) received and not delivered
-    busy: bool = False  # computing anything at all
-    running: tuple | None = None  # (token, attempt) of ours it computes, if any
-    leaving: bool = False  # it takes no new job; it leaves once it runs nothing of ours
-
-    @classmethod
-    def parse(cls, raw: Any) -> "Report":
-        """From plain data; raises ``ValueError`` naming what is malformed."""
-        if not isinstance(raw, dict):
-            raise ValueError(f"a report must be a dict, got {type(raw).__name__}")
-        acked, held, running = raw.get("acked", 0), raw.get("held", ()), raw.get("running")
-        if type(acked) is not int or acked < 0:
-            raise ValueError(f"report['acked'] must be an int >= 0, got {acked!r}")
-        if not isinstance(held, (list, tuple)):
-            raise ValueError(f"report['held'] must be a list, got {type(held).__name__}")
-        return cls(acked, frozenset(key(pair, "report['held'] item") for pair in held),
-                   bool(raw.get("busy")), None if running is None else key(running,
-                                                                            "report['running']"),
-                   bool(raw.get("leaving")))
-
-
-def key(pair: Any, what: str = "job key") -> tuple[int, int]:
-    """A job's ``(token, attempt)`` from plain data; ``ValueError`` if it is not one."""
-    if (not isinstance(pair, (list, tuple)) or len(pair) != 2
-            or not all(type(v) is int for v in pair)):
-        raise ValueError(f"{what} must be a pair of ints (token, attempt), got {pair!r}")
-    return pair[0], pair[1]
 
 
 _NUMBERS = (int, float)
@@ -146,8 +95,7 @@ class Pool:
                  clock: Any = time, durations: Durations | None = None):
         if type(prefetch) is not int or prefetch < 0:
             raise ConfigurationError(f"prefetch must be an int >= 0, got {prefetch!r}")
-        self.retry = retry or RetryPolicy()
-        self.durations = durations or Durations()
+        self.life = Lifecycle(retry, durations, clock)
         self.prefetch = prefetch
         self.address = address
         self.clock = clock
@@ -165,13 +113,23 @@ class Pool:
         self._marks = itertools.count(1)
         self._done = _Recent(4096)  # (worker, token, attempt) of results taken
 
+    @property
+    def retry(self) -> RetryPolicy:
+        return self.life.retry
+
+    @retry.setter
+    def retry(self, policy: RetryPolicy) -> None:
+        self.life.retry = policy
+
+    @property
+    def durations(self) -> Durations:
+        return self.life.durations
+
     # --------------------------------------------------------------------------------- jobs
     def submit(self, job: Job) -> None:
         if self.closed:
             raise JobError("the dispatcher is shut down")
-        if job.status is not JobStatus.QUEUED:
-            raise JobStateError(f"job {job.id!r} is {job.status.name}, not QUEUED")
-        job.timestamps.setdefault("submitted", self.clock.time())
+        self.life.submitted(job)
         self.queue.append(job)
 
     def cancel_queued(self, ids: Iterable[Any] | None = None) -> int:
@@ -293,7 +251,7 @@ class Pool:
                 resend.append(self._message(delivery))
         return resend, stale
 
-    def on_call(self, name: str, uri: str, report: Report, results: list[dict],
+    def on_call(self, name: str, uri: str, report: Report, results: list[ResultMessage],
                 peer: Any = None) -> tuple[list[dict], list[tuple[int, int]]]:
         """A worker's call (hello, results or heartbeat), made on the connection at address
         ``peer``: take its results, repair what differs, maybe give it its next job. Returns
@@ -358,9 +316,8 @@ class Pool:
         self._file(state)
         return sorted(report.held - mine)
 
-    def _result(self, state: WorkerState, result: dict) -> None:
-        """``result``: token, attempt, status (a JobStatus), result, exception, duration."""
-        token, attempt = result["token"], result["attempt"]
+    def _result(self, state: WorkerState, result: ResultMessage) -> None:
+        token, attempt = result.token, result.attempt
         delivery = state.jobs.get(token)
         if delivery is None or delivery.job.attempt != attempt:
             if (state.name, token, attempt) in self._done:
@@ -372,17 +329,16 @@ class Pool:
         first = next(iter(state.jobs.values())) is delivery
         self._take(state, delivery)
         self._done.append((state.name, token, attempt))
-        job.duration = result.get("duration")
-        self.durations.record(job.kwargs.get("budget"), job.duration)
+        self.life.timed(job, result.duration)
         if first:
             state.since = self.clock.monotonic()  # the job it holds next starts now
         state.jobs_done += 1
-        status = result["status"]
-        if status in self.retry.retry_on and self.retry.again(job.attempt):
+        status = result.status
+        if self.retry.retries(status, job.attempt):
             self._requeue([delivery], state.name, f"it ended {status.name}, which is retried",
                           count_first=True)
         else:
-            self._finish(job, status, result.get("result"), result.get("exception"))
+            self._finish(job, status, result.result, result.exception, result.info)
         self._file(state)
 
     # ---------------------------------------------------------------------------- assigning
@@ -399,9 +355,7 @@ class Pool:
         return sends
 
     def _deliver(self, job: Job, state: WorkerState) -> _Delivery:
-        move(job, JobStatus.RUNNING)
-        job.worker_name = state.name
-        job.timestamps["started"] = self.clock.time()
+        self.life.start(job, state.name)
         if not state.jobs:
             state.since = self.clock.monotonic()
         seq = self._seqs[state.name] = self._seqs.get(state.name, 0) + 1
@@ -412,8 +366,8 @@ class Pool:
 
     def _message(self, delivery: _Delivery) -> dict:
         job = delivery.job
-        return {"token": job.token, "attempt": job.attempt, "id": job.id, "kwargs": job.kwargs,
-                "dispatcher": self.address, "seq": delivery.seq}
+        return JobMessage(job.token, job.attempt, job.id, job.kwargs, self.address,
+                          delivery.seq).to_wire()
 
     def _free_slot(self, prefer: str | None = None) -> str | None:
         """The worker the next queued job should go to, or None to hold it for now.
@@ -464,23 +418,19 @@ class Pool:
         back = []
         for i, delivery in enumerate(deliveries):
             job = delivery.job
-            if i == 0 and count_first:
-                if not self.retry.again(job.attempt):
-                    self._finish(job, JobStatus.LOST, None, f"the worker running it was lost "
-                                 f"{job.attempt} times; last: {worker}: {reason}")
-                    continue
-                job.attempt += 1
-            move(job, JobStatus.QUEUED)
-            job.worker_name = None
+            costs = i == 0 and count_first
+            if costs and not self.retry.again(job.attempt):
+                self._finish(job, JobStatus.LOST, None, f"the worker running it was lost "
+                             f"{job.attempt} times; last: {worker}: {reason}")
+                continue
+            self.life.requeue(job, costs)
             self.events.append(("requeued", job, worker, reason))
             back.append(job)
         self.queue.extendleft(reversed(back))
 
-    def _finish(self, job: Job, status: JobStatus, result: Any, exception: str | None) -> None:
-        move(job, status)
-        job.result = result if status is JobStatus.SUCCESS else None
-        job.exception = exception
-        job.timestamps["finished"] = self.clock.time()
+    def _finish(self, job: Job, status: JobStatus, result: Any, exception: str | None,
+                info: dict | None = None) -> None:
+        self.life.finish(job, status, result, exception, info)
         self.counts[status] += 1
         self.finished.append(job)
 
@@ -534,4 +484,4 @@ class Pool:
         return out
 
 
-__all__ = ["Pool", "Report", "WorkerState", "JobStateError", "move", "key"]
+__all__ = ["Pool", "WorkerState"]

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import transport
-from ._pool import Pool, Report
+from ._pool import Pool
 from .config import config
 from .errors import (AuthenticationError, CommunicationError, CommunicationTimeout,
                      ConfigurationError, JobError, ResultError, UltrarunError)
 from .executor import Durations, Executor, RetryPolicy
-from .job import Incumbents, Job, JobStatus, parse_result_message, to_plain
+from .job import Incumbents, Job, JobStatus, to_plain
+from .protocol import Report, ResultMessage, SyncAnswer
 from .security import resolve_secret
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class Dispatcher(Executor):
                  ping_interval: float | None = None, nameserver: str = "localhost",
                  nameserver_port: int | None = None, host: str | None = None,
                  queue_callback: Callable[[int], Any] | None = None, *, secret: str | None = None,
-                 max_retries: int = 3, retry_on: Any = (), retry: RetryPolicy | None = None,
+                 max_retries: int = RetryPolicy.max_retries, retry_on: Any = (), retry: RetryPolicy | None = None,
                  timeout: float | None = None, prefetch: int = 0,
                  logger: logging.Logger | None = None, clock: Any = time, tls: Any = None):
         transport.configure_tls(tls)
@@ -386,7 +387,8 @@ class Dispatcher(Executor):
             self._failed(link, kind, str(exc), refused="refused" in str(exc).lower())
             return
         try:
-            report = Report.parse(answer.get("report") if isinstance(answer, dict) else None)
+            report = Report.from_wire(answer.get("report") if isinstance(answer, dict)
+                                      else None)
         except ValueError as exc:
             self.logger.error("worker %s sent a malformed report: %s", link.name, exc)
             return
@@ -443,18 +445,18 @@ class Dispatcher(Executor):
             link.conn.close()
 
     # ---------------------------------------------------- called by workers (server thread)
-    def sync(self, name: str, uri: str, report: Report, results: list[dict],
+    def sync(self, name: str, uri: str, report: Report, results: list[ResultMessage],
              peer: Any = None) -> dict:
         """A worker's call (on the connection at address ``peer``): its results and its
         report; the answer carries its jobs."""
         with self._lock:
             self._counters["syncs"] += 1
             if self._stop.is_set():
-                return {"jobs": [], "cancel": []}
+                return SyncAnswer().to_wire()
             jobs, stale = self.pool.on_call(name, uri, report, results, peer)
             drain = self._after()
         self._start_draining(drain)
-        return {"jobs": jobs, "cancel": [list(k) for k in stale]}
+        return SyncAnswer(tuple(jobs), tuple(stale)).to_wire()
 
     def status(self) -> dict:
         """A snapshot for ``ultrarun status``: workers, queue, job counts and the best loss per
@@ -635,10 +637,10 @@ class DispatcherService:
                 raise ValueError(f"{name!r} is not a worker name of run {d.run_id}")
             if type(uri) is not str or not uri.startswith("PYRO:"):
                 raise ValueError(f"{uri!r} is not a Pyro URI")
-            parsed = Report.parse(report)
+            parsed = Report.from_wire(report)
             if not isinstance(results, (list, tuple)):
                 raise ValueError("results must be a list")
-            taken = [parse_result_message(r) for r in results]
+            taken = [ResultMessage.from_wire(r) for r in results]
         except (ValueError, JobError, ConfigurationError) as exc:
             d.logger.warning("refused a malformed call from %r: %s", name, exc)
             raise ValueError(f"malformed sync: {exc}") from None

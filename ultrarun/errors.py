@@ -52,11 +52,13 @@ class ResultError(JobError):
 
 class JobFailed(JobError):
     """Raised by a compute to end its job with ``status`` (CRASHED, TIMEOUT or MEMOUT) and this
-    message, e.g. a compute that enforces its own time limit."""
+    message, e.g. a compute that enforces its own time limit. ``info`` (plain data) travels
+    with it as data: the job's ``info``."""
 
-    def __init__(self, status: Any, message: str = ""):
+    def __init__(self, status: Any, message: str = "", info: Any = None):
         super().__init__(message or getattr(status, "name", str(status)))
         self.status = status
+        self.info = info
 
 
 class NoSuccessfulRunError(JobError, KeyError):

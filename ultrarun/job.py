@@ -68,6 +68,8 @@ class Job:
             dispatcher's clock) and ``finished``.
         duration (float | None): Seconds the compute took, timed by the worker itself (None: it
             did not report it).
+        info (dict | None): What the run said besides its loss, as data: a successful one's
+            ``result['info']``, a failed one's ``error``, ``traceback``, ``attempts``, ...
     """
 
     id: Any
@@ -82,6 +84,8 @@ class Job:
     timestamps: dict[str, float] = field(default_factory=dict)
     #: seconds the compute took, timed by the worker itself (None: it did not report it)
     duration: float | None = None
+    #: the run's data besides its loss (a failed run's too: its result is None)
+    info: dict[str, Any] | None = None
 
     def time_it(self, which: str) -> None:
         """Record the time now.
@@ -420,62 +424,6 @@ def _finite(cost: Any, where: str) -> float:
                       "(a finite number, or a non-empty list of them)")
 
 
-_JOB_FIELDS = (("token", int), ("attempt", int), ("seq", int), ("kwargs", dict),
-               ("dispatcher", str))
-
-
-def parse_job_message(message: Any) -> dict[str, Any]:
-    """Check a job as a worker receives it; raises :class:`JobError` naming the bad field."""
-    if not isinstance(message, dict):
-        raise JobError(f"a job must be a dict, got {type(message).__name__}")
-    for name, kind in _JOB_FIELDS:
-        value = message.get(name)
-        if type(value) is not kind:
-            raise JobError(f"job field {name!r} must be {kind.__name__}, got {_short(value)}")
-    if message["attempt"] < 1 or message["seq"] < 1 or not message["dispatcher"]:
-        raise JobError(f"job fields out of range: attempt {message['attempt']}, seq "
-                       f"{message['seq']}, dispatcher {_short(message['dispatcher'])}")
-    if "id" not in message:
-        raise JobError("job has no 'id'")
-    if not all(type(k) is str for k in message["kwargs"]):
-        raise JobError("job kwargs must have str keys")
-    return message
-
-
-def parse_result_message(message: Any) -> dict[str, Any]:
-    """Check a result as the dispatcher receives it from a worker: ``token``, ``attempt``,
-    ``status`` (becomes a :class:`JobStatus`; an unknown one, or a SUCCESS whose result does
-    not pass :func:`validate_result`, becomes CRASHED), ``result``, ``exception`` and
-    ``duration``. Raises :class:`JobError` if it cannot even be attributed to a job."""
-    if not isinstance(message, dict):
-        raise JobError(f"a result must be a dict, got {type(message).__name__}")
-    token, attempt = message.get("token"), message.get("attempt")
-    if type(token) is not int or type(attempt) is not int:
-        raise JobError(f"a result needs int token and attempt, got {_short(token)}, "
-                       f"{_short(attempt)}")
-    exception = message.get("exception")
-    if exception is not None and type(exception) is not str:
-        exception = _short(exception, 10_000)
-    try:
-        status = JobStatus(message.get("status"))
-    except ValueError:
-        status = JobStatus.CRASHED
-        exception = f"the worker sent an unknown status {_short(message.get('status'))}"
-    if not status.is_final:
-        status, exception = JobStatus.CRASHED, f"the worker sent the status {status.name}"
-    result = None
-    if status is JobStatus.SUCCESS:
-        try:
-            result = validate_result(message.get("result"))
-        except ResultError as exc:
-            status, exception = JobStatus.CRASHED, f"ResultError: {exc}"
-    duration = message.get("duration")
-    if type(duration) not in (int, float) or not 0 <= duration < math.inf:
-        duration = None
-    return {"token": token, "attempt": attempt, "status": status, "result": result,
-            "exception": exception, "duration": duration}
-
-
 def _keys(mapping: Mapping) -> str:
     return _short(sorted(_short(key, 40) for key in mapping), 200)
 
@@ -490,4 +438,4 @@ def _short(value: Any, limit: int = 80) -> str:
 
 __all__ = ["Job", "JobStatus", "StatusType", "ConfigId", "TIMESTAMP_KEYS", "Incumbents", "to_plain",
            "validate_result", "check_writable", "parse_result", "finite_cost", "failure_kind",
-           "last_line", "parse_job_message", "parse_result_message"]
+           "last_line"]

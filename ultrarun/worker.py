@@ -24,8 +24,9 @@ from . import _gc, transport
 from .config import config
 from .errors import (AuthenticationError, CommunicationError, ConfigurationError, JobError,
                      JobFailed, NameServerError, ResultError, UltrarunError)
-from .job import JobStatus, failure_kind, last_line, parse_job_message, validate_result
+from .job import JobStatus, failure_kind, last_line, to_plain, validate_result
 from .limits import LimitedCaller, check_limits
+from .protocol import JobMessage, Report, ResultMessage, SyncAnswer
 from .security import Credentials, credentials_path, resolve_secret
 
 log = logging.getLogger(__name__)
@@ -247,37 +248,37 @@ class Worker:
                 self.shutdown()
             rt.stopped.set()
 
-    def _execute(self, rt: "_Runtime", job: dict) -> dict:
-        kwargs = dict(job["kwargs"])
-        kwargs["config_id"] = job["id"]
+    def _execute(self, rt: "_Runtime", job: JobMessage) -> dict:
+        kwargs = dict(job.kwargs)
+        kwargs["config_id"] = job.id
         level = logging.INFO if self.debug else logging.DEBUG
         if rt.jobs_done == 0:
             self.logger.info("worker %s got its first job, from %s", self.worker_name,
-                             job["dispatcher"])
-        self.logger.log(level, "worker %s starts job %s with %s", self.worker_name, job["id"],
-                        job["kwargs"])
+                             job.dispatcher)
+        self.logger.log(level, "worker %s starts job %s with %s", self.worker_name, job.id,
+                        job.kwargs)
         started = time.monotonic()
         if rt.child is not None:
-            status, result, exception = _compute_limited(rt.child, kwargs)
+            status, result, exception, info = _compute_limited(rt.child, kwargs)
         else:
-            status, result, exception = _run_compute(self, kwargs)
+            status, result, exception, info = _run_compute(self, kwargs)
         duration = time.monotonic() - started
-        size = transport.encoded_size(result)
+        size = transport.encoded_size([result, info])
         if size > config.MAX_MESSAGE_SIZE - _HEADROOM:
-            status, result, exception = JobStatus.CRASHED, None, (
+            status, result, exception, info = JobStatus.CRASHED, None, (
                 f"ResultError: the result takes {size} bytes on the wire, more than the "
                 f"MAX_MESSAGE_SIZE setting allows ({config.MAX_MESSAGE_SIZE}); return less in "
-                "'info', or raise ULTRARUN_MAX_MESSAGE_SIZE for every party of the run")
-        self.logger.log(level, "worker %s finished job %s: %s %s", self.worker_name, job["id"],
+                "'info', or raise ULTRARUN_MAX_MESSAGE_SIZE for every party of the run"), None
+        self.logger.log(level, "worker %s finished job %s: %s %s", self.worker_name, job.id,
                         status.name, result if exception is None else exception)
         kind = failure_kind(status, exception) if status.failed else None
         if kind is not None and kind not in rt.failures:  # the first of each kind, loud
             rt.failures.add(kind)
             self.logger.warning("worker %s: job %s ended %s: %s (the first %s here; the whole "
-                                "text goes to the master)", self.worker_name, job["id"],
+                                "text goes to the master)", self.worker_name, job.id,
                                 status.name, last_line(exception), kind)
-        return {"token": job["token"], "attempt": job["attempt"], "status": status.value,
-                "result": result, "exception": exception, "duration": duration}
+        return ResultMessage(job.token, job.attempt, status, result, exception, duration,
+                             info).to_wire()
 
     # ------------------------------------------------------------------------- control
     def is_busy(self) -> bool:
@@ -310,7 +311,7 @@ class Worker:
             rt.cond.notify_all()
         self.logger.info("worker %s is leaving (%s): it takes no new job%s", self.worker_name,
                          reason, "" if job is None else
-                         f"; job {job['id']} may finish within {grace:g}s")
+                         f"; job {job.id} may finish within {grace:g}s")
         with rt.lock:
             done = rt.cond.wait_for(lambda: rt.closed or (
                 rt.hellos > hellos and rt.inbox.current is None and not rt.inbox.results),
@@ -319,7 +320,7 @@ class Worker:
         if not done and job is not None:
             self.logger.warning("worker %s: job %s did not finish within the grace of %gs: "
                                 "handing it back (it runs again elsewhere)", self.worker_name,
-                                job["id"], grace)
+                                job.id, grace)
         rt.reason = reason
         self.shutdown()
 
@@ -397,31 +398,31 @@ class Inbox:
 
     def __init__(self) -> None:
         self.acks: collections.OrderedDict[str, _Acks] = collections.OrderedDict()
-        self.queue: collections.deque[dict] = collections.deque()  # arrived, not started
+        self.queue: collections.deque[JobMessage] = collections.deque()  # arrived, not started
         self.holding: dict[tuple, dict] = {}
-        self.current: dict | None = None
+        self.current: JobMessage | None = None
         self.results: collections.deque[tuple[tuple, dict]] = collections.deque()
 
     @staticmethod
-    def key(job: dict) -> tuple:
-        return job["dispatcher"], job["token"], job["attempt"]
+    def key(job: JobMessage) -> tuple:
+        return job.key
 
-    def accept(self, job: dict) -> bool:
+    def accept(self, job: JobMessage) -> bool:
         """A checked job message arrived; False if it is a copy of one that did."""
-        dispatcher = job["dispatcher"]
+        dispatcher = job.dispatcher
         acks = self.acks.get(dispatcher)
         if acks is None:
             acks = self.acks[dispatcher] = _Acks()
             while len(self.acks) > _DISPATCHERS_KEPT:
                 self.acks.popitem(last=False)
         self.acks.move_to_end(dispatcher)
-        if not acks.take(job["seq"]) or self.key(job) in self.holding:
+        if not acks.take(job.seq) or self.key(job) in self.holding:
             return False
         self.holding[self.key(job)] = job
         self.queue.append(job)
         return True
 
-    def cancel(self, dispatcher: str, keys: Any) -> list[dict]:
+    def cancel(self, dispatcher: str, keys: Any) -> list[JobMessage]:
         """Drop the jobs of ``keys`` (``[token, attempt]`` pairs) not started; returns them."""
         dropped = []
         for pair in keys if isinstance(keys, (list, tuple)) else ():
@@ -434,17 +435,18 @@ class Inbox:
                 dropped.append(job)
         return dropped
 
-    def report(self, dispatcher: str | None, exclude: Any = ()) -> dict:
-        """What this worker holds from ``dispatcher`` (the pool model's Report)."""
+    def report(self, dispatcher: str | None, exclude: Any = (), leaving: bool = False) -> dict:
+        """What this worker holds from ``dispatcher`` (a :class:`~ultrarun.protocol.Report`,
+        on the wire)."""
         acks, current = self.acks.get(dispatcher), self.current
-        return {"acked": acks.upto if acks else 0,
-                "held": [[t, a] for (d, t, a) in self.holding
-                         if d == dispatcher and (d, t, a) not in exclude],
-                "busy": current is not None,
-                "running": (None if current is None or current["dispatcher"] != dispatcher
-                            else [current["token"], current["attempt"]])}
+        return Report(acks.upto if acks else 0,
+                      frozenset((t, a) for (d, t, a) in self.holding
+                                if d == dispatcher and (d, t, a) not in exclude),
+                      current is not None,
+                      (None if current is None or current.dispatcher != dispatcher
+                       else (current.token, current.attempt)), leaving).to_wire()
 
-    def hand_back(self) -> list[dict]:
+    def hand_back(self) -> list[JobMessage]:
         """Leaving: drop the jobs not started (their dispatchers run them elsewhere)."""
         dropped = list(self.queue)
         self.queue.clear()
@@ -452,7 +454,7 @@ class Inbox:
             self.holding.pop(self.key(job), None)
         return dropped
 
-    def start(self) -> dict | None:
+    def start(self) -> JobMessage | None:
         """The next job to run (it becomes ``current``), or None."""
         self.current = self.queue.popleft() if self.queue else None
         return self.current
@@ -518,14 +520,14 @@ class _Runtime:
         self._conn_to: transport.Connection | None = None  # the uplink's, to self.dispatcher
 
     @property
-    def current(self) -> dict | None:
+    def current(self) -> JobMessage | None:
         return self.inbox.current
 
     # ----------------------------------------------------------------- jobs (any thread)
     def accept(self, message: Any, source: str) -> None:
         """A job arrived (pushed, or in an answer): keep it unless it is a copy."""
         try:
-            job = parse_job_message(message)
+            job = JobMessage.from_wire(message)
         except JobError as exc:
             self.worker.logger.warning("worker %s refused a malformed job from %s: %s",
                                        self.worker.worker_name, source, exc)
@@ -544,13 +546,13 @@ class _Runtime:
             dropped = self.inbox.cancel(dispatcher, keys)
         for job in dropped:
             self.worker.logger.info("worker %s dropped job %s: its dispatcher gave it to "
-                                    "another worker", self.worker.worker_name, job["id"])
+                                    "another worker", self.worker.worker_name, job.id)
 
     def report(self, dispatcher: str | None, exclude: Any = ()) -> dict:
         with self.lock:
-            return {**self.inbox.report(dispatcher, exclude), "leaving": self.leaving}
+            return self.inbox.report(dispatcher, exclude, self.leaving)
 
-    def next_job(self, timeout: float | None) -> dict | None:
+    def next_job(self, timeout: float | None) -> JobMessage | None:
         """The loop's next job, or None on shutdown or after ``timeout`` seconds idle (the
         clock stops while the worker holds a job or a result to deliver)."""
         with self.lock:
@@ -645,11 +647,11 @@ class _Runtime:
             if results and self.inbox.idle:
                 self.idle_since = time.monotonic()
                 self.cond.notify_all()  # the idle clock starts again
-        if isinstance(answer, dict):
-            for job in answer.get("jobs") or ():
-                self.accept(job, uri)
-            if answer.get("cancel"):
-                self.cancel(uri, answer["cancel"])
+        answer = SyncAnswer.from_wire(answer)
+        for job in answer.jobs:
+            self.accept(job, uri)
+        if answer.cancel:
+            self.cancel(uri, answer.cancel)
         return True
 
     def _deliver(self, uri: str, results: list) -> None:
@@ -762,8 +764,8 @@ class WorkerService:
         current = rt.current
         return {"name": self._worker.worker_name, "host": socket.gethostname(), "pid": os.getpid(),
                 "busy": current is not None,
-                "job": None if current is None else {"id": current["id"],
-                                                     "budget": current["kwargs"].get("budget")},
+                "job": None if current is None else {"id": current.id,
+                                                     "budget": current.kwargs.get("budget")},
                 "jobs_done": rt.jobs_done, "queued": len(rt.inbox.queue),
                 "holding": len(rt.inbox.holding),
                 "dispatcher": rt.dispatcher, "started": rt.started,
@@ -806,39 +808,46 @@ def _call_eval_func(func: Callable[..., Any], **kwargs: Any) -> Any:
     return func(kwargs["config"], kwargs["budget"])
 
 
-def _run_compute(worker: Worker, kwargs: dict) -> tuple[JobStatus, dict | None, str | None]:
+#: what a compute came to: status, result (a success's), exception text and info (a failure's)
+_Outcome = tuple[JobStatus, "dict | None", "str | None", "dict | None"]
+
+
+def _run_compute(worker: Worker, kwargs: dict) -> _Outcome:
     """Call compute with the keywords it accepts; never raises."""
     full = {"config_info": {}, "working_directory": ".", **kwargs}
     try:
         raw = worker.compute(**_accepted(worker.compute, full))
-        return JobStatus.SUCCESS, validate_result(raw), None
+        return JobStatus.SUCCESS, validate_result(raw), None, None
     except ResultError as exc:
-        return JobStatus.CRASHED, None, f"ResultError: {exc}"
+        return JobStatus.CRASHED, None, f"ResultError: {exc}", None
     except JobFailed as exc:
         status = exc.status if isinstance(exc.status, JobStatus) and exc.status.failed else \
             JobStatus.CRASHED
-        return status, None, str(exc)
+        try:
+            info = None if exc.info is None else to_plain(dict(exc.info), "JobFailed info")
+        except (ResultError, TypeError, ValueError) as bad:
+            return JobStatus.CRASHED, None, f"ResultError: {bad}", None
+        return status, None, str(exc), info
     except MemoryError:
-        return JobStatus.MEMOUT, None, traceback.format_exc()
+        return JobStatus.MEMOUT, None, traceback.format_exc(), None
     except (Exception, SystemExit):
-        return JobStatus.CRASHED, None, traceback.format_exc()
+        return JobStatus.CRASHED, None, traceback.format_exc(), None
 
 
-def _compute_in_child(worker: Worker, kwargs: dict) -> tuple[str, dict | None, str | None]:
+def _compute_in_child(worker: Worker, kwargs: dict) -> tuple:
     """What the compute child runs (see :mod:`ultrarun.limits`): one job, as plain data."""
-    status, result, exception = _run_compute(worker, kwargs)
-    return status.value, result, exception
+    status, result, exception, info = _run_compute(worker, kwargs)
+    return status.value, result, exception, info
 
 
-def _compute_limited(caller: LimitedCaller, kwargs: dict
-                     ) -> tuple[JobStatus, dict | None, str | None]:
+def _compute_limited(caller: LimitedCaller, kwargs: dict) -> _Outcome:
     """One job in the worker's compute child, under its limits."""
     out = caller.call(kwargs)
     if out.status is JobStatus.SUCCESS:
-        status, result, exception = out.value
-        return JobStatus(status), result, exception
+        status, result, exception, info = out.value
+        return JobStatus(status), result, exception, info
     info = out.info or {}
-    return out.status, None, info.get("traceback") or info.get("error") or out.status.name
+    return out.status, None, info.get("traceback") or info.get("error") or out.status.name, None
 
 
 __all__ = ["Worker"]

@@ -55,8 +55,9 @@ class AbstractRunner(abc.ABC):
         target is broken and every other trial would crash too.
     max_retries, retry_on:
         The :class:`~ultrarun.executor.RetryPolicy` (or pass ``retry``), the same as the
-        dispatcher's: a trial whose worker process vanished is resubmitted up to
-        ``max_retries`` times before it is LOST; statuses in ``retry_on`` are retried too.
+        dispatcher's, with its one default (3): a trial whose worker process vanished is
+        resubmitted up to ``max_retries`` times before it is LOST; statuses in ``retry_on``
+        are retried too.
     """
 
     #: The backend applies :attr:`retry` itself (the Pyro runner's dispatcher): its outcomes
@@ -64,7 +65,7 @@ class AbstractRunner(abc.ABC):
     _backend_retries = False
 
     def __init__(self, *, crash_cost: Cost = math.inf, abort_on_first_run_crash: bool = False,
-                 max_retries: int = 1, retry_on: Any = (), retry: RetryPolicy | None = None
+                 max_retries: int = RetryPolicy.max_retries, retry_on: Any = (), retry: RetryPolicy | None = None
                  ) -> None:
         self.retry = retry or RetryPolicy(max_retries, frozenset(retry_on))
         self._crash_cost = crash_cost
@@ -283,8 +284,8 @@ class AbstractRunner(abc.ABC):
             value = self._failure(JobStatus.CRASHED, error_info(outcome))
         else:
             value = outcome[1]
-            if (not self._backend_retries and value.status in self.retry.retry_on
-                    and self.retry.again(pending.attempt)):
+            if (not self._backend_retries
+                    and self.retry.retries(value.status, pending.attempt)):
                 pending.attempt += 1
                 logger.warning("trial %s ended %s, which is retried (attempt %d)", token,
                                value.status.name, pending.attempt)

@@ -6,7 +6,6 @@ names for their attributes are in ``ultrarun/compat/deephyper``. See docs/runner
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from typing import IO, Any, Callable, Iterable, Mapping, Sequence
@@ -14,9 +13,11 @@ from typing import IO, Any, Callable, Iterable, Mapping, Sequence
 from .._files import write_csv
 from ..errors import ConfigurationError
 from ..job import Job, JobStatus
+from ..lifecycle import Lifecycle
 from ._base import AbstractRunner, TrialInfo
 from ._registry import make_runner, runner_names
 from ._target_function import TargetFunctionRunner
+from ._trial import worker_time
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def job_row(job: Job, origin: float = 0.0) -> dict[str, Any]:
     row.update({f"p:{key}": value for key, value in job.kwargs.items()})
     row.update({f"m:{key}": round(stamp - origin, 6)
                 for key, stamp in job.timestamps.items()})
-    info = (job.result or {}).get("info", {})
+    info = job.info or {}
     row.update({f"i:{key}": value for key, value in info.items()
                 if isinstance(value, (str, int, float, bool)) and key not in ("traceback", "error")})
     row["error"] = info.get("error", "") if job.status is not JobStatus.SUCCESS else ""
@@ -187,6 +188,7 @@ class Evaluator:
         self._num_gathered = 0
         self._deadline: float | None = None
         self.timestamp = time.time()
+        self._life = Lifecycle()
         self._closed = False
 
     @staticmethod
@@ -256,11 +258,13 @@ class Evaluator:
             job = self._job_class(id=self._next_id, kwargs=dict(args), worker_name=self._backend)
             self._next_id += 1
             self.jobs[job.id] = job
-            job.time_it("submitted")
-            job.status = JobStatus.RUNNING
+            self._life.submitted(job)
+            late = self._timed_out()
+            if not late:
+                self._life.start(job)
             for callback in self._callbacks:
                 callback.on_launch(job)
-            if self._timed_out():
+            if late:
                 self._finish(job, JobStatus.CANCELLED, None,
                              {"error": "submitted after the evaluator's timeout"})
             else:
@@ -304,17 +308,16 @@ class Evaluator:
     def _collect(self) -> None:
         for trial_info, value in self._runner.iter_results():
             job = self.jobs[trial_info.additional_info["job_id"]]
-            job.timestamps["started"] = value.starttime
-            job.timestamps["finished"] = value.endtime
+            self._life.timed(job, worker_time(value))
             info = dict(value.additional_info, runtime=value.time, cpu_time=value.cpu_time)
-            self._finish(job, value.status, value.cost, info)
+            self._finish(job, value.status, value.cost, info, (value.starttime, value.endtime))
 
-    def _finish(self, job: Job, status: JobStatus, cost: Any, info: dict[str, Any]) -> None:
-        job.status = status
-        if status is not JobStatus.SUCCESS and isinstance(cost, float) and math.isinf(cost):
-            cost = None  # no loss rather than inf: CSV and JSON readers agree on empty
-        job.result = {"loss": cost, "info": info}
-        job.exception = info.get("traceback") or info.get("error")
+    def _finish(self, job: Job, status: JobStatus, cost: Any, info: dict[str, Any],
+                ran: tuple[float, float] | None = None) -> None:
+        """A failed job has no result (no loss: CSV and JSON readers agree on empty); its
+        info is ``job.info``."""
+        self._life.finish(job, status, {"loss": cost, "info": info}, info.get("traceback")
+                          or info.get("error"), info, ran)
         self._ready.append(job)
 
     # ------------------------------------------------------------------ output

@@ -14,7 +14,8 @@ from typing import Any
 from ..executor import Durations, Executor, RetryPolicy
 from ..errors import ResultError
 from ..job import Job, JobStatus, to_plain, validate_result
-from ._trial import TrialInfo, TrialValue
+from ..lifecycle import Lifecycle
+from ._trial import TrialInfo, TrialValue, worker_time
 
 logger = logging.getLogger(__name__)
 
@@ -22,11 +23,12 @@ _POLL = 0.01  # seconds the pump waits for results before looking for new submis
 
 
 class RunnerExecutor(Executor):
-    """Runs the master's jobs on ``runner``; its retry policy is the runner's."""
+    """Runs the master's jobs on ``runner``; its retry policy is the runner's. Jobs move
+    through the one lifecycle (:mod:`ultrarun.lifecycle`); ``clock`` has ``time()``."""
 
-    def __init__(self, runner: Any):  # an AbstractRunner (not imported: it imports us)
+    def __init__(self, runner: Any, clock: Any = time):  # an AbstractRunner (it imports us)
         self.runner = runner
-        self.durations = Durations()
+        self._life = Lifecycle(durations=Durations(), clock=clock)
         self._lock = threading.Lock()
         self._submissions: collections.deque[Job] = collections.deque()
         self._cancel = False
@@ -34,6 +36,10 @@ class RunnerExecutor(Executor):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._workers = 0
+
+    @property
+    def durations(self) -> Durations:  # type: ignore[override]
+        return self._life.durations
 
     @property
     def retry(self) -> RetryPolicy:  # type: ignore[override]
@@ -52,7 +58,7 @@ class RunnerExecutor(Executor):
 
     def submit_job(self, id: Any, **kwargs: Any) -> Job:
         job = Job(id=to_plain(id, "job id"), kwargs=to_plain(kwargs, "job kwargs"))
-        job.time_it("submitted")
+        self._life.submitted(job)
         with self._lock:
             self._submissions.append(job)
         return job
@@ -85,8 +91,7 @@ class RunnerExecutor(Executor):
             for job in batch:
                 trial = TrialInfo(config=job.kwargs["config"], budget=job.kwargs.get("budget"),
                                   additional_info={"config_id": job.id})
-                job.status = JobStatus.RUNNING
-                job.time_it("started")
+                self._life.start(job)
                 with self._lock:
                     self._running[id(trial)] = job
                 self.runner.submit_trial(trial)
@@ -111,20 +116,19 @@ class RunnerExecutor(Executor):
                 self.queue_callback(workers)
 
     def _deliver(self, job: Job, value: TrialValue) -> None:
-        job.status = value.status
-        job.time_it("finished")
-        job.duration = value.time
+        self._life.timed(job, worker_time(value))
         info = to_plain(value.additional_info, "additional_info")
         if value.status is JobStatus.SUCCESS:
             cost = value.cost[0] if isinstance(value.cost, list) else value.cost
             try:  # what the master's journal and logs can write, as the workers check it
-                job.result = validate_result({"loss": cost, "info": info})
+                result = validate_result({"loss": cost, "info": info})
             except ResultError as exc:
-                job.status, job.exception = JobStatus.CRASHED, f"ResultError: {exc}"
+                self._life.finish(job, JobStatus.CRASHED, None, f"ResultError: {exc}", info)
             else:
-                self.durations.record(job.kwargs.get("budget"), value.time)
+                self._life.finish(job, value.status, result)
         else:
-            job.exception = info.get("traceback") or info.get("error") or value.status.name
+            self._life.finish(job, value.status, None, info.get("traceback")
+                              or info.get("error") or value.status.name, info)
         self._report(job)
 
     def _report(self, job: Job) -> None:
@@ -148,9 +152,8 @@ class RunnerExecutor(Executor):
         if left and not shutdown_workers:
             self.runner.cancel_pending()
         for job in left:
-            job.status = JobStatus.CANCELLED
-            job.exception = "cancelled: the executor was shut down"
-            job.time_it("finished")
+            self._life.finish(job, JobStatus.CANCELLED, None,
+                              "cancelled: the executor was shut down")
             self._report(job)
         if shutdown_workers:
             self.runner.close()

@@ -75,7 +75,7 @@ class ProcessRunner(AbstractParallelRunner):
     """Runs trials in ``n_workers`` worker processes started on first use.
 
     A worker process that dies during a trial (killed, segfault, OOM killer) is an
-    infrastructure failure: the trial is resubmitted up to ``max_retries`` times (default 1) and
+    infrastructure failure: the trial is resubmitted up to ``max_retries`` times (default 3) and
     then reported as LOST; the pool replaces the process and stays usable. Cancelled trials
     have their worker killed and replaced.
 

@@ -8,7 +8,6 @@ workers, whose compute gets ``config``, ``budget``, ``instance``, ``seed`` and
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import logging
 import queue
 import time
@@ -43,11 +42,12 @@ class RunnerWorker(Worker):
         try:
             _, value = self.single_worker.run_wrapper(trial)
         except TargetAlgorithmAbortException as exc:  # raised again by the runner
-            raise JobFailed(JobStatus.CRASHED, f"{_ABORT}{exc}") from None
-        if value.status is not JobStatus.SUCCESS:  # the info rides after the message
+            raise JobFailed(JobStatus.CRASHED, f"TargetAlgorithmAbortException: {exc}",
+                            info={_ABORT: str(exc)}) from None
+        if value.status is not JobStatus.SUCCESS:  # the trial's info travels as data
             info = value.additional_info
-            text = info.get("traceback") or info.get("error") or ""
-            raise JobFailed(value.status, f"{text}{_INFO}{json.dumps(info)}")
+            raise JobFailed(value.status, info.get("traceback") or info.get("error") or "",
+                            info=info)
         info = dict(value.additional_info)
         if isinstance(value.cost, list):
             info["cost"] = value.cost
@@ -55,8 +55,7 @@ class RunnerWorker(Worker):
         return {"loss": value.cost, "info": info}
 
 
-_ABORT = "TargetAlgorithmAbortException: "
-_INFO = "\n--- the trial's additional_info: "
+_ABORT = "ultrarun.abort"  # the info key of a trial that asked to stop the optimisation
 
 
 class PyroRunner(AbstractParallelRunner):
@@ -135,14 +134,14 @@ class PyroRunner(AbstractParallelRunner):
             return WorkerLost(job.exception or "worker lost", retry=False)
         if job.status is JobStatus.CANCELLED:
             return concurrent.futures.CancelledError()
-        text = job.exception or job.status.name
-        if text.startswith(_ABORT):
-            return TargetAlgorithmAbortException(text[len(_ABORT):])
+        info = job.info or {}
+        if _ABORT in info:
+            return TargetAlgorithmAbortException(info[_ABORT])
         stamps = job.timestamps
         attempts = {"attempts": job.attempt} if job.attempt > 1 else {}
         if job.status is not JobStatus.SUCCESS:
-            text, _, info = text.partition(_INFO)
-            return job.id, self._failure(job.status, {**(json.loads(info) if info else {
+            text = job.exception or job.status.name
+            return job.id, self._failure(job.status, {**(job.info if job.info is not None else {
                 "error": text.strip().splitlines()[-1] if text.strip() else job.status.name,
                 "traceback": text}), **attempts})
         info = {**(job.result.get("info") or {}), **attempts}

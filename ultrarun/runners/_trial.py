@@ -38,6 +38,12 @@ class TrialValue:
     additional_info: dict[str, Any] = field(default_factory=dict)
 
 
+def worker_time(value: TrialValue) -> float | None:
+    """Seconds the run held its worker, or None for a trial that did not run to an end (LOST,
+    CANCELLED: the runner made that value up)."""
+    return None if value.status in (JobStatus.LOST, JobStatus.CANCELLED) else value.time
+
+
 @dataclass(frozen=True)
 class WorkerLost:
     """Outcome a backend reports when the process running a trial vanished.
@@ -55,4 +61,4 @@ class WorkerLost:
 Outcome = Union[tuple[TrialInfo, TrialValue], BaseException, WorkerLost]
 
 
-__all__ = ["Cost", "TrialInfo", "TrialValue", "WorkerLost", "Outcome"]
+__all__ = ["Cost", "TrialInfo", "TrialValue", "WorkerLost", "Outcome", "worker_time"]

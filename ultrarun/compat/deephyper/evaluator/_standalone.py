@@ -48,7 +48,7 @@ class Job(_job.Job):
 
     @property
     def metadata(self) -> dict[str, Any]:
-        info = (self.result or {}).get("info") or {}
+        info = self.info or {}
         return {**info, **{TIMESTAMP_NAMES.get(k, k): v for k, v in self.timestamps.items()}}
 
 
