@@ -25,9 +25,13 @@ class TestWorker(Worker):
         if "sleep" in config:
             time.sleep(config["sleep"])
         if "block_once" in config:  # the first attempt blocks (to be killed), a re-run does not
-            flag = Path(config["block_once"])
-            if not flag.exists():
-                flag.write_text(str(os.getpid()))
+            try:  # created atomically: of two jobs that start together, one blocks
+                fd = os.open(config["block_once"], os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "w") as flag:
+                    flag.write(str(os.getpid()))
                 time.sleep(60)
         if config.get("mode") == "crash":
             raise ValueError("crash on purpose")
