@@ -393,6 +393,9 @@ def test_the_command_serves_until_interrupted_and_prints_the_url_with_its_token(
             assert json.loads(response.read())["summary"]["runs"] == 60
         with pytest.raises(urllib.error.HTTPError, match="403"):
             urllib.request.urlopen(f"{base}api/poll", timeout=30)
+        # what a browser asks for by itself, without the token: answered, with nothing in it
+        with urllib.request.urlopen(f"{base}favicon.ico", timeout=30) as response:
+            assert response.status == 204 and response.read() == b""
         assert "keep it private" in proc.stdout.readline()
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0

@@ -325,6 +325,8 @@ def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
         def _serve(self, head: bool) -> None:
             path, _, raw_query = self.path.partition("?")  # the path as sent: no netloc parsing
             query = parse_qs(raw_query, keep_blank_values=True)
+            if path == "/favicon.ico":  # what a browser asks for by itself, without the token:
+                return self._send(HTTPStatus.NO_CONTENT, b"", "text/plain", head=head)  # no data
             if not self._allowed(query):
                 return
             try:
