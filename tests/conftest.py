@@ -24,12 +24,12 @@ if "ULTRARUNTEST_SECRET_FILE" not in os.environ:  # set once, inherited by child
 os.environ["ULTRARUN_SECRET_FILE"] = os.environ["ULTRARUNTEST_SECRET_FILE"]
 os.environ.pop("ULTRARUN_SECRET", None)
 
-from ultrarun.config import config  # noqa: E402
+from ultrarun.settings import settings  # noqa: E402
 from ultrarun.dispatcher import Dispatcher  # noqa: E402
 from ultrarun.nameserver import NameServer  # noqa: E402
 from ultrarun.security import Credentials  # noqa: E402
 
-config.reset()
+settings.reset()
 
 TESTS = Path(__file__).resolve().parent
 ROOT_DIR = TESTS.parent

@@ -70,7 +70,7 @@ def test_job_status_and_repr():
 # ----------------------------------------------------------------- anything a party may send
 import marshal  # noqa: E402
 
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import given, settings as examples  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from ultrarun.errors import JobError  # noqa: E402
@@ -87,7 +87,7 @@ _VALUES = st.recursive(_SCALARS, lambda inner: st.one_of(
     max_leaves=12)
 
 
-@settings(max_examples=300, deadline=None)
+@examples(max_examples=300, deadline=None)
 @given(raw=st.one_of(_VALUES, st.fixed_dictionaries({"loss": _SCALARS}, optional={
     "info": _VALUES, "extra": _VALUES})))
 def test_any_compute_return_value_is_a_result_or_a_clear_error(raw):
@@ -106,7 +106,7 @@ _JOB = {"token": 1, "attempt": 1, "id": "x", "kwargs": {"budget": 1.0},
         "dispatcher": "PYRO:d@h:1", "seq": 1}
 
 
-@settings(max_examples=300, deadline=None)
+@examples(max_examples=300, deadline=None)
 @given(changes=st.dictionaries(st.sampled_from(sorted(_JOB) + ["other"]), _VALUES, max_size=4),
        drop=st.sets(st.sampled_from(sorted(_JOB)), max_size=2))
 def test_any_job_message_is_taken_or_refused_with_its_field_named(changes, drop):
@@ -120,7 +120,7 @@ def test_any_job_message_is_taken_or_refused_with_its_field_named(changes, drop)
     assert JobMessage.from_wire(job.to_wire()).to_wire() == job.to_wire()
 
 
-@settings(max_examples=300, deadline=None)
+@examples(max_examples=300, deadline=None)
 @given(message=st.one_of(_VALUES, st.fixed_dictionaries(
     {"token": st.integers(), "attempt": st.integers()},
     optional={"status": st.one_of(st.sampled_from([s.value for s in JobStatus]), _SCALARS),
@@ -184,8 +184,8 @@ def test_a_result_the_journal_cannot_write_is_refused_naming_the_field(info, wor
 
 
 def test_a_result_over_the_size_limit_is_refused(monkeypatch):
-    from ultrarun.config import config
-    monkeypatch.setattr(config, "MAX_MESSAGE_SIZE", 1000)
+    from ultrarun.settings import settings
+    monkeypatch.setattr(settings, "MAX_MESSAGE_SIZE", 1000)
     with pytest.raises(ResultError, match="bytes as JSON, more than the MAX_MESSAGE_SIZE"):
         validate_result({"loss": 1.0, "info": {"blob": "x" * 2000}})
 
@@ -426,7 +426,7 @@ def _round_trips(value):
     assert json.loads(text) == _as_json(value)
 
 
-@settings(max_examples=400, deadline=None)
+@examples(max_examples=400, deadline=None)
 @given(raw=st.one_of(_ANY, st.fixed_dictionaries({"loss": _HOSTILE}, optional={
     "info": _ANY, "cost": _HOSTILE, _KEYS: _ANY})))
 def test_validate_result_gives_what_json_writes_back_or_a_result_error(raw):
@@ -442,7 +442,7 @@ def test_validate_result_gives_what_json_writes_back_or_a_result_error(raw):
     assert marshal.loads(marshal.dumps(result)) == result
 
 
-@settings(max_examples=300, deadline=None)
+@examples(max_examples=300, deadline=None)
 @given(raw=st.one_of(_ANY, st.tuples(_ANY, _ANY)),
        objectives=st.one_of(st.none(), st.lists(_KEYS, max_size=3)))
 def test_parse_result_gives_costs_and_writable_info_or_a_result_error(raw, objectives):
@@ -456,7 +456,7 @@ def test_parse_result_gives_costs_and_writable_info_or_a_result_error(raw, objec
     _round_trips({"cost": cost, "info": info})
 
 
-@settings(max_examples=300, deadline=None)
+@examples(max_examples=300, deadline=None)
 @given(value=_ANY)
 def test_to_plain_gives_plain_data_or_a_result_error(value):
     """to_plain is the wire's converter: plain data that marshal carries unchanged, which
@@ -473,7 +473,7 @@ def test_to_plain_gives_plain_data_or_a_result_error(value):
         assert str(exc)
 
 
-@settings(max_examples=300, deadline=None)
+@examples(max_examples=300, deadline=None)
 @given(changes=st.dictionaries(st.sampled_from(sorted(_JOB) + ["other"]), _ANY, max_size=4),
        drop=st.sets(st.sampled_from(sorted(_JOB)), max_size=2), whole=st.one_of(st.none(), _ANY))
 def test_parse_job_message_takes_or_refuses_anything(changes, drop, whole):
@@ -488,7 +488,7 @@ def test_parse_job_message_takes_or_refuses_anything(changes, drop, whole):
     assert type(job.token) is int and job.seq >= 1
 
 
-@settings(max_examples=300, deadline=None)
+@examples(max_examples=300, deadline=None)
 @given(message=st.one_of(_ANY, st.fixed_dictionaries(
     {"token": st.one_of(st.integers(), _HOSTILE), "attempt": st.integers()},
     optional={"status": st.one_of(st.sampled_from([s.value for s in JobStatus]), _HOSTILE),

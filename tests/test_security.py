@@ -222,7 +222,7 @@ def test_a_recorded_handshake_replayed_1000_times_opens_nothing(cluster):
     import threading
 
     from conftest import Recorder, wait_until
-    from ultrarun.config import config
+    from ultrarun.settings import settings
     from ultrarun.security import Credentials
 
     cluster.start_workers(2)
@@ -255,7 +255,7 @@ def test_a_recorded_handshake_replayed_1000_times_opens_nothing(cluster):
         recorded = bytes(relay.sent)
         assert recorded, "the handshake was recorded"
         before = stats()
-        size = config.MAX_MESSAGE_SIZE - 1024  # then a large message, half sent, to hold memory
+        size = settings.MAX_MESSAGE_SIZE - 1024  # then a large message, half sent, to hold memory
         half_message = struct.pack(
             "!4sHHHHiHHHH", b"PYRO", 48, 4, 0, 7, size, 1, 0, 0,
             (4 + 48 + size + 0 + 0 + 1 + 7 + 0x34E9) & 0xFFFF) + b"x" * (128 * 1024)
@@ -284,7 +284,7 @@ def test_a_recorded_handshake_replayed_1000_times_opens_nothing(cluster):
         assert replayed_in == 0, f"{replayed_in} replayed handshakes were authenticated"
         grown = (after["rss_kb"] - before["rss_kb"]) / 1024
         assert grown < 16, f"the dispatcher grew by {grown:.0f} MB"
-        assert after["fds"] <= before["fds"] + config.MAX_PENDING, "descriptors held"
+        assert after["fds"] <= before["fds"] + settings.MAX_PENDING, "descriptors held"
         wait_until(lambda: stats()["results"] >= after["results"] + 20, timeout=30,
                    message="jobs to keep flowing during the replays")
         fresh = cluster.start_workers(1)[0]

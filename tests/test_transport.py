@@ -15,11 +15,11 @@ import Pyro4.message
 
 import pytest
 from conftest import Recorder, wait_until
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, settings as examples
 from hypothesis import strategies as st
 
 from ultrarun import transport
-from ultrarun.config import config
+from ultrarun.settings import settings
 from ultrarun.errors import AuthenticationError, CommunicationError, ConfigurationError
 from ultrarun.security import make_certificates
 
@@ -249,8 +249,8 @@ def test_a_replayed_hello_without_its_proof_expires(served):
     _, server, uri = served
     relay = _record_session(uri, server)
     hello = _frames(bytes(relay.sent))[0]
-    saved = config.COMMTIMEOUT
-    config.COMMTIMEOUT = 0.3
+    saved = settings.COMMTIMEOUT
+    settings.COMMTIMEOUT = 0.3
     try:
         with socket.create_connection(server.location, timeout=5) as sock:
             sock.sendall(hello)
@@ -258,7 +258,7 @@ def test_a_replayed_hello_without_its_proof_expires(served):
         assert server.stats().get("expired_handshake", 0) == 1
         assert server.stats()["authenticated"] == 1
     finally:
-        config.COMMTIMEOUT = saved
+        settings.COMMTIMEOUT = saved
 
 
 def test_a_client_refuses_a_recorded_server(served):
@@ -346,8 +346,8 @@ def test_the_buffer_budget_bounds_authenticated_peers(served):
     MAX_BUFFERED is reserved, the next is refused at its header, and a party that sends a
     normal call is served."""
     counter, server, uri = served
-    saved = config.MAX_MESSAGE_SIZE, config.MAX_BUFFERED
-    config.MAX_MESSAGE_SIZE, config.MAX_BUFFERED = 256 * 1024, 512 * 1024
+    saved = settings.MAX_MESSAGE_SIZE, settings.MAX_BUFFERED
+    settings.MAX_MESSAGE_SIZE, settings.MAX_BUFFERED = 256 * 1024, 512 * 1024
     conns = []
     try:
         for _ in range(3):  # 3 x 200 KiB announced: the third does not fit in 512 KiB
@@ -361,7 +361,7 @@ def test_the_buffer_budget_bounds_authenticated_peers(served):
             assert conn.call("add", 1) == 1
         assert server.stats()["authenticated"] == 4
     finally:
-        config.MAX_MESSAGE_SIZE, config.MAX_BUFFERED = saved
+        settings.MAX_MESSAGE_SIZE, settings.MAX_BUFFERED = saved
         for conn in conns:
             conn.close()
 
@@ -369,7 +369,7 @@ def test_the_buffer_budget_bounds_authenticated_peers(served):
 _OUT_OF_FDS = r"""
 import logging, os, resource, socket, sys, threading
 from ultrarun import transport
-from ultrarun.config import config
+from ultrarun.settings import settings
 
 logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(levelname)s %(message)s")
 calls = [0]
@@ -379,7 +379,7 @@ def counted(self):
     return accept(self)
 transport._Loop._accept = counted
 resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-config.FD_RESERVE = 16
+settings.FD_RESERVE = 16
 
 @transport.expose
 class Echo:
@@ -429,15 +429,15 @@ def test_oversized_messages_are_refused_before_anything_is_allocated(served):
     assert server.stats()["refused_size"] == 1
     with transport.Connection(uri, SECRET, 5) as conn:
         with pytest.raises(CommunicationError, match="MAX_MESSAGE_SIZE"):
-            conn.call("big", config.MAX_MESSAGE_SIZE + 10)  # the answer would be too big
+            conn.call("big", settings.MAX_MESSAGE_SIZE + 10)  # the answer would be too big
         assert conn.call("add", 0) == 0  # a new connection works
 
 
 def test_silent_half_open_and_idle_connections_are_closed_on_their_deadlines(served):
     _, server, uri = served
     host, port = server.location
-    saved = config.COMMTIMEOUT, config.IDLE_CLOSE
-    config.COMMTIMEOUT, config.IDLE_CLOSE = 0.3, 0.6
+    saved = settings.COMMTIMEOUT, settings.IDLE_CLOSE
+    settings.COMMTIMEOUT, settings.IDLE_CLOSE = 0.3, 0.6
     socks = []
     try:
         socks = [socket.create_connection((host, port), timeout=5) for _ in range(20)]
@@ -450,7 +450,7 @@ def test_silent_half_open_and_idle_connections_are_closed_on_their_deadlines(ser
                        message="the idle authenticated connection closed")
             assert conn.call("add", 1) == 2, "a closed idle connection is opened again"
     finally:
-        config.COMMTIMEOUT, config.IDLE_CLOSE = saved
+        settings.COMMTIMEOUT, settings.IDLE_CLOSE = saved
         for sock in socks:
             sock.close()
 
@@ -458,8 +458,8 @@ def test_silent_half_open_and_idle_connections_are_closed_on_their_deadlines(ser
 def test_pending_and_open_connections_are_bounded(served):
     _, server, uri = served
     host, port = server.location
-    saved = config.MAX_PENDING, config.MAX_CONNECTIONS
-    config.MAX_PENDING, config.MAX_CONNECTIONS = 10, 3
+    saved = settings.MAX_PENDING, settings.MAX_CONNECTIONS
+    settings.MAX_PENDING, settings.MAX_CONNECTIONS = 10, 3
     socks, conns = [], []
     try:
         socks = [socket.create_connection((host, port), timeout=5) for _ in range(50)]
@@ -470,7 +470,7 @@ def test_pending_and_open_connections_are_bounded(served):
         assert server.stats()["authenticated_open"] == 3
         assert conns[0].call("add", 0) == 5, "an evicted connection comes back"
     finally:
-        config.MAX_PENDING, config.MAX_CONNECTIONS = saved
+        settings.MAX_PENDING, settings.MAX_CONNECTIONS = saved
         for thing in socks + conns:
             thing.close()
 
@@ -482,8 +482,8 @@ def test_connections_leave_fd_reserve_descriptors_to_the_process(served):
 
     counter, server, uri = served
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    saved = config.FD_RESERVE
-    config.FD_RESERVE = soft - 4  # room for 4 connections
+    saved = settings.FD_RESERVE
+    settings.FD_RESERVE = soft - 4  # room for 4 connections
     conns = [transport.Connection(uri, SECRET, 5) for _ in range(10)]
     try:
         for conn in conns:
@@ -492,7 +492,7 @@ def test_connections_leave_fd_reserve_descriptors_to_the_process(served):
         assert server.stats()["evicted_idle"] >= 6
         assert conns[0].call("add", 0) == counter.n == 10, "an evicted connection comes back"
     finally:
-        config.FD_RESERVE = saved
+        settings.FD_RESERVE = saved
         for conn in conns:
             conn.close()
 
@@ -504,7 +504,7 @@ _FRAMES = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[
+@examples(max_examples=60, deadline=None, suppress_health_check=[
     HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(frames=st.lists(_FRAMES, min_size=1, max_size=4))
 def test_random_frames_never_stop_a_daemon(served, frames):
@@ -584,7 +584,7 @@ def _attacks(draw, frames: list[bytes]) -> bytes:
                                  hmac_key=draw(st.sampled_from([None, b"wrong"]))).to_bytes()
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[
+@examples(max_examples=80, deadline=None, suppress_health_check=[
     HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_mutated_and_replayed_handshakes_never_authenticate(served, data):

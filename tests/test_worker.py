@@ -10,7 +10,7 @@ import pytest
 
 from conftest import Collector, wait_until
 from ultrarun import transport
-from ultrarun.config import config
+from ultrarun.settings import settings
 from ultrarun.dispatcher import Dispatcher
 from ultrarun.errors import ConfigurationError, NameServerError
 from ultrarun.job import JobStatus
@@ -151,7 +151,7 @@ def test_load_nameserver_credentials(nameserver, tmp_path):
 
 
 def test_no_nameserver_is_a_clear_error(monkeypatch):
-    monkeypatch.setitem(config._values, "NAMESERVER_WAIT", 0.3)
+    monkeypatch.setitem(settings._values, "NAMESERVER_WAIT", 0.3)
     worker = Worker("lonely", nameserver="127.0.0.1", nameserver_port=1)
     with pytest.raises(NameServerError, match="no name server at 127.0.0.1:1"):
         worker.run(background=True)
@@ -183,7 +183,7 @@ def test_time_limit_does_not_count_the_compute_process_start_up(run):
 def test_restarted_nameserver_learns_the_workers_and_dispatcher_again(tmp_path, monkeypatch):
     from ultrarun.nameserver import NameServer
 
-    monkeypatch.setitem(config._values, "PING_INTERVAL", 0.1)
+    monkeypatch.setitem(settings._values, "PING_INTERVAL", 0.1)
     first = NameServer("restart", secret="s3", working_directory=tmp_path)
     host, port = first.start()
     results = Collector()

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from . import transport
 from ._pool import Pool
-from .config import config
+from .settings import settings
 from .errors import (AuthenticationError, CommunicationError, CommunicationTimeout,
                      ConfigurationError, JobError, ResultError, UltrarunError)
 from .executor import Durations, Executor, RetryPolicy
@@ -92,7 +92,7 @@ class Dispatcher(Executor):
                  logger: logging.Logger | None = None, clock: Any = time, tls: Any = None):
         transport.configure_tls(tls)
         if ping_interval is None:
-            ping_interval = config.PING_INTERVAL
+            ping_interval = settings.PING_INTERVAL
         if not ping_interval > 0:
             raise ConfigurationError(f"ping_interval must be > 0, got {ping_interval!r}")
         self.pool = Pool(retry or RetryPolicy(max_retries, frozenset(retry_on)), prefetch,
@@ -105,7 +105,7 @@ class Dispatcher(Executor):
         self.nameserver_port = nameserver_port
         self.host = host
         self.secret = secret
-        self.timeout = float(timeout) if timeout else config.COMMTIMEOUT
+        self.timeout = float(timeout) if timeout else settings.COMMTIMEOUT
         self.logger = logger or log
 
         self._lock = threading.Lock()
@@ -158,7 +158,7 @@ class Dispatcher(Executor):
         ns = transport.NameServerClient(self.nameserver, self.nameserver_port, self._secret,
                                         self.timeout)
         try:
-            ns.wait(config.NAMESERVER_WAIT, on_wait=lambda s: self.logger.warning(
+            ns.wait(settings.NAMESERVER_WAIT, on_wait=lambda s: self.logger.warning(
                 "dispatcher of run %s: waiting %.0fs for the name server at %s:%s",
                 self.run_id, s, ns.host, ns.port))
             bind = self.host or transport.local_address_towards(ns.host)
@@ -241,9 +241,9 @@ class Dispatcher(Executor):
         """
         job = Job(id=to_plain(id, "job id"), kwargs=to_plain(kwargs, "job kwargs"))
         size = transport.encoded_size(job.kwargs)
-        if size > config.MAX_MESSAGE_SIZE // 2:
+        if size > settings.MAX_MESSAGE_SIZE // 2:
             raise ResultError(f"job kwargs take {size} bytes on the wire, more than half the "
-                              f"MAX_MESSAGE_SIZE setting ({config.MAX_MESSAGE_SIZE}): pass a "
+                              f"MAX_MESSAGE_SIZE setting ({settings.MAX_MESSAGE_SIZE}): pass a "
                               "path to the data instead, or raise ULTRARUN_MAX_MESSAGE_SIZE "
                               "for every party of the run")
         with self._lock:

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .config import config
+from .settings import settings
 from .errors import JobError, ResultError
 
 
@@ -282,9 +282,9 @@ def check_writable(plain: Any, where: str = "value") -> Any:
     if not fine:
         _check_json(plain, where, 0)
         raise ResultError(f"{where} cannot be written as JSON")  # not reached: named above
-    if len(text) > config.MAX_MESSAGE_SIZE:
+    if len(text) > settings.MAX_MESSAGE_SIZE:
         raise ResultError(f"{where} takes {len(text)} bytes as JSON, more than the "
-                          f"MAX_MESSAGE_SIZE setting ({config.MAX_MESSAGE_SIZE}); return less "
+                          f"MAX_MESSAGE_SIZE setting ({settings.MAX_MESSAGE_SIZE}); return less "
                           "in 'info' (a path to a file, say)")
     return plain
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import transport
-from .config import config
+from .settings import settings
 from .errors import CommunicationError, ConfigurationError, UnsafeFileError
 from .security import (Credentials, credentials_path, forget_secret, new_secret, remember_secret,
                        user_secret)
@@ -94,8 +94,8 @@ class NameServer:
                                                                            self.run_id)
         if secret:
             self.secret = secret
-        elif config.SECRET:
-            self.secret = config.SECRET
+        elif settings.SECRET:
+            self.secret = settings.SECRET
         elif earlier is not None:
             self.secret, self.reused = earlier.secret, earlier
         else:
@@ -104,7 +104,7 @@ class NameServer:
             self.reused = earlier
             self.port = self.port or earlier.port
             self.host = self.host or earlier.host
-        self.host = self.host or config.HOST
+        self.host = self.host or settings.HOST
         self._server: transport.Server | None = None
         self._lock = threading.Lock()
         self.credentials_file: Path | None = None

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ._files import open_nofollow, write_atomic
-from .config import config
+from .settings import settings
 from .errors import ConfigurationError, UnsafeFileError
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def new_secret() -> str:
 
 def user_secret(path: str | os.PathLike | None = None) -> str:
     """The per-user secret, created (mode 0600, directory 0700) on first use."""
-    file = Path(os.path.expanduser(str(path or config.SECRET_FILE)))
+    file = Path(os.path.expanduser(str(path or settings.SECRET_FILE)))
     try:
         text = read_private(file).decode().strip()
         if text:
@@ -168,8 +168,8 @@ def resolve_secret(secret: str | None = None, nameserver_port: int | None = None
             known = _known_secrets.get(int(nameserver_port))
         if known:
             return known
-    if config.SECRET:
-        return config.SECRET
+    if settings.SECRET:
+        return settings.SECRET
     return user_secret()
 
 

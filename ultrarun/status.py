@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import transport
-from .config import config
+from .settings import settings
 from .errors import AuthenticationError, CommunicationError, ConfigurationError
 from .security import Credentials, credentials_path, resolve_secret
 
@@ -126,7 +126,7 @@ def print_status(args: argparse.Namespace) -> int:
         try:
             status = collect_status(args.run_id, host, port, secret)
         except AuthenticationError as exc:
-            if secret or config.SECRET:
+            if secret or settings.SECRET:
                 raise
             raise AuthenticationError(
                 f"the name server at {host}:{port or transport.DEFAULT_NAMESERVER_PORT} refused "

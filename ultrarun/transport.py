@@ -37,7 +37,7 @@ import Pyro4.naming
 import Pyro4.socketutil
 import Pyro4.util
 
-from .config import config
+from .settings import settings
 from .errors import (AuthenticationError, CommunicationError, CommunicationTimeout,
                      ConfigurationError, NameServerError)
 
@@ -187,7 +187,7 @@ def encoded_size(value: Any) -> int:
 def _buffer_budget() -> int:
     """Bytes one server buffers over all its connections (MAX_BUFFERED); one message of the
     largest size always fits."""
-    return max(int(config.MAX_BUFFERED), int(config.MAX_MESSAGE_SIZE))
+    return max(int(settings.MAX_BUFFERED), int(settings.MAX_MESSAGE_SIZE))
 
 
 def _apply_limits() -> None:
@@ -198,7 +198,7 @@ def _apply_limits() -> None:
     if not Pyro4.config.REQUIRE_EXPOSE:
         raise ConfigurationError("Pyro4's REQUIRE_EXPOSE is off (PYRO_REQUIRE_EXPOSE): every "
                                  "method of ultrarun's servers would be callable; unset it")
-    Pyro4.config.MAX_MESSAGE_SIZE = int(config.MAX_MESSAGE_SIZE)
+    Pyro4.config.MAX_MESSAGE_SIZE = int(settings.MAX_MESSAGE_SIZE)
     Pyro4.config.ONEWAY_THREADED = False
 
 
@@ -246,8 +246,8 @@ def configure_tls(directory: str | os.PathLike | None) -> None:
         log.info("two-way TLS with the certificates in %s", path)
 
 
-if config.TLS:  # ULTRARUN_TLS, read when ultrarun is imported, like every setting
-    configure_tls(config.TLS)
+if settings.TLS:  # ULTRARUN_TLS, read when ultrarun is imported, like every setting
+    configure_tls(settings.TLS)
 
 
 # -------------------------------------------------------------------------------------- servers
@@ -346,7 +346,7 @@ class _Loop:
 
     # ------------------------------------------------------------------------------ running
     def run(self) -> None:
-        sweep_every = max(0.05, min(0.5, config.COMMTIMEOUT / 4))
+        sweep_every = max(0.05, min(0.5, settings.COMMTIMEOUT / 4))
         next_sweep = time.monotonic() + sweep_every
         while not self.stopping:
             wake_at = next_sweep if self.paused_until is None else min(next_sweep,
@@ -402,13 +402,13 @@ class _Loop:
         """Connections this server may hold and still leave FD_RESERVE file descriptors to the
         rest of its process (its files, its own calls out)."""
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-        return math.inf if soft == resource.RLIM_INFINITY else max(1, soft - config.FD_RESERVE)
+        return math.inf if soft == resource.RLIM_INFINITY else max(1, soft - settings.FD_RESERVE)
 
     def _make_room(self) -> None:
         """Before a new connection is taken: at most MAX_PENDING in their handshake (the oldest
         goes), and file descriptors left to the process (the oldest handshake goes, else the
         least recently used authenticated connection)."""
-        while len(self.pending) >= config.MAX_PENDING:
+        while len(self.pending) >= settings.MAX_PENDING:
             self.stats["evicted_pending"] += 1
             self.close(next(iter(self.pending)), "too many connections waiting for their "
                                                  "handshake")
@@ -555,7 +555,7 @@ class _Loop:
             self.close(peer, f"not a Pyro message: {exc}")
             return None
         size = _HEADER + header.annotations_size + header.data_size
-        limit = config.MAX_MESSAGE_SIZE if peer.authed else _PREAUTH_LIMIT
+        limit = settings.MAX_MESSAGE_SIZE if peer.authed else _PREAUTH_LIMIT
         if size > limit or header.data_size < 0 or header.annotations_size < 0:
             self.stats["refused_size"] += 1
             self.close(peer, f"message of {size} bytes announced, the limit is {limit}")
@@ -657,7 +657,7 @@ class _Loop:
         self.pending.pop(peer, None)
         self.authed[peer] = None
         self.stats["authenticated"] += 1
-        while len(self.authed) > config.MAX_CONNECTIONS:
+        while len(self.authed) > settings.MAX_CONNECTIONS:
             self.stats["evicted_idle"] += 1
             self.close(next(iter(self.authed)), "too many connections (least recently used)")
 
@@ -674,7 +674,7 @@ class _Loop:
             self._want(peer, write=True)
         peer.outbox += data
         self.buffered += len(data)
-        if len(peer.outbox) > 4 * config.MAX_MESSAGE_SIZE:
+        if len(peer.outbox) > 4 * settings.MAX_MESSAGE_SIZE:
             self.close(peer, "does not read its answers")
         elif self.buffered > _buffer_budget():
             self.stats["refused_budget"] += 1
@@ -708,7 +708,7 @@ class _Loop:
         reads, connections idle for IDLE_CLOSE. Returns when the next sweep is due: at once
         while a handshake, message or answer is under way, else when the first idle connection
         may be closed (a thousand idle workers' loops then sleep, not wake twice a second)."""
-        deadline = config.COMMTIMEOUT
+        deadline = settings.COMMTIMEOUT
         due = now + _IDLE_SWEEP if not self.pending else now
         for peer in list(self.pending):
             if now - peer.opened > deadline:
@@ -720,13 +720,13 @@ class _Loop:
                 self.close(peer, f"a message did not complete within {deadline}s")
             elif peer.out_since is not None and now - peer.out_since > deadline:
                 self.close(peer, f"an answer was not read within {deadline}s")
-            elif now - peer.last > config.IDLE_CLOSE:
+            elif now - peer.last > settings.IDLE_CLOSE:
                 self.stats["closed_idle"] += 1
-                self.close(peer, f"idle for {config.IDLE_CLOSE}s")
+                self.close(peer, f"idle for {settings.IDLE_CLOSE}s")
             elif peer.began is not None or peer.out_since is not None:
                 due = now
             else:
-                due = min(due, peer.last + config.IDLE_CLOSE)
+                due = min(due, peer.last + settings.IDLE_CLOSE)
         return due
 
     def _closed_by_peer(self, peer: _Peer) -> None:
@@ -783,7 +783,7 @@ class Server:
         self._on_peer_closed = on_peer_closed
         self._obj = obj
         self._secret = secret
-        self._host = host or config.HOST
+        self._host = host or settings.HOST
         self._port = port
         self._object_id = object_id
         self._factory = daemon_factory or Pyro4.Daemon
@@ -950,7 +950,7 @@ class Connection:
         proxy = _Proxy(uri)
         proxy._pyroHmacKey = _signing_key(secret)
         proxy._pyroSerializer = "marshal"
-        proxy._pyroTimeout = timeout if timeout is not None else config.COMMTIMEOUT
+        proxy._pyroTimeout = timeout if timeout is not None else settings.COMMTIMEOUT
         self._proxy = proxy
         self.uri = uri
         self.what = what or uri
@@ -994,7 +994,7 @@ class NameServerClient:
 
     def __init__(self, host: str, port: int | None, secret: str, timeout: float | None = None):
         # "localhost" may resolve to ::1 first, where our IPv4 listeners are not.
-        self.host = "127.0.0.1" if host == "localhost" else (host or config.HOST)
+        self.host = "127.0.0.1" if host == "localhost" else (host or settings.HOST)
         self.port = int(port) if port else DEFAULT_NAMESERVER_PORT
         self._secret = secret
         self._timeout = timeout
@@ -1096,7 +1096,7 @@ def local_address_towards(host: str) -> str:
             sock.connect(sockaddr)
             return sock.getsockname()[0]
         except OSError:
-            return config.HOST
+            return settings.HOST
 
 
 __all__ = ["Server", "Connection", "NameServerClient", "start_nameserver", "remote_call",

@@ -21,7 +21,7 @@ import traceback
 from typing import Any, Callable
 
 from . import _gc, transport
-from .config import config
+from .settings import settings
 from .errors import (AuthenticationError, CommunicationError, ConfigurationError, JobError,
                      JobFailed, NameServerError, ResultError, UltrarunError)
 from .job import JobStatus, failure_kind, last_line, to_plain, validate_result
@@ -40,7 +40,7 @@ _HEADROOM = 64 * 1024  # bytes of a message that are not the payload's (names, r
 def _patience() -> float:
     """Seconds a worker keeps trying to deliver a result to a dispatcher that is still the
     run's (longer than any dispatcher waits before it gives up on a silent worker)."""
-    return 30 * (config.PING_INTERVAL + config.COMMTIMEOUT)
+    return 30 * (settings.PING_INTERVAL + settings.COMMTIMEOUT)
 
 
 class Worker:
@@ -207,15 +207,15 @@ class Worker:
                 self.shutdown()
 
     def _start(self, rt: "_Runtime") -> None:
-        ns_host = self.nameserver or config.HOST
+        ns_host = self.nameserver or settings.HOST
         rt.secret = resolve_secret(self.secret, self.nameserver_port)
         rt.ns = transport.NameServerClient(ns_host, self.nameserver_port, rt.secret)
         self.logger.info("worker of run %s: looking for the name server at %s:%s", self.run_id,
                          rt.ns.host, rt.ns.port)
-        rt.ns.wait(config.NAMESERVER_WAIT, on_wait=lambda s: self.logger.warning(
+        rt.ns.wait(settings.NAMESERVER_WAIT, on_wait=lambda s: self.logger.warning(
             "worker of run %s: waiting %.0fs so far for the name server at %s:%s (gives up "
             "after %gs, the NAMESERVER_WAIT setting)", self.run_id, s, rt.ns.host, rt.ns.port,
-            config.NAMESERVER_WAIT))
+            settings.NAMESERVER_WAIT))
         bind = self.host or transport.local_address_towards(ns_host)
         rt.server = transport.Server(WorkerService(self, rt), rt.secret, host=bind)
         rt.uri = rt.server.start()
@@ -264,10 +264,10 @@ class Worker:
             status, result, exception, info = _run_compute(self, kwargs)
         duration = time.monotonic() - started
         size = transport.encoded_size([result, info])
-        if size > config.MAX_MESSAGE_SIZE - _HEADROOM:
+        if size > settings.MAX_MESSAGE_SIZE - _HEADROOM:
             status, result, exception, info = JobStatus.CRASHED, None, (
                 f"ResultError: the result takes {size} bytes on the wire, more than the "
-                f"MAX_MESSAGE_SIZE setting allows ({config.MAX_MESSAGE_SIZE}); return less in "
+                f"MAX_MESSAGE_SIZE setting allows ({settings.MAX_MESSAGE_SIZE}); return less in "
                 "'info', or raise ULTRARUN_MAX_MESSAGE_SIZE for every party of the run"), None
         self.logger.log(level, "worker %s finished job %s: %s %s", self.worker_name, job.id,
                         status.name, result if exception is None else exception)
@@ -581,7 +581,7 @@ class _Runtime:
     def uplink_loop(self) -> None:
         """The one thread that calls out: results, hellos and the name server."""
         worker = self.worker
-        next_check = time.monotonic() + config.PING_INTERVAL
+        next_check = time.monotonic() + settings.PING_INTERVAL
         try:
             while not self.stop.is_set():
                 with self.lock:
@@ -605,7 +605,7 @@ class _Runtime:
                         self.cond.notify_all()
                 if time.monotonic() >= next_check:
                     self._maintain()
-                    next_check = time.monotonic() + config.PING_INTERVAL
+                    next_check = time.monotonic() + settings.PING_INTERVAL
         except Exception:
             worker.logger.exception("worker %s: the uplink failed", worker.worker_name)
         finally:
@@ -677,7 +677,7 @@ class _Runtime:
                     break
                 if time.monotonic() >= give_up:
                     break
-                waiter.wait(min(0.1 * 2 ** attempt, config.PING_INTERVAL))
+                waiter.wait(min(0.1 * 2 ** attempt, settings.PING_INTERVAL))
         worker.logger.error("worker %s dropped %d result(s): their dispatcher %s is gone",
                             worker.worker_name, len(results), uri)
         with self.lock:
@@ -723,7 +723,7 @@ class _Runtime:
                 self.hello = True
         except CommunicationError as exc:
             worker.logger.debug("name server unreachable: %s", exc)
-        if time.monotonic() - self.last_contact > 2 * config.PING_INTERVAL:
+        if time.monotonic() - self.last_contact > 2 * settings.PING_INTERVAL:
             self.hello = True
 
 

@@ -46,8 +46,8 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
-class Config:
-    """Settings object; read the live values from :data:`config`."""
+class Settings:
+    """Settings object; read the live values from `settings`."""
 
     def __init__(self) -> None:
         object.__setattr__(self, "_values", {})
@@ -97,7 +97,7 @@ class Config:
         self._values[name] = self._convert(name, value)
 
     def __delattr__(self, name: str) -> None:
-        """``del config.NAME`` puts NAME back to its default (or environment) value."""
+        """``del settings.NAME`` puts NAME back to its default (or environment) value."""
         if name not in _DEFAULTS:
             raise AttributeError(f"unknown setting {name!r}")
         raw = os.environ.get("ULTRARUN_" + name)
@@ -107,6 +107,6 @@ class Config:
         return dict(self._values)
 
 
-config = Config()
+settings = Settings()
 
-__all__ = ["Config", "config"]
+__all__ = ["Settings", "settings"]
