@@ -73,6 +73,36 @@ if "__main__" == __name__:
     assert "runs: 3" in out.stdout
 
 
+def test_a_compute_that_kills_its_worker_process_costs_the_job_not_the_run(tmp_path):
+    """A compute that ends its own process (a segfault in a C extension, os._exit, the OOM
+    killer) takes its worker with it: the cluster starts the worker again and the job ends LOST
+    after its retries, instead of every later job waiting for workers that are gone (it hung
+    for good once both workers had died)."""
+    out = script(tmp_path, """
+import os
+from ConfigSpace import ConfigurationSpace, Float
+from ultrarun import minimize
+
+def loss(config, budget):
+    if config["x"] > 0.7:
+        os._exit(3)
+    return config["x"]
+
+if __name__ == "__main__":
+    space = ConfigurationSpace(seed=0, space=[Float("x", (0.0, 1.0))])
+    result = minimize(loss, space, 1, 9, n_workers=2, n_iterations=1, method="hyperband",
+                      seed=1)
+    runs = result.get_all_runs()
+    print("lost:", sum(r.status.name == "LOST" for r in runs), "of", len(runs),
+          "best:", result.best_config().loss)
+""")
+    assert out.returncode == 0, out.stderr[-3000:]
+    lost, total, best = out.stdout.split()[1], out.stdout.split()[3], out.stdout.split()[-1]
+    assert 0 < int(lost) < int(total), out.stdout
+    assert float(best) <= 0.7
+    assert "died: exit code 3 while it ran a job; starting it again" in out.stderr
+
+
 def test_minimize_with_a_lambda_says_define_it_at_module_level():
     with pytest.raises(ConfigurationError) as info:
         minimize(lambda config, budget: config["x"], SPACE, 1, 9, n_workers=1)

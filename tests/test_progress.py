@@ -67,3 +67,28 @@ def test_a_master_not_on_a_terminal_logs_its_progress_with_the_total(tmp_path, c
     last = [r.getMessage() for r in caplog.records if r.getMessage().startswith("run prog:")][-1]
     assert last.startswith(f"run prog: {total}/{total} jobs, 0 running, 0 failed, best ")
     assert " on budget 9; took " in last
+
+
+def test_log_lines_a_batch_job_gets_by_default_are_written_once():
+    """``minimize`` makes its own start-up lines visible, then the master all of ultrarun's:
+    each master line was written twice in about half the runs (which logger got the handler
+    first depended on a set's order)."""
+    import subprocess
+    import sys
+    code = """
+import logging
+from ultrarun import progress
+top = logging.getLogger("ultrarun")
+for i in range(40):
+    progress.ensure_logging(logging.getLogger(f"ultrarun.local{i}"), all_of_ultrarun=False)
+    master = logging.getLogger(f"ultrarun.master{i}")
+    progress.ensure_logging(master)
+    master.info("line %d", i)
+    for logger, handler in list(progress._installed.items()):
+        logger.removeHandler(handler)
+    progress._installed.clear()
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    lines = [line for line in out.stderr.splitlines() if " line " in line]
+    assert out.returncode == 0, out.stderr
+    assert [line.rsplit(" ", 1)[1] for line in lines] == [str(i) for i in range(40)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import logging
+import math
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -13,6 +14,7 @@ import pickle
 import signal
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -21,10 +23,12 @@ from typing import Any, Callable
 from . import transport
 from .errors import ConfigurationError, UltrarunError
 from .nameserver import NameServer
+from .supervisor import Restarts, describe_exit
 from .worker import Worker
 
 log = logging.getLogger(__name__)
 _REPORT_EVERY = 5.0  # seconds between "n of N worker processes up" lines while they start
+_WATCH_EVERY = 0.2  # seconds between the watcher's looks at the worker processes
 
 
 def _worker_main(worker_class: type, kwargs: dict, eval_func: Callable | None,
@@ -60,7 +64,10 @@ class LocalCluster:
     """A name server in this process and ``n_workers`` worker processes of ``worker_class``.
 
     Use as a context manager; its ``run_id``, ``nameserver`` and ``nameserver_port`` tell a
-    master where to find the workers.
+    master where to find the workers. A worker process that dies once it has registered (its
+    compute crashed the process: a segfault, ``os._exit``, the OOM killer) is started again at
+    once; the dispatcher retries or ends the job it ran (LOST). One that dies before it
+    registers is started again after a back-off, and given up after five such deaths in a row.
 
     Args:
         n_workers (int): Worker processes to start.
@@ -104,7 +111,9 @@ class LocalCluster:
         self.working_directory = working_directory
         self.nameserver = NameServer(self.run_id, working_directory=working_directory,
                                      secret=secret)
-        self.processes: list[Any] = []
+        self.processes: list[Any] = []  # by slot (worker_id)
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     @property
     def nameserver_port(self) -> int:
@@ -127,6 +136,9 @@ class LocalCluster:
         try:
             self._start()
             self._wait_for_registration()
+            self._watcher = threading.Thread(target=self._watch, name="ultrarun-local-watch",
+                                             daemon=True)
+            self._watcher.start()
         except BaseException:
             self.shutdown()
             raise
@@ -135,19 +147,55 @@ class LocalCluster:
         return self
 
     def _start(self) -> None:
-        host, port = self.nameserver.start()
-        ctx = _context()
-        level = logging.getLogger("ultrarun").getEffectiveLevel()
+        self.nameserver.start()
         log.info("starting %d worker processes (your script is imported once, by a fork "
                  "server, and the workers are forked from it)", self.n_workers)
-        for i in range(self.n_workers):
-            kwargs = dict(self.worker_kwargs, run_id=self.run_id, nameserver=host,
-                          nameserver_port=port, worker_id=i, secret=self.secret)
-            proc = ctx.Process(target=_worker_main, name=f"ultrarun-worker-{i}",
-                               args=(self.worker_class, kwargs, self.eval_func,
-                                     self.concurrent_type, level), daemon=True)
-            proc.start()
-            self.processes.append(proc)
+        self.processes = [self._process(i) for i in range(self.n_workers)]
+
+    def _process(self, slot: int) -> Any:
+        """Start the worker process of ``slot``."""
+        kwargs = dict(self.worker_kwargs, run_id=self.run_id, nameserver=self.nameserver.host,
+                      nameserver_port=self.nameserver_port, worker_id=slot, secret=self.secret)
+        proc = _context().Process(target=_worker_main, name=f"ultrarun-worker-{slot}",
+                                  args=(self.worker_class, kwargs, self.eval_func,
+                                        self.concurrent_type,
+                                        logging.getLogger("ultrarun").getEffectiveLevel()),
+                                  daemon=True)
+        proc.start()
+        return proc
+
+    def _watch(self) -> None:
+        """Start the worker process of a slot again when it dies (the class docstring says
+        when); runs until shutdown."""
+        restarts, due = Restarts(stable=math.inf), {}  # slot -> when to start it again
+        while not self._stopping.wait(_WATCH_EVERY):
+            for slot, proc in enumerate(self.processes):
+                if proc is None or proc.exitcode is None or slot in due:
+                    continue
+                with self.nameserver.client() as client:
+                    registered = [n for n in client.list(transport.worker_prefix(self.run_id))
+                                  if transport.parse_worker_name(n)["pid"] == proc.pid]
+                    for name in registered:  # so the dispatcher need not find it dead first
+                        client.remove(name)
+                if registered:
+                    restarts.quick.pop(slot, None)
+                    delay: float | None = 0.0
+                else:
+                    delay = restarts.after_death(slot, 0.0)
+                what = describe_exit(proc.exitcode)
+                if delay is None:
+                    log.error("worker process %d died before registering (%s) %d times in a "
+                              "row: not starting it again", slot, what, restarts.limit + 1)
+                    self.processes[slot] = None
+                    continue
+                log.warning("worker process %d (pid %d) died: %s%s; starting it again%s", slot,
+                            proc.pid, what, " while it ran a job" if registered else
+                            " before it registered", f" in {delay:g} s" if delay else "")
+                due[slot] = time.monotonic() + delay
+            for slot, when in list(due.items()):
+                if when <= time.monotonic() and not self._stopping.is_set():
+                    del due[slot]
+                    self.processes[slot] = self._process(slot)
 
     def _wait_for_registration(self) -> None:
         """Until each worker process is in the name server; wakes as soon as one dies."""
@@ -184,6 +232,11 @@ class LocalCluster:
 
     def shutdown(self) -> None:
         """Stop the worker processes and the name server. Idempotent."""
+        self._stopping.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=30)
+            self._watcher = None
+        self.processes = [proc for proc in self.processes if proc is not None]
         for proc in self.processes:
             if proc.is_alive():
                 proc.terminate()

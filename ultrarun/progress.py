@@ -140,7 +140,7 @@ def ensure_logging(logger: logging.Logger, all_of_ultrarun: bool = True) -> None
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for target in {top, logger} if all_of_ultrarun else {logger}:
+    for target in (top, logger) if all_of_ultrarun else (logger,):  # the top first: once
         if not target.hasHandlers():
             target.addHandler(handler)
             _installed[target] = handler
