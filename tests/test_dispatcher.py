@@ -180,6 +180,21 @@ def test_job_is_lost_after_max_retries(cluster):
     assert d.number_of_workers() == 0
 
 
+def test_the_last_worker_gone_with_jobs_waiting_is_said_not_waited_in_silence(cluster, caplog):
+    caplog.set_level(logging.WARNING, logger="ultrarun.dispatcher")
+    cluster.start_workers(1)
+    d, results = cluster.dispatcher()
+    marker = cluster.marker("last")
+    d.submit_job("held", config={"marker": str(marker), "sleep": 30}, budget=1.0)
+    pid = int(wait_until(lambda: marker.exists() and marker.read_text()))
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: "no worker left" in caplog.text, timeout=30,
+               message="the warning that jobs wait for workers")
+    line = next(r.getMessage() for r in caplog.records if "no worker left" in r.getMessage())
+    assert f"run {d.run_id}: 1 jobs wait for a worker to register at {d.where}" in line
+    assert results.jobs == [], "the job waits (attempt 2) for a worker; it is not lost"
+
+
 def test_sigstop_loses_the_lease_others_keep_working_late_result_dropped(cluster, caplog):
     caplog.set_level(logging.WARNING, logger="ultrarun.dispatcher")
     cluster.start_workers(2)

@@ -306,6 +306,10 @@ class Dispatcher(Executor):
         if len(self.pool.workers) != self._n_workers:
             self._n_workers = len(self.pool.workers)
             self._callbacks.put(("pool", self._n_workers))
+            if not self._n_workers and self.pool.queue:  # no silent wait for workers
+                self.logger.warning("no worker left in run %s: %d jobs wait for a worker to "
+                                    "register at %s", self.run_id, len(self.pool.queue),
+                                    self.where)
         return [link for link in drain if link is not None]
 
     def _log_event(self, event: tuple) -> None:
