@@ -12,15 +12,8 @@ docs/architecture.md ("The servers: our loop, Pyro's messages").
 from __future__ import annotations
 
 from .client import Connection, NameServerClient, remote_call
-from .names import (
-                    DEFAULT_NAMESERVER_PORT,
-                    check_run_id,
-                    dispatcher_name,
-                    local_address_towards,
-                    parse_worker_name,
-                    worker_name,
-                    worker_prefix,
-)
+from .names import (DEFAULT_NAMESERVER_PORT, check_run_id, dispatcher_name,
+                    local_address_towards, parse_worker_name, worker_name, worker_prefix)
 from .party import Party, configure_tls
 from .server import Server, caller_address, start_nameserver
 from .wire import encoded_size, expose, oneway

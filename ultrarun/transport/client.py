@@ -13,32 +13,18 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
-import Pyro4
 import Pyro4.constants
 import Pyro4.core
 import Pyro4.errors
 import Pyro4.message
 
-from ..errors import (
-    AuthenticationError,
-    CommunicationError,
-    CommunicationTimeout,
-    NameServerError,
-)
+from ..errors import (AuthenticationError, CommunicationError, CommunicationTimeout,
+                      NameServerError)
 from ..settings import settings
 from .names import DEFAULT_NAMESERVER_PORT
 from .party import Party
-from .wire import (
-    _CLIENT,
-    _COUNTER,
-    _FRESH,
-    _MARSHAL_ID,
-    _NONCE,
-    _NONCE_SIZE,
-    _answer_token,
-    _apply_limits,
-    _Message,
-)
+from .wire import (_CLIENT, _COUNTER, _FRESH, _MARSHAL_ID, _NONCE, _NONCE_SIZE, _Message,
+                   _answer_token, _apply_limits)
 
 
 class UnknownName(NameServerError):

@@ -9,7 +9,6 @@ import os
 import ssl
 from pathlib import Path
 
-import Pyro4
 import Pyro4.socketutil
 
 from ..errors import ConfigurationError

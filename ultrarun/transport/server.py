@@ -19,7 +19,6 @@ import threading
 import time
 from typing import Any, Callable
 
-import Pyro4
 import Pyro4.errors
 import Pyro4.message
 import Pyro4.naming
@@ -27,22 +26,9 @@ import Pyro4.naming
 from ..errors import CommunicationError
 from ..settings import settings
 from .party import Party
-from .wire import (
-    _CLIENT,
-    _COUNTER,
-    _FRESH,
-    _HEADER,
-    _MARSHAL_ID,
-    _NONCE,
-    _NONCE_SIZE,
-    _PREAUTH_LIMIT,
-    _TOKEN_SIZE,
-    _answer_token,
-    _apply_limits,
-    _buffer_budget,
-    _Message,
-    _settings_lock,
-)
+from .wire import (_CLIENT, _COUNTER, _FRESH, _HEADER, _MARSHAL_ID, _NONCE, _NONCE_SIZE,
+                   _PREAUTH_LIMIT, _TOKEN_SIZE, _Message, _answer_token, _apply_limits,
+                   _buffer_budget, _settings_lock)
 
 log = logging.getLogger(__name__)
 

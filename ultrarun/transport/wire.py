@@ -8,7 +8,6 @@ import struct
 import threading
 from typing import Any
 
-import Pyro4
 import Pyro4.message
 import Pyro4.util
 
