@@ -718,3 +718,9 @@ def test_a_bare_secret_is_a_party_with_the_process_defaults():
                                                      settings.COMMTIMEOUT, SECRET.encode())
     with pytest.raises(ConfigurationError, match="secret is required"):
         transport.Party("").key
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0, float("nan"), float("inf"), "5", None, True])
+def test_a_party_refuses_a_timeout_that_is_not_a_positive_number(timeout):
+    with pytest.raises(ConfigurationError, match="timeout must be a positive"):
+        transport.Party(SECRET, timeout=timeout)

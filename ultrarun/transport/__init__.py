@@ -9,8 +9,6 @@ once and hands to every server and connection), ``server`` (our loop over Pyro's
 connection guarantees is stated once, with the test of each guarantee, in docs/security.md and
 docs/architecture.md ("The servers: our loop, Pyro's messages").
 """
-from __future__ import annotations
-
 from .client import Connection, NameServerClient, remote_call
 from .names import (DEFAULT_NAMESERVER_PORT, check_run_id, dispatcher_name,
                     local_address_towards, parse_worker_name, worker_name, worker_prefix)

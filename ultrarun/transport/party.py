@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import ssl
 from pathlib import Path
@@ -95,6 +96,12 @@ class Party:
     secret: str | bytes = dataclasses.field(repr=False)
     tls: Tls | None = dataclasses.field(default_factory=lambda: configure_tls(None))
     timeout: float = dataclasses.field(default_factory=lambda: settings.COMMTIMEOUT)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.timeout, bool) or not (isinstance(self.timeout, (int, float))
+                                                  and 0 < self.timeout < math.inf):
+            raise ConfigurationError(f"timeout must be a positive, finite number of seconds, "
+                                     f"got {self.timeout!r}")
 
     @classmethod
     def of(cls, party: "Party | str") -> "Party":
