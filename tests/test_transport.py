@@ -633,12 +633,19 @@ def test_two_way_tls_refuses_a_party_without_a_certificate(tmp_path):
     code = f"""
 import socket, ssl, sys
 from ultrarun import transport
+from ultrarun.errors import ConfigurationError
+early = transport.Party("k")  # made before the process configured TLS
 transport.configure_tls({str(certs)!r})
 
 @transport.expose
 class Echo:
     def hi(self):
         return "hi"
+
+try:
+    transport.Server(Echo(), early).start()
+except ConfigurationError as exc:
+    print("EARLY-PARTY", exc)
 
 with transport.Server(Echo(), "k") as server:
     with transport.Connection(server.uri, "k", 5) as conn:
@@ -669,6 +676,7 @@ with transport.Server(Echo(), "k") as server:
     assert out.returncode == 0, out.stderr
     assert "NO-CERT-REFUSED" in out.stdout and "PLAIN-CLOSED" in out.stdout
     assert f"PARTY-TLS {certs.resolve()}" in out.stdout
+    assert "EARLY-PARTY this party's TLS (none) is not the process's" in out.stdout, out.stdout
     assert "TLS-STATS 2" in out.stdout
 
 

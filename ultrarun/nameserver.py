@@ -105,7 +105,7 @@ class NameServer:
             self.port = self.port or earlier.port
             self.host = self.host or earlier.host
         self.host = self.host or settings.HOST
-        self.party = transport.Party(self.secret)
+        self.party: transport.Party | None = None  # made by start()
         self._server: transport.Server | None = None
         self._lock = threading.Lock()
         self.credentials_file: Path | None = None
@@ -114,6 +114,7 @@ class NameServer:
         """Start serving; returns ``(host, port)``. Idempotent."""
         with self._lock:
             if self._server is None:
+                self.party = transport.Party(self.secret)
                 try:
                     self._server = transport.start_nameserver(self.party, self.host, self.port)
                 except CommunicationError as exc:

@@ -110,5 +110,11 @@ class Party:
 
     @property
     def key(self) -> bytes:
-        """The HMAC key (raises ``ConfigurationError`` for an empty secret)."""
+        """The HMAC key, read when a server starts or a connection is made: an empty secret is
+        refused, and so is a party whose TLS is not the process's (made before
+        ``configure_tls``: its servers would listen without TLS)."""
+        if self.tls is not configure_tls(None):
+            mine, process = (t.directory if t else "none" for t in (self.tls, configure_tls(None)))
+            raise ConfigurationError(f"this party's TLS ({mine}) is not the process's "
+                                     f"({process}): make the party after configure_tls")
         return _signing_key(self.secret)
