@@ -14,14 +14,18 @@ import Pyro4
 import Pyro4.message
 
 import pytest
-from conftest import Recorder, wait_until
+from conftest import Collector, Recorder, wait_until
 from hypothesis import HealthCheck, given, settings as examples
 from hypothesis import strategies as st
 
 from ultrarun import transport
 from ultrarun.settings import settings
 from ultrarun.errors import AuthenticationError, CommunicationError, ConfigurationError
+from ultrarun.dispatcher import Dispatcher
+from ultrarun.job import JobStatus
+from ultrarun.nameserver import NameServer
 from ultrarun.security import make_certificates
+from ultrarun.worker import Worker
 
 SECRET = "s3cret"
 _HEADER_SIZE = Pyro4.message.Message.header_size
@@ -373,11 +377,11 @@ from ultrarun.settings import settings
 
 logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(levelname)s %(message)s")
 calls = [0]
-accept = transport._Loop._accept
+accept = transport.server._Loop._accept
 def counted(self):
     calls[0] += 1
     return accept(self)
-transport._Loop._accept = counted
+transport.server._Loop._accept = counted
 resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 settings.FD_RESERVE = 16
 
@@ -629,6 +633,8 @@ def test_two_way_tls_refuses_a_party_without_a_certificate(tmp_path):
     code = f"""
 import socket, ssl, sys
 from ultrarun import transport
+from ultrarun.errors import ConfigurationError
+early = transport.Party("k")  # made before the process configured TLS
 transport.configure_tls({str(certs)!r})
 
 @transport.expose
@@ -636,9 +642,16 @@ class Echo:
     def hi(self):
         return "hi"
 
+try:
+    transport.Server(Echo(), early).start()
+except ConfigurationError as exc:
+    print("EARLY-PARTY", exc)
+
 with transport.Server(Echo(), "k") as server:
     with transport.Connection(server.uri, "k", 5) as conn:
         assert conn.call("hi") == "hi"
+        assert server.party.tls is conn.party.tls is transport.configure_tls(None)
+        print("PARTY-TLS", server.party.tls.directory)
     host, port = server.location
     bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     bare.check_hostname, bare.verify_mode = False, ssl.CERT_NONE
@@ -662,4 +675,65 @@ with transport.Server(Echo(), "k") as server:
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert "NO-CERT-REFUSED" in out.stdout and "PLAIN-CLOSED" in out.stdout
+    assert f"PARTY-TLS {certs.resolve()}" in out.stdout
+    assert "EARLY-PARTY this party's TLS (none) is not the process's" in out.stdout, out.stdout
     assert "TLS-STATS 2" in out.stdout
+
+
+def test_each_role_hands_its_one_party_to_every_server_and_connection(tmp_path, monkeypatch):
+    """A name server, a dispatcher and a worker each make one Party (secret, TLS, timeout) and
+    every server and connection each of them opens carries that very object, so a field added
+    to Party reaches all of them with no change to the roles."""
+    made: list = []
+    for cls in (transport.Server, transport.Connection):
+        def recording(self, *args, _init=cls.__init__, **kwargs):
+            _init(self, *args, **kwargs)
+            made.append(self)
+        monkeypatch.setattr(cls, "__init__", recording)
+    results = Collector()
+    with NameServer("party", working_directory=tmp_path) as ns:
+        d = Dispatcher(results, run_id="party", nameserver=ns.host, nameserver_port=ns.port,
+                       ping_interval=0.25, timeout=3)
+        worker = Worker("party", nameserver=ns.host, nameserver_port=ns.port, secret=ns.secret)
+        worker.initialize(lambda config, budget: config["x"] * budget)
+        try:
+            d.start()
+            worker.run(background=True)
+            wait_until(lambda: d.number_of_workers() == 1, message="the worker to join")
+            d.submit_job("one", config={"x": 2.0}, budget=3.0)
+            (job,) = results.wait_for(1)
+            worker_party = worker._rt.party
+            with ns.client() as client:  # the name server's own connection
+                client.list("ultrarun.")
+        finally:
+            d.shutdown()
+            worker.shutdown()
+    assert job.status is JobStatus.SUCCESS and job.result["loss"] == 6.0
+    roles = {id(ns.party): "name server", id(d._party): "dispatcher", id(worker_party): "worker"}
+    assert len(roles) == 3
+    carried = {(roles.get(id(obj.party), repr(obj.party)), type(obj).__name__) for obj in made}
+    assert carried == {(role, kind) for role in ("name server", "dispatcher", "worker")
+                       for kind in ("Server", "Connection")}
+    assert d._party.secret == worker_party.secret == ns.secret
+    assert (d._party.timeout, worker_party.timeout) == (3.0, settings.COMMTIMEOUT)
+    assert ns.secret not in repr(d._party), "a party's repr never shows the secret"
+
+
+def test_a_bare_secret_is_a_party_with_the_process_defaults():
+    party = transport.Party.of(SECRET)
+    assert party == transport.Party(SECRET) and transport.Party.of(party) is party
+    assert (party.tls, party.timeout, party.key) == (transport.configure_tls(None),
+                                                     settings.COMMTIMEOUT, SECRET.encode())
+    with pytest.raises(ConfigurationError, match="secret is required"):
+        transport.Party("").key
+
+
+@given(st.one_of(st.floats(), st.integers(), st.booleans(), st.none(), st.text(max_size=5)))
+@examples(max_examples=300, deadline=None)
+def test_a_party_takes_a_positive_finite_timeout_and_refuses_anything_else(timeout):
+    good = (type(timeout) in (int, float) and timeout > 0 and timeout != float("inf"))
+    if good:
+        assert transport.Party(SECRET, timeout=timeout).timeout == timeout
+    else:
+        with pytest.raises(ConfigurationError, match="timeout must be a positive"):
+            transport.Party(SECRET, timeout=timeout)

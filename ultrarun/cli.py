@@ -179,7 +179,7 @@ def _unregister(args: argparse.Namespace, pid: int, slot: int) -> None:
     import socket
 
     from .security import Credentials, resolve_secret
-    from .transport import NameServerClient, worker_name
+    from .transport import NameServerClient, Party, worker_name
 
     if args.working_dir:
         creds = Credentials.read(args.working_dir, args.run_id)
@@ -188,7 +188,7 @@ def _unregister(args: argparse.Namespace, pid: int, slot: int) -> None:
         (host, port), secret = args.nameserver, args.secret
     else:
         host, port, secret = "127.0.0.1", None, args.secret
-    with NameServerClient(host, port, resolve_secret(secret, port)) as ns:
+    with NameServerClient(host, port, Party(resolve_secret(secret, port))) as ns:
         ns.remove(worker_name(args.run_id, socket.gethostname(), pid, str(slot)))
 
 

@@ -122,7 +122,7 @@ class Dispatcher(Executor):
         self._threads: list[threading.Thread] = []
         self._server: transport.Server | None = None
         self._senders: concurrent.futures.ThreadPoolExecutor | None = None
-        self._secret = ""
+        self._party: transport.Party | None = None  # made by start()
         self.uri: str | None = None
 
     @property
@@ -154,15 +154,15 @@ class Dispatcher(Executor):
             if self._started:
                 return self
             self._started = True
-        self._secret = resolve_secret(self.secret, self.nameserver_port)
-        ns = transport.NameServerClient(self.nameserver, self.nameserver_port, self._secret,
-                                        self.timeout)
+        self._party = transport.Party(resolve_secret(self.secret, self.nameserver_port),
+                                      timeout=self.timeout)
+        ns = transport.NameServerClient(self.nameserver, self.nameserver_port, self._party)
         try:
             ns.wait(settings.NAMESERVER_WAIT, on_wait=lambda s: self.logger.warning(
                 "dispatcher of run %s: waiting %.0fs for the name server at %s:%s",
                 self.run_id, s, ns.host, ns.port))
             bind = self.host or transport.local_address_towards(ns.host)
-            self._server = transport.Server(DispatcherService(self), self._secret, host=bind,
+            self._server = transport.Server(DispatcherService(self), self._party, host=bind,
                                             on_peer_closed=self._hung_up)
             self.uri = self.pool.address = self._server.start()
             ns.register(transport.dispatcher_name(self.run_id), self.uri)
@@ -202,8 +202,8 @@ class Dispatcher(Executor):
             if thread.name == "dispatcher-monitor" and thread is not threading.current_thread():
                 thread.join(timeout=2 * self.timeout)
         if self.uri is not None:
-            with transport.NameServerClient(self.nameserver, self.nameserver_port, self._secret,
-                                            self.timeout) as ns:
+            with transport.NameServerClient(self.nameserver, self.nameserver_port,
+                                            self._party) as ns:
                 try:
                     name = transport.dispatcher_name(self.run_id)
                     if ns.lookup(name) == self.uri:
@@ -370,8 +370,7 @@ class Dispatcher(Executor):
     def _deliver(self, link: _Link, item: tuple) -> None:
         kind, payload = item
         if link.conn is None:
-            link.conn = transport.Connection(link.uri, self._secret, self.timeout,
-                                             what=link.name)
+            link.conn = transport.Connection(link.uri, self._party, what=link.name)
         with self._lock:
             self._counters[kind + "s"] += 1
         try:
@@ -422,7 +421,7 @@ class Dispatcher(Executor):
         if refused and kind == "probe":
             self.logger.info("removing stale worker %s from the name server", link.name)
             with transport.NameServerClient(self.nameserver, self.nameserver_port,
-                                            self._secret, self.timeout) as ns:
+                                            self._party) as ns:
                 try:
                     ns.remove(link.name)
                 except CommunicationError:
@@ -481,8 +480,7 @@ class Dispatcher(Executor):
         master waiting for workers names them: a wrong run id shows). Empty if it cannot
         tell. A remote call: not for the dispatch path."""
         runs: collections.Counter = collections.Counter()
-        with transport.NameServerClient(self.nameserver, self.nameserver_port, self._secret,
-                                        self.timeout) as ns:
+        with transport.NameServerClient(self.nameserver, self.nameserver_port, self._party) as ns:
             try:
                 names = ns.list("ultrarun.")
             except CommunicationError:
@@ -608,7 +606,7 @@ class Dispatcher(Executor):
         with self._lock:
             workers = [(s.name, s.uri) for s in self.pool.workers.values()]
         for name, uri in workers:
-            with transport.Connection(uri, self._secret, self.timeout, what=name) as conn:
+            with transport.Connection(uri, self._party, what=name) as conn:
                 try:
                     conn.send("shutdown")
                 except CommunicationError as exc:

@@ -105,6 +105,7 @@ class NameServer:
             self.port = self.port or earlier.port
             self.host = self.host or earlier.host
         self.host = self.host or settings.HOST
+        self.party: transport.Party | None = None  # made by start()
         self._server: transport.Server | None = None
         self._lock = threading.Lock()
         self.credentials_file: Path | None = None
@@ -113,8 +114,9 @@ class NameServer:
         """Start serving; returns ``(host, port)``. Idempotent."""
         with self._lock:
             if self._server is None:
+                self.party = transport.Party(self.secret)
                 try:
-                    self._server = transport.start_nameserver(self.secret, self.host, self.port)
+                    self._server = transport.start_nameserver(self.party, self.host, self.port)
                 except CommunicationError as exc:
                     if self.reused is None:
                         raise
@@ -136,7 +138,7 @@ class NameServer:
             return self.host, self.port
 
     def client(self, timeout: float | None = None) -> transport.NameServerClient:
-        return transport.NameServerClient(self.host, self.port, self.secret, timeout)
+        return transport.NameServerClient(self.host, self.port, self.party, timeout)
 
     def shutdown(self) -> None:
         """Stop serving and remove the credentials file. Idempotent."""

@@ -23,17 +23,17 @@ from .security import Credentials, credentials_path, resolve_secret
 def collect_status(run_id: str, nameserver: str, nameserver_port: int | None,
                    secret: str | None = None, timeout: float = 2.0) -> dict[str, Any]:
     """The run's state as plain data: ``{'dispatcher': ..., 'workers': [...]}``."""
-    secret = resolve_secret(secret, nameserver_port)
-    with transport.NameServerClient(nameserver, nameserver_port, secret, timeout) as ns:
+    party = transport.Party(resolve_secret(secret, nameserver_port), timeout=timeout)
+    with transport.NameServerClient(nameserver, nameserver_port, party) as ns:
         listed = ns.list(transport.worker_prefix(run_id))
         dispatcher_uri = ns.lookup(transport.dispatcher_name(run_id))
     dispatcher = None
     if dispatcher_uri:
-        dispatcher = _call(dispatcher_uri, secret, timeout, "status")
+        dispatcher = _call(dispatcher_uri, party, "status")
     known = {w["name"]: w for w in (dispatcher or {}).get("workers", [])}
     workers = []
     for name, uri in sorted(listed.items()):
-        state = _call(uri, secret, timeout, "status") or {}
+        state = _call(uri, party, "status") or {}
         parts = transport.parse_worker_name(name)
         seen = known.get(name, {})
         workers.append({
@@ -45,8 +45,8 @@ def collect_status(run_id: str, nameserver: str, nameserver_port: int | None,
     return {"run_id": run_id, "dispatcher": dispatcher, "workers": workers}
 
 
-def _call(uri: str, secret: str, timeout: float, method: str) -> Any:
-    with transport.Connection(uri, secret, timeout) as conn:
+def _call(uri: str, party: transport.Party, method: str) -> Any:
+    with transport.Connection(uri, party) as conn:
         try:
             return conn.call(method)
         except CommunicationError:

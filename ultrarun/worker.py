@@ -208,8 +208,8 @@ class Worker:
 
     def _start(self, rt: "_Runtime") -> None:
         ns_host = self.nameserver or settings.HOST
-        rt.secret = resolve_secret(self.secret, self.nameserver_port)
-        rt.ns = transport.NameServerClient(ns_host, self.nameserver_port, rt.secret)
+        rt.party = transport.Party(resolve_secret(self.secret, self.nameserver_port))
+        rt.ns = transport.NameServerClient(ns_host, self.nameserver_port, rt.party)
         self.logger.info("worker of run %s: looking for the name server at %s:%s", self.run_id,
                          rt.ns.host, rt.ns.port)
         rt.ns.wait(settings.NAMESERVER_WAIT, on_wait=lambda s: self.logger.warning(
@@ -217,7 +217,7 @@ class Worker:
             "after %gs, the NAMESERVER_WAIT setting)", self.run_id, s, rt.ns.host, rt.ns.port,
             settings.NAMESERVER_WAIT))
         bind = self.host or transport.local_address_towards(ns_host)
-        rt.server = transport.Server(WorkerService(self, rt), rt.secret, host=bind)
+        rt.server = transport.Server(WorkerService(self, rt), rt.party, host=bind)
         rt.uri = rt.server.start()
         self.worker_name = transport.worker_name(self.run_id, socket.gethostname(), os.getpid(),
                                                  self.worker_id)
@@ -337,7 +337,7 @@ class Worker:
             rt.finished.wait(timeout=30)
             return
         if self.worker_name is not None and rt.ns is not None:
-            with transport.NameServerClient(rt.ns.host, rt.ns.port, rt.secret) as ns:
+            with transport.NameServerClient(rt.ns.host, rt.ns.port, rt.party) as ns:
                 try:
                     ns.remove(self.worker_name)
                 except CommunicationError as exc:
@@ -494,7 +494,7 @@ class _Runtime:
     def __init__(self, worker: Worker, concurrent_type: str):
         self.worker = worker
         self.concurrent_type = concurrent_type
-        self.secret = ""
+        self.party: transport.Party | None = None  # made at start-up
         self.ns: transport.NameServerClient | None = None  # the uplink's, after start-up
         self.server: transport.Server | None = None
         self.uri = ""
@@ -617,7 +617,7 @@ class _Runtime:
         """The connection to the dispatcher at ``uri`` (one dispatcher at a time)."""
         if self._conn_to is None or self.dispatcher != uri:
             self._drop()
-            self._conn_to = transport.Connection(uri, self.secret, what="the dispatcher")
+            self._conn_to = transport.Connection(uri, self.party, what="the dispatcher")
             self.dispatcher = uri
         return self._conn_to
 

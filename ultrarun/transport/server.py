@@ -1,12 +1,7 @@
-"""The one door to Pyro4: servers, connections, the name server, keys, limits, TLS and names.
-
-No other module imports Pyro4 or touches a ``_pyro`` name (``tests/test_architecture.py``
-checks it), so a move to Pyro5 is a change in this file only. What every server and connection
-made here guarantees (authentication bound to each connection, signed and fresh messages,
-marshal only, our own selector loop that hands Pyro only complete messages, size limits and a
-buffer budget, deadlines, connection and descriptor bounds, optional two-way TLS)
-is stated once, with the test of each guarantee, in docs/security.md and docs/architecture.md
-("The servers: our loop, Pyro's messages"). A :class:`Connection` is used by one thread at a time.
+"""The servers: our own selector loop over Pyro's daemon, which hands Pyro only complete, signed
+and fresh messages, bounds connections, buffers and deadlines, and does the server side of the
+handshake and of TLS (docs/architecture.md, "The servers: our loop, Pyro's messages";
+docs/security.md). A :class:`Server` is given the :class:`~ultrarun.transport.Party` it serves as.
 """
 from __future__ import annotations
 
@@ -14,243 +9,35 @@ import collections
 import contextlib
 import errno
 import logging
-import marshal
 import math
 import os
-import re
 import resource
 import selectors
 import socket
 import ssl
-import struct
 import threading
 import time
-import urllib.parse
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-import Pyro4
-import Pyro4.core
 import Pyro4.errors
 import Pyro4.message
 import Pyro4.naming
-import Pyro4.socketutil
-import Pyro4.util
 
-from .settings import settings
-from .errors import (AuthenticationError, CommunicationError, CommunicationTimeout,
-                     ConfigurationError, NameServerError)
+from ..errors import CommunicationError
+from ..settings import settings
+from .party import Party
+from .wire import (_CLIENT, _COUNTER, _FRESH, _HEADER, _MARSHAL_ID, _NONCE, _NONCE_SIZE,
+                   _PREAUTH_LIMIT, _TOKEN_SIZE, _Message, _answer_token, _apply_limits,
+                   _buffer_budget, _settings_lock)
 
 log = logging.getLogger(__name__)
 
-# Importing ultrarun changes none of Pyro4's settings: serializer and Nagle are set per
-# connection. Two process-wide ones are set when this module first serves or connects (Pyro4
-# reads them from its global config only; docs/architecture.md, "The servers"): ONEWAY_THREADED
-# off (our oneway methods only enqueue work) and MAX_MESSAGE_SIZE; with TLS also SSL.
-_settings_lock = threading.Lock()
-DEFAULT_NAMESERVER_PORT = 9090
-
-expose = Pyro4.expose
-oneway = Pyro4.oneway
-
-_Message = Pyro4.message.Message
-_HEADER = _Message.header_size
-_PREAUTH_LIMIT = 64 * 1024  # a handshake is a few hundred bytes
-_CLIENT = "CNCE"  # annotation keys: 4 characters, Pyro's rule
-_NONCE = "NONC"
-_FRESH = "UNCE"
-_COUNTER = struct.Struct("!Q")
-_NONCE_SIZE = 16
-_MARSHAL_ID = Pyro4.util.MarshalSerializer.serializer_id
-_TOKEN_SIZE = 2 * _NONCE_SIZE + _COUNTER.size
 _IDLE_SWEEP = 30.0  # seconds between sweeps of a server whose connections are all idle
 _WARN_EVERY = 10.0  # seconds between two warnings of one kind from one server
 _ACCEPT_PAUSE = (0.05, 1.0)  # seconds accepting pauses when the process is out of descriptors
 _OUT_OF_FDS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
-# ------------------------------------------------------------------------------- the handshake
-# Every connection proves the secret afresh (docs/security.md, "The handshake"):
-#   client -> server  MSG_CONNECT   CNCE = c                (c: the client's fresh nonce)
-#   server -> client  MSG_CONNECTOK CNCE = c, NONC = s      (s: the server's fresh nonce)
-#   client -> server  MSG_PING      UNCE = c + s + counter  (the proof, then every request)
-#   server -> client  MSG_PING      UNCE = s + c + counter  (every answer: the mirrored token)
-# Pyro's HMAC covers the data and every annotation value, so only a holder of the secret can
-# write a message that carries both of this connection's nonces; the counter must grow, and
-# answers mirror the token, so neither side takes a message recorded elsewhere, an old one, or
-# its own sent back. A connection is authenticated when its proof arrives, not at MSG_CONNECT
-# (which anyone who recorded one can send again). The HMAC is over the values concatenated
-# (keys and header are not covered), so signed bytes can be re-cut between data and
-# annotations: no signed message but this connection's own requests holds c + s + a counter
-# in a row, and those are used up (test_transport.py fuzzes exactly this).
-def _answer_token(request: bytes) -> bytes:
-    """The token an answer to ``request`` carries: the two nonces swapped, the same counter."""
-    return (request[_NONCE_SIZE:2 * _NONCE_SIZE] + request[:_NONCE_SIZE]
-            + request[2 * _NONCE_SIZE:])
-
-# ---------------------------------------------------------------------------------------- names
-_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
-
-
-def check_run_id(run_id: Any) -> str:
-    """A run id is any printable text (``'exp.1'``, ``'job 12'``), not empty and without '/'
-    (it also names files: the credentials file, the journal). Pyro names escape it."""
-    text = str(run_id)
-    if not text or not text.isprintable() or "/" in text:
-        raise ConfigurationError(f"run_id {text!r} must be printable text, not empty and without "
-                                 "'/' (it is part of file names)")
-    return text
-
-
-def _escape(text: str) -> str:
-    """``text`` as one part of a dotted Pyro name: letters, digits, '_' and '-' stay, every
-    other character becomes %XX of its UTF-8 bytes (reversible, so distinct ids stay distinct)."""
-    return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), text)
-
-
-def _name_part(value: Any) -> str:
-    return _UNSAFE.sub("-", str(value))
-
-
-def dispatcher_name(run_id: Any) -> str:
-    return f"ultrarun.{_escape(check_run_id(run_id))}.dispatcher"
-
-
-def worker_prefix(run_id: Any) -> str:
-    return f"ultrarun.{_escape(check_run_id(run_id))}.worker."
-
-
-def worker_name(run_id: Any, host: str, pid: int, worker_id: Any) -> str:
-    """``ultrarun.<run_id>.worker.<host>.<pid>.<worker_id>``: unique per run, readable in logs."""
-    return f"{worker_prefix(run_id)}{_name_part(host)}.{int(pid)}.{_name_part(worker_id)}"
-
-
-def parse_worker_name(name: str) -> dict[str, Any]:
-    """Split a worker name into run_id, host, pid and worker_id."""
-    parts = name.split(".")
-    if len(parts) != 6 or parts[0] != "ultrarun" or parts[2] != "worker":
-        raise ConfigurationError(f"{name!r} is not an ultrarun worker name")
-    return {"run_id": urllib.parse.unquote(parts[1]), "host": parts[3], "pid": int(parts[4]),
-            "worker_id": parts[5]}
-
-
-# --------------------------------------------------------------------------------------- errors
-class UnknownName(NameServerError):
-    """The name server answered: no such name (as opposed to: no answer)."""
-
-
-@contextlib.contextmanager
-def remote_call(what: str) -> Iterator[None]:
-    """Translate Pyro's transport errors into ultrarun's (exceptions raised by the remote method
-    itself pass through unchanged)."""
-    try:
-        yield
-    except Pyro4.errors.TimeoutError as exc:
-        raise CommunicationTimeout(f"{what}: no answer in time ({exc})") from None
-    except Pyro4.errors.SecurityError as exc:
-        raise AuthenticationError(f"{what}: refused ({exc}); the run secrets or TLS "
-                                  "certificates differ: pass the run's secret (--secret, "
-                                  "ULTRARUN_SECRET) or read it from the credentials file "
-                                  "(--working-dir)") from None
-    except Pyro4.errors.NamingError as exc:
-        raise UnknownName(f"{what}: {exc}") from None
-    except Pyro4.errors.MessageTooLargeError as exc:
-        raise CommunicationError(f"{what}: {exc} (the MAX_MESSAGE_SIZE setting, "
-                                 f"ULTRARUN_MAX_MESSAGE_SIZE)") from None
-    except (Pyro4.errors.CommunicationError, Pyro4.errors.ProtocolError) as exc:
-        if "hmac" in str(exc).lower():
-            raise AuthenticationError(
-                f"{what}: refused, the run secrets differ ({exc}); pass the run's secret "
-                "(--secret, ULTRARUN_SECRET) or read it from the credentials file "
-                "(--working-dir)") from None
-        raise CommunicationError(f"{what}: {exc}") from None
-    except ssl.SSLError as exc:
-        raise AuthenticationError(f"{what}: TLS refused ({exc}); both sides need certificates "
-                                  "of the same run CA (ultrarun certs, --tls)") from None
-    except OSError as exc:
-        raise CommunicationError(f"{what}: {exc}") from None
-
-
-def _signing_key(secret: str) -> bytes:
-    """Every message is signed: an unsigned connection would parse anyone's marshal data."""
-    if not secret:
-        raise ConfigurationError("a run secret is required: every message is signed with it")
-    return secret.encode("utf-8") if isinstance(secret, str) else secret
-
-
-def encoded_size(value: Any) -> int:
-    """Bytes ``value`` (plain data) takes on the wire, to check it against MAX_MESSAGE_SIZE
-    before sending it."""
-    return len(marshal.dumps(value))
-
-
-def _buffer_budget() -> int:
-    """Bytes one server buffers over all its connections (MAX_BUFFERED); one message of the
-    largest size always fits."""
-    return max(int(settings.MAX_BUFFERED), int(settings.MAX_MESSAGE_SIZE))
-
-
-def _apply_limits() -> None:
-    """The process-wide settings this module needs once it serves or connects (see the top of
-    this module): proxies refuse answers over the size limit as well, and oneway calls run
-    inline. A daemon that would expose unmarked methods (``PYRO_REQUIRE_EXPOSE=False``) is
-    refused rather than changed back."""
-    if not Pyro4.config.REQUIRE_EXPOSE:
-        raise ConfigurationError("Pyro4's REQUIRE_EXPOSE is off (PYRO_REQUIRE_EXPOSE): every "
-                                 "method of ultrarun's servers would be callable; unset it")
-    Pyro4.config.MAX_MESSAGE_SIZE = int(settings.MAX_MESSAGE_SIZE)
-    Pyro4.config.ONEWAY_THREADED = False
-
-
-# ------------------------------------------------------------------------------------------ TLS
-_tls: dict[str, Any] = {"dir": None, "server": None}
-
-_TLS_FILES = ("ca.pem", "party.pem", "party.key")
-
-
-def configure_tls(directory: str | os.PathLike | None) -> None:
-    """Use two-way TLS for every server and connection of this process (``None``: no change).
-
-    ``directory`` holds ``ca.pem``, ``party.pem`` and ``party.key`` (``ultrarun certs DIR``
-    makes them). TLS is a property of the process, as in Pyro; asking for another directory
-    once one is in use is an error.
-    """
-    if directory is None:
-        return
-    path = Path(directory).expanduser().resolve()
-    with _settings_lock:
-        if _tls["dir"] is not None:
-            if _tls["dir"] != path:
-                raise ConfigurationError(f"this process already uses TLS from {_tls['dir']}; "
-                                         f"one process uses one run's certificates")
-            return
-        missing = [name for name in _TLS_FILES if not (path / name).is_file()]
-        if missing:
-            raise ConfigurationError(f"{path} lacks {', '.join(missing)}; create them with "
-                                     f"`ultrarun certs {path}`")
-        ca, cert, key = (str(path / name) for name in _TLS_FILES)
-        server, client = (ssl.SSLContext(p) for p in (ssl.PROTOCOL_TLS_SERVER,
-                                                        ssl.PROTOCOL_TLS_CLIENT))
-        # Parties are reached by IP address on clusters; what proves a peer is a certificate
-        # signed by this run's private CA, not a host name.
-        client.check_hostname = False
-        for context in (server, client):  # two-way: each side shows a certificate
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            context.load_cert_chain(cert, key)
-            context.load_verify_locations(cafile=ca)
-            context.verify_mode = ssl.CERT_REQUIRED
-        _tls.update(dir=path, server=server)
-        # Pyro builds client sockets from its global SSL settings: hand it our context.
-        Pyro4.socketutil.getSSLcontext = lambda *args, **kwargs: client
-        Pyro4.config.SSL = True
-        log.info("two-way TLS with the certificates in %s", path)
-
-
-if settings.TLS:  # ULTRARUN_TLS, read when ultrarun is imported, like every setting
-    configure_tls(settings.TLS)
-
-
-# -------------------------------------------------------------------------------------- servers
 class _Peer:
     """One client connection of a server, as the loop sees it."""
 
@@ -777,12 +564,12 @@ class Server:
     up; :func:`caller_address` is that address, read inside a served method.
     """
 
-    def __init__(self, obj: Any, secret: str, host: str | None = None, port: int = 0,
+    def __init__(self, obj: Any, party: Party | str, host: str | None = None, port: int = 0,
                  object_id: str | None = None, daemon_factory: Callable[..., Any] | None = None,
                  on_peer_closed: Callable[[Any], None] | None = None):
         self._on_peer_closed = on_peer_closed
         self._obj = obj
-        self._secret = secret
+        self.party = Party.of(party)
         self._host = host or settings.HOST
         self._port = port
         self._object_id = object_id
@@ -796,7 +583,7 @@ class Server:
         with self._lock:
             if self._loop is not None:
                 return self.uri  # type: ignore[return-value]
-            key = _signing_key(self._secret)
+            key = self.party.key
             _apply_limits()
             with _settings_lock:  # our loop does TLS itself: Pyro must not wrap the listener
                 saved = (Pyro4.config.SERVERTYPE, Pyro4.config.SSL,
@@ -815,7 +602,8 @@ class Server:
             if self._obj is not None:
                 self.uri = str(daemon.register(self._obj, objectId=self._object_id))
             self._daemon = daemon
-            self._loop = _Loop(daemon, key, _tls["server"], f"server {daemon.locationStr}")
+            tls = self.party.tls.server if self.party.tls else None
+            self._loop = _Loop(daemon, key, tls, f"server {daemon.locationStr}")
             self._loop.on_peer_closed = self._on_peer_closed
             self._thread = threading.Thread(target=self._loop.run, daemon=True,
                                             name=f"pyro-{self._host}")
@@ -859,247 +647,9 @@ def caller_address() -> Any:
     return getattr(Pyro4.current_context, "client_sock_addr", None)
 
 
-def start_nameserver(secret: str, host: str | None = None, port: int = 0) -> Server:
+def start_nameserver(party: Party | str, host: str | None = None, port: int = 0) -> Server:
     """A Pyro name server (no UDP broadcast responder) served from a background thread."""
-    server = Server(None, secret, host=host, port=port,
+    server = Server(None, party, host=host, port=port,
                     daemon_factory=Pyro4.naming.NameServerDaemon)
     server.start()
     return server
-
-
-# ---------------------------------------------------------------------------------- connections
-class _Proxy(Pyro4.core.Proxy):
-    """Pyro's proxy, with the handshake of this module (see "The handshake" above): a fresh
-    client nonce in MSG_CONNECT, the server's answer checked for it, the proof sent at once,
-    the token on every request and its mirror checked on every answer. Its own state lives in
-    ``__dict__``: Pyro's proxy treats any other attribute as the remote object's."""
-
-    def _pyroAnnotations(self) -> dict:
-        state = self.__dict__
-        if self._pyroConnection is None:  # the handshake itself
-            state.update(_ur_client=os.urandom(_NONCE_SIZE), _ur_token=None)
-            return {_CLIENT: state["_ur_client"]}
-        return {_FRESH: self._ur_next()}
-
-    def _ur_next(self) -> bytes:
-        state = self.__dict__
-        if not state.get("_ur_token"):
-            raise Pyro4.errors.SecurityError("the connection's handshake did not complete")
-        state["_ur_count"] += 1
-        state["_ur_sent"] = state["_ur_token"] + _COUNTER.pack(state["_ur_count"])
-        return state["_ur_sent"]
-
-    def _ur_echoed(self, annotations: dict) -> bool:
-        sent = self.__dict__.get("_ur_sent")
-        return sent is not None and annotations.get(_FRESH) == _answer_token(sent)
-
-    def _pyroResponseAnnotations(self, annotations: dict, msgtype: int) -> None:
-        state = self.__dict__
-        if msgtype == Pyro4.message.MSG_CONNECTOK:
-            server = annotations.get(_NONCE)
-            client = state.get("_ur_client")
-            if not server or len(server) != _NONCE_SIZE or annotations.get(_CLIENT) != client:
-                self._pyroRelease()
-                raise Pyro4.errors.SecurityError(
-                    "the server's handshake answer is not for this connection (replayed?), "
-                    "or it is not an ultrarun daemon of this version")
-            state.update(_ur_token=client + bytes(server), _ur_count=0, _ur_sent=None)
-            with contextlib.suppress(OSError):  # small request/reply messages: no Nagle delay
-                self._pyroConnection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._ur_prove()
-        elif msgtype == Pyro4.message.MSG_RESULT and not self._ur_echoed(annotations):
-            raise Pyro4.errors.SecurityError("an answer that does not echo this request "
-                                             "(replayed?)")
-
-    def _ur_prove(self) -> None:
-        """Prove the secret on this connection now (a ping carrying the token), so that it is
-        authenticated when connect returns, whenever its first request follows."""
-        conn, key = self._pyroConnection, self._pyroHmacKey
-        self._pyroSeq = (self._pyroSeq + 1) & 0xFFFF
-        ping = _Message(Pyro4.message.MSG_PING, b"ping", _MARSHAL_ID, 0, self._pyroSeq,
-                        annotations={_FRESH: self._ur_next()}, hmac_key=key)
-        try:
-            conn.send(ping.to_bytes())
-            pong = _Message.recv(conn, [Pyro4.message.MSG_PING], hmac_key=key)
-        except Exception:
-            self._pyroRelease()
-            raise
-        if pong.seq != self._pyroSeq or not self._ur_echoed(pong.annotations):
-            self._pyroRelease()
-            raise Pyro4.errors.SecurityError("the server's answer to the handshake proof does "
-                                             "not echo it (replayed?)")
-
-    def _pyroRelease(self) -> None:
-        for name in ("_ur_client", "_ur_token", "_ur_sent"):  # a new connection, new nonces
-            self.__dict__.pop(name, None)
-        super()._pyroRelease()
-
-
-class Connection:
-    """A connection to one remote object, used by one thread at a time (hand it over, never
-    share it: Pyro5 forbids sharing, and ordered delivery depends on it).
-
-    Calls are made with :meth:`call` (an answer) and :meth:`send` (a oneway message: it only
-    waits until the message is handed to the operating system). Every call has a timeout;
-    errors are :class:`~ultrarun.errors.CommunicationError` and its subclasses.
-    """
-
-    def __init__(self, uri: str, secret: str, timeout: float | None = None,
-                 what: str | None = None):
-        _apply_limits()
-        proxy = _Proxy(uri)
-        proxy._pyroHmacKey = _signing_key(secret)
-        proxy._pyroSerializer = "marshal"
-        proxy._pyroTimeout = timeout if timeout is not None else settings.COMMTIMEOUT
-        self._proxy = proxy
-        self.uri = uri
-        self.what = what or uri
-
-    def call(self, method: str, *args: Any) -> Any:
-        """Call ``method``; a connection the server had closed (idle, or evicted) is opened
-        again once. Every call ultrarun makes may run twice: they are idempotent."""
-        with remote_call(f"{method} on {self.what}"):
-            try:
-                return getattr(self._proxy, method)(*args)
-            except Pyro4.errors.ConnectionClosedError:
-                self._proxy._pyroRelease()
-                return getattr(self._proxy, method)(*args)
-
-    def send(self, method: str, *args: Any) -> None:
-        """A oneway call (the remote method must be declared :func:`oneway`)."""
-        with remote_call(f"{method} to {self.what}"):
-            getattr(self._proxy, method)(*args)
-
-    def connect(self) -> None:
-        """Open the connection now (TCP, TLS, the signed handshake), if it is not open."""
-        with remote_call(f"connect to {self.what}"):
-            self._proxy._pyroBind()
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._proxy._pyroRelease()
-
-    def __enter__(self) -> "Connection":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
-class NameServerClient:
-    """Register, look up and list names; one connection, reopened once if it broke.
-
-    Like a :class:`Connection`, a client belongs to one thread at a time.
-    """
-
-    def __init__(self, host: str, port: int | None, secret: str, timeout: float | None = None):
-        # "localhost" may resolve to ::1 first, where our IPv4 listeners are not.
-        self.host = "127.0.0.1" if host == "localhost" else (host or settings.HOST)
-        self.port = int(port) if port else DEFAULT_NAMESERVER_PORT
-        self._secret = secret
-        self._timeout = timeout
-        self._conn: Connection | None = None
-
-    @property
-    def uri(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"PYRO:{Pyro4.constants.NAMESERVER_NAME}@{host}:{self.port}"
-
-    def _call(self, method: str, *args: Any) -> Any:
-        for attempt in (1, 2):
-            if self._conn is None:
-                self._conn = Connection(self.uri, self._secret, self._timeout,
-                                        what=f"the name server at {self.host}:{self.port}")
-            try:
-                return self._conn.call(method, *args)
-            except UnknownName:
-                raise
-            except (AuthenticationError, CommunicationTimeout):
-                self.close()
-                raise
-            except CommunicationError as exc:
-                self.close()
-                if attempt == 2:
-                    raise NameServerError(str(exc)) from None
-        raise AssertionError("unreachable")
-
-    def ping(self) -> None:
-        self._call("ping")
-
-    def wait(self, timeout: float, on_wait: Callable[[float], Any] | None = None) -> None:
-        """Ping until the name server answers (parties may start before it), or raise
-        :class:`NameServerError` after ``timeout`` seconds. ``on_wait(seconds_waited)`` is
-        called about every 5 seconds while it waits (to say so)."""
-        start = time.monotonic()
-        deadline = start + timeout
-        next_note = start + 5.0
-        waiter = threading.Event()
-        while True:
-            try:
-                self.ping()
-                return
-            except (AuthenticationError, CommunicationTimeout):
-                raise
-            except CommunicationError:
-                now = time.monotonic()
-                if now >= deadline:
-                    raise NameServerError(f"no name server at {self.host}:{self.port} after "
-                                          f"{timeout:g}s") from None
-                if on_wait is not None and now >= next_note:
-                    on_wait(now - start)
-                    next_note = now + 5.0
-                waiter.wait(min(0.1, max(0.0, deadline - now)))
-
-    def register(self, name: str, uri: str) -> None:
-        self._call("register", name, str(uri))
-
-    def remove(self, name: str) -> None:
-        self._call("remove", name)
-
-    def lookup(self, name: str) -> str | None:
-        """The URI registered as ``name``, or None if there is none."""
-        try:
-            return str(self._call("lookup", name))
-        except UnknownName:
-            return None
-
-    def list(self, prefix: str) -> dict[str, str]:
-        return {k: str(v) for k, v in self._call("list", prefix).items()}
-
-    def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
-
-    def __enter__(self) -> "NameServerClient":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
-def local_address_towards(host: str) -> str:
-    """The local IP address a connection to ``host`` leaves from (no packet is sent).
-
-    A worker told only where the name server is binds here, so a name server on another node
-    can reach it; a loopback name server keeps everything on loopback.
-    """
-    try:
-        infos = socket.getaddrinfo(host, 9, type=socket.SOCK_DGRAM)
-    except socket.gaierror as exc:
-        raise ConfigurationError(f"cannot resolve host {host!r}: {exc}") from None
-    family, _, _, _, sockaddr = infos[0]
-    if family == socket.AF_INET and sockaddr[0].startswith("127."):
-        return sockaddr[0]
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.connect(sockaddr)
-            return sock.getsockname()[0]
-        except OSError:
-            return settings.HOST
-
-
-__all__ = ["Server", "Connection", "NameServerClient", "start_nameserver", "remote_call",
-           "expose", "oneway", "configure_tls", "encoded_size", "check_run_id",
-           "dispatcher_name", "worker_prefix", "worker_name", "parse_worker_name",
-           "local_address_towards", "caller_address", "DEFAULT_NAMESERVER_PORT"]
