@@ -59,8 +59,9 @@ class Dispatcher(Executor):
         new_result_callback (Callable[[Job], Any]): Called with each finished
             [Job][ultrarun.job.Job].
         run_id (Any): The run whose workers to use.
-        ping_interval (float | None): Seconds between pings of the workers and listings of the
-            name server (default: the PING_INTERVAL setting, 10).
+        ping_interval (float | None): Seconds between listings of the name server; a worker
+            not heard from (no call, no ping answer) for this long is pinged (default: the
+            PING_INTERVAL setting, 10).
         nameserver (str): The run's name server's address.
         nameserver_port (int | None): Its port (None: 9090).
         host (str | None): Address the dispatcher listens on (default: the one facing the name
@@ -74,7 +75,7 @@ class Dispatcher(Executor):
         retry (RetryPolicy | None): Both at once (``ultrarun.executor.RetryPolicy``).
         timeout (float | None): Seconds a remote call may take; a worker that misses two pings
             in a row (or whose process is gone) is lost, so a stopped worker loses its jobs
-            after at most 2 x (ping_interval + timeout).
+            at most 2.1 x ping_interval + timeout after it last spoke.
         prefetch (int): Jobs a busy worker may hold besides the one it runs. With short jobs,
             1 hides the result's round trip.
         logger (Logger | None): The logger to use (default ``ultrarun.dispatcher``).
