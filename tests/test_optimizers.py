@@ -6,6 +6,8 @@ import statistics
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ConfigSpace import (Categorical, Configuration, ConfigurationSpace, Constant, EqualsCondition,
                          Float, ForbiddenAndConjunction, ForbiddenEqualsClause, InCondition,
                          Integer, OrdinalHyperparameter)
@@ -503,3 +505,83 @@ def test_tpe_small_runs_pick_as_if_refitted_at_every_ask():
     fresh._current_model = lambda budget: fresh._fit(budget, 0)
     assert [c for c, _, _ in run(cached, mixed_loss, 120)] == \
         [c for c, _, _ in run(fresh, mixed_loss, 120)]
+
+
+def _full_ranking_good_set(tells, fidelity: str, model_budget: float) -> list[float]:
+    """The good set as the whole ranking defines it (docs/optimizers.md), written out plainly:
+    every configuration ranked, the best default_gamma(non-failed) kept, in the order their
+    first result came (oldest first), as the densities get them."""
+    from ultrarun.optimizers._tpe import default_gamma
+
+    latest: dict[float, tuple[float, float]] = {}  # x -> (largest budget, its loss there)
+    at: dict[float, dict[float, float]] = {}  # budget -> x -> loss
+    for x, budget, loss in tells:
+        loss = math.inf if loss is None else loss
+        at.setdefault(budget, {})[x] = loss
+        if x not in latest or budget >= latest[x][0]:
+            latest[x] = (budget, loss)
+    if fidelity == "largest":
+        rows = list(at[model_budget].items())
+        order = sorted(range(len(rows)), key=lambda i: (rows[i][1], i))
+        finite = [i for i in range(len(rows)) if math.isfinite(rows[i][1])]
+        good = [i for i in order[:default_gamma(len(finite) or len(rows))] if i in finite]
+        return [rows[i][0] for i in sorted(good)]
+    rows = [(x, b, loss) for x, (b, loss) in latest.items()]
+
+    def key(i):
+        x, b, loss = rows[i]
+        beaten = sum(v < loss for v in at[b].values()) / len(at[b])
+        return (not math.isfinite(loss), beaten if fidelity == "percentile" else 0, -b, loss, i)
+
+    finite = [i for i in range(len(rows)) if math.isfinite(rows[i][2])]
+    good = sorted(range(len(rows)), key=key)[:default_gamma(len(finite))]
+    return [rows[i][0] for i in sorted(good) if i in finite]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tells=st.lists(st.tuples(st.integers(0, 59), st.sampled_from([1.0, 3.0, 9.0]),
+                                st.one_of(st.sampled_from([0.0, 0.5, 1.0, None, -math.inf]),
+                                          st.floats(-1, 1))), min_size=12, max_size=250),
+       fidelity=st.sampled_from(["percentile", "rank", "largest"]),
+       flying=st.integers(0, 5))
+def test_tpe_good_set_is_the_best_of_the_full_ranking(tells, fidelity, flying):
+    """The refit ranks only the configurations that can be among the best (at each budget,
+    those within the best gamma there); the good set must be exactly the full ranking's, with
+    ties, failures, -inf and configurations in flight (constant liar)."""
+    space = ConfigurationSpace({"x": (0.0, 1.0)})
+    optimizer = TPE(space, seed=0, fidelity=fidelity, constant_liar=True)
+    tells = [((i + 1) / 64, b, loss) for i, b, loss in tells]
+    for x, budget, loss in tells:
+        optimizer.tell({"x": x}, loss, budget)
+    budget = optimizer.current_model_budget()
+    if budget is None:
+        return
+    if flying:
+        optimizer.ask(1.0, flying)  # in flight: the bad set's only
+    model = optimizer._fit(budget, flying)
+    expected = _full_ranking_good_set(tells, fidelity, budget)
+    got = [] if model.parts is None else list(model.parts[0][1].mus[:-1, 0])
+    assert np.allclose(got, expected, rtol=0, atol=1e-12), (got, expected)
+
+
+def test_tpe_refit_ranks_only_the_contenders_at_ten_thousand_results(monkeypatch):
+    """A thousand workers' run holds tens of thousands of results: a refit ranks at each
+    budget only those within the best gamma there (at most 4 x 25 here, no ties), not all of
+    them, so its cost does not grow with a sort of every result."""
+    from ultrarun.optimizers import _tpe
+
+    ranked = []
+    real = _tpe.TPE._beaten_by
+
+    def counting(self, losses, budgets):
+        ranked.append(len(losses))
+        return real(self, losses, budgets)
+
+    monkeypatch.setattr(_tpe.TPE, "_beaten_by", counting)
+    optimizer = TPE(branin_space(), seed=0)
+    configs = [dict(c) for c in branin_space(seed=1).sample_configuration(10_000)]
+    budgets = [(1.0, 3.0, 9.0, 27.0)[i % 4] for i in range(len(configs))]
+    optimizer.replay([(c, branin(c, b), b) for c, b in zip(configs, budgets)])
+    (config, info), = optimizer.ask(1.0)
+    assert info["model_based_pick"]
+    assert ranked and max(ranked) <= 4 * 25, ranked

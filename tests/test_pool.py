@@ -223,6 +223,42 @@ def test_a_partitioned_worker_is_lost_its_job_reruns_and_its_late_result_is_drop
     assert sim.inboxes[target].idle
 
 
+def test_a_worker_heard_from_within_the_interval_is_not_pinged_a_silent_one_is():
+    """Pings go only to workers the pool has not heard from (a call, a ping's answer) for an
+    interval: a busy worker whose results come back within it is never pinged, and a silent
+    one (stalled, or idle) is pinged once per interval and lost after two missed pings."""
+    sim = Sim(n_workers=3)  # all three said hello at t = 100
+    sim.submit(3)
+    for name in sim.inboxes:
+        sim.deliver(name)
+        sim.inboxes[name].start()
+    sim.clock.t += 6  # w0 finishes: its result is a call, the worker's word
+    sim.inboxes["w0"].finish({"token": sim.inboxes["w0"].current.token, "attempt": 1,
+                              "status": "SUCCESS", "result": {"loss": 0.0}, "exception": None,
+                              "duration": 6.0})
+    sim.call("w0")
+    assert sim.pool.due_pings(10) == []  # t = 106: nobody silent for 10 s yet
+    sim.clock.t += 4  # t = 110: w1 and w2 said nothing for 10 s, w0 for 4 s
+    assert sim.pool.due_pings(10) == ["w1", "w2"]
+    assert sim.pool.due_pings(10) == [], "pinged now: not due again at once"
+    sim.ping("w1")  # w1 answers; w2 is stopped and does not
+    sim.pool.missed("w2", "timed out")
+    sim.clock.t += 5  # t = 115
+    assert sim.pool.due_pings(10) == []
+    sim.clock.t += 1  # t = 116: w0 silent since 106
+    assert sim.pool.due_pings(10) == ["w0"]
+    sim.ping("w0")
+    sim.clock.t += 4  # t = 120: w1 answered at 110, w2 was pinged at 110 and said nothing
+    assert sim.pool.due_pings(10) == ["w1", "w2"]
+    sim.ping("w1")
+    assert sim.pool.missed("w2", "timed out"), "two missed pings: lost"
+    sim._after()
+    assert "w2" not in sim.pool.workers
+    (again,) = [d.job for d in sim.pool.workers["w0"].jobs.values()]  # w0 was idle: it runs
+    assert again.attempt == 2  # the stopped worker's job again
+    assert sim.pool.workers["w0"].missed == 0 and sim.pool.workers["w1"].missed == 0
+
+
 def test_a_worker_that_hung_up_is_probed_now_and_loses_its_job_only_if_it_is_gone():
     """Its connection closed: the pool names it for a probe at once (not at the next ping).
     A dead worker refuses the probe (the driver removes it) and its job runs elsewhere; a

@@ -45,6 +45,8 @@ class WorkerState:
     blocked: bool = False  # computing something that is not its job here
     since: float = 0.0  # when the job it runs started (about; monotonic)
     last_seen: float = 0.0  # wall clock
+    heard: float = 0.0  # when it last spoke: a call or a ping's answer (monotonic)
+    pinged: float = -math.inf  # when it was last due a ping (monotonic)
     missed: int = 0
     jobs_done: int = 0
     leaving: bool = False  # said it leaves: no new job
@@ -175,7 +177,8 @@ class Pool:
         if state is None or state.uri != uri:
             if state is not None:
                 self.remove(name, "came back at another address")
-            state = self.workers[name] = WorkerState(name, uri, last_seen=self.clock.time())
+            state = self.workers[name] = WorkerState(name, uri, last_seen=self.clock.time(),
+                                                     heard=self.clock.monotonic())
             self._file(state)
         return state
 
@@ -207,6 +210,20 @@ class Pool:
         self.remove(name, f"missed {_MISSED_PINGS} pings: {reason}")
         return True
 
+    def due_pings(self, quiet: float) -> list[str]:
+        """The workers to ping now: those neither heard from (a call, a ping's answer) nor
+        pinged for ``quiet`` seconds, each marked pinged now. A worker that called recently is
+        not pinged: its call carried the report a ping's answer would (it is checked the same
+        way), so a busy worker whose jobs end within the interval costs no ping at all; a
+        silent one, stalled or idle, is pinged as before."""
+        now = self.clock.monotonic()
+        due = []
+        for name, state in self.workers.items():
+            if now - max(state.heard, state.pinged) >= quiet:
+                state.pinged = now
+                due.append(name)
+        return due
+
     def hung_up(self, peer: Any) -> str | None:
         """The connection at address ``peer`` closed from the worker's side: the name of the
         worker that called on it, which the driver probes now (a worker whose process is gone
@@ -234,8 +251,7 @@ class Pool:
         state = self.workers.get(name)
         if state is None:
             return [], []
-        state.missed = 0
-        state.last_seen = self.clock.time()
+        self._heard(state)
         stale = self._reconcile(state, report)
         if self._left(state, report):
             return [], stale
@@ -265,8 +281,7 @@ class Pool:
                 del self._peers[state.peer]
             state.peer = peer
             self._peers[peer] = name
-        state.missed = 0
-        state.last_seen = self.clock.time()
+        self._heard(state)
         for result in results:
             self._result(state, result)
         stale = self._reconcile(state, report)
@@ -282,6 +297,11 @@ class Pool:
                 delivery.sent = mark
                 reply.append(self._message(delivery))
         return reply, stale
+
+    def _heard(self, state: WorkerState) -> None:
+        state.missed = 0
+        state.last_seen = self.clock.time()
+        state.heard = self.clock.monotonic()
 
     def _left(self, state: WorkerState, report: Report) -> bool:
         """A worker that said it leaves gets no new job, and leaves the pool once it runs

@@ -34,6 +34,7 @@ _SENDERS = 16  # threads that talk to workers; a stopped worker holds one for a 
 # probes of names found in the name server, cancels) and to the name server (listings)
 _COUNTERS = ("syncs", "jobs", "pings", "probes", "cancels", "listings")
 _LIST_GAP = 1.0  # seconds: a triggered listing of the name server comes no sooner after the last
+_PING_CHECKS = 10  # times per ping interval the monitor looks for workers due a ping
 
 
 @dataclass(eq=False)
@@ -58,8 +59,9 @@ class Dispatcher(Executor):
         new_result_callback (Callable[[Job], Any]): Called with each finished
             [Job][ultrarun.job.Job].
         run_id (Any): The run whose workers to use.
-        ping_interval (float | None): Seconds between pings of the workers and listings of the
-            name server (default: the PING_INTERVAL setting, 10).
+        ping_interval (float | None): Seconds between listings of the name server; a worker
+            not heard from (no call, no ping answer) for this long is pinged (default: the
+            PING_INTERVAL setting, 10).
         nameserver (str): The run's name server's address.
         nameserver_port (int | None): Its port (None: 9090).
         host (str | None): Address the dispatcher listens on (default: the one facing the name
@@ -73,7 +75,7 @@ class Dispatcher(Executor):
         retry (RetryPolicy | None): Both at once (``ultrarun.executor.RetryPolicy``).
         timeout (float | None): Seconds a remote call may take; a worker that misses two pings
             in a row (or whose process is gone) is lost, so a stopped worker loses its jobs
-            after at most 2 x (ping_interval + timeout).
+            at most 2.1 x ping_interval + timeout after it last spoke.
         prefetch (int): Jobs a busy worker may hold besides the one it runs. With short jobs,
             1 hides the result's round trip.
         logger (Logger | None): The logger to use (default ``ultrarun.dispatcher``).
@@ -499,33 +501,44 @@ class Dispatcher(Executor):
         self._discover_now.set()
 
     def _monitor_loop(self, ns: transport.NameServerClient) -> None:
-        """List the name server (new names are probed) and ping the pool every ping interval.
+        """List the name server (new names are probed) every ping interval, and ping the
+        workers not heard from for an interval (checked ``_PING_CHECKS`` times per interval).
         A trigger lists sooner, at most once per ``_LIST_GAP`` seconds, and pings nobody: what
         the monitor does per second does not grow with the calls to trigger it."""
         name = transport.dispatcher_name(self.run_id)
-        next_ping = 0.0
+        step = self.ping_interval / _PING_CHECKS
+        # half a step early: a silent worker is pinged every interval (every _PING_CHECKS
+        # checks), one heard from at most half a step after an interval of silence
+        quiet = self.ping_interval - step / 2
+        next_list = next_check = 0.0
+        listed_at = -float("inf")
         gap = min(_LIST_GAP, self.ping_interval)
         try:
             while not self._stop.is_set():
-                listed_at = time.monotonic()
-                try:
-                    self._check_registration(ns, name)
-                    self._counters["listings"] += 1
-                    listed = ns.list(transport.worker_prefix(self.run_id))
-                except CommunicationError as exc:
-                    self.logger.warning("cannot reach the name server: %s", exc)
-                    listed = {}
                 now = time.monotonic()
+                listed = None
+                if now >= next_list or (self._discover_now.is_set() and now >= listed_at + gap):
+                    self._discover_now.clear()
+                    listed_at = now
+                    if now >= next_list:
+                        next_list = now + self.ping_interval
+                    try:
+                        self._check_registration(ns, name)
+                        self._counters["listings"] += 1
+                        listed = ns.list(transport.worker_prefix(self.run_id))
+                    except CommunicationError as exc:
+                        self.logger.warning("cannot reach the name server: %s", exc)
                 with self._lock:
-                    drain = self._probe_new(listed)
-                    if now >= next_ping:
-                        drain += self._ping_workers()
-                        next_ping = now + self.ping_interval
+                    drain = self._probe_new(listed) if listed else []
+                    if now >= next_check:
+                        drain += self._ping_quiet(quiet)
+                        next_check = now + step
                 self._start_draining(drain)
-                self._discover_now.wait(max(0.0, next_ping - time.monotonic()))
-                self._discover_now.clear()
-                if not self._stop.is_set():  # a trigger: not sooner than gap after the last
-                    self._stop.wait(max(0.0, listed_at + gap - time.monotonic()))
+                wake = min(next_list, next_check)
+                if self._discover_now.is_set():  # a trigger: not sooner than gap after the last
+                    self._stop.wait(max(0.0, min(wake, listed_at + gap) - time.monotonic()))
+                else:
+                    self._discover_now.wait(max(0.0, wake - time.monotonic()))
         finally:
             ns.close()
 
@@ -548,11 +561,11 @@ class Dispatcher(Executor):
                 drain.append(link)
         return drain
 
-    def _ping_workers(self) -> list[_Link]:
-        """Caller holds the lock: ping every worker whose last ping came back (a ping's answer
-        repairs what differs, see the pool model)."""
+    def _ping_quiet(self, quiet: float) -> list[_Link]:
+        """Caller holds the lock: ping the workers not heard from for ``quiet`` seconds (a
+        ping's answer repairs what differs, see the pool model; a worker's call did the same)."""
         drain = []
-        for name in self.pool.workers:
+        for name in self.pool.due_pings(quiet):
             link = self._ping(name)
             if link is not None:
                 drain.append(link)

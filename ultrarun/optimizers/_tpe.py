@@ -60,32 +60,40 @@ class _Model:
 
 
 class _Results:
-    """Vectors, each with a budget and a loss, kept as arrays so a model reads them in one slice.
-    A row is keyed by the configuration's vector; ``put`` appends or replaces in place."""
+    """Vectors, each with a budget and a loss, kept as arrays so a model reads them in one slice
+    (no list to convert per refit). A row is keyed by the configuration's vector; ``put``
+    appends or replaces in place."""
 
     def __init__(self, width: int) -> None:
         self.matrix = np.empty((64, width))
-        self.budgets: list[float] = []
-        self.losses: list[float] = []
+        self.numbers = np.empty((64, 2))  # each row's budget and loss
         self.index: dict[bytes, int] = {}
+        self.size = 0
 
     def __len__(self) -> int:
-        return len(self.losses)
+        return self.size
 
     def put(self, vector: np.ndarray, budget: float, loss: float) -> None:
-        row = self.index.setdefault(vector.tobytes(), len(self.losses))
-        if row == len(self.losses):
+        row = self.index.setdefault(vector.tobytes(), self.size)
+        if row == self.size:
             if row == len(self.matrix):
                 self.matrix = np.vstack([self.matrix, np.empty_like(self.matrix)])
-            self.budgets.append(budget)
-            self.losses.append(loss)
-        else:
-            self.budgets[row], self.losses[row] = budget, loss
+                self.numbers = np.vstack([self.numbers, np.empty_like(self.numbers)])
+            self.size += 1
+        self.numbers[row] = budget, loss
         self.matrix[row] = vector
 
     @property
     def vectors(self) -> np.ndarray:
-        return self.matrix[:len(self.losses)]
+        return self.matrix[:self.size]
+
+    @property
+    def budgets(self) -> np.ndarray:
+        return self.numbers[:self.size, 0]
+
+    @property
+    def losses(self) -> np.ndarray:
+        return self.numbers[:self.size, 1]
 
 
 def default_gamma(n: int) -> int:
@@ -177,35 +185,54 @@ class TPE(BaseOptimizer):
         return config, {"model_based_pick": True, "model_budget": model_budget}, vector
 
     def _data(self, model_budget: float) -> tuple[np.ndarray, np.ndarray]:
-        """Vectors (model dimensions, NaN where inactive) and their ranks (lower is better),
-        oldest first; in-flight configurations without a result last, as the worst (constant
-        liar). ``fidelity="largest"`` ranks the results at the model budget by loss; ``"rank"``
-        ranks every configuration by the largest budget it reached, then by its loss there (as
-        Optuna's TPE ranks trials a Hyperband pruner stopped); ``"percentile"`` by the fraction
-        of the results at the largest budget it reached that beat it, then as ``"rank"``.
-        Failures last."""
+        """Vectors (model dimensions, NaN where inactive), oldest first, in-flight configurations
+        without a result last (constant liar: they are bad), and the rows of the good ones: the
+        best :func:`default_gamma` of the results that did not fail. ``fidelity="largest"``
+        ranks the results at the model budget by loss; ``"rank"`` ranks every configuration by
+        the largest budget it reached, then by its loss there (as Optuna's TPE ranks trials a
+        Hyperband pruner stopped); ``"percentile"`` by the fraction of the results at the
+        largest budget it reached that beat it, then as ``"rank"``; ties by age.
+
+        Only the few that can be among the best are ranked (:meth:`_contenders`), so a refit
+        at 30,000 results costs a few milliseconds, not the sort of all of them; the good set
+        is the one the full ranking gives."""
+        results = self._results[model_budget] if self.fidelity == "largest" else self._latest
+        losses, budgets = results.losses, results.budgets
         if self.fidelity == "largest":
-            results = self._results[model_budget]
-            ranks = np.asarray(results.losses)
+            # a loss of -inf sorts first and takes a place of the good set, but is no good one
+            ok = np.isfinite(losses)
+            gamma = default_gamma(int(ok.sum()) or len(losses)) - int(np.isneginf(losses).sum())
         else:
-            results = self._latest
-            losses = np.asarray(results.losses)
-            budgets = np.asarray(results.budgets)
-            failed = ~np.isfinite(losses)
-            keys = [losses, -budgets]
+            ok = np.isfinite(losses)
+            gamma = default_gamma(int(ok.sum()))
+        rows = self._contenders(losses, budgets, ok, max(gamma, 0))
+        keys = [losses[rows]]
+        if self.fidelity != "largest":
+            keys.append(-budgets[rows])
             if self.fidelity == "percentile":
-                keys.append(self._beaten_by(losses, budgets))
-            order = np.lexsort((*keys, failed))  # the last key sorts first; stable
-            ranks = np.empty(len(losses))
-            ranks[order] = np.arange(len(losses))
-            ranks[failed] = math.inf
+                keys.append(self._beaten_by(losses[rows], budgets[rows]))
+        good = rows[np.lexsort(keys)[:max(gamma, 0)]]  # the last key sorts first; stable
         vectors = results.vectors
         if self.constant_liar:
             lies = [v for v in self._pending.values() if v.tobytes() not in results.index]
             if lies:
                 vectors = np.vstack([vectors, *lies])
-                ranks = np.append(ranks, np.full(len(lies), math.inf))
-        return vectors[:, self.vectors.model_dims], ranks
+        return vectors[:, self.vectors.model_dims], good
+
+    @staticmethod
+    def _contenders(losses: np.ndarray, budgets: np.ndarray, ok: np.ndarray,
+                    gamma: int) -> np.ndarray:
+        """The rows (ascending) that may be among the best ``gamma``: at each budget, those
+        whose loss is within the ``gamma`` best there. Any other is beaten at its own budget by
+        ``gamma`` with a smaller loss, which rank before it in every mode."""
+        picked = []
+        for budget in np.unique(budgets[ok]):
+            rows = np.flatnonzero(ok & (budgets == budget))
+            if len(rows) > gamma > 0:
+                at = losses[rows]
+                rows = rows[at <= np.partition(at, gamma - 1)[gamma - 1]]
+            picked.append(rows if gamma > 0 else rows[:0])
+        return np.sort(np.concatenate(picked)) if picked else np.empty(0, dtype=int)
 
     def _beaten_by(self, losses: np.ndarray, budgets: np.ndarray) -> np.ndarray:
         """For each configuration, the fraction of all results at its largest budget (those of
@@ -213,8 +240,12 @@ class TPE(BaseOptimizer):
         beaten = np.empty(len(losses))
         for budget in np.unique(budgets):
             at = budgets == budget
-            everyone = np.sort(self._results[float(budget)].losses)
-            beaten[at] = np.searchsorted(everyone, losses[at]) / len(everyone)
+            everyone, mine = self._results[float(budget)].losses, losses[at]
+            if len(mine) * len(everyone) <= 1 << 20:  # a few contenders: count, no sort
+                below = (everyone[None, :] < mine[:, None]).sum(axis=1)
+            else:
+                below = np.searchsorted(np.sort(everyone), mine)
+            beaten[at] = below / len(everyone)
         return beaten
 
     def _groups(self, data: np.ndarray) -> list[np.ndarray]:
@@ -242,13 +273,10 @@ class TPE(BaseOptimizer):
         return model
 
     def _fit(self, model_budget: float, pending: int) -> _Model:
-        data, losses = self._data(model_budget)
-        n = len(losses)
-        order = np.argsort(losses, kind="stable")
+        data, best = self._data(model_budget)
+        n = len(data)
         good = np.zeros(n, dtype=bool)
-        # configurations in flight go to the bad set only: they do not enlarge the good one
-        good[order[:default_gamma(int(np.isfinite(losses).sum()) or n)]] = True
-        good &= np.isfinite(losses)
+        good[best] = True  # configurations in flight go to the bad set only
         if not good.any():  # every result failed: nothing to learn from yet
             return _Model(model_budget, self._changes, pending, n, None)
         dims = self.vectors.model_dims
