@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ultrarun import master as _native
+from ultrarun.frontends import FrontEnd
 from ultrarun.iterations import BaseIterGenerator
 from ultrarun.job import Job, JobStatus
 from ultrarun.optimizers import BaseOptimizer
@@ -22,14 +22,30 @@ from ultrarun.compat import private_journal, pyro_port, remove_journal
 from .base_iteration import sampler_of
 
 
-class ResultConfig:
+class RunDict:
+    """``self.config``, HpBandSter's (and ultraopt's) run dict; its ``time_ref`` is the
+    master's."""
+
+    @property
+    def config(self) -> dict:
+        return self.__dict__.setdefault("config", {"time_ref": None})
+
+    @property
+    def time_ref(self) -> float | None:
+        return self.config["time_ref"]
+
+    @time_ref.setter
+    def time_ref(self, value: float | None) -> None:
+        self.config["time_ref"] = value
+
+
+class ResultConfig(RunDict):
     """Mixin of every HpBandSter master: the Result's ``HB_config`` also carries what the master
     put in ``self.config`` (``eta``, ``budgets``, ``max_SH_iter``, ...), as HpBandSter's does.
     HpBandSter writes no journal: unless the script names a ``checkpoint_file`` (or resumes),
     the journal is a file of the run's own (:func:`ultrarun.compat.private_journal`), removed
     at shutdown, and a script run again starts over."""
 
-    config: dict
     _own_journal: Any = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -97,7 +113,7 @@ class _SubclassIterations(BaseIterGenerator):
         return None
 
 
-class Master(ResultConfig, _native.Master):
+class Master(ResultConfig, FrontEnd):
     """ultrarun's master driven by an HpBandSter config generator."""
 
     def __init__(self, run_id: Any, config_generator: Any, working_directory: str = ".",
