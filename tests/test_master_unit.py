@@ -263,6 +263,23 @@ def _runs(result) -> list:
     return sorted((r.config_id, r.budget, r.loss) for r in result.get_all_runs())
 
 
+def test_a_journal_a_crash_left_empty_is_resumed_twice(tmp_path):
+    """A master killed between creating its journal and writing the header leaves an empty
+    file; resuming it writes the header first, so the run can be resumed again after the next
+    crash (it was refused: "records but no header")."""
+    journal = tmp_path / "run.jsonl"
+    journal.write_bytes(b"")
+    first = master_on(SimulatedExecutor(Clock()), HyperBandIterGenerator(1, 9, 3), tmp_path,
+                      journal=journal, existing="resume")
+    ran = _runs(first.run(n_iterations=1))
+    first.shutdown()
+    assert json.loads(journal.read_text().splitlines()[0])["t"] == "header"
+    executor = SimulatedExecutor(Clock())
+    again = master_on(executor, HyperBandIterGenerator(1, 9, 3), tmp_path, journal=journal,
+                      existing="resume")
+    assert _runs(again.run(n_iterations=1)) == ran and executor.submitted == []
+
+
 def test_a_resumed_random_search_runs_what_the_uninterrupted_run_ran(tmp_path):
     """One worker, one job at a time: the replay sees the journal in the order it was written,
     and the configurations sampled after it continue the random stream where the journal left

@@ -82,11 +82,11 @@ class Journal(JsonLines):
 
     def start(self, header: dict, existing: str) -> Replay:
         """Open for this run: resuming, read the earlier run back (refused if it was another
-        run) and append; else start over with ``header``."""
+        run) and append; else (or if it has no record: a crash came before its header) start
+        over with ``header``."""
         self.refuse_earlier(existing)
-        replay = Replay()
-        resumed = existing == "resume" and self.path.exists()
-        if resumed:
+        replay, earlier = Replay(), None
+        if existing == "resume":
             earlier, replay.configs, results = self.read()
             check_same_run(earlier, header, self.path, len(replay.configs) + len(results))
             replay.results = {k: r for k, r in results.items()
@@ -95,8 +95,8 @@ class Journal(JsonLines):
             replay.again = (sum(1 for c in replay.configs if c not in finished)
                             + sum(1 for k in results if k not in replay.results
                                   and k[0] in finished))
-        self.open(append=resumed)
-        if not resumed:
+        self.open(append=earlier is not None)
+        if earlier is None:
             self.write(header, sync=True)
         return replay
 
