@@ -650,31 +650,21 @@ class DispatcherService:
         return self._dispatcher.status()
 
 
-def dispatcher_for(run_id: Any, *, nameserver: str = "127.0.0.1",
-                   nameserver_port: int | None = None, host: str | None = None, ping_interval: float | None = None,
-                   timeout: float | None = None, prefetch: int = 0, secret: str | None = None,
-                   tls: Any = None) -> Dispatcher:
+#: the front ends' keywords that make their dispatcher (docs/master.md)
+PYRO_KEYWORDS = ("nameserver", "nameserver_port", "host", "ping_interval", "timeout", "prefetch",
+                 "secret", "tls")
+
+
+def dispatcher_for(run_id: Any, **kwargs: Any) -> Dispatcher:
     """The run's Pyro dispatcher for a master (which binds its callbacks): the one place the
-    front ends, ``minimize``, the demo and compat turn these arguments into an executor.
+    front ends, ``minimize``, the demo and compat make it, from their ``PYRO_KEYWORDS``.
 
     Args:
         run_id (Any): The run whose workers to use.
-        nameserver (str): The name server's address.
-        nameserver_port (int | None): Its port (None: 9090).
-        host (str | None): The address the dispatcher listens on.
-        ping_interval (float | None): Seconds between pings of busy workers (default: the
-            PING_INTERVAL setting, 10 s; a worker whose connection closes is checked on at once).
-        timeout (float | None): Seconds a remote call may take.
-        prefetch (int): Jobs a busy worker holds besides the one it runs (1 keeps workers busy
-            when jobs are short).
-        secret (str | None): The run secret (default: ``ULTRARUN_SECRET``, the credentials
-            file or the per-user secret).
-        tls (Any): A directory made by ``ultrarun certs``: two-way TLS.
+        **kwargs: [Dispatcher][ultrarun.dispatcher.Dispatcher]'s keywords (``nameserver``,
+            ``secret``, ``prefetch``, ...); ``nameserver`` is ``127.0.0.1`` unless given.
     """
-    return Dispatcher(None, run_id=run_id,  # type: ignore[arg-type]
-                      ping_interval=ping_interval, nameserver=nameserver,
-                      nameserver_port=nameserver_port, host=host, secret=secret,
-                      prefetch=prefetch, tls=tls, timeout=timeout)
+    return Dispatcher(None, run_id=run_id, **{"nameserver": "127.0.0.1", **kwargs})  # type: ignore[arg-type]
 
 
 __all__ = ["Dispatcher", "dispatcher_for"]

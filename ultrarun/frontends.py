@@ -11,12 +11,13 @@ from typing import Any
 from ConfigSpace import ConfigurationSpace
 
 from . import optimizers
-from .dispatcher import dispatcher_for
+from .dispatcher import PYRO_KEYWORDS, dispatcher_for
 from .errors import ConfigurationError
 from .executor import RetryPolicy
 from .iterations import (AdaptiveIterGenerator, ASHAIterGenerator, BaseIterGenerator,
                          CustomIterGenerator, HyperBandIterGenerator,
                          SuccessiveHalvingIterGenerator, max_bracket_index)
+from .job import Incumbents
 from .master import Master
 from .results import Result
 
@@ -51,19 +52,13 @@ def _generator(min_budget: float, max_budget: float, eta: float, asha: bool,
 
 
 class FrontEnd(Master):
-    """A [Master][ultrarun.master.Master] with the arguments users pass the front ends (and
-    HpBandSter's and ultraopt's masters): its executor is the run's Pyro dispatcher, made by
-    [dispatcher_for][ultrarun.dispatcher.dispatcher_for] from ``nameserver``, ...,
-    ``tls`` (all eight ignored when ``executor`` is given). The keywords and what they mean:
-    docs/master.md ("The front ends' keywords"); any other is the Master's.
-    """
+    """A Master with the keywords users pass the front ends (HpBandSter's: docs/master.md, "The
+    front ends' keywords"); the executor is ``dispatcher_for(run_id, <PYRO_KEYWORDS>)`` unless
+    given. Any other keyword is the Master's."""
 
     def __init__(self, run_id: Any, optimizer: optimizers.BaseOptimizer,
                  iter_generator: BaseIterGenerator, *, executor: Any = None,
-                 nameserver: str = "127.0.0.1", nameserver_port: int | None = None,
-                 host: str | None = None, ping_interval: float | None = None,
-                 timeout: float | None = None, prefetch: int = 0, secret: str | None = None,
-                 tls: Any = None, retry: RetryPolicy | None = None,
+                 retry: RetryPolicy | None = None,
                  checkpoint_file: Any = None, checkpoint_freq: int = 10, resume: bool = False,
                  overwrite: bool = False, job_queue_sizes: tuple[int, int] = (-1, 0),
                  dynamic_queue_size: bool = True, shutdown_workers: bool = True,
@@ -72,11 +67,9 @@ class FrontEnd(Master):
                  **master: Any):
         if logger is not None:
             self.logger = logger
+        pyro = {name: master.pop(name) for name in PYRO_KEYWORDS if name in master}
         if executor is None:
-            executor = dispatcher_for(run_id, nameserver=nameserver,
-                                      nameserver_port=nameserver_port, host=host,
-                                      ping_interval=ping_interval, timeout=timeout,
-                                      prefetch=prefetch, secret=secret, tls=tls)
+            executor = dispatcher_for(run_id, **pyro)
         existing = "resume" if resume else "overwrite" if overwrite else "refuse"
         super().__init__(run_id, optimizer, iter_generator, executor, journal=checkpoint_file,
                          existing=existing, **master)
@@ -85,8 +78,7 @@ class FrontEnd(Master):
         if retry is not None:
             self.executor.retry = retry
         self.shutdown_workers = shutdown_workers
-        self.best.losses.update(incumbent_performances or {})
-        self.best.configs.update(incumbents or {})
+        self.best = Incumbents(incumbent_performances, incumbents)
         if previous_result is not None:
             self.warm_start(previous_result)
 

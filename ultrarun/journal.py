@@ -9,7 +9,6 @@ this module only; see docs/architecture.md and docs/master.md ("The journal").
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +24,8 @@ EXISTING = ("refuse", "resume", "overwrite")
 
 @dataclass
 class Replay:
-    """What a resumed run takes from the journal: its configurations (``(config, info)`` by
-    id), its results by ``(id, budget)`` (a CANCELLED one never ran to its end: it runs again)
-    and how many jobs run again."""
+    """What a resumed run takes from the journal: ``(config, info)`` by id, results by ``(id,
+    budget)`` (not a CANCELLED one: it runs again) and how many jobs run again."""
 
     configs: dict[ConfigId, tuple[dict, dict]] = field(default_factory=dict)
     results: dict[tuple[ConfigId, float], dict] = field(default_factory=dict)
@@ -41,9 +39,6 @@ class Journal(JsonLines):
     line (the master died mid-write) is cut before appending and skipped on reading. Lines are
     written and read by ``ultrarun/_files.py``; this class knows the records.
     """
-
-    def __init__(self, path: str | os.PathLike, fsync_every: int = 10):
-        super().__init__(path, fsync_every)
 
     @property
     def is_open(self) -> bool:

@@ -4,7 +4,7 @@ It asks the optimizer for configurations (through the iterations' sampler), keep
 filled relative to the number of workers, and gets results back by callback. It depends on the
 executor contract only (:mod:`ultrarun.executor`; docs/architecture.md). Every finished result
 is appended and flushed to the journal before the master acts on it, so a master that dies can
-be restarted with ``resume=True`` and re-runs only the jobs that had not finished.
+be restarted with ``existing="resume"`` and re-runs only the jobs that had not finished.
 """
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ class Master:
         working_directory (str | PathLike): Passed to compute; holds the journal by default.
         journal (str | PathLike | Journal | None): The journal's path (default
             ``<working_directory>/ultrarun-<run_id>.journal.jsonl``), or an
-            ``ultrarun.journal.Journal`` (its ``fsync_every``: results between fsyncs, 10).
+            ``ultrarun.journal.Journal`` (its ``fsync_every``: results between fsyncs; 10 here).
         existing (str): ``"refuse"`` an earlier run's journal and logs (an error saying what to
             do), ``"resume"`` its run (its finished jobs are not run again) or ``"overwrite"``
             them.
@@ -106,9 +106,8 @@ class Master:
         if executor is None:
             raise ConfigurationError(
                 "Master needs an executor: pass executor=ultrarun.dispatcher_for(run_id, "
-                "nameserver=..., nameserver_port=..., secret=...) for the run's Pyro workers, "
-                "or an ultrarun.runners runner; or use a front end (TPE, BOHB, HyperBand, ...), "
-                "which takes nameserver=... itself")
+                "nameserver=..., secret=...) for the run's Pyro workers, or an ultrarun.runners "
+                "runner; or use a front end (TPE, BOHB, ...), which takes nameserver=... itself")
         if existing not in EXISTING:
             raise ConfigurationError(f"existing is {existing!r}; it must be one of {EXISTING}")
         if not time_left_for_this_task > 0:
@@ -126,7 +125,7 @@ class Master:
         self.show_progress = show_progress
         self.deterministic = bool(deterministic)
         self.journal = journal if isinstance(journal, Journal) else Journal(
-            journal or self.working_directory / f"ultrarun-{run_id}.journal.jsonl")
+            journal or self.working_directory / f"ultrarun-{run_id}.journal.jsonl", 10)
         self.existing = existing
 
         self.iterations: list[BaseIteration] = []

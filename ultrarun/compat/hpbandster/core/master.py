@@ -22,31 +22,18 @@ from ultrarun.compat import private_journal, pyro_port, remove_journal
 from .base_iteration import sampler_of
 
 
-class RunDict:
-    """``self.config``, HpBandSter's (and ultraopt's) run dict; its ``time_ref`` is the
-    master's."""
-
-    @property
-    def config(self) -> dict:
-        return self.__dict__.setdefault("config", {"time_ref": None})
-
-    @property
-    def time_ref(self) -> float | None:
-        return self.config["time_ref"]
-
-    @time_ref.setter
-    def time_ref(self, value: float | None) -> None:
-        self.config["time_ref"] = value
-
-
-class ResultConfig(RunDict):
-    """Mixin of every HpBandSter master: the Result's ``HB_config`` also carries what the master
-    put in ``self.config`` (``eta``, ``budgets``, ``max_SH_iter``, ...), as HpBandSter's does.
+class ResultConfig:
+    """Mixin of every HpBandSter (and ultraopt) master: ``self.config`` is HpBandSter's run dict
+    (its ``time_ref`` is the master's); the Result's ``HB_config`` also carries what the master
+    put there (``eta``, ``budgets``, ``max_SH_iter``, ...), as HpBandSter's does.
     HpBandSter writes no journal: unless the script names a ``checkpoint_file`` (or resumes),
     the journal is a file of the run's own (:func:`ultrarun.compat.private_journal`), removed
     at shutdown, and a script run again starts over."""
 
     _own_journal: Any = None
+    config = property(lambda self: self.__dict__.setdefault("config", {"time_ref": None}))
+    time_ref = property(lambda self: self.config["time_ref"],
+                        lambda self, value: self.config.__setitem__("time_ref", value))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("overwrite", not kwargs.get("resume", False))  # for the result logs
