@@ -72,8 +72,8 @@ class Journal(JsonLines):
         if existing == "refuse" and self.path.exists():
             raise ConfigurationError(
                 f"the journal of an earlier run exists: {self.path}; continue that run "
-                "with resume=True, start over with overwrite=True, or use another "
-                "working_directory (or checkpoint_file)")
+                "with resume=True, start over with overwrite=True (a Master: existing=\"resume\" "
+                "or \"overwrite\"), or use another working_directory (or checkpoint_file)")
 
     def start(self, header: dict, existing: str) -> Replay:
         """Open for this run: resuming, read the earlier run back (refused if it was another

@@ -242,7 +242,8 @@ class Master:
         return RunInterrupted(
             f"run {self.run_id} interrupted ({what}): {done} results are in the journal "
             f"{self.journal.path}, {running} jobs in flight will run again; the workers keep "
-            f"running. To continue, run the same master again with resume=True")
+            f"running. To continue, run the same master again with resume=True (a Master: "
+            f"existing=\"resume\")")
 
     def _run(self, n_iterations: int | None, min_n_workers: int,
              iteration_kwargs: dict | None, min_n_workers_timeout: float | None) -> Result:
