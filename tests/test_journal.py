@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from ConfigSpace import ConfigurationSpace, Float
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ultrarun._files import parse_json_lines, read_json_lines
 from ultrarun.errors import ConfigurationError
 from ultrarun.iterations import HyperBandIterGenerator
-from ultrarun.journal import EXISTING, Journal, header
 from ultrarun.job import JobStatus
+from ultrarun.journal import EXISTING, Journal, header
 from ultrarun.optimizers import RandomSearch
-from ConfigSpace import ConfigurationSpace, Float
 
 SPACE = ConfigurationSpace(seed=0, space=[Float("x", (0.0, 1.0))])
 HEADER = header("exp", RandomSearch(SPACE, seed=0), HyperBandIterGenerator(1, 9, 3))
