@@ -57,7 +57,7 @@ def main() -> int:
                           args.directory / "blocked")
     master = Master("killed", RandomSearch(space, seed=0), HyperBandIterGenerator(1, 9, 3),
                     executor=runner, working_directory=args.directory, result_logger=logs,
-                    resume=args.resume, show_progress=False)
+                    existing="resume" if args.resume else "refuse", show_progress=False)
     with master:
         master.run(n_iterations=1)
     return 0

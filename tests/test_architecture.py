@@ -45,10 +45,46 @@ def test_only_transport_imports_pyro4_or_touches_pyro_internals():
     assert offenders == []
 
 
-def test_the_master_depends_on_the_executor_contract_not_on_runners():
-    imported = _imported(_modules()["ultrarun/master.py"])
-    assert ".executor" in imported
-    assert not any("runners" in module for module in imported), imported
+def _package_imports(name: str, tree: ast.Module) -> set[str]:
+    """The ultrarun modules ``name`` imports, as paths (``ultrarun/job.py``, a package as its
+    ``__init__.py``); ``from . import x`` imports ``x``."""
+    package = list(Path(name).parent.parts)
+    dotted = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            dotted += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            base += node.module.split(".") if node.module else []
+            dotted += [".".join(base)] + [".".join(base + [a.name]) for a in node.names]
+    found = set()
+    for module in dotted:
+        for path in (module.replace(".", "/") + ".py", module.replace(".", "/") + "/__init__.py"):
+            if path.startswith("ultrarun/") and (ROOT_DIR / path).is_file():
+                found.add(path)
+    return found - {"ultrarun/__init__.py"}
+
+
+PYRO_SIDE = ("dispatcher", "transport", "worker", "nameserver", "runners")
+
+
+def test_the_master_depends_on_the_executor_contract_not_on_the_pyro_side():
+    """The master, its journal and whatever they import, directly or not, import no
+    dispatcher, transport, worker, name server or runner module; the front ends and compat,
+    which build the Pyro dispatcher for it, may (and do)."""
+    modules = _modules()
+    seen, todo = set(), ["ultrarun/master.py"]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += _package_imports(name, modules[name])
+    offenders = sorted(m for m in seen if any(part in PYRO_SIDE or part[:-3] in PYRO_SIDE
+                                              for part in Path(m).parts))
+    assert offenders == [], f"the master reaches {offenders}"
+    assert {"ultrarun/executor.py", "ultrarun/journal.py"} <= seen
+    assert "ultrarun/dispatcher.py" in _package_imports(
+        "ultrarun/frontends.py", modules["ultrarun/frontends.py"])
 
 
 def test_importing_the_worker_does_not_load_the_optimisation_stack():
@@ -75,3 +111,17 @@ def test_the_dispatcher_worker_messages_are_written_in_the_protocol_module_only(
                 if {"token", "attempt"} <= keys or {"acked", "held"} <= keys:
                     offenders.append(f"{name}:{node.lineno}")
     assert offenders == []
+
+
+def test_the_master_takes_a_dozen_parameters_and_leaves_the_journal_to_its_module():
+    """HpBandSter's long signature lives in the front ends and compat; the journal's file is
+    the journal's own."""
+    tree = _modules()["ultrarun/master.py"]
+    init = next(node for cls in tree.body if isinstance(cls, ast.ClassDef) and cls.name == "Master"
+                for node in cls.body if isinstance(node, ast.FunctionDef) and node.name == "__init__")
+    args = init.args
+    assert len(args.posonlyargs + args.args + args.kwonlyargs) - 1 <= 12  # self aside
+    assert args.vararg is None and args.kwarg is None
+    touched = [node.lineno for node in ast.walk(tree)
+               if isinstance(node, ast.Attribute) and node.attr == "_fh"]
+    assert touched == [], f"master.py touches the journal's file handle at lines {touched}"

@@ -20,7 +20,7 @@ from ultrarun.dashboard import Dashboard, RunLog
 from ultrarun.dashboard._views import (Filters, figures, incumbent_trajectory, ped_anova, summary,
                                        table)
 from ultrarun.job import Job, JobStatus
-from ultrarun.master import Journal
+from ultrarun.journal import Journal
 from ultrarun.results import json_result_logger, logged_results_to_HBS_result
 
 HPBANDSTER_RUN = Path(__file__).parent / "data" / "hpbandster-0.7.4" / "run"

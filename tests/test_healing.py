@@ -21,7 +21,7 @@ from conftest import TESTS, Cluster, Collector, Recorder, wait_until
 
 from ultrarun import transport
 from ultrarun.job import JobStatus
-from ultrarun.master import Journal
+from ultrarun.journal import Journal
 from ultrarun.nameserver import NameServer
 from ultrarun.security import Credentials, resolve_secret
 

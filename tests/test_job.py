@@ -148,6 +148,7 @@ from ultrarun.errors import RecordingError, UltrarunError  # noqa: E402
 from ultrarun.executor import Durations, Executor, RetryPolicy  # noqa: E402
 from ultrarun.iterations import HyperBandIterGenerator  # noqa: E402
 from ultrarun.job import MAX_DEPTH, check_writable, finite_cost, parse_result  # noqa: E402
+from ultrarun.dispatcher import dispatcher_for  # noqa: E402
 from ultrarun.master import Master  # noqa: E402
 from ultrarun.optimizers import RandomSearch as RandomSampler  # noqa: E402
 from ultrarun.results import json_result_logger  # noqa: E402
@@ -280,9 +281,10 @@ def test_a_compute_returning_what_json_cannot_write_is_crashed_and_the_run_ends(
     space = _space(junk=Categorical("junk", ["bigint", "tuplekey", "fine"]))
     with LocalCluster(n_workers=2, worker_class=TestWorker, working_directory=tmp_path) as c:
         master = Master(c.run_id, RandomSampler(space, seed=0), HyperBandIterGenerator(1, 9, 3),
-                        nameserver=c.nameserver.host, nameserver_port=c.nameserver_port,
-                        secret=c.secret, working_directory=tmp_path, show_progress=False,
-                        ping_interval=1)
+                        dispatcher_for(c.run_id, nameserver=c.nameserver.host,
+                                       nameserver_port=c.nameserver_port, secret=c.secret,
+                                       ping_interval=1),
+                        working_directory=tmp_path, show_progress=False)
         try:
             out = _run_in_thread(master)
         finally:
@@ -364,9 +366,10 @@ def test_a_result_logger_that_cannot_write_stops_a_pyro_run(tmp_path):
     callback, seen = _break_the_logs_after_the_first_result(tmp_path / "logs")
     with LocalCluster(n_workers=1, worker_class=TestWorker, working_directory=tmp_path) as c:
         master = Master(c.run_id, RandomSampler(_space(), seed=0), HyperBandIterGenerator(1, 9, 3),
-                        nameserver=c.nameserver.host, nameserver_port=c.nameserver_port,
-                        secret=c.secret, working_directory=tmp_path, show_progress=False,
-                        ping_interval=1, result_logger=json_result_logger(tmp_path / "logs"),
+                        dispatcher_for(c.run_id, nameserver=c.nameserver.host,
+                                       nameserver_port=c.nameserver_port, secret=c.secret,
+                                       ping_interval=1),
+                        working_directory=tmp_path, show_progress=False, result_logger=json_result_logger(tmp_path / "logs"),
                         progress_callback=callback)
         try:
             out = _run_in_thread(master)

@@ -9,6 +9,7 @@ import pytest
 from ConfigSpace import Categorical, ConfigurationSpace, Float
 
 from ultrarun.benchmarks import BraninWorker, branin_space
+from ultrarun.dispatcher import dispatcher_for
 from ultrarun.errors import ConfigurationError
 from ultrarun.frontends import BOHB, HyperBand, RandomSearch, minimize
 from ultrarun.iterations import HyperBandIterGenerator
@@ -38,6 +39,12 @@ def branin_cluster(tmp_path_factory):
         yield cluster
     finally:
         cluster.shutdown()
+
+
+def on_pyro(cluster):
+    """The cluster's Pyro dispatcher, for a Master built from parts."""
+    return dispatcher_for(cluster.run_id, nameserver=cluster.nameserver.host,
+                          nameserver_port=cluster.nameserver_port, secret=cluster.secret)
 
 
 def front(cls, cluster, tmp_path, **kwargs):
@@ -90,8 +97,7 @@ def test_time_left_stops_launching_and_returns_what_finished(tmp_path):
     with LocalCluster(n_workers=2, worker_class=TestWorker, working_directory=tmp_path) as cluster:
         space = ConfigurationSpace(seed=0, space=[Float("sleep", (0.2, 0.3))])
         master = Master(cluster.run_id, RandomSampler(space, seed=0),
-                        HyperBandIterGenerator(1, 27, 3), nameserver=cluster.nameserver.host,
-                        nameserver_port=cluster.nameserver_port, secret=cluster.secret,
+                        HyperBandIterGenerator(1, 27, 3), on_pyro(cluster),
                         working_directory=tmp_path, time_left_for_this_task=1.5)
         t0 = time.monotonic()
         try:
@@ -152,8 +158,7 @@ def test_crashed_jobs_do_not_stall_an_iteration_and_are_reported(tmp_path, caplo
         space = ConfigurationSpace(seed=0, space=[Float("x", (0.0, 1.0)),
                                                   Categorical("mode", ["crash", "fine"])])
         master = Master(cluster.run_id, RandomSampler(space, seed=0),
-                        HyperBandIterGenerator(1, 9, 3), nameserver=cluster.nameserver.host,
-                        nameserver_port=cluster.nameserver_port, secret=cluster.secret,
+                        HyperBandIterGenerator(1, 9, 3), on_pyro(cluster),
                         working_directory=tmp_path)
         try:
             result = master.run(n_iterations=1, min_n_workers=1)
@@ -271,7 +276,7 @@ def test_random_search_front_evaluates_at_the_largest_budget(branin_cluster, tmp
 def test_master_validates_its_arguments():
     space = branin_space()
     with pytest.raises(ConfigurationError, match="job_queue_sizes"):
-        Master("x", RandomSampler(space), HyperBandIterGenerator(1, 9), job_queue_sizes=(2, 1))
+        HyperBand(space, run_id="x", job_queue_sizes=(2, 1))
     with pytest.raises(ConfigurationError, match="optimizer must be"):
         Master("x", object(), HyperBandIterGenerator(1, 9))
 

@@ -15,6 +15,8 @@ from ultrarun.executor import Durations, Executor, RetryPolicy
 from ultrarun.iterations import (ASHAIterGenerator, CustomIterGenerator,
                                  HyperBandIterGenerator)
 from ultrarun.job import Job, JobStatus
+from ultrarun.errors import ConfigurationError
+from ultrarun.frontends import HyperBand
 from ultrarun.master import Master
 from ultrarun.optimizers import BOHB, RandomSearch as RandomSampler
 
@@ -133,11 +135,24 @@ def test_the_incumbent_is_the_best_loss_per_budget(tmp_path):
     assert master.best.best()[0] == 3.0
 
 
-def test_the_master_sets_the_retry_policy_of_any_executor(tmp_path):
+def test_a_front_end_sets_the_retry_policy_of_any_executor(tmp_path):
     executor = SimulatedExecutor(Clock())
-    master_on(executor, CustomIterGenerator([1], [1]), tmp_path,
+    space = ConfigurationSpace(seed=0, space=[Float("x", (0.0, 1.0))])
+    HyperBand(space, executor=executor, working_directory=tmp_path,
               retry=RetryPolicy(max_retries=7, retry_on={JobStatus.TIMEOUT}))
     assert executor.retry == RetryPolicy(7, frozenset({JobStatus.TIMEOUT}))
+
+
+def test_a_master_without_an_executor_says_what_to_pass(tmp_path):
+    """No default Pyro dispatcher behind the user's back: the error names the two fixes."""
+    space = ConfigurationSpace(seed=0, space=[Float("x", (0.0, 1.0))])
+    with pytest.raises(ConfigurationError, match=r"executor=ultrarun\.dispatcher_for\(run_id, "
+                       r"nameserver=.*or use a front end"):
+        Master("x", RandomSampler(space), CustomIterGenerator([1], [1]),
+               working_directory=tmp_path)
+    with pytest.raises(ConfigurationError, match="existing is 'append'"):
+        Master("x", RandomSampler(space), CustomIterGenerator([1], [1]),
+               SimulatedExecutor(Clock()), existing="append")
 
 
 def test_the_executor_must_keep_the_contract(tmp_path):
@@ -248,18 +263,35 @@ def _runs(result) -> list:
     return sorted((r.config_id, r.budget, r.loss) for r in result.get_all_runs())
 
 
+def test_a_journal_a_crash_left_empty_is_resumed_twice(tmp_path):
+    """A master killed between creating its journal and writing the header leaves an empty
+    file; resuming it writes the header first, so the run can be resumed again after the next
+    crash (it was refused: "records but no header")."""
+    journal = tmp_path / "run.jsonl"
+    journal.write_bytes(b"")
+    first = master_on(SimulatedExecutor(Clock()), HyperBandIterGenerator(1, 9, 3), tmp_path,
+                      journal=journal, existing="resume")
+    ran = _runs(first.run(n_iterations=1))
+    first.shutdown()
+    assert json.loads(journal.read_text().splitlines()[0])["t"] == "header"
+    executor = SimulatedExecutor(Clock())
+    again = master_on(executor, HyperBandIterGenerator(1, 9, 3), tmp_path, journal=journal,
+                      existing="resume")
+    assert _runs(again.run(n_iterations=1)) == ran and executor.submitted == []
+
+
 def test_a_resumed_random_search_runs_what_the_uninterrupted_run_ran(tmp_path):
     """One worker, one job at a time: the replay sees the journal in the order it was written,
     and the configurations sampled after it continue the random stream where the journal left
     it (none repeats one the journal holds)."""
     full = master_on(SimulatedExecutor(Clock()), HyperBandIterGenerator(1, 9, 3), tmp_path,
-                     checkpoint_file=tmp_path / "full.jsonl").run(n_iterations=3)
+                     journal=tmp_path / "full.jsonl").run(n_iterations=3)
     first = master_on(SimulatedExecutor(Clock()), HyperBandIterGenerator(1, 9, 3), tmp_path)
     first.run(n_iterations=3)
     first.journal.close()
     _cut_journal(first, 12)
     executor = SimulatedExecutor(Clock())
-    resumed = master_on(executor, HyperBandIterGenerator(1, 9, 3), tmp_path, resume=True)
+    resumed = master_on(executor, HyperBandIterGenerator(1, 9, 3), tmp_path, existing="resume")
     result = resumed.run(n_iterations=3)
     assert len(executor.submitted) == len(full.get_all_runs()) - 12
     assert _runs(result) == _runs(full)
@@ -288,7 +320,7 @@ def test_a_resumed_bohb_run_does_not_ask_its_model_for_the_journal(tmp_path):
             return _method(*args)
         setattr(optimizer, name, counting)
     executor = SimulatedExecutor(Clock())
-    resumed = master_on(executor, HyperBandIterGenerator(1, 9, 3), tmp_path, resume=True,
+    resumed = master_on(executor, HyperBandIterGenerator(1, 9, 3), tmp_path, existing="resume",
                         optimizer=optimizer)
     result = resumed.run(n_iterations=3)
     mapping = result.get_id2config_mapping()

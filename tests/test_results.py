@@ -425,7 +425,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from ultrarun._files import read_json_lines  # noqa: E402
 from ultrarun.errors import UltrarunError  # noqa: E402
-from ultrarun.master import Journal  # noqa: E402
+from ultrarun.journal import Journal  # noqa: E402
 
 _JSON = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),

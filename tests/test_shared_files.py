@@ -161,7 +161,7 @@ def test_a_journal_without_its_header_is_not_replayed(tmp_path):
     assert json.loads(lines[0])["t"] == "header"
     first.journal.path.write_text("".join(lines[1:]))
     executor = SimulatedExecutor(Clock())
-    resumed = master_on(executor, HyperBandIterGenerator(1, 9, 3), tmp_path, resume=True)
+    resumed = master_on(executor, HyperBandIterGenerator(1, 9, 3), tmp_path, existing="resume")
     with pytest.raises(ConfigurationError, match="no header"):
         resumed.run(n_iterations=1)
     assert executor.submitted == []

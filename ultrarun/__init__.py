@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 import importlib
 from typing import Any
 
-from .dispatcher import Dispatcher
+from .dispatcher import Dispatcher, dispatcher_for
 from .errors import (AuthenticationError, CommunicationError, CommunicationTimeout,
                      ConfigurationError, FirstRunCrashedException, JobError, NameServerError,
                      RecordingError, ResultError, TargetAlgorithmAbortException, UltrarunError,
@@ -49,7 +49,8 @@ def __dir__() -> list[str]:
 __all__ = [
     "__version__",
     # runtime
-    "NameServer", "nic_name_to_host", "Worker", "Dispatcher", "Job", "JobStatus", "StatusType",
+    "NameServer", "nic_name_to_host", "Worker", "Dispatcher", "dispatcher_for",
+    "Job", "JobStatus", "StatusType",
     "LocalCluster",
     # optimisation
     "Master", "BOHB", "TPE", "DEHB", "HyperBand", "RandomSearch", "minimize",

@@ -665,4 +665,21 @@ class DispatcherService:
         return self._dispatcher.status()
 
 
-__all__ = ["Dispatcher"]
+#: the front ends' keywords that make their dispatcher (docs/master.md)
+PYRO_KEYWORDS = ("nameserver", "nameserver_port", "host", "ping_interval", "timeout", "prefetch",
+                 "secret", "tls")
+
+
+def dispatcher_for(run_id: Any, **kwargs: Any) -> Dispatcher:
+    """The run's Pyro dispatcher for a master (which binds its callbacks): the one place the
+    front ends, ``minimize``, the demo and compat make it, from their ``PYRO_KEYWORDS``.
+
+    Args:
+        run_id (Any): The run whose workers to use.
+        **kwargs: [Dispatcher][ultrarun.dispatcher.Dispatcher]'s keywords (``nameserver``,
+            ``secret``, ``prefetch``, ...); ``nameserver`` is ``127.0.0.1`` unless given.
+    """
+    return Dispatcher(None, run_id=run_id, **{"nameserver": "127.0.0.1", **kwargs})  # type: ignore[arg-type]
+
+
+__all__ = ["Dispatcher", "dispatcher_for"]

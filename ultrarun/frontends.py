@@ -11,11 +11,15 @@ from typing import Any
 from ConfigSpace import ConfigurationSpace
 
 from . import optimizers
+from .dispatcher import PYRO_KEYWORDS, dispatcher_for
 from .errors import ConfigurationError
+from .executor import RetryPolicy
 from .iterations import (AdaptiveIterGenerator, ASHAIterGenerator, BaseIterGenerator,
                          CustomIterGenerator, HyperBandIterGenerator,
                          SuccessiveHalvingIterGenerator, max_bracket_index)
+from .job import Incumbents
 from .master import Master
+from .results import Result
 
 #: the schedules a front end can run
 ITERATIONS = ("hyperband", "successive_halving", "adaptive", "asha")
@@ -47,7 +51,39 @@ def _generator(min_budget: float, max_budget: float, eta: float, asha: bool,
     return ASHAIterGenerator(min_budget, max_budget, eta, max_configs=n0)
 
 
-class BOHB(Master):
+class FrontEnd(Master):
+    """A Master with the keywords users pass the front ends (HpBandSter's: docs/master.md, "The
+    front ends' keywords"); the executor is ``dispatcher_for(run_id, <PYRO_KEYWORDS>)`` unless
+    given. Any other keyword is the Master's."""
+
+    def __init__(self, run_id: Any, optimizer: optimizers.BaseOptimizer,
+                 iter_generator: BaseIterGenerator, *, executor: Any = None,
+                 retry: RetryPolicy | None = None,
+                 checkpoint_file: Any = None, checkpoint_freq: int = 10, resume: bool = False,
+                 overwrite: bool = False, job_queue_sizes: tuple[int, int] = (-1, 0),
+                 dynamic_queue_size: bool = True, shutdown_workers: bool = True,
+                 previous_result: Result | None = None, incumbents: dict | None = None,
+                 incumbent_performances: dict | None = None, logger: Any = None,
+                 **master: Any):
+        if logger is not None:
+            self.logger = logger
+        pyro = {name: master.pop(name) for name in PYRO_KEYWORDS if name in master}
+        if executor is None:
+            executor = dispatcher_for(run_id, **pyro)
+        existing = "resume" if resume else "overwrite" if overwrite else "refuse"
+        super().__init__(run_id, optimizer, iter_generator, executor, journal=checkpoint_file,
+                         existing=existing, **master)
+        self.journal.fsync_every = max(1, int(checkpoint_freq))
+        self.set_job_queue_sizes(job_queue_sizes, dynamic_queue_size)
+        if retry is not None:
+            self.executor.retry = retry
+        self.shutdown_workers = shutdown_workers
+        self.best = Incumbents(incumbent_performances, incumbents)
+        if previous_result is not None:
+            self.warm_start(previous_result)
+
+
+class BOHB(FrontEnd):
     """BOHB (Falkner et al. 2018): Hyperband with a model-based (KDE) sampler.
 
     Args:
@@ -71,8 +107,9 @@ class BOHB(Master):
             ``"adaptive"`` or ``"asha"``.
         bracket_formula (str): ``"paper"`` (Hyperband's bracket sizes) or ``"hpbandster"``
             (HpBandSter's, one more configuration in some brackets; docs/iterations.md).
-        **kwargs: Any argument of [Master][ultrarun.master.Master] (``nameserver``,
-            ``result_logger``, ``working_directory``, ``time_left_for_this_task``, ...).
+        **kwargs: The front ends' keywords (``nameserver``, ``secret``, ``prefetch``,
+            ``resume``, ... : docs/master.md) and any argument of
+            [Master][ultrarun.master.Master] (``result_logger``, ``working_directory``, ...).
     """
 
     def __init__(self, configspace: ConfigurationSpace, *, run_id: Any = "0",
@@ -99,7 +136,7 @@ def _optimizer(cls: type, configspace: ConfigurationSpace, seed: int | None,
     return cls(configspace, seed=seed, **{n: kwargs.pop(n) for n in list(kwargs) if n in names})
 
 
-class TPE(Master):
+class TPE(FrontEnd):
     """Multivariate TPE (``ultrarun.optimizers.TPE``, Optuna's sampler) on successive halving
     that starts higher where small budgets mislead (``iterations="adaptive"`` unless told
     otherwise): the default of [minimize][ultrarun.frontends.minimize].
@@ -118,8 +155,8 @@ class TPE(Master):
         bracket_formula (str): ``"paper"`` (Hyperband's bracket sizes) or ``"hpbandster"``
             (HpBandSter's, one more configuration in some brackets; docs/iterations.md).
         **kwargs: The optimizer's arguments (``n_startup_trials``, ``prior_weight``,
-            ``constant_liar``, ``fidelity``: on ASHA ``"rank"`` unless given) and any argument
-            of [Master][ultrarun.master.Master].
+            ``constant_liar``, ``fidelity``: on ASHA ``"rank"`` unless given), the front ends'
+            keywords and any argument of [Master][ultrarun.master.Master].
     """
 
     def __init__(self, configspace: ConfigurationSpace, *, run_id: Any = "0",
@@ -137,7 +174,7 @@ class TPE(Master):
                                                        iterations, bracket_formula), **kwargs)
 
 
-class DEHB(Master):
+class DEHB(FrontEnd):
     """Differential evolution (``ultrarun.optimizers.DEHB``) on Hyperband brackets.
 
     Args:
@@ -154,7 +191,8 @@ class DEHB(Master):
         bracket_formula (str): ``"paper"`` (Hyperband's bracket sizes) or ``"hpbandster"``
             (HpBandSter's, one more configuration in some brackets; docs/iterations.md).
         **kwargs: The optimizer's arguments (``population_size``, ``mutation_factor``,
-            ``crossover_prob``) and any argument of [Master][ultrarun.master.Master].
+            ``crossover_prob``), the front ends' keywords and any argument of
+            [Master][ultrarun.master.Master].
     """
 
     def __init__(self, configspace: ConfigurationSpace, *, run_id: Any = "0",
@@ -166,7 +204,7 @@ class DEHB(Master):
                                                        iterations, bracket_formula), **kwargs)
 
 
-class HyperBand(Master):
+class HyperBand(FrontEnd):
     """Hyperband (Li et al. 2018): successive-halving brackets with random sampling.
 
     Args:
@@ -182,8 +220,9 @@ class HyperBand(Master):
             ``"adaptive"`` or ``"asha"``.
         bracket_formula (str): ``"paper"`` (Hyperband's bracket sizes) or ``"hpbandster"``
             (HpBandSter's, one more configuration in some brackets; docs/iterations.md).
-        **kwargs: Any argument of [Master][ultrarun.master.Master] (``nameserver``,
-            ``result_logger``, ``working_directory``, ``time_left_for_this_task``, ...).
+        **kwargs: The front ends' keywords (``nameserver``, ``secret``, ``prefetch``,
+            ``resume``, ... : docs/master.md) and any argument of
+            [Master][ultrarun.master.Master] (``result_logger``, ``working_directory``, ...).
     """
 
     def __init__(self, configspace: ConfigurationSpace, *, run_id: Any = "0",
@@ -195,7 +234,7 @@ class HyperBand(Master):
                                                        iterations, bracket_formula), **kwargs)
 
 
-class RandomSearch(Master):
+class RandomSearch(FrontEnd):
     """Random configurations at ``max_budget``, as many per iteration as Hyperband's largest
     bracket has (HpBandSter's RandomSearch).
 
@@ -207,8 +246,9 @@ class RandomSearch(Master):
         eta (float): Successive halving keeps the best 1/eta of each stage and multiplies the
             budget by eta.
         seed (int | None): Seed of the optimizer's sampler.
-        **kwargs: Any argument of [Master][ultrarun.master.Master] (``nameserver``,
-            ``result_logger``, ``working_directory``, ``time_left_for_this_task``, ...).
+        **kwargs: The front ends' keywords (``nameserver``, ``secret``, ``prefetch``,
+            ``resume``, ... : docs/master.md) and any argument of
+            [Master][ultrarun.master.Master] (``result_logger``, ``working_directory``, ...).
     """
 
     def __init__(self, configspace: ConfigurationSpace, *, run_id: Any = "0",

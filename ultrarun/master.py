@@ -4,12 +4,11 @@ It asks the optimizer for configurations (through the iterations' sampler), keep
 filled relative to the number of workers, and gets results back by callback. It depends on the
 executor contract only (:mod:`ultrarun.executor`; docs/architecture.md). Every finished result
 is appended and flushed to the journal before the master acts on it, so a master that dies can
-be restarted with ``resume=True`` and re-runs only the jobs that had not finished.
+be restarted with ``existing="resume"`` and re-runs only the jobs that had not finished.
 """
 from __future__ import annotations
 
 import collections
-import hashlib
 import logging
 import math
 import os
@@ -21,49 +20,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import _gc
-from ._files import JsonLines, read_json_lines
-from .dispatcher import Dispatcher
 from .errors import ConfigurationError, RecordingError, RunInterrupted, UltrarunError
 from .executor import Executor, RetryPolicy
 from .iterations import BaseIteration, BaseIterGenerator
 from .job import ConfigId, Incumbents, Job, JobStatus, failure_kind, last_line
+from .journal import EXISTING, Journal, Replay, header
 from .optimizers import BaseOptimizer
 from .progress import Progress, ensure_logging
 from .results import Result, Run
 
 log = logging.getLogger(__name__)
-
-
-class Journal(JsonLines):
-    """Append-only JSON lines: one line per configuration and per finished job.
-
-    Lines are flushed as they are written and fsync'ed every ``fsync_every`` results; a torn last
-    line (the master died mid-write) is cut before appending and skipped on reading. Lines are
-    written and read by ``ultrarun/_files.py``; this class knows the records.
-    """
-
-    def read(self) -> tuple[dict | None, dict[ConfigId, tuple[dict, dict]],
-                            dict[tuple[ConfigId, float], dict]]:
-        """``(header, (config, info) by id, results by (id, budget))`` from an earlier run."""
-        header: dict | None = None
-        configs: dict[ConfigId, tuple[dict, dict]] = {}
-        results: dict[tuple[ConfigId, float], dict] = {}
-        with _gc.paused():
-            for line_no, record in read_json_lines(self.path, follow=False):
-                try:
-                    if record["t"] == "result":
-                        JobStatus(record["status"])
-                        results[(tuple(record["id"]), float(record["budget"]))] = record
-                    elif record["t"] == "config":
-                        configs[tuple(record["id"])] = record["config"], record.get("info", {})
-                    elif record["t"] == "header":
-                        header = record
-                except (KeyError, IndexError, TypeError, ValueError, OverflowError) as exc:
-                    raise ConfigurationError(
-                        f"{self.path}:{line_no} is not a journal record ({type(exc).__name__}: "
-                        f"{str(exc)[:200]}); this file was not written by ultrarun as it is: use "
-                        "another checkpoint_file, or start over with overwrite=True") from None
-        return header, configs, results
 
 
 class _RunState:
@@ -84,11 +50,13 @@ class _RunState:
 class Master:
     """Runs iterations of a budget schedule with an optimizer on an executor's workers.
 
-    The positional parameters mean what they mean in HpBandSter and ultraopt. One rule covers
-    the journal and the result logs of an earlier run in the same place: they are refused (an
-    error saying what to do), unless ``resume=True`` or ``overwrite=True``. The attribute
-    ``clock`` (``monotonic()`` and ``time()``) is the ``time`` module; tests put a fake one
-    there to run the deadline logic without waiting. More: docs/master.md.
+    One rule, ``existing``, covers the journal and the result logs of an earlier run in the
+    same place. The front ends (``TPE``, ``BOHB``, ...) build the executor from a name server's
+    address and take HpBandSter's other arguments; a master is built from parts here. Set
+    after construction, if needed: ``shutdown_workers`` (True: leaving a ``with`` block shuts
+    the workers down), ``logger``, ``incumbents`` and ``incumbent_performances``, ``clock``
+    (``monotonic()`` and ``time()``: the ``time`` module; tests put a fake one there). More:
+    docs/master.md.
 
     Args:
         run_id (Any): The run's id; its name server, workers and master share it.
@@ -97,78 +65,51 @@ class Master:
         iter_generator (BaseIterGenerator): The budget schedule
             ([HyperBandIterGenerator][ultrarun.iterations.HyperBandIterGenerator],
             [ASHAIterGenerator][ultrarun.iterations.ASHAIterGenerator], ...).
-        progress_callback (Callable | None): ``f(job, master)``, called after every finished
-            job; its exceptions are logged.
-        checkpoint_file (str | PathLike | None): The journal's path (default
-            ``<working_directory>/ultrarun-<run_id>.journal.jsonl``).
-        checkpoint_freq (int): Results that may pass between fsyncs of the journal.
+        executor (Any): What runs the jobs: an ``ultrarun.executor.Executor`` such as
+            [dispatcher_for][ultrarun.dispatcher.dispatcher_for]'s Pyro dispatcher, or any
+            ``ultrarun.runners`` backend. Required.
         working_directory (str | PathLike): Passed to compute; holds the journal by default.
-        ping_interval (float | None): Seconds between the dispatcher's pings of busy workers
-            (default: the PING_INTERVAL setting, 10 s; a worker whose connection closes is
-            checked on at once).
-        time_left_for_this_task (float): Seconds; when used up no job is launched, and no job
-            starts that is expected to end later.
-        nameserver (str): The name server's address (default dispatcher).
-        nameserver_port (int | None): Its port (None: 9090).
-        host (str | None): The address the dispatcher listens on.
-        shutdown_workers (bool): Whether leaving a ``with Master(...)`` block shuts the workers
-            down.
-        job_queue_sizes (tuple[int, int]): (min, max) jobs in flight, relative to the
-            executor's job slots (workers x (1 + prefetch)) when ``dynamic_queue_size``.
-        dynamic_queue_size (bool): Whether ``job_queue_sizes`` are relative to the job slots.
+        journal (str | PathLike | Journal | None): The journal's path (default
+            ``<working_directory>/ultrarun-<run_id>.journal.jsonl``), or an
+            ``ultrarun.journal.Journal`` (its ``fsync_every``: results between fsyncs; 10 here).
+        existing (str): ``"refuse"`` an earlier run's journal and logs (an error saying what to
+            do), ``"resume"`` its run (its finished jobs are not run again) or ``"overwrite"``
+            them.
         result_logger (Any): E.g. [json_result_logger][ultrarun.results.json_result_logger]:
             HpBandSter-format logs of every result.
-        previous_result (Result | None): Runs told to the optimizer before the first job (warm
-            start); they appear as iteration -1.
-        incumbents (dict[float, dict] | None): ``{budget: config}`` to start from.
-        incumbent_performances (dict[float, float] | None): ``{budget: loss}`` to start from.
-        resume (bool): Continue the run of the journal at ``checkpoint_file``: its finished
-            jobs are not run again.
+        time_left_for_this_task (float): Seconds; when used up no job is launched, and no job
+            starts that is expected to end later.
+        progress_callback (Callable | None): ``f(job, master)``, called after every finished
+            job; its exceptions are logged.
         show_progress (bool | None): None: a progress bar on a terminal, else a log line every
             30 s; True: always the bar; False: neither.
         deterministic (bool): Hand results to the iterations and the optimizer in submission
             order, so a seeded run with a fixed number of workers reproduces.
-        overwrite (bool): Start over where an earlier run left its journal and logs.
-        executor (Any): What runs the jobs: an ``ultrarun.executor.Executor`` or any
-            ``ultrarun.runners`` backend; default a
-            [Dispatcher][ultrarun.dispatcher.Dispatcher] on the name server.
-        retry (RetryPolicy | None): When a job runs again, for any executor.
-        timeout (float | None): Seconds a remote call of the default dispatcher may take.
-        prefetch (int): Jobs a busy worker holds besides the one it runs (1 keeps workers busy
-            when jobs are short).
-        secret (str | None): The run secret (default: ``ULTRARUN_SECRET``, the credentials
-            file or the per-user secret).
-        tls (Any): A directory made by ``ultrarun certs``: two-way TLS.
-        logger (Logger | None): The logger to use (default ``ultrarun.master``).
     """
 
     clock: Any = time
+    logger: logging.Logger = log
+    shutdown_workers = True  # leaving a ``with`` block shuts the workers down
 
     def __init__(self, run_id: Any, optimizer: BaseOptimizer, iter_generator: BaseIterGenerator,
+                 executor: Any = None, *, working_directory: str | os.PathLike = ".",
+                 journal: str | os.PathLike | Journal | None = None, existing: str = "refuse",
+                 result_logger: Any = None, time_left_for_this_task: float = math.inf,
                  progress_callback: Callable[[Job, "Master"], Any] | None = None,
-                 checkpoint_file: str | os.PathLike | None = None, checkpoint_freq: int = 10,
-                 working_directory: str | os.PathLike = ".", ping_interval: float | None = None,
-                 time_left_for_this_task: float = math.inf, nameserver: str = "127.0.0.1",
-                 nameserver_port: int | None = None, host: str | None = None,
-                 shutdown_workers: bool = True, job_queue_sizes: tuple[int, int] = (-1, 0),
-                 dynamic_queue_size: bool = True, result_logger: Any = None,
-                 previous_result: Result | None = None,
-                 incumbents: dict[float, dict] | None = None,
-                 incumbent_performances: dict[float, float] | None = None, *,
-                 resume: bool = False, show_progress: bool | None = None,
-                 deterministic: bool = False, overwrite: bool = False, executor: Any = None,
-                 retry: RetryPolicy | None = None, timeout: float | None = None,
-                 prefetch: int = 0, secret: str | None = None, tls: Any = None,
-                 logger: logging.Logger | None = None):
+                 show_progress: bool | None = None, deterministic: bool = False):
         if not isinstance(optimizer, BaseOptimizer):
             raise ConfigurationError("optimizer must be an ultrarun.optimizers.BaseOptimizer, "
                                      f"got {type(optimizer).__name__}")
         if not isinstance(iter_generator, BaseIterGenerator):
             raise ConfigurationError("iter_generator must be an ultrarun.iterations generator, "
                                      f"got {type(iter_generator).__name__}")
-        if len(job_queue_sizes) != 2 or job_queue_sizes[0] > job_queue_sizes[1]:
-            raise ConfigurationError(f"job_queue_sizes must be (min, max) with min <= max, got "
-                                     f"{job_queue_sizes!r}")
+        if executor is None:
+            raise ConfigurationError(
+                "Master needs an executor: pass executor=ultrarun.dispatcher_for(run_id, "
+                "nameserver=..., secret=...) for the run's Pyro workers, or an ultrarun.runners "
+                "runner; or use a front end (TPE, BOHB, ...), which takes nameserver=... itself")
+        if existing not in EXISTING:
+            raise ConfigurationError(f"existing is {existing!r}; it must be one of {EXISTING}")
         if not time_left_for_this_task > 0:
             raise ConfigurationError("time_left_for_this_task must be > 0 seconds")
         self.run_id = run_id
@@ -177,27 +118,22 @@ class Master:
         self.progress_callback = progress_callback
         self.working_directory = Path(working_directory)
         self.time_left_for_this_task = float(time_left_for_this_task)
-        self.shutdown_workers = shutdown_workers
-        self.user_job_queue_sizes = tuple(job_queue_sizes)
-        self.job_queue_sizes = tuple(job_queue_sizes)
-        self.dynamic_queue_size = dynamic_queue_size
+        self.user_job_queue_sizes = self.job_queue_sizes = (-1, 0)
+        self.dynamic_queue_size = True
         self.result_logger = result_logger
-        self.best = Incumbents(incumbent_performances, incumbents)
+        self.best = Incumbents()
         self.show_progress = show_progress
         self.deterministic = bool(deterministic)
-        self.logger = logger or log
-        self.journal = Journal(checkpoint_file or self.working_directory /
-                               f"ultrarun-{run_id}.journal.jsonl", fsync_every=checkpoint_freq)
-        self.resume = resume
-        self.overwrite = overwrite
+        self.journal = journal if isinstance(journal, Journal) else Journal(
+            journal or self.working_directory / f"ultrarun-{run_id}.journal.jsonl", 10)
+        self.existing = existing
 
         self.iterations: list[BaseIteration] = []
         self.jobs: list[Job] = []
         self.num_failed = 0
         self.thread_cond = threading.Condition()
-        self.config: dict[str, Any] = {"time_ref": None}
-        self._replay_configs: dict[ConfigId, tuple[dict, dict]] = {}  # resuming: the journal's
-        self._replay_results: dict[tuple[ConfigId, float], dict] = {}
+        self.time_ref: float | None = None  # time.time() when the first run started
+        self._replay = Replay()  # resuming: what the journal holds
         self._submitted_now = 0  # jobs this run submitted (not replayed)
         self._interrupt = False  # Ctrl-C or SIGTERM: the run is being stopped
         self._replayed: list[tuple[dict, Any, float]] = []  # results the optimizer is not told yet
@@ -209,27 +145,25 @@ class Master:
         self._failures: collections.Counter = collections.Counter()  # by kind
         self._submitted: collections.deque = collections.deque()  # deterministic: (id, budget)
         self._arrived: dict[tuple, tuple[Job, bool]] = {}  # deterministic: not applied yet
-        self.executor = self._executor(executor, run_id, ping_interval, nameserver,
-                                       nameserver_port, host, prefetch, secret, tls, timeout)
-        if retry is not None:
-            self.executor.retry = retry
-        self._warm_runs: list[Run] = []  # previous_result's runs, iteration -1 of the Result
+        self.executor = Executor.of(executor).bind(self.job_callback, self.adjust_queue_size)
+        self._warm_runs: list[Run] = []  # previous results' runs, iteration -1 of the Result
         self._warm_configs: dict[ConfigId, tuple[dict, Any]] = {}
-        if previous_result is not None:
-            self._warm_start(previous_result)
 
-    def _executor(self, given: Any, run_id: Any, ping_interval: float | None, nameserver: str,
-                  nameserver_port: int | None, host: str | None, prefetch: int,
-                  secret: str | None, tls: Any, timeout: float | None) -> Executor:
-        """The executor the jobs run on, bound to this master's callbacks."""
-        if given is None:
-            given = Dispatcher(self.job_callback, run_id=run_id, ping_interval=ping_interval,
-                               nameserver=nameserver, nameserver_port=nameserver_port,
-                               host=host, queue_callback=self.adjust_queue_size, secret=secret,
-                               prefetch=prefetch, tls=tls, timeout=timeout)
-        else:
-            given = Executor.of(given)
-        return given.bind(self.job_callback, self.adjust_queue_size)
+    def set_job_queue_sizes(self, job_queue_sizes: tuple[int, int] = (-1, 0),
+                            dynamic: bool = True) -> None:
+        """How many jobs to keep in flight (HpBandSter's ``job_queue_sizes``).
+
+        Args:
+            job_queue_sizes (tuple[int, int]): (min, max) jobs in flight; the default keeps
+                one job per job slot.
+            dynamic (bool): Whether they count relative to the executor's job slots (workers x
+                (1 + prefetch)).
+        """
+        if len(job_queue_sizes) != 2 or job_queue_sizes[0] > job_queue_sizes[1]:
+            raise ConfigurationError(f"job_queue_sizes must be (min, max) with min <= max, got "
+                                     f"{job_queue_sizes!r}")
+        self.user_job_queue_sizes = self.job_queue_sizes = tuple(job_queue_sizes)
+        self.dynamic_queue_size = dynamic
 
     @property
     def dispatcher(self) -> Executor:
@@ -308,7 +242,8 @@ class Master:
         return RunInterrupted(
             f"run {self.run_id} interrupted ({what}): {done} results are in the journal "
             f"{self.journal.path}, {running} jobs in flight will run again; the workers keep "
-            f"running. To continue, run the same master again with resume=True")
+            f"running. To continue, run the same master again with resume=True (a Master: "
+            f"existing=\"resume\")")
 
     def _run(self, n_iterations: int | None, min_n_workers: int,
              iteration_kwargs: dict | None, min_n_workers_timeout: float | None) -> Result:
@@ -322,15 +257,15 @@ class Master:
             try:
                 with self.thread_cond:  # the clock starts now: results' times count from here
                     deadline = self.clock.monotonic() + self.time_left_for_this_task
-                    if self.config["time_ref"] is None:
-                        self.config["time_ref"] = self.clock.time()
+                    if self.time_ref is None:
+                        self.time_ref = self.clock.time()
                     state = _RunState(n_iterations, deadline, None, dict(iteration_kwargs or {}))
                     if not math.isinf(deadline):
                         state.fits = lambda budget: self._fits(state, budget)
                     while self._step(state):
                         pass
                     self._tell_replayed()
-                    if self.resume and not self._submitted_now:
+                    if self.existing == "resume" and not self._submitted_now:
                         self.logger.info("resumed run %s: the journal held every result; "
                                          "nothing was left to run", self.run_id)
             finally:
@@ -408,7 +343,7 @@ class Master:
             return False
         self.iterations.append(self.get_next_iteration(len(self.iterations),
                                                        state.iteration_kwargs))
-        self.iterations[-1].decided = self._replay_configs
+        self.iterations[-1].decided = self._replay.configs
         state.to_start -= 1
         state.fresh = True
         return True
@@ -541,9 +476,9 @@ class Master:
         """Submit a job, or, resuming, replay its journaled result. Caller holds thread_cond."""
         config_id = tuple(config_id)
         datum = self.iterations[config_id[0]].data[config_id]
-        done = self._replay_results.get((config_id, float(budget)))
+        done = self._replay.results.get((config_id, float(budget)))
         new = budget == min(datum.losses, default=datum.budget)  # its first job
-        journaled = new and config_id in self._replay_configs  # the optimizer did not pick it
+        journaled = new and config_id in self._replay.configs  # the optimizer did not pick it
         try:
             if new and not journaled:  # a resumed configuration is in the journal
                 self.journal.write({"t": "config", "id": config_id, "config": config,
@@ -672,61 +607,31 @@ class Master:
 
     # ------------------------------------------------------------------- the journal
     def _open_journal(self) -> None:
-        """Open the journal and the result logs once, by one rule: an earlier run's files are
-        refused, unless ``resume`` (read the journal, refuse another run's; append) or
-        ``overwrite`` (start over)."""
-        if self.journal._fh is not None:
+        """Open the journal and the result logs once, by the ``existing`` rule (resuming: read
+        the journal back, refuse another run's)."""
+        if self.journal.is_open:
             return
-        existing = "resume" if self.resume else "overwrite" if self.overwrite else "refuse"
-        if existing == "refuse" and self.journal.path.exists():
-            raise ConfigurationError(
-                f"the journal of an earlier run exists: {self.journal.path}; continue that run "
-                "with resume=True, start over with overwrite=True, or use another "
-                "working_directory (or checkpoint_file)")
+        self.journal.refuse_earlier(self.existing)
         if hasattr(self.result_logger, "open"):
-            self.result_logger.open(existing)
+            self.result_logger.open(self.existing)
         if hasattr(self.result_logger, "log_configspace"):  # the report's log axes
             self.result_logger.log_configspace(getattr(self.optimizer, "configspace", None))
-        header = self._journal_header()
-        if self.resume:
-            earlier, self._replay_configs, results = self.journal.read()
-            _check_same_run(earlier, header, self.journal.path,
-                            len(self._replay_configs) + len(results))
-            # a CANCELLED job never ran to the end (the run was stopped): it runs again
-            self._replay_results = {k: r for k, r in results.items()
-                                    if r.get("status") != JobStatus.CANCELLED.value}
-            finished = {k[0] for k in self._replay_results}
-            again = (sum(1 for c in self._replay_configs if c not in finished)
-                     + sum(1 for k in results if k not in self._replay_results
-                           and k[0] in finished))
+        self._replay = self.journal.start(header(self.run_id, self.optimizer,
+                                                 self.iter_generator), self.existing)
+        if self.existing == "resume":
             self.logger.info("resuming from %s: %d results replayed, %s", self.journal.path,
-                             len(self._replay_results),
-                             f"{again} jobs to run again" if again else
-                             "no job was left unfinished")
-        fresh = not (self.resume and self.journal.path.exists())
-        self.journal.open(append=not fresh)
-        if fresh:
-            self.journal.write(header, sync=True)
-
-    def _journal_header(self) -> dict:
-        """What a resumed run must share with the run that wrote the journal."""
-        space = getattr(self.optimizer, "configspace", None)
-        return {"t": "header", "run_id": str(self.run_id),
-                "optimizer": type(self.optimizer).__name__,
-                "seed": getattr(self.optimizer, "seed", None),
-                "iterations": type(self.iter_generator).__name__,
-                "budgets": [float(b) for b in self.iter_generator.budgets],
-                "space": hashlib.sha1(str(space).encode()).hexdigest()[:16]}
+                             len(self._replay.results), f"{self._replay.again} jobs to run "
+                             "again" if self._replay.again else "no job was left unfinished")
 
     # ------------------------------------------------------------------- results
     def get_result(self) -> Result:
         configs = {cid: d for it in self.iterations for cid, d in it.data.items()}
         budgets = sorted({float(j.kwargs["budget"]) for j in self.jobs})
-        hb_config = {"time_ref": self.config["time_ref"], "budgets": budgets,
+        hb_config = {"time_ref": self.time_ref, "budgets": budgets,
                      "max_budget": max(self.iter_generator.budgets or budgets or [0.0]),
                      "min_budget": min(self.iter_generator.budgets or budgets or [0.0])}
         # warm-start runs end at time 0 of this run (as in HpBandSter): absolute = ref + relative
-        ref = self.config["time_ref"] or 0.0
+        ref = self.time_ref or 0.0
         warm = [Run(r.config_id, r.budget, r.loss, r.info,
                     {k: v + ref for k, v in r.time_stamps.items() if v is not None},
                     r.error_logs, r.status) for r in self._warm_runs]
@@ -734,9 +639,15 @@ class Master:
         with _gc.paused():
             return Result.from_runs(warm + self.jobs, configs, hb_config)
 
-    def _warm_start(self, previous: Result) -> None:
-        """Tell the optimizer every earlier result; the Result of this run shows them as
-        iteration -1, ids ``(-1, 0, i)``, shifted so that the last one finished at time 0."""
+    def warm_start(self, previous: Result) -> None:
+        """Tell the optimizer every result of an earlier run (HpBandSter's ``previous_result``).
+
+        The Result of this run shows them as iteration -1, ids ``(-1, 0, i)``, shifted so that
+        the last one finished at time 0.
+
+        Args:
+            previous (Result): The earlier run's result.
+        """
         id2conf = previous.get_id2config_mapping()
         finished = [r.time_stamps.get("finished") for r in previous.get_all_runs()]
         shift = -max([t for t in finished if t is not None], default=0.0)
@@ -825,22 +736,4 @@ class _TermAsInterrupt:
             signal.signal(signal.SIGTERM, self._saved)
 
 
-def _check_same_run(earlier: dict | None, now: dict, path: Path, records: int) -> None:
-    """Refuse to resume from a journal another kind of run wrote, or one without the header that
-    binds it to its run (replaying its results into this run would silently mix two
-    experiments). A journal with no record at all (a crash before its header) is a fresh one."""
-    if earlier is None:
-        if records:
-            raise ConfigurationError(
-                f"cannot resume from {path}: it has {records} records but no header naming its "
-                "run (not a journal this version wrote, or someone else's file); move it away, "
-                "or start over with overwrite=True")
-        return
-    differ = [k for k in now if k != "t" and earlier.get(k) != now[k]]
-    if differ:
-        details = ", ".join(f"{k}: journal {earlier.get(k)!r}, now {now[k]!r}" for k in differ)
-        raise ConfigurationError(f"cannot resume from {path}: it was written by a different run "
-                                 f"({details}); use another run_id or checkpoint_file")
-
-
-__all__ = ["Master", "Journal"]
+__all__ = ["Master"]

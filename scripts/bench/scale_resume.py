@@ -26,6 +26,7 @@ from ultrarun.benchmarks import branin, branin_space
 from ultrarun.executor import Durations, Executor, RetryPolicy
 from ultrarun.iterations import ASHAIterGenerator
 from ultrarun.job import Job, JobStatus
+from ultrarun.journal import Journal
 from ultrarun.master import Master
 from ultrarun.optimizers import BOHB, RandomSearch
 
@@ -64,9 +65,9 @@ def master(kind: str, n: int, journal: Path, resume: bool, writing: bool) -> Mas
     else:
         optimizer = RandomSearch(branin_space(), seed=0)
     return Master("resume", optimizer, ASHAIterGenerator(1, 27, 3, max_jobs=n),
-                  executor=InstantExecutor(), checkpoint_file=journal, resume=resume,
-                  overwrite=not resume,
-                  checkpoint_freq=1000, working_directory=journal.parent, show_progress=False)
+                  executor=InstantExecutor(), journal=Journal(journal, fsync_every=1000),
+                  existing="resume" if resume else "overwrite",
+                  working_directory=journal.parent, show_progress=False)
 
 
 def main() -> None:

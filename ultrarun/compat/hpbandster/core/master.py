@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ultrarun import master as _native
+from ultrarun.frontends import FrontEnd
 from ultrarun.iterations import BaseIterGenerator
 from ultrarun.job import Job, JobStatus
 from ultrarun.optimizers import BaseOptimizer
@@ -23,14 +23,17 @@ from .base_iteration import sampler_of
 
 
 class ResultConfig:
-    """Mixin of every HpBandSter master: the Result's ``HB_config`` also carries what the master
-    put in ``self.config`` (``eta``, ``budgets``, ``max_SH_iter``, ...), as HpBandSter's does.
+    """Mixin of every HpBandSter (and ultraopt) master: ``self.config`` is HpBandSter's run dict
+    (its ``time_ref`` is the master's); the Result's ``HB_config`` also carries what the master
+    put there (``eta``, ``budgets``, ``max_SH_iter``, ...), as HpBandSter's does.
     HpBandSter writes no journal: unless the script names a ``checkpoint_file`` (or resumes),
     the journal is a file of the run's own (:func:`ultrarun.compat.private_journal`), removed
     at shutdown, and a script run again starts over."""
 
-    config: dict
     _own_journal: Any = None
+    config = property(lambda self: self.__dict__.setdefault("config", {"time_ref": None}))
+    time_ref = property(lambda self: self.config["time_ref"],
+                        lambda self, value: self.config.__setitem__("time_ref", value))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("overwrite", not kwargs.get("resume", False))  # for the result logs
@@ -97,7 +100,7 @@ class _SubclassIterations(BaseIterGenerator):
         return None
 
 
-class Master(ResultConfig, _native.Master):
+class Master(ResultConfig, FrontEnd):
     """ultrarun's master driven by an HpBandSter config generator."""
 
     def __init__(self, run_id: Any, config_generator: Any, working_directory: str = ".",

@@ -18,7 +18,6 @@ from ultrarun import frontends as _fronts
 from ultrarun import optimizers as _optimizers
 from ultrarun.errors import ConfigurationError
 from ultrarun.iterations import Bracket, BracketIterGenerator, max_bracket_index
-from ultrarun.master import Master as _NativeMaster
 from ultrarun.compat import pyro_port
 from ..core.master import ResultConfig
 
@@ -116,7 +115,7 @@ class _H2BOIterations(BracketIterGenerator):
         return Bracket(num_configs=counts(n0), budgets=budgets)
 
 
-class H2BO(ResultConfig, _NativeMaster):
+class H2BO(ResultConfig, _fronts.FrontEnd):
     """BOHB's sampler on brackets that start where the model is (see ``_H2BOIterations``).
 
     ultrarun's density estimate is the product kernel over all dimensions with the normal

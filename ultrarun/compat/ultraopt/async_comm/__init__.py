@@ -21,11 +21,12 @@ from collections import defaultdict
 from typing import Any, Callable
 
 from ultrarun import dispatcher as _dispatcher
-from ultrarun import master as _master
 from ultrarun import worker as _worker
-from ultrarun.compat import private_journal, pyro_port, remove_journal
+from ultrarun.compat import pyro_port
+from ultrarun.compat.hpbandster.core.master import ResultConfig
 from ultrarun.compat.hpbandster.core.nameserver import NameServer
 from ultrarun.errors import ConfigurationError
+from ultrarun.frontends import FrontEnd
 from ultrarun.job import Job
 
 from ..optimizer import BaseOptimizer
@@ -86,7 +87,7 @@ class Dispatcher(_dispatcher.Dispatcher):
                          nameserver, pyro_port(nameserver_port), host, queue_callback, **kwargs)
 
 
-class Master(_master.Master):
+class Master(ResultConfig, FrontEnd):
     def __init__(self, run_id: Any, optimizer: BaseOptimizer, iter_generator: Any,
                  progress_callback: Callable[[int, int], Any] = no_progress_callback,
                  checkpoint_file: Any = None, checkpoint_freq: int = 10,
@@ -107,15 +108,17 @@ class Master(_master.Master):
         self.ultraopt_optimizer = optimizer
         self.progress = progress_callback
         self.checkpoint = Checkpoint(optimizer, checkpoint_file, checkpoint_freq)
-        kwargs.setdefault("overwrite", not kwargs.get("resume", False))  # as ultraopt does
-        # ultraopt keeps no journal: ultrarun's is the run's own, removed at shutdown
-        self._own_journal = None if kwargs.get("resume") else private_journal(run_id)
-        self._bar: Any = None
-        super().__init__(run_id, optimizer.as_native(), iter_generator, self._job_done,
-                         self._own_journal, checkpoint_freq, working_directory, ping_interval,
-                         time_left_for_this_task, nameserver, pyro_port(nameserver_port), host,
-                         shutdown_workers, job_queue_sizes, dynamic_queue_size, result_logger,
-                         previous_result, incumbents, incumbent_performances, **kwargs)
+        self._bar: Any = None  # ultraopt keeps no journal: ResultConfig gives the run its own
+        super().__init__(run_id, optimizer.as_native(), iter_generator,
+                         progress_callback=self._job_done, checkpoint_freq=checkpoint_freq,
+                         working_directory=working_directory,
+                         ping_interval=ping_interval,
+                         time_left_for_this_task=time_left_for_this_task, nameserver=nameserver,
+                         nameserver_port=pyro_port(nameserver_port), host=host,
+                         shutdown_workers=shutdown_workers, job_queue_sizes=job_queue_sizes,
+                         dynamic_queue_size=dynamic_queue_size, result_logger=result_logger,
+                         previous_result=previous_result, incumbents=incumbents,
+                         incumbent_performances=incumbent_performances, **kwargs)
         self.incumbents = defaultdict(dict, self.incumbents)
         self.incumbent_performances = defaultdict(lambda: math.inf, self.incumbent_performances)
 
@@ -133,7 +136,6 @@ class Master(_master.Master):
 
     def shutdown(self, shutdown_workers: bool = True) -> None:
         super().shutdown(shutdown_workers)
-        remove_journal(self._own_journal)
 
     def _job_done(self, job: Job, master: Any) -> None:
         self.checkpoint.result()
