@@ -11,7 +11,8 @@ from ConfigSpace import ConfigurationSpace
 
 from ultrarun.errors import ConfigurationError, JobError
 from ultrarun.iterations import (ASHA, AdaptiveIterGenerator, ASHAIterGenerator, ConfigStatus,
-                                 CustomIterGenerator, budget_agreement, first_trusted_stage,
+                                 CustomIterGenerator, budget_agreement, first_decided_stage,
+                                 first_trusted_stage, promised_pairs,
                                  HyperBandIterGenerator, SuccessiveHalving,
                                  SuccessiveHalvingIterGenerator, bracket, hyperband_brackets,
                                  max_bracket_index)
@@ -439,21 +440,114 @@ def test_adaptive_starts_above_the_budgets_that_rank_unlike_the_next(trusted, st
 
 
 def test_adaptive_learns_from_iterations_still_running():
-    """Many workers run several brackets at once: the pairs of brackets not finished yet count,
-    so the third bracket already starts higher (judging finished brackets only, it did not)."""
+    """Many workers run several brackets at once: the pairs of a bracket not finished yet
+    count, so the next bracket already starts higher."""
     generator, sampler = AdaptiveIterGenerator(1, 27, 3), CountingSampler()
     loss = misleading_below(3.0)
-    running = [generator.get_next_iteration(i, sampler) for i in range(2)]
-    for iteration in running:  # budgets 1 and 3 done, 9 and 27 still to run
-        for _ in range(2):
-            batch = []
-            while (run := iteration.get_next_run()) is not None:
-                batch.append(run)
-            for config_id, config, budget in batch:
-                iteration.register_result(config_id, budget, loss(config, budget))
-    assert not any(it.is_finished for it in running)
-    assert generator.agreement()[0][3] == 18
-    assert generator.get_next_iteration(2, sampler).budgets[0] == 3.0
+    first = generator.get_next_iteration(0, sampler)
+    for _ in range(2):  # budgets 1 and 3 done, 9 and 27 still to run
+        batch = []
+        while (run := first.get_next_run()) is not None:
+            batch.append(run)
+        for config_id, config, budget in batch:
+            first.register_result(config_id, budget, loss(config, budget))
+    assert not first.is_finished and generator.agreement()[0][3] == 9
+    second = generator.get_next_iteration(1, sampler)
+    assert second.get_next_run()[2] == 3.0 and second.budgets[0] == 3.0
+
+
+def hand_out(iteration, n=math.inf):
+    """Start up to ``n`` runs of ``iteration`` (as free workers would); return them."""
+    runs = []
+    while len(runs) < n and (run := iteration.get_next_run()) is not None:
+        runs.append(run)
+    return runs
+
+
+@pytest.mark.parametrize("loss", [agreeing, misleading_below(3.0)], ids=["agree", "mislead"])
+def test_adaptive_opens_no_bracket_on_a_budget_whose_verdict_is_in_flight(loss):
+    """With several workers, a bracket that starts while the first one's promotions (the pairs
+    that will judge budget 1) are in flight starts one budget higher; once the verdict is in,
+    brackets start where it says: at budget 1 again where the budgets agree."""
+    generator, sampler = AdaptiveIterGenerator(1, 27, 3), CountingSampler()
+    first = generator.get_next_iteration(0, sampler)
+    runs = hand_out(first)  # 27 jobs at budget 1 running, nothing in
+    assert first.is_blocked and {budget for _, _, budget in runs} == {1.0}
+    assert generator.bracket(1).budgets[0] == 3.0  # 9 pairs promised, 0 in
+    second = generator.get_next_iteration(1, sampler)
+    assert hand_out(second, 1)[0][2] == 3.0 and second.num_configs == [12, 4, 1]
+    for config_id, config, budget in runs:
+        first.register_result(config_id, budget, loss(config, budget))
+    promoted = hand_out(first)
+    assert generator.bracket(2).budgets[0] == 3.0  # still in flight
+    for config_id, config, budget in promoted:
+        first.register_result(config_id, budget, loss(config, budget))
+    assert generator.agreement()[0][3] == 9
+    verdict = 1.0 if loss is agreeing else 3.0
+    third = generator.get_next_iteration(2, sampler)
+    assert hand_out(third, 1)[0][2] == verdict
+
+
+def test_one_worker_never_hops():
+    """Run one after the other (one worker), brackets never wait for a verdict: where the
+    budgets agree every one is successive halving from budget 1."""
+    _, starts = run_adaptive(agreeing, 4)
+    assert starts == [1.0] * 4
+
+
+def test_a_budget_once_distrusted_stays_distrusted():
+    """Pairs from brackets still in flight may lift a budget's rank correlation back over the
+    threshold after it was found misleading; new brackets still start above it, as they do
+    with one worker (which runs no more pairs there)."""
+    generator = AdaptiveIterGenerator(1, 9, 3, min_pairs=4)  # brackets (9, 3, 1) at (1, 3, 9)
+    sampler = CountingSampler()
+    at_3 = {0: 3.0, 1: 2.0, 2: 1.0, 9: 5.0, 10: 10.0, 11: 11.0}
+
+    def loss(config, budget):
+        return float(config["x"]) if budget == 1 else at_3.get(config["x"], config["x"])
+
+    brackets = [generator.get_next_iteration(i, sampler) for i in range(2)]
+    runs = [hand_out(it) for it in brackets]  # x = 0..8 and 9..17; 3 + 3 pairs promised < 4
+    assert [it.budgets[0] for it in brackets] == [1.0, 1.0]
+    for it, batch in zip(brackets, runs):
+        for config_id, config, budget in batch:
+            it.register_result(config_id, budget, loss(config, budget))
+    promoted = [hand_out(it) for it in brackets]  # x = 0, 1, 2 and 9, 10, 11 at budget 3
+    for it, batch in zip(brackets, promoted):
+        for config_id, config, budget in batch[:4 - len(promoted[0])] if it.iteration else batch:
+            it.register_result(config_id, budget, loss(config, budget))
+    (_, _, rho, n), *_ = generator.agreement()
+    assert n == 4 and rho < 0.5  # budget 1 misleads
+    third = generator.get_next_iteration(2, sampler)
+    assert hand_out(third, 1)[0][2] == 3.0
+    for config_id, config, budget in promoted[1][1:]:
+        brackets[1].register_result(config_id, budget, loss(config, budget))
+    (_, _, rho, n), *_ = generator.agreement()
+    assert n == 6 and rho >= 0.5  # the later pairs say it agrees
+    fourth = generator.get_next_iteration(3, sampler)
+    assert hand_out(fourth, 1)[0][2] == 3.0
+
+
+def test_promised_pairs_and_first_decided_stage():
+    """The pairs a started bracket will add are its configurations at the next budget not in
+    yet; a stage is skipped while its verdict waits for them."""
+    iteration = SuccessiveHalving(0, [9, 3, 1], [1.0, 3.0, 9.0], CountingSampler())
+    assert promised_pairs([iteration], [1.0, 3.0, 9.0]) == [0, 0]  # not started
+    runs = hand_out(iteration)
+    assert promised_pairs([iteration], [1.0, 3.0, 9.0]) == [3, 1]
+    for config_id, config, budget in runs:
+        iteration.register_result(config_id, budget, float(config["x"]))
+    config_id, config, budget = hand_out(iteration)[0]
+    iteration.register_result(config_id, budget, 1.0)
+    assert promised_pairs([iteration], [1.0, 3.0, 9.0]) == [2, 1]
+    assert promised_pairs([iteration], [0.5, 1.0, 3.0, 9.0]) == [0, 2, 1]
+    agreement = [(1.0, 3.0, 0.9, 1), (3.0, 9.0, math.nan, 0)]
+    assert first_decided_stage(0, agreement, [2, 1], min_pairs=3) == 1
+    assert first_decided_stage(0, agreement, [2, 1], min_pairs=4) == 0
+    assert first_decided_stage(0, agreement, [2, 2], min_pairs=2) == 2
+    assert first_decided_stage(1, agreement, [9, 0], min_pairs=3) == 1
+    assert first_decided_stage(2, agreement, [9, 9]) == 2
+    assert first_decided_stage(0, [(1.0, 3.0, 0.9, 8)], [5]) == 0  # decided: 8 in
 
 
 def test_first_trusted_stage_needs_enough_pairs_and_a_low_rho():
