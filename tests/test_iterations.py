@@ -577,3 +577,22 @@ def test_budget_agreement_pairs_losses_of_the_same_configurations():
 def test_adaptive_arguments_say_what_is_allowed(kwargs, message):
     with pytest.raises(ConfigurationError, match=message):
         AdaptiveIterGenerator(1, 27, 3, **kwargs)
+
+
+def test_adaptive_records_its_bracket_and_a_resumed_iteration_takes_the_recorded_one():
+    """The first configuration's config_info says where its bracket starts; an iteration that
+    takes the journal's configurations (``decided``) takes that bracket, whatever the evidence
+    says now; a budget that is not one of the run's is refused with a clear error."""
+    generator, sampler = AdaptiveIterGenerator(1, 27, 3), CountingSampler()
+    first = generator.get_next_iteration(0, sampler)
+    config_id, _, _ = hand_out(first, 1)[0]
+    assert first.data[config_id].config_info == {"model_based_pick": False, "bracket_start": 1.0}
+    resumed = AdaptiveIterGenerator(1, 27, 3).get_next_iteration(0, sampler)
+    resumed.decided = {(0, 0, 0): ({"x": 7}, {"bracket_start": 9.0})}
+    assert hand_out(resumed, 1) == [((0, 0, 0), {"x": 7}, 9.0)]
+    assert resumed.num_configs == [6, 2]
+    for bad in (2.0, "9", None, True):
+        broken = AdaptiveIterGenerator(1, 27, 3).get_next_iteration(0, sampler)
+        broken.decided = {(0, 0, 0): ({"x": 7}, {"bracket_start": bad})}
+        with pytest.raises(ConfigurationError, match=r"started at budget .* not one of this run's"):
+            broken.get_next_run()
