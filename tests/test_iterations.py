@@ -495,39 +495,6 @@ def test_one_worker_never_hops():
     assert starts == [1.0] * 4
 
 
-def test_a_budget_once_distrusted_stays_distrusted():
-    """Pairs from brackets still in flight may lift a budget's rank correlation back over the
-    threshold after it was found misleading; new brackets still start above it, as they do
-    with one worker (which runs no more pairs there)."""
-    generator = AdaptiveIterGenerator(1, 9, 3, min_pairs=4)  # brackets (9, 3, 1) at (1, 3, 9)
-    sampler = CountingSampler()
-    at_3 = {0: 3.0, 1: 2.0, 2: 1.0, 9: 5.0, 10: 10.0, 11: 11.0}
-
-    def loss(config, budget):
-        return float(config["x"]) if budget == 1 else at_3.get(config["x"], config["x"])
-
-    brackets = [generator.get_next_iteration(i, sampler) for i in range(2)]
-    runs = [hand_out(it) for it in brackets]  # x = 0..8 and 9..17; 3 + 3 pairs promised < 4
-    assert [it.budgets[0] for it in brackets] == [1.0, 1.0]
-    for it, batch in zip(brackets, runs):
-        for config_id, config, budget in batch:
-            it.register_result(config_id, budget, loss(config, budget))
-    promoted = [hand_out(it) for it in brackets]  # x = 0, 1, 2 and 9, 10, 11 at budget 3
-    for it, batch in zip(brackets, promoted):
-        for config_id, config, budget in batch[:4 - len(promoted[0])] if it.iteration else batch:
-            it.register_result(config_id, budget, loss(config, budget))
-    (_, _, rho, n), *_ = generator.agreement()
-    assert n == 4 and rho < 0.5  # budget 1 misleads
-    third = generator.get_next_iteration(2, sampler)
-    assert hand_out(third, 1)[0][2] == 3.0
-    for config_id, config, budget in promoted[1][1:]:
-        brackets[1].register_result(config_id, budget, loss(config, budget))
-    (_, _, rho, n), *_ = generator.agreement()
-    assert n == 6 and rho >= 0.5  # the later pairs say it agrees
-    fourth = generator.get_next_iteration(3, sampler)
-    assert hand_out(fourth, 1)[0][2] == 3.0
-
-
 def test_promised_pairs_and_first_decided_stage():
     """The pairs a started bracket will add are its configurations at the next budget not in
     yet; a stage is skipped while its verdict waits for them."""

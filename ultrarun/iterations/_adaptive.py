@@ -8,8 +8,7 @@ the next budget, over the configurations run at both (pooled over every iteratio
 finished or not, so many workers running several brackets at once learn as early as one), is
 below ``threshold`` with at least ``min_pairs`` of them (the same pairs ``ultrarun report`` draws
 and judges: rho < 0.3 there says "use a larger min_budget"). A new iteration starts at the
-smallest budget above every budget distrusted so far (once distrusted, a budget stays so, as it
-does with one worker, which runs no more pairs there).
+smallest budget above every distrusted one.
 
 With several workers, a bracket may start while the verdict on its first budget is still to
 come from the jobs in flight (they will bring ``min_pairs`` pairs, there are fewer now). It
@@ -147,7 +146,6 @@ class AdaptiveIterGenerator(BracketIterGenerator):
         self.min_budget, self.max_budget = float(min_budget), float(max_budget)
         self.s_max = max_bracket_index(min_budget, max_budget, eta)
         self._iterations: list[SuccessiveHalving] = []
-        self._trusted = 0  # the first budget no verdict has distrusted, when an iteration was planned
         super().__init__(self._bracket(0))
 
     def _bracket(self, start: int) -> Bracket:
@@ -158,29 +156,28 @@ class AdaptiveIterGenerator(BracketIterGenerator):
         """What the iterations so far say about each pair of neighbouring budgets."""
         return budget_agreement(self._iterations, self.budgets)
 
-    def _start(self) -> tuple[int, int]:
-        """(first trusted stage, the stage a bracket started now starts at)."""
+    def _start(self) -> int:
+        """The stage a bracket started now starts at."""
         agreement = self.agreement()
-        trusted = max(self._trusted, first_trusted_stage(agreement, self.threshold,
-                                                         self.min_pairs))
+        trusted = first_trusted_stage(agreement, self.threshold, self.min_pairs)
         promised = promised_pairs(self._iterations, self.budgets)
-        return trusted, first_decided_stage(trusted, agreement, promised, self.min_pairs)
+        return first_decided_stage(trusted, agreement, promised, self.min_pairs)
 
     def bracket(self, iteration: int) -> Bracket:
         """The bracket iteration ``iteration`` ran, or would run if it started now."""
         if iteration < len(self._iterations) and self._iterations[iteration].data:
             made = self._iterations[iteration]
             return Bracket(tuple(made.num_configs), tuple(made.budgets))
-        return self._bracket(self._start()[1])
+        return self._bracket(self._start())
 
     def _plan(self, iteration: Any) -> Bracket:
         """The bracket of ``iteration``, which samples its first configuration now: the one the
         journal recorded (a resumed run), else the one the evidence so far chooses."""
-        self._trusted, start = self._start()
         journaled = iteration.decided.get((iteration.iteration, 0, 0))
         if journaled is not None and BRACKET_START in (journaled[1] or {}):
-            start = self._stage_of(journaled[1][BRACKET_START], iteration.iteration)
-        return self._bracket(start)
+            return self._bracket(self._stage_of(journaled[1][BRACKET_START],
+                                                iteration.iteration))
+        return self._bracket(self._start())
 
     def _stage_of(self, budget: Any, iteration: int) -> int:
         for stage, known in enumerate(self.budgets):
