@@ -174,9 +174,9 @@ class AdaptiveIterGenerator(BracketIterGenerator):
         """The bracket of ``iteration``, which samples its first configuration now: the one the
         journal recorded (a resumed run), else the one the evidence so far chooses."""
         journaled = iteration.decided.get((iteration.iteration, 0, 0))
-        if journaled is not None and BRACKET_START in (journaled[1] or {}):
-            return self._bracket(self._stage_of(journaled[1][BRACKET_START],
-                                                iteration.iteration))
+        info = journaled[1] if journaled is not None else None
+        if isinstance(info, dict) and BRACKET_START in info:
+            return self._bracket(self._stage_of(info[BRACKET_START], iteration.iteration))
         return self._bracket(self._start())
 
     def _stage_of(self, budget: Any, iteration: int) -> int:
