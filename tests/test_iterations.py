@@ -7,6 +7,8 @@ import random
 from collections import Counter
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ConfigSpace import ConfigurationSpace
 
 from ultrarun.errors import ConfigurationError, JobError
@@ -563,3 +565,52 @@ def test_adaptive_records_its_bracket_and_a_resumed_iteration_takes_the_recorded
         broken.decided = {(0, 0, 0): ({"x": 7}, {"bracket_start": bad})}
         with pytest.raises(ConfigurationError, match=r"started at budget .* not one of this run's"):
             broken.get_next_run()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(workers=st.integers(1, 12), seed=st.integers(0, 2**32 - 1),
+       order=st.lists(st.integers(0, 11), min_size=300, max_size=300),
+       fail=st.floats(0.0, 0.3))
+def test_adaptive_with_any_number_of_workers_and_any_order_of_results(workers, seed, order,
+                                                                       fail):
+    """Workers take runs while they can (a new bracket when every open one waits), results
+    come back in any order, some fail: every bracket starts where the evidence and the pairs
+    in flight say at the moment it samples (one worker: where the evidence alone says, it never
+    hops), records it, runs a Hyperband bracket to its end, and nothing is lost."""
+    generator, rng = AdaptiveIterGenerator(1, 27, 3, min_pairs=4), random.Random(seed)
+    losses: dict = {}
+    brackets: list = []
+
+    def sampler(budget, n):
+        if not brackets[-1].data:  # the newest bracket's first configuration
+            agreement = generator.agreement()
+            trusted = first_trusted_stage(agreement, min_pairs=4)
+            promised = promised_pairs(brackets, generator.budgets)
+            expected = first_decided_stage(trusted, agreement, promised, min_pairs=4)
+            assert budget == generator.budgets[expected]
+            assert workers > 1 or expected == trusted
+        return [({"x": rng.random()}, {})]
+
+    running, handed = [], 0
+    while True:
+        while len(running) < workers:
+            run = next((r for it in brackets if not it.is_finished
+                        if (r := it.get_next_run()) is not None), None)
+            if run is None:
+                if len(brackets) == 6:
+                    break
+                brackets.append(generator.get_next_iteration(len(brackets), sampler))
+                run = brackets[-1].get_next_run()
+            running.append(run)
+            handed += 1
+        if not running:
+            break
+        config_id, config, budget = running.pop(order[handed % len(order)] % len(running))
+        loss = losses.setdefault((config["x"], budget), rng.random())
+        status = JobStatus.CRASHED if rng.random() < fail else JobStatus.SUCCESS
+        brackets[config_id[0]].register_result(config_id, budget, loss, status)
+    assert all(it.is_finished and it.num_running == 0 for it in brackets)
+    for i, it in enumerate(brackets):
+        assert generator.bracket(i) == hyperband_brackets(1, 27, 3)[generator.budgets.index(
+            it.budgets[0])]
+        assert {d.config_info["bracket_start"] for d in it.data.values()} == {it.budgets[0]}
