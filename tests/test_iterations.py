@@ -7,11 +7,14 @@ import random
 from collections import Counter
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ConfigSpace import ConfigurationSpace
 
 from ultrarun.errors import ConfigurationError, JobError
 from ultrarun.iterations import (ASHA, AdaptiveIterGenerator, ASHAIterGenerator, ConfigStatus,
-                                 CustomIterGenerator, budget_agreement, first_trusted_stage,
+                                 CustomIterGenerator, budget_agreement, first_decided_stage,
+                                 first_trusted_stage, promised_pairs,
                                  HyperBandIterGenerator, SuccessiveHalving,
                                  SuccessiveHalvingIterGenerator, bracket, hyperband_brackets,
                                  max_bracket_index)
@@ -439,21 +442,81 @@ def test_adaptive_starts_above_the_budgets_that_rank_unlike_the_next(trusted, st
 
 
 def test_adaptive_learns_from_iterations_still_running():
-    """Many workers run several brackets at once: the pairs of brackets not finished yet count,
-    so the third bracket already starts higher (judging finished brackets only, it did not)."""
+    """Many workers run several brackets at once: the pairs of a bracket not finished yet
+    count, so the next bracket already starts higher."""
     generator, sampler = AdaptiveIterGenerator(1, 27, 3), CountingSampler()
     loss = misleading_below(3.0)
-    running = [generator.get_next_iteration(i, sampler) for i in range(2)]
-    for iteration in running:  # budgets 1 and 3 done, 9 and 27 still to run
-        for _ in range(2):
-            batch = []
-            while (run := iteration.get_next_run()) is not None:
-                batch.append(run)
-            for config_id, config, budget in batch:
-                iteration.register_result(config_id, budget, loss(config, budget))
-    assert not any(it.is_finished for it in running)
-    assert generator.agreement()[0][3] == 18
-    assert generator.get_next_iteration(2, sampler).budgets[0] == 3.0
+    first = generator.get_next_iteration(0, sampler)
+    for _ in range(2):  # budgets 1 and 3 done, 9 and 27 still to run
+        batch = []
+        while (run := first.get_next_run()) is not None:
+            batch.append(run)
+        for config_id, config, budget in batch:
+            first.register_result(config_id, budget, loss(config, budget))
+    assert not first.is_finished and generator.agreement()[0][3] == 9
+    second = generator.get_next_iteration(1, sampler)
+    assert second.get_next_run()[2] == 3.0 and second.budgets[0] == 3.0
+
+
+def hand_out(iteration, n=math.inf):
+    """Start up to ``n`` runs of ``iteration`` (as free workers would); return them."""
+    runs = []
+    while len(runs) < n and (run := iteration.get_next_run()) is not None:
+        runs.append(run)
+    return runs
+
+
+@pytest.mark.parametrize("loss", [agreeing, misleading_below(3.0)], ids=["agree", "mislead"])
+def test_adaptive_opens_no_bracket_on_a_budget_whose_verdict_is_in_flight(loss):
+    """With several workers, a bracket that starts while the first one's promotions (the pairs
+    that will judge budget 1) are in flight starts one budget higher; once the verdict is in,
+    brackets start where it says: at budget 1 again where the budgets agree."""
+    generator, sampler = AdaptiveIterGenerator(1, 27, 3), CountingSampler()
+    first = generator.get_next_iteration(0, sampler)
+    runs = hand_out(first)  # 27 jobs at budget 1 running, nothing in
+    assert first.is_blocked and {budget for _, _, budget in runs} == {1.0}
+    assert generator.bracket(1).budgets[0] == 3.0  # 9 pairs promised, 0 in
+    second = generator.get_next_iteration(1, sampler)
+    assert hand_out(second, 1)[0][2] == 3.0 and second.num_configs == [12, 4, 1]
+    for config_id, config, budget in runs:
+        first.register_result(config_id, budget, loss(config, budget))
+    promoted = hand_out(first)
+    assert generator.bracket(2).budgets[0] == 3.0  # still in flight
+    for config_id, config, budget in promoted:
+        first.register_result(config_id, budget, loss(config, budget))
+    assert generator.agreement()[0][3] == 9
+    verdict = 1.0 if loss is agreeing else 3.0
+    third = generator.get_next_iteration(2, sampler)
+    assert hand_out(third, 1)[0][2] == verdict
+
+
+def test_one_worker_never_hops():
+    """Run one after the other (one worker), brackets never wait for a verdict: where the
+    budgets agree every one is successive halving from budget 1."""
+    _, starts = run_adaptive(agreeing, 4)
+    assert starts == [1.0] * 4
+
+
+def test_promised_pairs_and_first_decided_stage():
+    """The pairs a started bracket will add are its configurations at the next budget not in
+    yet; a stage is skipped while its verdict waits for them."""
+    iteration = SuccessiveHalving(0, [9, 3, 1], [1.0, 3.0, 9.0], CountingSampler())
+    assert promised_pairs([iteration], [1.0, 3.0, 9.0]) == [0, 0]  # not started
+    runs = hand_out(iteration)
+    assert promised_pairs([iteration], [1.0, 3.0, 9.0]) == [3, 1]
+    for config_id, config, budget in runs:
+        iteration.register_result(config_id, budget, float(config["x"]))
+    config_id, config, budget = hand_out(iteration)[0]
+    iteration.register_result(config_id, budget, 1.0)
+    assert promised_pairs([iteration], [1.0, 3.0, 9.0]) == [2, 1]
+    assert promised_pairs([iteration], [0.5, 1.0, 3.0, 9.0]) == [0, 2, 1]
+    agreement = [(1.0, 3.0, 0.9, 1), (3.0, 9.0, math.nan, 0)]
+    assert first_decided_stage(0, agreement, [2, 1], min_pairs=3) == 1
+    assert first_decided_stage(0, agreement, [2, 1], min_pairs=4) == 0
+    assert first_decided_stage(0, agreement, [2, 2], min_pairs=2) == 2
+    assert first_decided_stage(1, agreement, [9, 0], min_pairs=3) == 1
+    assert first_decided_stage(2, agreement, [9, 9]) == 2
+    assert first_decided_stage(0, [(1.0, 3.0, 0.9, 8)], [5]) == 0  # decided: 8 in
 
 
 def test_first_trusted_stage_needs_enough_pairs_and_a_low_rho():
@@ -483,3 +546,71 @@ def test_budget_agreement_pairs_losses_of_the_same_configurations():
 def test_adaptive_arguments_say_what_is_allowed(kwargs, message):
     with pytest.raises(ConfigurationError, match=message):
         AdaptiveIterGenerator(1, 27, 3, **kwargs)
+
+
+def test_adaptive_records_its_bracket_and_a_resumed_iteration_takes_the_recorded_one():
+    """The first configuration's config_info says where its bracket starts; an iteration that
+    takes the journal's configurations (``decided``) takes that bracket, whatever the evidence
+    says now; a budget that is not one of the run's is refused with a clear error."""
+    generator, sampler = AdaptiveIterGenerator(1, 27, 3), CountingSampler()
+    first = generator.get_next_iteration(0, sampler)
+    config_id, _, _ = hand_out(first, 1)[0]
+    assert first.data[config_id].config_info == {"model_based_pick": False, "bracket_start": 1.0}
+    resumed = AdaptiveIterGenerator(1, 27, 3).get_next_iteration(0, sampler)
+    resumed.decided = {(0, 0, 0): ({"x": 7}, {"bracket_start": 9.0})}
+    assert hand_out(resumed, 1) == [((0, 0, 0), {"x": 7}, 9.0)]
+    assert resumed.num_configs == [6, 2]
+    for bad in (2.0, "9", None, True):
+        broken = AdaptiveIterGenerator(1, 27, 3).get_next_iteration(0, sampler)
+        broken.decided = {(0, 0, 0): ({"x": 7}, {"bracket_start": bad})}
+        with pytest.raises(ConfigurationError, match=r"started at budget .* not one of this run's"):
+            broken.get_next_run()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(workers=st.integers(1, 12), seed=st.integers(0, 2**32 - 1),
+       order=st.lists(st.integers(0, 11), min_size=300, max_size=300),
+       fail=st.floats(0.0, 0.3))
+def test_adaptive_with_any_number_of_workers_and_any_order_of_results(workers, seed, order,
+                                                                       fail):
+    """Workers take runs while they can (a new bracket when every open one waits), results
+    come back in any order, some fail: every bracket starts where the evidence and the pairs
+    in flight say at the moment it samples (one worker: where the evidence alone says, it never
+    hops), records it, runs a Hyperband bracket to its end, and nothing is lost."""
+    generator, rng = AdaptiveIterGenerator(1, 27, 3, min_pairs=4), random.Random(seed)
+    losses: dict = {}
+    brackets: list = []
+
+    def sampler(budget, n):
+        if not brackets[-1].data:  # the newest bracket's first configuration
+            agreement = generator.agreement()
+            trusted = first_trusted_stage(agreement, min_pairs=4)
+            promised = promised_pairs(brackets, generator.budgets)
+            expected = first_decided_stage(trusted, agreement, promised, min_pairs=4)
+            assert budget == generator.budgets[expected]
+            assert workers > 1 or expected == trusted
+        return [({"x": rng.random()}, {})]
+
+    running, handed = [], 0
+    while True:
+        while len(running) < workers:
+            run = next((r for it in brackets if not it.is_finished
+                        if (r := it.get_next_run()) is not None), None)
+            if run is None:
+                if len(brackets) == 6:
+                    break
+                brackets.append(generator.get_next_iteration(len(brackets), sampler))
+                run = brackets[-1].get_next_run()
+            running.append(run)
+            handed += 1
+        if not running:
+            break
+        config_id, config, budget = running.pop(order[handed % len(order)] % len(running))
+        loss = losses.setdefault((config["x"], budget), rng.random())
+        status = JobStatus.CRASHED if rng.random() < fail else JobStatus.SUCCESS
+        brackets[config_id[0]].register_result(config_id, budget, loss, status)
+    assert all(it.is_finished and it.num_running == 0 for it in brackets)
+    for i, it in enumerate(brackets):
+        assert generator.bracket(i) == hyperband_brackets(1, 27, 3)[generator.budgets.index(
+            it.budgets[0])]
+        assert {d.config_info["bracket_start"] for d in it.data.values()} == {it.budgets[0]}

@@ -12,7 +12,7 @@ from ultrarun.benchmarks import BraninWorker, branin_space
 from ultrarun.dispatcher import dispatcher_for
 from ultrarun.errors import ConfigurationError
 from ultrarun.frontends import BOHB, HyperBand, RandomSearch, minimize
-from ultrarun.iterations import HyperBandIterGenerator
+from ultrarun.iterations import AdaptiveIterGenerator, HyperBandIterGenerator
 from ultrarun.job import JobStatus
 from ultrarun.local import LocalCluster
 from ultrarun.master import Master
@@ -295,3 +295,40 @@ def test_resume_refuses_a_journal_written_by_another_run(branin_cluster, tmp_pat
             other.run(n_iterations=1, min_n_workers=1)
     finally:
         other.shutdown()
+
+
+def misleading(config, budget):
+    """Budget 1 ranks x backwards; from budget 3 up every budget ranks it alike."""
+    return (-1.0 if budget < 3 else 1.0) * config["x"] + 1.0 / budget
+
+
+@pytest.mark.parametrize("loss", [misleading, quadratic], ids=["misleading", "agreeing"])
+def test_a_resumed_adaptive_run_with_several_workers_runs_the_same_brackets(tmp_path, loss):
+    """Four workers run several brackets at once, each chosen on the evidence of its time; the
+    resumed run replays the journal at once (so the evidence comes sooner) and still runs the
+    brackets the first run ran, the journal's jobs and no other."""
+    space = ConfigurationSpace(seed=0, space=[Float("x", (0.0, 1.0))])
+    journal = tmp_path / "journal.jsonl"
+
+    def run(cluster, **kwargs):
+        master = Master(cluster.run_id, RandomSampler(space, seed=2),
+                        AdaptiveIterGenerator(1, 9, 3, min_pairs=3), checkpoint_file=journal,
+                        nameserver=cluster.nameserver.host,
+                        nameserver_port=cluster.nameserver_port, secret=cluster.secret,
+                        working_directory=tmp_path, ping_interval=1, **kwargs)
+        try:
+            result = master.run(n_iterations=5, min_n_workers=4, min_n_workers_timeout=60)
+        finally:
+            master.shutdown()
+        brackets = [tuple(it.budgets) for it in master.iterations]
+        return brackets, sorted((r.config_id, r.budget) for r in result.get_all_runs())
+
+    with LocalCluster(n_workers=4, eval_func=loss, working_directory=tmp_path) as cluster:
+        brackets, runs = run(cluster)
+        restart = time.time()
+        resumed, resumed_runs = run(cluster, resume=True)
+    assert resumed == brackets and resumed_runs == runs
+    assert len(set(brackets)) > 1, "with several workers a bracket starts above budget 1"
+    configs = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert all(r["t"] != "result" or r["timestamps"]["submitted"] < restart for r in configs), \
+        "the resumed run ran no job again"

@@ -169,7 +169,7 @@ def simulate(problem: Problem, optimizer: Any, generator: Any, n_workers: int,
         loss = trace.evaluate(problem, config, budget)
         iteration.register_result(config_id, budget, loss)
         optimizer.tell(config, loss, budget)
-    return trace, {"configs": configs, "model_picks": model_picks}
+    return trace, {"configs": configs, "model_picks": model_picks, "time_units": now}
 
 
 def run_ultrarun(task: tuple) -> str:

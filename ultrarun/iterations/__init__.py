@@ -5,7 +5,8 @@ The Hyperband budget formula lives in :mod:`ultrarun.iterations._budgets`; see
 """
 from __future__ import annotations
 
-from ._adaptive import AdaptiveIterGenerator, budget_agreement, first_trusted_stage
+from ._adaptive import (AdaptiveIterGenerator, budget_agreement, first_decided_stage,
+                        first_trusted_stage, promised_pairs)
 from ._asha import ASHA, ASHAIterGenerator
 from ._base import BaseIteration, BaseIterGenerator, ConfigId, ConfigStatus, Datum, Fits, Sampler
 from ._budgets import (BRACKET_FORMULAS, Bracket, bracket, hyperband_brackets,
@@ -18,7 +19,7 @@ __all__ = [
     "BaseIteration", "BaseIterGenerator", "BracketIterGenerator",
     "SuccessiveHalving", "SuccessiveHalvingIterGenerator", "HyperBandIterGenerator",
     "CustomIterGenerator", "ASHA", "ASHAIterGenerator", "AdaptiveIterGenerator",
-    "budget_agreement", "first_trusted_stage",
+    "budget_agreement", "first_trusted_stage", "first_decided_stage", "promised_pairs",
     "ConfigId", "ConfigStatus", "Datum", "Fits", "Sampler",
     "Bracket", "bracket", "hyperband_brackets", "max_bracket_index", "BRACKET_FORMULAS",
 ]
