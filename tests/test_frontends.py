@@ -114,14 +114,16 @@ def test_every_keyword_a_front_end_took_reaches_its_place(tmp_path, chosen, fron
 
 
 def test_a_front_end_on_another_executor_and_hpbandsters_run_dict(tmp_path):
-    """With executor=..., the Pyro keywords make nothing; HpBandSter's master.config holds the
-    master's time_ref."""
+    """With executor=..., a Pyro keyword would do nothing: it is refused, naming it;
+    HpBandSter's master.config holds the master's time_ref."""
     from test_master_unit import Clock, SimulatedExecutor
     from ultrarun.compat.hpbandster.optimizers import BOHB as HpBandSterBOHB
 
     executor = SimulatedExecutor(Clock())
-    master = build(HyperBand, executor=executor, nameserver="10.1.2.3", prefetch=1,
-                   working_directory=tmp_path)
+    with pytest.raises(ConfigurationError, match="nameserver, prefetch configure the Pyro"):
+        build(HyperBand, executor=executor, nameserver="10.1.2.3", prefetch=1,
+              working_directory=tmp_path)
+    master = build(HyperBand, executor=executor, working_directory=tmp_path)
     assert master.executor is executor and executor.prefetch == 0
     compat = HpBandSterBOHB(branin_space(), eta=3, min_budget=1, max_budget=9, run_id="hb",
                             executor=SimulatedExecutor(Clock()), working_directory=tmp_path)

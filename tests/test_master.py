@@ -311,11 +311,12 @@ def test_a_resumed_adaptive_run_with_several_workers_runs_the_same_brackets(tmp_
     journal = tmp_path / "journal.jsonl"
 
     def run(cluster, **kwargs):
+        executor = dispatcher_for(cluster.run_id, nameserver=cluster.nameserver.host,
+                                  nameserver_port=cluster.nameserver_port,
+                                  secret=cluster.secret, ping_interval=1)
         master = Master(cluster.run_id, RandomSampler(space, seed=2),
-                        AdaptiveIterGenerator(1, 9, 3, min_pairs=3), checkpoint_file=journal,
-                        nameserver=cluster.nameserver.host,
-                        nameserver_port=cluster.nameserver_port, secret=cluster.secret,
-                        working_directory=tmp_path, ping_interval=1, **kwargs)
+                        AdaptiveIterGenerator(1, 9, 3, min_pairs=3), executor, journal=journal,
+                        working_directory=tmp_path, **kwargs)
         try:
             result = master.run(n_iterations=5, min_n_workers=4, min_n_workers_timeout=60)
         finally:
@@ -326,7 +327,7 @@ def test_a_resumed_adaptive_run_with_several_workers_runs_the_same_brackets(tmp_
     with LocalCluster(n_workers=4, eval_func=loss, working_directory=tmp_path) as cluster:
         brackets, runs = run(cluster)
         restart = time.time()
-        resumed, resumed_runs = run(cluster, resume=True)
+        resumed, resumed_runs = run(cluster, existing="resume")
     assert resumed == brackets and resumed_runs == runs
     assert len(set(brackets)) > 1, "with several workers a bracket starts above budget 1"
     configs = [json.loads(line) for line in journal.read_text().splitlines()]

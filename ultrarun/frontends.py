@@ -70,6 +70,10 @@ class FrontEnd(Master):
         pyro = {name: master.pop(name) for name in PYRO_KEYWORDS if name in master}
         if executor is None:
             executor = dispatcher_for(run_id, **pyro)
+        elif pyro:
+            raise ConfigurationError(f"{', '.join(pyro)} configure the Pyro dispatcher, and an "
+                                     "executor was given: they would do nothing; give them to "
+                                     "the executor")
         existing = "resume" if resume else "overwrite" if overwrite else "refuse"
         super().__init__(run_id, optimizer, iter_generator, executor, journal=checkpoint_file,
                          existing=existing, **master)

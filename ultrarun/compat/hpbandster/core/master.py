@@ -110,10 +110,12 @@ class Master(ResultConfig, FrontEnd):
                  dynamic_queue_size: bool = True, logger: logging.Logger | None = None,
                  result_logger: Any = None, previous_result: Any = None, **kwargs: Any):
         self.config_generator = config_generator
+        pyro = {} if kwargs.get("executor") is not None else dict(  # ultrarun's executor=
+            ping_interval=ping_interval, nameserver=nameserver,
+            nameserver_port=pyro_port(nameserver_port), host=host)
         super().__init__(run_id, GeneratorOptimizer(config_generator), _SubclassIterations(self),
-                         working_directory=working_directory, ping_interval=ping_interval,
-                         nameserver=nameserver, nameserver_port=pyro_port(nameserver_port),
-                         host=host, shutdown_workers=shutdown_workers,
+                         working_directory=working_directory, **pyro,
+                         shutdown_workers=shutdown_workers,
                          job_queue_sizes=job_queue_sizes, dynamic_queue_size=dynamic_queue_size,
                          result_logger=result_logger, previous_result=previous_result,
                          logger=logger, **kwargs)

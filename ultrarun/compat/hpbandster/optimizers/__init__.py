@@ -24,7 +24,8 @@ from ..core.master import ResultConfig
 
 def _master_kwargs(kwargs: dict) -> dict:
     kwargs = dict(kwargs)
-    kwargs["nameserver_port"] = pyro_port(kwargs.get("nameserver_port"))
+    if kwargs.get("executor") is None:
+        kwargs["nameserver_port"] = pyro_port(kwargs.get("nameserver_port"))
     kwargs.setdefault("bracket_formula", "hpbandster")
     return kwargs
 

@@ -109,12 +109,13 @@ class Master(ResultConfig, FrontEnd):
         self.progress = progress_callback
         self.checkpoint = Checkpoint(optimizer, checkpoint_file, checkpoint_freq)
         self._bar: Any = None  # ultraopt keeps no journal: ResultConfig gives the run its own
+        pyro = {} if kwargs.get("executor") is not None else dict(  # ultrarun's executor=
+            ping_interval=ping_interval, nameserver=nameserver,
+            nameserver_port=pyro_port(nameserver_port), host=host)
         super().__init__(run_id, optimizer.as_native(), iter_generator,
                          progress_callback=self._job_done, checkpoint_freq=checkpoint_freq,
                          working_directory=working_directory,
-                         ping_interval=ping_interval,
-                         time_left_for_this_task=time_left_for_this_task, nameserver=nameserver,
-                         nameserver_port=pyro_port(nameserver_port), host=host,
+                         time_left_for_this_task=time_left_for_this_task, **pyro,
                          shutdown_workers=shutdown_workers, job_queue_sizes=job_queue_sizes,
                          dynamic_queue_size=dynamic_queue_size, result_logger=result_logger,
                          previous_result=previous_result, incumbents=incumbents,
