@@ -59,6 +59,30 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
         waiter.wait(interval)
 
 
+class SchedulingLag:
+    """How late a thread of this process wakes up while the block runs (seconds): the largest
+    delay of a 5 ms wait beyond its 5 ms, what a loaded machine adds between a decision and the
+    time stamp of what follows it. Tests that compare time stamps with a deadline allow this
+    much, measured in the same run, instead of a constant that holds only on an idle machine."""
+
+    def __enter__(self) -> "SchedulingLag":
+        self.lag, self._stop = 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._measure, daemon=True)
+        self._thread.start()
+        return self
+
+    def _measure(self) -> None:
+        for _ in range(1_000_000):  # bounded: ends with the block
+            before = time.monotonic()
+            if self._stop.wait(0.005):
+                return
+            self.lag = max(self.lag, time.monotonic() - before - 0.005)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 class Collector:
     """A result callback that tests can wait on."""
 

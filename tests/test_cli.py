@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wait_until
+from conftest import SchedulingLag, wait_until
 from ultrarun.cli import build_parser, load_object, main
 from ultrarun.errors import ConfigurationError
 from ultrarun.report import FIGURES
@@ -87,8 +87,9 @@ def test_demo_without_matplotlib_skips_the_report_and_says_what_to_install(tmp_p
 
 @pytest.mark.slow
 def test_demo_with_asha_runs_until_its_seconds_are_used_up(tmp_path):
-    out = ultrarun("demo", "--n-workers", "2", "--optimizer", "hyperband", "--asha", "--seconds",
-                   "3", "--output", str(tmp_path), timeout=240)
+    with SchedulingLag() as lag:  # what the load delays a thread by, on this machine now
+        out = ultrarun("demo", "--n-workers", "2", "--optimizer", "hyperband", "--asha",
+                       "--seconds", "3", "--output", str(tmp_path), timeout=240)
     assert out.returncode == 0, out.stderr
     results = [json.loads(line) for line in (tmp_path / "results.json").read_text().splitlines()]
     assert len(results) > 27, "ASHA kept sampling past one iteration's 27 configurations"
@@ -104,8 +105,10 @@ def test_demo_with_asha_runs_until_its_seconds_are_used_up(tmp_path):
             ends.append(stamps["submitted"] - start + 0.01 * budget)
         seen.add(budget)
     assert 27.0 in seen, "promotions reached the top budget"
-    # 50 ms between a decision and its submission's time stamp, however loaded the machine
-    assert max(ends) <= 3.0 + 0.05, f"a job expected to end {max(ends):.2f} s in was started"
+    # between a decision and its submission's time stamp: a few ms, plus what the load delays
+    # a thread by (measured beside the run, in this process)
+    assert max(ends) <= 3.0 + 0.01 + lag.lag, \
+        f"a job expected to end {max(ends):.2f} s in was started (lag {lag.lag:.3f} s)"
 
 
 def test_report_command_writes_plots_of_a_logged_run(tmp_path):

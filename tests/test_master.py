@@ -18,6 +18,7 @@ from ultrarun.local import LocalCluster
 from ultrarun.master import Master
 from ultrarun.optimizers import RandomSearch as RandomSampler
 from ultrarun.results import logged_results_to_HBS_result, json_result_logger
+from conftest import SchedulingLag
 from workers_for_tests import TestWorker
 
 pytestmark = pytest.mark.slow
@@ -123,10 +124,12 @@ def test_asha_until_the_time_is_up_starts_no_job_that_would_end_after_it(tmp_pat
     budget unit of sleep, however loaded the machine), so every job is submitted at least its
     nominal length before the deadline. The exact deadline arithmetic is checked on a fake clock
     in test_master_unit.py::test_time_left_holds_back_a_job_that_would_end_after_the_deadline."""
-    result = minimize(sleep_per_budget, ConfigurationSpace(seed=0, space=[Float("x", (0.0, 1.0))]),
-                      min_budget=1, max_budget=9, n_workers=2, method="hyperband", asha=True,
-                      seed=0, n_iterations=None, time_left_for_this_task=2.0,
-                      result_directory=tmp_path)
+    with SchedulingLag() as lag:
+        result = minimize(sleep_per_budget,
+                          ConfigurationSpace(seed=0, space=[Float("x", (0.0, 1.0))]),
+                          min_budget=1, max_budget=9, n_workers=2, method="hyperband",
+                          asha=True, seed=0, n_iterations=None, time_left_for_this_task=2.0,
+                          result_directory=tmp_path)
     runs = result.get_all_runs()
     assert {r.budget for r in runs} == {1.0, 3.0, 9.0}, "promotions up to the top rung happen"
     # seconds after the run began; a job with no duration known yet at its budget may start
@@ -135,8 +138,10 @@ def test_asha_until_the_time_is_up_starts_no_job_that_would_end_after_it(tmp_pat
             for r in sorted(runs, key=lambda r: r.time_stamps["submitted"])]
     firsts = {b: min(i for i, (_, budget) in enumerate(late) if budget == b) for b in (1, 3, 9)}
     rest = [end for i, (end, _) in enumerate(late) if i not in firsts.values()]
-    # 50 ms between the decision and the submission's time stamp, however loaded the machine
-    assert max(rest) <= 2.0 + 0.05, f"a job expected to end at {max(rest):.2f} s was started"
+    # between the decision and the submission's time stamp: a few ms, plus what the machine's
+    # load delayed the master's thread by (measured in this run)
+    assert max(rest) <= 2.0 + 0.01 + lag.lag, \
+        f"a job expected to end at {max(rest):.2f} s was started (lag {lag.lag:.3f} s)"
     assert max(r.time_stamps["submitted"] for r in runs) > 2.0 - 2 * 0.45, \
         "the workers were kept busy until close to the deadline"
 
