@@ -298,20 +298,22 @@ def test_a_name_server_restarted_the_documented_way_keeps_the_run_together(tmp_p
 
 # ------------------------------------------------------------------------- 7. idle timeout
 def test_the_idle_timeout_counts_from_the_last_job_and_ends_a_background_worker(nameserver):
-    """A worker with ``timeout`` serves a master that comes later and gives work for longer
-    than the timeout; it shuts down only ``timeout`` after its last job, unregistered and no
-    longer answering."""
+    """A worker with ``timeout`` serves a master that gives work for longer than the timeout;
+    it shuts down only ``timeout`` after its last job, unregistered and no longer answering.
+    (The dispatcher is up first: a worker idle for ``timeout`` after its start leaves, so one
+    started first could leave before a loaded machine had the dispatcher up.)"""
     from workers_for_tests import TestWorker
 
-    worker = TestWorker(nameserver.run_id, nameserver=nameserver.host,
-                        nameserver_port=nameserver.port, timeout=1.5)
-    worker.run(background=True)
-    uri = worker._rt.uri
     results = Collector()
     from ultrarun.dispatcher import Dispatcher
 
     with Dispatcher(results, run_id=nameserver.run_id, nameserver=nameserver.host,
                     nameserver_port=nameserver.port, ping_interval=0.5) as d:
+        d.start()
+        worker = TestWorker(nameserver.run_id, nameserver=nameserver.host,
+                            nameserver_port=nameserver.port, timeout=1.5)
+        worker.run(background=True)
+        uri = worker._rt.uri
         wait_until(lambda: d.number_of_workers() == 1, message="the worker")
         for i in range(3):  # 3 s of work: twice the timeout
             d.submit_job(i, config={"x": i, "sleep": 1.0}, budget=1.0)
