@@ -91,3 +91,12 @@ def test_combine_keeps_the_last_run_of_each_key_whatever_the_order():
                    for k, r in zip(keys, combined))
 
     check()
+
+
+def test_a_missing_load_file_is_refused_before_anything_runs(tmp_path):
+    missing = tmp_path / "peers.jsonl"
+    proc = subprocess.run([sys.executable, str(QUALITY), "--load", str(missing)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert f"--load {missing}: no such file" in proc.stderr
+    assert '"bench": "quality_run"' not in proc.stdout

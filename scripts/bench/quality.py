@@ -412,6 +412,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--plots", type=Path)
     args = parser.parse_args(argv)
+    for path in args.load:
+        if not path.is_file():
+            parser.error(f"--load {path}: no such file")
 
     methods = dict(METHODS)
     methods["default"] = default_method() if "default" in args.methods else ("random", "full", {})
