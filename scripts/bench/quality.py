@@ -30,6 +30,12 @@ Output: one ``quality_run`` JSON line per run (the trace), then one ``quality`` 
 ``quality_test`` line per (problem, method) comparing it with ``--reference`` (default
 ``default``) by a two-sided Mann-Whitney U test on the final regrets. ``--markdown`` writes the
 tables, ``--plots`` a regret-over-budget PNG per problem.
+
+Sittings combine: ``--save`` appends the runs to a file, ``--load`` reads them back beside this
+invocation's (e.g. the peers' runs from one sitting with ultrarun's rows re-run in another; the
+regret of a problem without a known optimum is then read against the best loss of all of them).
+Runs on W workers are named ``method@W`` unless every run is on one worker, and a later run of
+the same (problem, method, seed) replaces an earlier one (``combine``).
 """
 from __future__ import annotations
 
@@ -348,6 +354,23 @@ def plot(summary: dict, directory: Path, reference: str) -> list[Path]:
 
 
 # --------------------------------------------------------------------------- main
+def combine(runs: list[dict]) -> list[dict]:
+    """Runs from several sittings (``--load`` files, then this one's) as one set: a run on more
+    than one worker is named ``method@W`` (files saved with ``--workers W`` alone named it
+    ``method``), and of two runs of the same (problem, method, seed) the later one is kept, so a
+    re-run replaces what a file holds instead of counting its seeds twice."""
+    kept: dict[tuple, dict] = {}
+    for run in runs:
+        workers = run.get("workers", 1)
+        if workers != 1 and "@" not in run["method"]:
+            run = dict(run, method=f"{run['method']}@{workers}")
+        kept[run["problem"], run["method"], run["seed"]] = run
+    if len(kept) < len(runs):
+        print(f"quality: {len(runs) - len(kept)} runs replaced by later runs of the same "
+              f"problem, method and seed", file=sys.stderr)
+    return list(kept.values())
+
+
 def parse_variant(text: str) -> tuple[str, tuple[str, str, dict]]:
     name, sep, spec = text.partition("=")
     try:
@@ -369,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="e.g. 0-9 (default) or 0,3,5")
     parser.add_argument("--workers", type=int, nargs="+", default=[1],
                         help="simulated workers for ultrarun's runs; several values run each "
-                             "method once per value (named method@W)")
+                             "method once per value; runs named method@W unless --workers 1")
     parser.add_argument("--methods", nargs="*", default=["default", "bohb", "tpe", "tpe_asha",
                                                           "bohb_asha", "dehb", "hyperband",
                                                           "random"])
@@ -383,16 +406,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--reference", default="default")
     parser.add_argument("--save", type=Path, help="append every quality_run line to this file")
     parser.add_argument("--load", type=Path, nargs="*", default=[],
-                        help="also summarise the runs saved in these files")
+                        help="also summarise the runs saved in these files (a run of the "
+                             "same problem, method and seed here or in a later file replaces "
+                             "it)")
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--plots", type=Path)
     args = parser.parse_args(argv)
+    for path in args.load:
+        if not path.is_file():
+            parser.error(f"--load {path}: no such file")
 
     methods = dict(METHODS)
     methods["default"] = default_method() if "default" in args.methods else ("random", "full", {})
     methods.update(args.variant)
     chosen = list(args.methods) + [name for name, _ in args.variant]
-    tasks = [(m if len(args.workers) == 1 else f"{m}@{w}", methods[m], p, s, w, args.total_budget)
+    tasks = [(m if args.workers == [1] else f"{m}@{w}", methods[m], p, s, w, args.total_budget)
              for p in args.problems for m in chosen for s in args.seeds for w in args.workers]
     lines: list[str] = []
     for path in args.load:
@@ -420,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 keep(line)
     if save:
         save.close()
-    runs = [json.loads(l) for l in lines]
+    runs = combine([json.loads(l) for l in lines])
     summary = summarise(runs, args.total_budget, args.reference)
     for problem, data in summary["problems"].items():
         for m, cells in data["table"].items():
