@@ -12,6 +12,7 @@ import pytest
 from ConfigSpace import ConfigurationSpace, Float
 
 from ultrarun.executor import Durations, Executor, RetryPolicy
+from ultrarun.lifecycle import Lifecycle
 from ultrarun.iterations import (ASHAIterGenerator, CustomIterGenerator,
                                  HyperBandIterGenerator)
 from ultrarun.job import Job, JobStatus
@@ -35,7 +36,8 @@ class Clock:
 class SimulatedExecutor(Executor):
     """``n_workers`` simulated workers; a job at budget b takes ``seconds_per_budget * b``. A
     submitted job runs at once on the worker free first, the clock jumps to its end, and its
-    result is reported before ``submit_job`` returns (so the master never waits)."""
+    result is reported before ``submit_job`` returns (so the master never waits). Its jobs move
+    through the one lifecycle (``ultrarun.lifecycle``): its moves, retry policy and durations."""
 
     def __init__(self, clock: Clock, n_workers: int = 1, seconds_per_budget: float = 0.05,
                  fail: set | None = None):
@@ -43,9 +45,20 @@ class SimulatedExecutor(Executor):
         self.free_at = [0.0] * n_workers
         self.seconds_per_budget = seconds_per_budget
         self.fail = fail or set()
-        self.retry = RetryPolicy()
-        self.durations = Durations()
+        self.lifecycle = Lifecycle(clock=clock)
         self.submitted: list[Job] = []
+
+    @property
+    def retry(self) -> RetryPolicy:  # type: ignore[override]
+        return self.lifecycle.retry
+
+    @retry.setter
+    def retry(self, policy: RetryPolicy) -> None:
+        self.lifecycle.retry = policy
+
+    @property
+    def durations(self) -> Durations:  # type: ignore[override]
+        return self.lifecycle.durations
 
     def start(self) -> "SimulatedExecutor":
         return self
@@ -57,19 +70,24 @@ class SimulatedExecutor(Executor):
         return max(self.clock.t, min(self.free_at))
 
     def submit_job(self, id, **kwargs) -> Job:
-        job = Job(id=id, kwargs=kwargs)
+        job, life = Job(id=id, kwargs=kwargs), self.lifecycle
         self.submitted.append(job)
-        worker = self.free_at.index(min(self.free_at))
-        start = max(self.clock.t, self.free_at[worker])
-        job.duration = self.seconds_per_budget * kwargs["budget"]
-        end = self.free_at[worker] = start + job.duration
-        self.clock.t = end
-        job.timestamps = {"submitted": self.clock.time(), "started": 1e6 + start,
-                          "finished": 1e6 + end}
-        job.status = JobStatus.CRASHED if len(self.submitted) in self.fail else JobStatus.SUCCESS
-        if job.status is JobStatus.SUCCESS:
-            job.result = {"loss": float(kwargs["config"]["x"]), "info": {}}
-            self.durations.record(kwargs["budget"], job.duration)
+        life.submitted(job)
+        crash = len(self.submitted) in self.fail
+        while True:  # each attempt on the worker free first; a crash fails every attempt
+            worker = self.free_at.index(min(self.free_at))
+            self.clock.t = max(self.clock.t, self.free_at[worker])
+            life.start(job, f"w{worker}")
+            seconds = self.seconds_per_budget * kwargs["budget"]
+            self.clock.t = self.free_at[worker] = self.clock.t + seconds
+            life.timed(job, seconds)
+            if not (crash and life.retry.retries(JobStatus.CRASHED, job.attempt)):
+                break
+            life.requeue(job, costs_attempt=True)
+        if crash:
+            life.finish(job, JobStatus.CRASHED, exception="simulated crash")
+        else:
+            life.finish(job, JobStatus.SUCCESS, {"loss": float(kwargs["config"]["x"]), "info": {}})
         self.new_result_callback(job)
         return job
 
@@ -331,3 +349,20 @@ def test_a_resumed_bohb_run_does_not_ask_its_model_for_the_journal(tmp_path):
     assert calls["_fit"] <= calls["_suggest"]
     lines = [json.loads(line) for line in first.journal.path.read_text().splitlines()]
     assert sum(r["t"] == "config" for r in lines) == len(mapping)
+
+
+def test_the_simulated_executor_keeps_the_contract_a_crash_retried_once_runs_twice():
+    """The executor contract's retry and durations rules (tests/test_executor_contract.py runs
+    them on the real executors) hold for this test double too: it moves its jobs with the one
+    lifecycle, so a crashing job with max_retries=1 runs exactly twice and both runs are timed."""
+    executor = SimulatedExecutor(Clock(), fail={1})
+    executor.retry = RetryPolicy(max_retries=1, retry_on={JobStatus.CRASHED})
+    seen: list[Job] = []
+    executor.bind(seen.append)
+    crashed = executor.submit_job("a", config={"x": 0.5}, budget=2.0)
+    fine = executor.submit_job("b", config={"x": 0.25}, budget=2.0)
+    assert seen == [crashed, fine], "each job reported once"
+    assert (crashed.status, crashed.attempt, crashed.result) == (JobStatus.CRASHED, 2, None)
+    assert (fine.status, fine.attempt, fine.result["loss"]) == (JobStatus.SUCCESS, 1, 0.25)
+    assert executor.clock.t == 3 * 0.05 * 2.0, "three runs of 0.1 s on one worker"
+    assert executor.durations.estimate(2.0) == 0.1
