@@ -172,11 +172,15 @@ class LocalCluster:
             for slot, proc in enumerate(self.processes):
                 if proc is None or proc.exitcode is None or slot in due:
                     continue
-                with self.nameserver.client() as client:
-                    registered = [n for n in client.list(transport.worker_prefix(self.run_id))
-                                  if transport.parse_worker_name(n)["pid"] == proc.pid]
-                    for name in registered:  # so the dispatcher need not find it dead first
-                        client.remove(name)
+                try:
+                    with self.nameserver.client() as client:
+                        registered = [n for n in client.list(transport.worker_prefix(self.run_id))
+                                      if transport.parse_worker_name(n)["pid"] == proc.pid]
+                        for name in registered:  # so the dispatcher need not find it dead first
+                            client.remove(name)
+                except UltrarunError as exc:  # the watcher goes on: back-off, as if unregistered
+                    log.warning("could not ask the name server about worker %d: %s", slot, exc)
+                    registered = []
                 if registered:
                     restarts.quick.pop(slot, None)
                     delay: float | None = 0.0
